@@ -1,0 +1,38 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictness: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Referee",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "referee", targets: ["referee"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // GSL, seen only by Statistics.
+        .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
+        .target(name: "Statistics", dependencies: ["CGSL"], swiftSettings: strictness),
+        // JSON values, parsing with limits, canonical serialisation, merge patch, SHA-256. No I/O.
+        .target(name: "JSONCore", swiftSettings: strictness),
+        // The domain: documents, protocols, lifecycle, targeting, allocation, conflicts. No I/O, no clock.
+        .target(name: "Registry", dependencies: ["JSONCore", "Statistics"], swiftSettings: strictness),
+        // Persistence through GRDB; SQL lives only here.
+        .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        // JSON-RPC 2.0 over JSON lines; knows nothing of experiments.
+        .target(name: "RPC", dependencies: ["JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        // Method handlers.
+        .target(name: "Service", dependencies: ["Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .executableTarget(name: "referee", dependencies: ["Service", "RPC", "JSONCore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
+        .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics"]),
+    ]
+)

@@ -1,0 +1,26 @@
+extension JSON {
+    /// Applies an RFC 7386 JSON Merge Patch: objects merge recursively, `null` removes a member,
+    /// anything else replaces the target.
+    public func merging(patch: JSON) -> JSON {
+        guard case .object(let patchMembers) = patch else { return patch }
+        var result = objectValue ?? [:]
+        for (key, value) in patchMembers {
+            if value == .null {
+                result.removeValue(forKey: key)
+            } else {
+                result[key] = (result[key] ?? .null).merging(patch: value)
+            }
+        }
+        return .object(result)
+    }
+
+    /// Dotted paths of every leaf a merge patch touches (`design.alpha`, `variants`).
+    public static func touchedPaths(ofPatch patch: JSON, prefix: String = "") -> [String] {
+        guard case .object(let members) = patch else { return [prefix] }
+        return members.keys.sorted().flatMap { key -> [String] in
+            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+            if case .object = members[key]! { return touchedPaths(ofPatch: members[key]!, prefix: path) }
+            return [path]
+        }
+    }
+}

@@ -1,0 +1,142 @@
+public import JSONCore
+
+/// Limits on one request line; each is configurable and each refusal is a clear error.
+public struct RPCLimits: Sendable {
+    public var maxLineBytes: Int
+    public var maxBatch: Int
+    public var json: JSONLimits
+
+    public init(maxLineBytes: Int = 8 << 20, maxBatch: Int = 1000, json: JSONLimits = JSONLimits()) {
+        self.maxLineBytes = maxLineBytes
+        self.maxBatch = maxBatch
+        self.json = json
+    }
+}
+
+/// Who sent a request, as the transport knows it.
+public struct RPCContext: Sendable {
+    /// The principal as established by the transport (stdio: the daemon's actor; socket: peer credentials).
+    public var principal: String
+    /// An identity the client claims to act for; recorded, never trusted.
+    public var onBehalfOf: String?
+
+    public init(principal: String, onBehalfOf: String? = nil) {
+        self.principal = principal
+        self.onBehalfOf = onBehalfOf
+    }
+}
+
+public typealias RPCHandler = (_ params: JSON?, _ context: RPCContext) throws(RPCError) -> JSON
+
+/// Routes JSON-RPC 2.0 requests to handlers by method name and frames the responses.
+///
+/// Knows nothing of experiments: it validates the envelope, handles batches and notifications,
+/// and turns any error into a structured response.
+public final class Dispatcher: @unchecked Sendable {
+    private var handlers: [String: RPCHandler] = [:]
+    public let limits: RPCLimits
+
+    public init(limits: RPCLimits = RPCLimits()) {
+        self.limits = limits
+    }
+
+    public func register(_ method: String, _ handler: @escaping RPCHandler) {
+        handlers[method] = handler
+    }
+
+    public var methods: [String] { handlers.keys.sorted() }
+
+    /// Handles one line of input; returns the response line (without newline) or nil when nothing is due.
+    public func handle(line: UnsafeBufferPointer<UInt8>, context: RPCContext) -> [UInt8]? {
+        let value: JSON
+        do {
+            value = try JSONParser.parse(line, limits: limits.json)
+        } catch {
+            return encode(response(id: .null, error: .parseError(error.reason, offset: error.offset)))
+        }
+        guard let reply = handle(message: value, context: context) else { return nil }
+        return encode(reply)
+    }
+
+    public func handle(line: String, context: RPCContext) -> String? {
+        var copy = line
+        return copy.withUTF8 { buf in handle(line: buf, context: context).map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    /// An error response for a line that could not even be read (e.g. oversized).
+    public func errorLine(_ error: RPCError) -> [UInt8] {
+        encode(response(id: .null, error: error))
+    }
+
+    public func handle(message: JSON, context: RPCContext) -> JSON? {
+        if case .array(let batch) = message {
+            guard !batch.isEmpty else { return response(id: .null, error: .invalidRequest("empty batch")) }
+            guard batch.count <= limits.maxBatch else {
+                return response(id: .null, error: RPCError(
+                    code: .invalidRequest,
+                    message: "Invalid request: batch of \(batch.count) requests exceeds the limit of \(limits.maxBatch); split it",
+                    data: ["reason": "limit_exceeded", "limit": "max_batch", "max": JSON(limits.maxBatch), "got": JSON(batch.count)]))
+            }
+            let replies = batch.compactMap { handleSingle($0, context: context) }
+            return replies.isEmpty ? nil : .array(replies)
+        }
+        return handleSingle(message, context: context)
+    }
+
+    private func handleSingle(_ message: JSON, context: RPCContext) -> JSON? {
+        guard case .object(let envelope) = message else {
+            return response(id: .null, error: .invalidRequest("a request must be a JSON object, got \(message.typeName)"))
+        }
+        let id = envelope["id"]
+        if let id {
+            switch id {
+            case .string, .number, .null: break
+            default: return response(id: .null, error: .invalidRequest("id must be a string, a number or null, got \(id.typeName)"))
+            }
+        }
+        let replyID = id ?? .null
+        guard envelope["jsonrpc"] == .string("2.0") else {
+            return response(id: replyID, error: .invalidRequest("jsonrpc must be \"2.0\""))
+        }
+        guard case .string(let method)? = envelope["method"] else {
+            return response(id: replyID, error: .invalidRequest("method must be a string"))
+        }
+        if let extra = envelope.keys.sorted().first(where: { !["jsonrpc", "id", "method", "params"].contains($0) }) {
+            return response(id: replyID, error: .invalidRequest("unknown member \"\(extra)\" in the request envelope"))
+        }
+        let params = envelope["params"]
+        if let params {
+            switch params {
+            case .object: break
+            case .array: return id == nil ? nil : response(id: replyID, error: .invalidParams(path: "params", "must be an object with named fields; positional params are not supported"))
+            default: return response(id: replyID, error: .invalidRequest("params must be an object or an array"))
+            }
+        }
+        let result: Result<JSON, RPCError>
+        if let handler = handlers[method] {
+            do throws(RPCError) {
+                result = .success(try handler(params, context))
+            } catch {
+                result = .failure(error)
+            }
+        } else {
+            result = .failure(.methodNotFound(method, known: methods))
+        }
+        guard id != nil else { return nil }  // notification
+        switch result {
+        case .success(let value): return .object(["jsonrpc": "2.0", "id": replyID, "result": value])
+        case .failure(let error): return response(id: replyID, error: error)
+        }
+    }
+
+    private func response(id: JSON, error: RPCError) -> JSON {
+        .object(["jsonrpc": "2.0", "id": id, "error": error.json])
+    }
+
+    private func encode(_ value: JSON) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        value.write(into: &out)
+        return out
+    }
+}

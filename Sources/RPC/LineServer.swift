@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import JSONCore
+internal import Logging
+
+/// Serves JSON-RPC over JSON lines: one request per input line, one response per output line.
+///
+/// Stops at end of input, when `shouldStop` turns true (the `shutdown` method), or after SIGTERM/SIGINT:
+/// a request already read is answered before the server returns.
+public final class LineServer {
+    private let dispatcher: Dispatcher
+    private let input: Int32
+    private let output: Int32
+    private let context: RPCContext
+    private let logger = Logger(label: "referee.rpc")
+    public var shouldStop: @Sendable () -> Bool
+
+    public init(dispatcher: Dispatcher, input: Int32, output: Int32, context: RPCContext, shouldStop: @escaping @Sendable () -> Bool = { false }) {
+        self.dispatcher = dispatcher
+        self.input = input
+        self.output = output
+        self.context = context
+        self.shouldStop = shouldStop
+    }
+
+    public func run() {
+        var reader = LineReader(fd: input, maxLineBytes: dispatcher.limits.maxLineBytes)
+        let stop = shouldStop
+        reader.interrupted = { SignalFlag.isRaised || stop() }
+        let maxLine = dispatcher.limits.maxLineBytes
+        reader.forEach { item in
+            switch item {
+            case .line(let bytes):
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
+                if let reply = dispatcher.handle(line: bytes, context: context) { write(reply) }
+            case .oversized(let count):
+                logger.warning("refused a line of \(count) bytes (limit \(maxLine))")
+                write(dispatcher.errorLine(RPCError(
+                    code: .invalidRequest,
+                    message: "Invalid request: line of \(count) bytes exceeds the limit of \(maxLine) bytes (--max-line-bytes)",
+                    data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(maxLine), "got": JSON(count)])))
+            }
+            return !(SignalFlag.isRaised || stop())
+        }
+    }
+
+    private func write(_ reply: [UInt8]) {
+        var bytes = reply
+        bytes.append(0x0A)
+        bytes.withUnsafeBufferPointer { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = Glibc.write(output, buf.baseAddress! + offset, buf.count - offset)
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
+    }
+}
+
+/// SIGTERM and SIGINT set a flag; the server finishes the request in flight and returns.
+public enum SignalFlag {
+    nonisolated(unsafe) private static var raised: sig_atomic_t = 0
+
+    public static var isRaised: Bool { raised != 0 }
+
+    /// Installs handlers without SA_RESTART so a blocked read returns EINTR and the loop can exit.
+    public static func install() {
+        for signal in [SIGTERM, SIGINT] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { _ in SignalFlag.raised = 1 }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0
+            sigaction(signal, &action, nil)
+        }
+        // A client that hangs up must not kill the daemon with SIGPIPE.
+        Glibc.signal(SIGPIPE, SIG_IGN)
+    }
+}

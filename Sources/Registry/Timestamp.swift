@@ -1,0 +1,110 @@
+/// An instant as seconds since the Unix epoch, parsed from and printed as RFC 3339 (UTC on output).
+///
+/// The registry never reads a clock: callers pass `now` in, which keeps rules testable.
+public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var seconds: Double
+
+    public init(seconds: Double) { self.seconds = seconds }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool { a.seconds < b.seconds }
+
+    public func adding(days: Double) -> Timestamp { Timestamp(seconds: seconds + days * 86_400) }
+
+    public static func days(from a: Timestamp, to b: Timestamp) -> Double { (b.seconds - a.seconds) / 86_400 }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; also accepts a bare date `YYYY-MM-DD` (midnight UTC).
+    public init?(rfc3339 text: String) {
+        let u = Array(text.utf8)
+        func num(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= u.count else { return nil }
+            var v = 0
+            for i in from..<(from + count) {
+                guard u[i] >= 0x30, u[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(u[i] - 0x30)
+            }
+            return v
+        }
+        guard let year = num(0, 4), u.count >= 10, u[4] == UInt8(ascii: "-"), let month = num(5, 2),
+              u[7] == UInt8(ascii: "-"), let day = num(8, 2), (1...12).contains(month),
+              day >= 1, day <= Timestamp.daysIn(month: month, year: year)
+        else { return nil }
+        var secs = Double(Timestamp.daysFromCivil(year, month, day)) * 86_400
+        if u.count == 10 { self.seconds = secs; return }
+        guard u.count >= 20, u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"),
+              let hh = num(11, 2), u[13] == UInt8(ascii: ":"), let mm = num(14, 2), u[16] == UInt8(ascii: ":"),
+              let ss = num(17, 2), hh < 24, mm < 60, ss < 61
+        else { return nil }
+        secs += Double(hh * 3600 + mm * 60 + ss)
+        var i = 19
+        if i < u.count, u[i] == UInt8(ascii: ".") {
+            i += 1
+            var scale = 0.1
+            let start = i
+            while i < u.count, u[i] >= 0x30, u[i] <= 0x39 {
+                secs += Double(u[i] - 0x30) * scale
+                scale /= 10
+                i += 1
+            }
+            guard i > start else { return nil }
+        }
+        guard i < u.count else { return nil }
+        if u[i] == UInt8(ascii: "Z") || u[i] == UInt8(ascii: "z") {
+            guard i + 1 == u.count else { return nil }
+        } else if u[i] == UInt8(ascii: "+") || u[i] == UInt8(ascii: "-") {
+            guard i + 6 == u.count, let oh = num(i + 1, 2), u[i + 3] == UInt8(ascii: ":"), let om = num(i + 4, 2), oh < 24, om < 60 else { return nil }
+            let offset = Double(oh * 3600 + om * 60)
+            secs += u[i] == UInt8(ascii: "+") ? -offset : offset
+        } else {
+            return nil
+        }
+        self.seconds = secs
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ`, with milliseconds when the instant has a fraction.
+    public var description: String {
+        let whole = (seconds).rounded(.down)
+        var days = Int(whole / 86_400)
+        var rem = Int(whole) - days * 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let (y, m, d) = Timestamp.civilFromDays(days)
+        let millis = Int(((seconds - whole) * 1000).rounded())
+        func p(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+        var out = "\(p(y, 4))-\(p(m, 2))-\(p(d, 2))T\(p(rem / 3600, 2)):\(p(rem / 60 % 60, 2)):\(p(rem % 60, 2))"
+        if millis > 0 && millis < 1000 { out += ".\(p(millis, 3))" }
+        return out + "Z"
+    }
+
+    /// The UTC calendar date, `YYYY-MM-DD`.
+    public var day: String { String(description.prefix(10)) }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    // Howard Hinnant's days_from_civil / civil_from_days.
+    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp + (mp < 10 ? 3 : -9)
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+}

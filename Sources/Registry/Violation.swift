@@ -1,0 +1,35 @@
+public import JSONCore
+
+/// One broken rule: where (`design.alpha`), which rule (`alpha_max`) and what to do about it.
+public struct Violation: Error, Equatable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var rule: String
+    public var message: String
+
+    public init(path: String, rule: String, message: String) {
+        self.path = path
+        self.rule = rule
+        self.message = message
+    }
+
+    public var json: JSON { ["path": .string(path), "rule": .string(rule), "message": .string(message)] }
+    public var description: String { "\(path): \(message) [\(rule)]" }
+}
+
+/// Errors of the registry's domain rules, each mapped to one wire code by the service.
+public enum RegistryError: Error, Equatable, Sendable {
+    /// 1001: the document breaks its protocol; every violation at once.
+    case protocolViolation([Violation])
+    /// 1003
+    case notFound(String)
+    /// 1004
+    case forbidden(String, details: [String: JSON] = [:])
+    /// 1005: `allowed` lists the states reachable from `from`.
+    case invalidTransition(from: ExperimentState, to: String, allowed: [ExperimentState])
+    /// 1006
+    case versionConflict(key: String, expected: Int, actual: Int)
+    /// 1007
+    case duplicateKey(String)
+    /// 1008
+    case lockedField(paths: [String], state: ExperimentState, protocolName: String)
+}

@@ -1,0 +1,78 @@
+public import RPC
+import JSONCore
+import Registry
+import Statistics
+
+extension RPCErrorCode {
+    public static let protocolViolation = RPCErrorCode(rawValue: 1001)
+    public static let conflict = RPCErrorCode(rawValue: 1002)
+    public static let notFound = RPCErrorCode(rawValue: 1003)
+    public static let forbidden = RPCErrorCode(rawValue: 1004)
+    public static let invalidTransition = RPCErrorCode(rawValue: 1005)
+    public static let versionConflict = RPCErrorCode(rawValue: 1006)
+    public static let duplicateKey = RPCErrorCode(rawValue: 1007)
+    public static let lockedField = RPCErrorCode(rawValue: 1008)
+    public static let invalidInput = RPCErrorCode(rawValue: 1009)
+}
+
+extension RegistryError {
+    /// The one place a domain error becomes a wire error.
+    var rpc: RPCError {
+        switch self {
+        case .protocolViolation(let violations):
+            let head = violations.prefix(3).map(\.description).joined(separator: "; ")
+            let more = violations.count > 3 ? " (and \(violations.count - 3) more)" : ""
+            return RPCError(code: .protocolViolation,
+                            message: "\(violations.count) protocol violation\(violations.count == 1 ? "" : "s"): \(head)\(more)",
+                            data: ["reason": "protocol_violation", "violations": .array(violations.map(\.json))])
+        case .notFound(let key):
+            return RPCError(code: .notFound, message: "no experiment with key \"\(key)\"; see experiment.list",
+                            data: ["reason": "not_found", "key": .string(key)])
+        case .forbidden(let message, let details):
+            var data = details
+            data["reason"] = "forbidden"
+            return RPCError(code: .forbidden, message: message, data: .object(data))
+        case .invalidTransition(let from, let to, let allowed):
+            let options = allowed.isEmpty ? "none: \(from.rawValue) is final" : allowed.map(\.rawValue).joined(separator: ", ")
+            return RPCError(code: .invalidTransition,
+                            message: "cannot move from \(from.rawValue) to \(to); allowed from \(from.rawValue): \(options)",
+                            data: ["reason": "invalid_transition", "from": .string(from.rawValue), "to": .string(to),
+                                   "allowed": JSON(allowed.map(\.rawValue))])
+        case .versionConflict(let key, let expected, let actual):
+            return RPCError(code: .versionConflict,
+                            message: "experiment \"\(key)\" is at version \(actual), not \(expected): someone changed it; get it again and reapply your change",
+                            data: ["reason": "version_conflict", "key": .string(key), "expected": JSON(expected), "actual": JSON(actual)])
+        case .duplicateKey(let key):
+            return RPCError(code: .duplicateKey, message: "an experiment with key \"\(key)\" already exists; choose another key or use experiment.update",
+                            data: ["reason": "duplicate_key", "key": .string(key)])
+        case .lockedField(let paths, let state, let protocolName):
+            return RPCError(code: .lockedField,
+                            message: "\(paths.joined(separator: ", ")) cannot change while the experiment is \(state.rawValue) (locked by protocol '\(protocolName)')",
+                            data: ["reason": "locked_field", "paths": JSON(paths), "state": .string(state.rawValue), "protocol": .string(protocolName)])
+        }
+    }
+}
+
+extension StatisticsError {
+    var rpc: RPCError {
+        RPCError(code: .invalidInput, message: "\(field): \(reason)",
+                 data: ["reason": "invalid_input", "field": .string(field), "detail": .string(reason)])
+    }
+}
+
+/// Runs a handler body, mapping every error type the service can meet to exactly one wire error.
+func mapErrors(_ body: () throws -> JSON) throws(RPCError) -> JSON {
+    do {
+        return try body()
+    } catch let e as RPCError {
+        throw e
+    } catch let e as RegistryError {
+        throw e.rpc
+    } catch let e as FieldError {
+        throw .invalidParams(e)
+    } catch let e as StatisticsError {
+        throw e.rpc
+    } catch {
+        throw .internalError(String(describing: error))
+    }
+}

@@ -1,0 +1,170 @@
+import RPC
+import Registry
+import Store
+import JSONCore
+
+extension RefereeService {
+    /// `experiment.register {experiment}`: validates against the named protocol and stores a draft at version 1.
+    /// Errors: 1001 with every violation; 1007 when the key exists.
+    func register(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["experiment"])
+        let json = try p.value("experiment")
+        let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
+        guard let doc, outcome.isValid, let proto = protocols.protocols[doc.protocolName] else {
+            throw RegistryError.protocolViolation(outcome.violations)
+        }
+        let at = now().description
+        return try store.write { tx in
+            if try tx.experiment(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
+            let record = ExperimentRecord(
+                key: doc.key, state: .draft, version: 1, owner: doc.owner ?? ctx.principal, layer: doc.layer,
+                protocolName: proto.name, protocolHash: proto.contentHash, document: json,
+                plan: outcome.plan?.json ?? .null, decision: nil, createdAt: at, updatedAt: at,
+                createdBy: ctx.principal, updatedBy: ctx.principal)
+            try tx.rememberProtocol(name: proto.name, hash: proto.contentHash, source: proto.source, at: at)
+            try tx.insert(record)
+            try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "experiment.register",
+                               key: doc.key, before: .null, after: record.json, reason: nil)
+            return record.json
+        }
+    }
+
+    func get(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["key"])
+        let key = try p.string("key")
+        guard let record = try store.read({ tx in try tx.experiment(key) }) else { throw RegistryError.notFound(key) }
+        return record.json
+    }
+
+    func list(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["state", "owner", "layer"])
+        let state = try p.has("state") ? p.choice("state", ExperimentState.allCases.map(\.rawValue)) : nil
+        let owner = try p.optionalString("owner")
+        let layer = try p.optionalString("layer")
+        let records = try store.read { tx in try tx.experiments(state: state, owner: owner, layer: layer) }
+        return ["experiments": .array(records.map(\.json)), "count": JSON(records.count)]
+    }
+
+    /// `experiment.update {key, version, changes}`: a JSON Merge Patch on a draft or an experiment in review.
+    func update(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["key", "version", "changes", "reason"])
+        let key = try p.string("key")
+        let version = try p.int("version")
+        let changes = try p.value("changes")
+        guard case .object = changes else { throw FieldError(path: "changes", message: "must be a JSON Merge Patch object") }
+        let reason = try p.optionalString("reason")
+        return try edit(key: key, version: version, changes: changes, reason: reason, method: "experiment.update", ctx: ctx) { record, _ in
+            guard record.state.isEditable else {
+                throw RegistryError.lockedField(paths: ["*"], state: record.state, protocolName: record.protocolName)
+            }
+        }
+    }
+
+    /// `experiment.amend {key, version, changes, reason}`: changes to a live experiment, refused for locked fields.
+    func amend(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["key", "version", "changes", "reason"])
+        let key = try p.string("key")
+        let version = try p.int("version")
+        let changes = try p.value("changes")
+        guard case .object = changes else { throw FieldError(path: "changes", message: "must be a JSON Merge Patch object") }
+        let reason = try p.string("reason")
+        guard !reason.trimmingWhitespace.isEmpty else { throw FieldError(path: "reason", message: "must say why a live experiment changes") }
+        return try edit(key: key, version: version, changes: changes, reason: reason, method: "experiment.amend", ctx: ctx) { record, tx in
+            guard record.state.isLive else {
+                throw RegistryError.lockedField(paths: ["*"], state: record.state, protocolName: record.protocolName)
+            }
+            let held = try self.heldProtocol(record, tx)
+            let locked = JSON.touchedPaths(ofPatch: changes).filter { held.isLocked($0) }
+            if !locked.isEmpty { throw RegistryError.lockedField(paths: locked, state: record.state, protocolName: held.name) }
+        }
+    }
+
+    /// Shared path of update and amend: version check, merge, re-validation, write and audit in one transaction.
+    private func edit(key: String, version: Int, changes: JSON, reason: String?, method: String, ctx: RPCContext,
+                      precondition: (ExperimentRecord, StoreTransaction) throws -> Void) throws -> JSON {
+        let at = now().description
+        return try store.write { tx in
+            guard let before = try tx.experiment(key) else { throw RegistryError.notFound(key) }
+            guard before.version == version else { throw RegistryError.versionConflict(key: key, expected: version, actual: before.version) }
+            try precondition(before, tx)
+            let touched = JSON.touchedPaths(ofPatch: changes)
+            if touched.contains("key") { throw RegistryError.lockedField(paths: ["key"], state: before.state, protocolName: before.protocolName) }
+            let document = before.document.merging(patch: changes)
+            let (doc, outcome) = Validator.validate(document, protocols: protocols, limits: limits)
+            guard let doc, outcome.isValid, let proto = protocols.protocols[doc.protocolName] else {
+                throw RegistryError.protocolViolation(outcome.violations)
+            }
+            var after = before
+            after.document = document
+            after.version += 1
+            after.owner = doc.owner ?? before.owner
+            after.layer = doc.layer
+            after.protocolName = proto.name
+            after.protocolHash = proto.contentHash
+            after.plan = outcome.plan?.json ?? .null
+            after.updatedAt = at
+            after.updatedBy = ctx.principal
+            try tx.rememberProtocol(name: proto.name, hash: proto.contentHash, source: proto.source, at: at)
+            guard try tx.update(after, expectedVersion: version) else { throw RegistryError.versionConflict(key: key, expected: version, actual: version + 1) }
+            try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: method, key: key,
+                               before: before.json, after: after.json, reason: reason)
+            return after.json
+        }
+    }
+
+    /// `experiment.transition {key, version, to, reason?, decision?}`.
+    func transition(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["key", "version", "to", "reason", "decision"])
+        let key = try p.string("key")
+        let version = try p.int("version")
+        let to = try p.string("to")
+        let reason = try p.optionalString("reason")
+        let decision = try p.optionalString("decision")
+        let at = now().description
+        return try store.write { tx in
+            guard let before = try tx.experiment(key) else { throw RegistryError.notFound(key) }
+            guard before.version == version else { throw RegistryError.versionConflict(key: key, expected: version, actual: before.version) }
+            let target = try Lifecycle.check(from: before.state, to: to, decision: decision)
+            var after = before
+            if target == .approved, ctx.principal == before.owner {
+                throw RegistryError.forbidden(
+                    "\(ctx.principal) owns \"\(key)\" and cannot approve it (four-eyes rule); ask another principal to approve",
+                    details: ["principal": .string(ctx.principal), "owner": .string(before.owner), "rule": "four_eyes"])
+            }
+            if target == .running {
+                let (_, outcome) = Validator.validate(before.document, protocols: protocols, limits: limits)
+                guard outcome.isValid, let proto = protocols.protocols[before.protocolName] else {
+                    throw RegistryError.protocolViolation(outcome.violations)
+                }
+                after.protocolHash = proto.contentHash
+                after.plan = outcome.plan?.json ?? .null
+                try tx.rememberProtocol(name: proto.name, hash: proto.contentHash, source: proto.source, at: at)
+            }
+            if target == .concluded { after.decision = decision }
+            after.state = target
+            after.version += 1
+            after.updatedAt = at
+            after.updatedBy = ctx.principal
+            guard try tx.update(after, expectedVersion: version) else { throw RegistryError.versionConflict(key: key, expected: version, actual: version + 1) }
+            try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "experiment.transition", key: key,
+                               before: before.json, after: after.json, reason: reason)
+            return after.json
+        }
+    }
+
+    /// The protocol an experiment was last validated against, by content hash (the current file may differ).
+    func heldProtocol(_ record: ExperimentRecord, _ tx: StoreTransaction) throws -> ExperimentProtocol {
+        if let current = protocols.protocols[record.protocolName], current.contentHash == record.protocolHash { return current }
+        guard let source = try tx.protocolSource(hash: record.protocolHash) else {
+            throw RPCError.internalError("protocol version \(record.protocolHash) of \"\(record.key)\" is missing from the store")
+        }
+        return try ExperimentProtocol.parse(source)
+    }
+}
+
+extension String {
+    var trimmingWhitespace: Substring {
+        let head = drop(while: \.isWhitespace)
+        return head[..<(head.lastIndex(where: { !$0.isWhitespace }).map { head.index(after: $0) } ?? head.startIndex)]
+    }
+}

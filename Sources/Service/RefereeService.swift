@@ -1,0 +1,122 @@
+public import RPC
+public import Registry
+public import Store
+import JSONCore
+import Logging
+
+/// The method handlers of the control interface, shared by the daemon and the CLI one-shots.
+///
+/// Build one with ``RefereeService/init(store:protocols:now:)`` and attach it to a ``Dispatcher`` with
+/// ``RefereeService/install(on:)``; tests do exactly what the executable does.
+public final class RefereeService: @unchecked Sendable {
+    public static let version = "0.1.0"
+
+    public let store: Store
+    public let protocols: ProtocolSet
+    public let limits: TargetingLimits
+    let now: @Sendable () -> Timestamp
+    let logger = Logger(label: "referee.service")
+    /// Set by the `shutdown` method; the transport stops after answering it.
+    public private(set) var shutdownRequested = false
+
+    public init(store: Store, protocols: ProtocolSet, limits: TargetingLimits = TargetingLimits(),
+                now: @escaping @Sendable () -> Timestamp = RefereeService.systemNow) {
+        self.store = store
+        self.protocols = protocols
+        self.limits = limits
+        self.now = now
+    }
+
+    @Sendable public static func systemNow() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(seconds: Double(ts.tv_sec) + Double(ts.tv_nsec / 1_000_000) / 1000)
+    }
+
+    /// Registers every method of the control interface on `dispatcher`.
+    public func install(on dispatcher: Dispatcher) {
+        let methods: [(String, (JSON?, RPCContext) throws -> JSON)] = [
+            ("server.info", { [unowned self] _, ctx in serverInfo(ctx, methods: dispatcher.methods) }),
+            ("shutdown", { [unowned self] _, _ in shutdownRequested = true; return ["stopping": true] }),
+            ("protocol.list", { [unowned self] _, _ in protocolList() }),
+            ("protocol.get", { [unowned self] p, _ in try protocolGet(Fields(p)) }),
+            ("experiment.register", { [unowned self] p, ctx in try register(Fields(p), ctx) }),
+            ("experiment.get", { [unowned self] p, _ in try get(Fields(p)) }),
+            ("experiment.list", { [unowned self] p, _ in try list(Fields(p)) }),
+            ("experiment.update", { [unowned self] p, ctx in try update(Fields(p), ctx) }),
+            ("experiment.amend", { [unowned self] p, ctx in try amend(Fields(p), ctx) }),
+            ("experiment.transition", { [unowned self] p, ctx in try transition(Fields(p), ctx) }),
+            ("audit.log", { [unowned self] p, _ in try auditLog(Fields(p)) }),
+            ("audit.verify", { [unowned self] _, _ in try auditVerify() }),
+        ]
+        for (name, body) in methods {
+            dispatcher.register(name) { params, context throws(RPCError) in
+                try mapErrors { try body(params, context) }
+            }
+        }
+    }
+
+    func serverInfo(_ ctx: RPCContext, methods: [String]) -> JSON {
+        ["name": "referee", "version": .string(Self.version), "store": .string(store.path),
+         "protocols": .array(protocols.protocols.values.sorted { $0.name < $1.name }.map(\.summary)),
+         "protocols_origin": .string(protocols.origin), "catalog_hash": .string(protocols.catalog.contentHash),
+         "principal": .string(ctx.principal), "methods": JSON(methods)]
+    }
+
+    func protocolList() -> JSON {
+        ["protocols": .array(protocols.protocols.values.sorted { $0.name < $1.name }.map(\.summary)),
+         "metrics": .array(protocols.catalog.metrics.values.sorted { $0.name < $1.name }.map(\.json))]
+    }
+
+    func protocolGet(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["name"])
+        let name = try p.string("name")
+        guard let proto = protocols.protocols[name] else {
+            throw RPCError(code: .notFound, message: "no protocol named \"\(name)\"; loaded: \(protocols.protocols.keys.sorted().joined(separator: ", "))",
+                           data: ["reason": "not_found", "name": .string(name)])
+        }
+        return proto.json
+    }
+
+    func auditLog(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["key", "limit", "after"])
+        let key = try p.optionalString("key")
+        let limit = try p.optionalInt("limit")
+        let after = try p.optionalInt("after") ?? 0
+        let entries = try store.read { tx in try tx.auditEntries(key: key, limit: limit, afterSeq: after) }
+        return ["entries": .array(entries.map(\.json))]
+    }
+
+    func auditVerify() throws -> JSON {
+        let result = try store.read { tx in try tx.verifyAudit() }
+        return ["ok": .bool(result.firstBroken == nil), "entries": JSON(result.entries),
+                "first_broken": result.firstBroken.map { JSON($0) } ?? .null]
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RefereeService {
+    public struct OpenError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Opens the store at `storePath` and loads protocols (`protocolsDirectory`, else `$REFEREE_PROTOCOLS`,
+    /// else `./Protocols`, else built-in). The executable's single entry into the service.
+    public static func open(storePath: String, protocolsDirectory: String?) throws(OpenError) -> RefereeService {
+        let protocolSet: ProtocolSet
+        do { protocolSet = try ProtocolLoader.resolve(explicit: protocolsDirectory) } catch {
+            throw OpenError(description: error.description)
+        }
+        let store: Store
+        do { store = try Store(path: storePath) } catch {
+            throw OpenError(description: error.description)
+        }
+        return RefereeService(store: store, protocols: protocolSet)
+    }
+
+    public var storePath: String { store.path }
+    public var protocolsOrigin: String { protocols.origin }
+}

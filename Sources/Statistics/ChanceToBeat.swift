@@ -1,0 +1,79 @@
+internal import CGSL
+
+/// Beta prior shared by both arms of ``BayesianBinomial/chanceToBeat(control:treatment:prior:)``.
+public struct BetaPrior: Sendable, Equatable {
+    public var alpha: Double
+    public var beta: Double
+    public init(alpha: Double = 1, beta: Double = 1) {
+        self.alpha = alpha
+        self.beta = beta
+    }
+}
+
+/// Exact Bayesian comparison of two conversion rates (`stats.chance_to_beat`).
+public enum BayesianBinomial {
+    /// P(p_treatment > p_control) under independent Beta(α + successes, β + failures) posteriors.
+    ///
+    /// Evan Miller's closed form (https://www.evanmiller.org/bayesian-ab-testing.html#binary_ab_derivation):
+    /// `P = Σ_{i=0}^{α_t−1} B(α_c + i, β_c + β_t) / ((β_t + i) B(1 + i, β_t) B(α_c, β_c))`,
+    /// evaluated in log space with GSL's `gsl_sf_lnbeta`. The sum runs over whichever of the four posterior
+    /// parameters is an integer with the fewest terms (the other three forms follow by symmetry:
+    /// p ↔ 1 − p and swapping arms). When no parameter is an integer, or every form would need more than
+    /// 10⁶ terms, the probability is the integral ∫ f_c(x) (1 − F_t(x)) dx by GSL adaptive quadrature.
+    ///
+    /// ```swift
+    /// let p = try BayesianBinomial.chanceToBeat(control: .init(n: 1000, successes: 100),
+    ///                                           treatment: .init(n: 1000, successes: 120))
+    /// ```
+    /// - Throws: ``StatisticsError`` for `control.n`, `treatment.successes`, `prior.alpha`, `prior.beta`.
+    public static func chanceToBeat(control: BinomialArm, treatment: BinomialArm, prior: BetaPrior = BetaPrior()) throws(StatisticsError) -> Double {
+        GSL.ensureInitialized()
+        let c = try ABTest.binomial(control, "control", minN: 0)
+        let t = try ABTest.binomial(treatment, "treatment", minN: 0)
+        _ = (c, t)
+        let a0 = try Check.positive(prior.alpha, "prior.alpha")
+        let b0 = try Check.positive(prior.beta, "prior.beta")
+        let aC = control.successes + a0, bC = control.n - control.successes + b0
+        let aT = treatment.successes + a0, bT = treatment.n - treatment.successes + b0
+        for (v, f) in [(aC, "control.successes"), (bC, "control.n"), (aT, "treatment.successes"), (bT, "treatment.n")] {
+            _ = try Check.result(v, f, "posterior parameter")
+        }
+        /// Σ_{i=0}^{a1−1} B(a2 + i, b2 + b1) / ((b1 + i) B(1 + i, b1) B(a2, b2)) = P(X > Y), X ~ Beta(a1, b1), Y ~ Beta(a2, b2).
+        func miller(_ a1: Double, _ b1: Double, _ a2: Double, _ b2: Double) -> Double {
+            let base = Special.lnBeta(a2, b2)
+            var sum = 0.0
+            var i = 0.0
+            while i < a1 {
+                sum += Special.exp(Special.lnBeta(a2 + i, b2 + b1) - Special.log(b1 + i) - Special.lnBeta(1 + i, b1) - base)
+                i += 1
+            }
+            return sum
+        }
+        let limit = 1e6
+        func usable(_ x: Double) -> Bool { x == x.rounded() && x <= limit }
+        // Candidate forms: (terms, evaluation). P(t > c) = P(1 − p_c > 1 − p_t).
+        var forms: [(Double, () -> Double)] = []
+        if usable(aT) { forms.append((aT, { miller(aT, bT, aC, bC) })) }
+        if usable(bC) { forms.append((bC, { miller(bC, aC, bT, aT) })) }
+        if usable(aC) { forms.append((aC, { 1 - miller(aC, bC, aT, bT) })) }
+        if usable(bT) { forms.append((bT, { 1 - miller(bT, aT, bC, aC) })) }
+        let p: Double
+        if let best = forms.min(by: { $0.0 < $1.0 }) {
+            p = best.1()
+        } else {
+            p = try integral(aC: aC, bC: bC, aT: aT, bT: bT)
+        }
+        let clipped = min(max(p, 0), 1)
+        return try Check.result(clipped, "control.n", "chance to beat control")
+    }
+
+    /// ∫ f_c(x) · P(p_t > x) dx over the bulk of the control posterior (±40 sd, clipped to [0, 1]).
+    static func integral(aC: Double, bC: Double, aT: Double, bT: Double) throws(StatisticsError) -> Double {
+        let mean = aC / (aC + bC)
+        let sd = (aC * bC / ((aC + bC) * (aC + bC) * (aC + bC + 1))).squareRoot()
+        let lo = max(0, mean - 40 * sd), hi = min(1, mean + 40 * sd)
+        return try GSL.integrate(field: "control.n", from: lo, to: hi, relativeTolerance: 1e-12) { x in
+            gsl_ran_beta_pdf(x, aC, bC) * gsl_cdf_beta_Q(x, aT, bT)
+        }
+    }
+}

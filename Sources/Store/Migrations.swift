@@ -1,0 +1,57 @@
+internal import GRDB
+
+extension Store {
+    /// Named migrations; a shipped migration is never edited, only followed by a new one.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-experiments-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE experiments (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    state TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    owner TEXT NOT NULL,
+                    layer TEXT,
+                    protocol TEXT NOT NULL,
+                    protocol_hash TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    plan TEXT,
+                    decision TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    updated_by TEXT NOT NULL,
+                    buckets TEXT NOT NULL DEFAULT ''
+                );
+                CREATE INDEX experiments_state ON experiments(state);
+                CREATE INDEX experiments_owner ON experiments(owner);
+                CREATE INDEX experiments_layer ON experiments(layer);
+                CREATE TABLE protocol_versions (
+                    hash TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    first_seen TEXT NOT NULL
+                );
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY NOT NULL,
+                    at TEXT NOT NULL,
+                    principal TEXT NOT NULL,
+                    on_behalf_of TEXT,
+                    method TEXT NOT NULL,
+                    key TEXT,
+                    before TEXT NOT NULL,
+                    after TEXT NOT NULL,
+                    reason TEXT,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE INDEX audit_key ON audit(key);
+                CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                """)
+        }
+        return m
+    }
+}

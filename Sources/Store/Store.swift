@@ -1,0 +1,263 @@
+public import Registry
+public import JSONCore
+internal import GRDB
+
+/// A stored experiment: the document plus lifecycle state, version and validation record.
+public struct ExperimentRecord: Sendable, Equatable {
+    public var key: String
+    public var state: ExperimentState
+    public var version: Int
+    public var owner: String
+    public var layer: String?
+    public var protocolName: String
+    public var protocolHash: String
+    public var document: JSON
+    public var plan: JSON
+    public var decision: String?
+    public var createdAt: String
+    public var updatedAt: String
+    public var createdBy: String
+    public var updatedBy: String
+    /// Buckets held in the layer (allocated at approval), as half-open ranges.
+    public var buckets: [Range<Int>]
+
+    public init(key: String, state: ExperimentState, version: Int, owner: String, layer: String?, protocolName: String,
+                protocolHash: String, document: JSON, plan: JSON, decision: String?, createdAt: String, updatedAt: String,
+                createdBy: String, updatedBy: String, buckets: [Range<Int>] = []) {
+        self.key = key; self.state = state; self.version = version; self.owner = owner; self.layer = layer
+        self.protocolName = protocolName; self.protocolHash = protocolHash; self.document = document; self.plan = plan
+        self.decision = decision; self.createdAt = createdAt; self.updatedAt = updatedAt
+        self.createdBy = createdBy; self.updatedBy = updatedBy; self.buckets = buckets
+    }
+
+    /// The record as returned on the wire.
+    public var json: JSON {
+        var o: [String: JSON] = [
+            "key": .string(key), "state": .string(state.rawValue), "version": JSON(version), "owner": .string(owner),
+            "layer": JSON(layer), "protocol": .string(protocolName), "protocol_hash": .string(protocolHash),
+            "document": document, "plan": plan, "created_at": .string(createdAt), "updated_at": .string(updatedAt),
+            "created_by": .string(createdBy), "updated_by": .string(updatedBy), "decision": JSON(decision),
+        ]
+        o["buckets"] = .array(buckets.map { [JSON($0.lowerBound), JSON($0.upperBound)] })
+        return .object(o)
+    }
+}
+
+/// One audit entry: who did what, when, with the record before and after.
+public struct AuditEntry: Sendable, Equatable {
+    public var seq: Int
+    public var at: String
+    public var principal: String
+    public var onBehalfOf: String?
+    public var method: String
+    public var key: String?
+    public var before: JSON
+    public var after: JSON
+    public var reason: String?
+    public var prevHash: String
+    public var hash: String
+
+    /// The content the chain hash covers (everything but the hash itself).
+    var chainedContent: JSON {
+        ["seq": JSON(seq), "at": .string(at), "principal": .string(principal), "on_behalf_of": JSON(onBehalfOf),
+         "method": .string(method), "key": JSON(key), "before": before, "after": after, "reason": JSON(reason),
+         "prev_hash": .string(prevHash)]
+    }
+
+    static func chainHash(prev: String, content: JSON) -> String {
+        SHA256.hex(prev + "\n" + content.serialized())
+    }
+
+    public var json: JSON {
+        var o = chainedContent.objectValue!
+        o["hash"] = .string(hash)
+        return .object(o)
+    }
+}
+
+/// Failures of the storage layer itself (not domain rules).
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The experiment registry's persistence, on SQLite through GRDB.
+///
+/// Uses a WAL `DatabasePool` with `synchronous = FULL`, so an acknowledged write survives a crash,
+/// and runs every check-then-write in one `BEGIN IMMEDIATE` transaction, so two processes sharing the
+/// file cannot both act on the same stale state.
+public final class Store: @unchecked Sendable {
+    let writer: any DatabaseWriter
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path`; `":memory:"` gives a private in-memory store for tests.
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            if path == ":memory:" {
+                writer = try DatabaseQueue(configuration: config)
+            } else {
+                writer = try DatabasePool(path: path, configuration: config)
+            }
+            try Store.migrator.migrate(writer)
+        } catch {
+            throw StoreError(message: "cannot open store at \(path): \(error)")
+        }
+    }
+
+    /// Runs `body` in one immediate write transaction; any thrown error rolls everything back.
+    public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        var result: T?
+        try writer.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                result = try body(StoreTransaction(db: db))
+                return .commit
+            }
+        }
+        return result!
+    }
+
+    /// Runs `body` on a consistent snapshot.
+    public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try writer.read { db in try body(StoreTransaction(db: db)) }
+    }
+
+    /// `PRAGMA integrity_check`, "ok" when the file is sound.
+    public func integrityCheck() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
+    }
+}
+
+/// Operations available inside a transaction. All SQL of the project lives in this module.
+public struct StoreTransaction {
+    let db: Database
+
+    public func experiment(_ key: String) throws -> ExperimentRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM experiments WHERE key = ?", arguments: [key]).map(Self.record)
+    }
+
+    public func experiments(state: String? = nil, owner: String? = nil, layer: String? = nil, states: [ExperimentState]? = nil) throws -> [ExperimentRecord] {
+        var clauses: [String] = []
+        var args: [any DatabaseValueConvertible] = []
+        if let state { clauses.append("state = ?"); args.append(state) }
+        if let owner { clauses.append("owner = ?"); args.append(owner) }
+        if let layer { clauses.append("layer = ?"); args.append(layer) }
+        if let states {
+            clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+            args += states.map(\.rawValue)
+        }
+        let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        return try Row.fetchAll(db, sql: "SELECT * FROM experiments\(whereSQL) ORDER BY key", arguments: StatementArguments(args)).map(Self.record)
+    }
+
+    public func insert(_ r: ExperimentRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO experiments (key, state, version, owner, layer, protocol, protocol_hash, document, plan, decision,
+                                     created_at, updated_at, created_by, updated_by, buckets)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [r.key, r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash,
+                             r.document.serialized(), r.plan.serialized(), r.decision, r.createdAt, r.updatedAt,
+                             r.createdBy, r.updatedBy, Self.encode(r.buckets)])
+    }
+
+    /// Replaces a record whose stored version is `expectedVersion`; returns false if someone else changed it.
+    public func update(_ r: ExperimentRecord, expectedVersion: Int) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE experiments SET state = ?, version = ?, owner = ?, layer = ?, protocol = ?, protocol_hash = ?, document = ?,
+                plan = ?, decision = ?, updated_at = ?, updated_by = ?, buckets = ?
+            WHERE key = ? AND version = ?
+            """, arguments: [r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash, r.document.serialized(),
+                             r.plan.serialized(), r.decision, r.updatedAt, r.updatedBy, Self.encode(r.buckets), r.key, expectedVersion])
+        return db.changesCount == 1
+    }
+
+    /// Remembers the exact text of a protocol an experiment was validated against.
+    public func rememberProtocol(name: String, hash: String, source: String, at: String) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO protocol_versions (hash, name, source, first_seen) VALUES (?, ?, ?, ?)",
+                       arguments: [hash, name, source, at])
+    }
+
+    public func protocolSource(hash: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT source FROM protocol_versions WHERE hash = ?", arguments: [hash])
+    }
+
+    /// Appends an entry to the hash-chained audit log and returns it.
+    @discardableResult
+    public func appendAudit(at: String, principal: String, onBehalfOf: String?, method: String, key: String?,
+                            before: JSON, after: JSON, reason: String?) throws -> AuditEntry {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        let seq = (last?["seq"] as Int? ?? 0) + 1
+        let prev = last?["hash"] as String? ?? String(repeating: "0", count: 64)
+        var entry = AuditEntry(seq: seq, at: at, principal: principal, onBehalfOf: onBehalfOf, method: method, key: key,
+                               before: before, after: after, reason: reason, prevHash: prev, hash: "")
+        entry.hash = AuditEntry.chainHash(prev: prev, content: entry.chainedContent)
+        try db.execute(sql: """
+            INSERT INTO audit (seq, at, principal, on_behalf_of, method, key, before, after, reason, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [seq, at, principal, onBehalfOf, method, key, before.serialized(), after.serialized(), reason, prev, entry.hash])
+        return entry
+    }
+
+    public func auditEntries(key: String? = nil, limit: Int? = nil, afterSeq: Int = 0) throws -> [AuditEntry] {
+        var sql = "SELECT * FROM audit WHERE seq > ?"
+        var args: [any DatabaseValueConvertible] = [afterSeq]
+        if let key { sql += " AND key = ?"; args.append(key) }
+        sql += " ORDER BY seq"
+        if let limit { sql += " LIMIT ?"; args.append(limit) }
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.audit)
+    }
+
+    /// Recomputes the audit chain; returns the number of entries and the first broken sequence number.
+    public func verifyAudit() throws -> (entries: Int, firstBroken: Int?) {
+        var prev = String(repeating: "0", count: 64)
+        var count = 0
+        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+        var expectedSeq = 1
+        while let row = try cursor.next() {
+            let entry = Self.audit(row)
+            count += 1
+            if entry.seq != expectedSeq || entry.prevHash != prev || AuditEntry.chainHash(prev: prev, content: entry.chainedContent) != entry.hash {
+                return (count, entry.seq)
+            }
+            prev = entry.hash
+            expectedSeq += 1
+        }
+        return (count, nil)
+    }
+
+    static func record(_ row: Row) -> ExperimentRecord {
+        ExperimentRecord(
+            key: row["key"], state: ExperimentState(rawValue: row["state"]) ?? .draft, version: row["version"],
+            owner: row["owner"], layer: row["layer"], protocolName: row["protocol"], protocolHash: row["protocol_hash"],
+            document: (try? JSONParser.parse(row["document"] as String)) ?? .null,
+            plan: (row["plan"] as String?).flatMap { try? JSONParser.parse($0) } ?? .null,
+            decision: row["decision"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+            createdBy: row["created_by"], updatedBy: row["updated_by"], buckets: decode(row["buckets"]))
+    }
+
+    static func audit(_ row: Row) -> AuditEntry {
+        AuditEntry(seq: row["seq"], at: row["at"], principal: row["principal"], onBehalfOf: row["on_behalf_of"],
+                   method: row["method"], key: row["key"],
+                   before: (try? JSONParser.parse(row["before"] as String)) ?? .null,
+                   after: (try? JSONParser.parse(row["after"] as String)) ?? .null,
+                   reason: row["reason"], prevHash: row["prev_hash"], hash: row["hash"])
+    }
+
+    static func encode(_ ranges: [Range<Int>]) -> String {
+        ranges.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+    }
+
+    static func decode(_ text: String?) -> [Range<Int>] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: ",").compactMap { part in
+            let ends = part.split(separator: "-").compactMap { Int($0) }
+            return ends.count == 2 && ends[0] < ends[1] ? ends[0]..<ends[1] : nil
+        }
+    }
+}

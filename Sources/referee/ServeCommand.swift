@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Service
+import RPC
+import JSONCore
+import Logging
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve JSON-RPC 2.0 on stdin/stdout, one JSON object per line.")
+
+    @OptionGroup var options: StoreOptions
+
+    @Option(help: "Largest accepted request line in bytes.")
+    var maxLineBytes: Int = 8 << 20
+
+    @Option(help: "Largest accepted batch (requests per array).")
+    var maxBatch: Int = 1000
+
+    @Option(help: "Deepest accepted JSON nesting.")
+    var maxDepth: Int = 64
+
+    func validate() throws {
+        guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
+        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard maxDepth >= 4 else { throw ValidationError("--max-depth must be at least 4") }
+    }
+
+    func run() throws {
+        // Stdout carries protocol only: keep the real stdout aside and point fd 1 at stderr,
+        // so a stray print cannot corrupt the stream.
+        let protocolOut = dup(STDOUT_FILENO)
+        dup2(STDERR_FILENO, STDOUT_FILENO)
+        SignalFlag.install()
+
+        let logger = Logger(label: "referee.serve")
+        let service: RefereeService
+        do { service = try options.makeService() } catch {
+            logger.critical("\(error)")
+            throw ExitCode(2)
+        }
+        let limits = RPCLimits(maxLineBytes: maxLineBytes, maxBatch: maxBatch, json: JSONLimits(maxDepth: maxDepth))
+        let dispatcher = Dispatcher(limits: limits)
+        service.install(on: dispatcher)
+        let principal = options.principal
+        logger.info("serving store \(service.storePath) as \(principal) with protocols from \(service.protocolsOrigin)")
+        let server = LineServer(dispatcher: dispatcher, input: STDIN_FILENO, output: protocolOut,
+                                context: RPCContext(principal: principal), shouldStop: { [service] in service.shutdownRequested })
+        server.run()
+        logger.info("stopped")
+    }
+}
