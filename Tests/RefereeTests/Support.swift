@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+@testable import Service
+import RPC
+import JSONCore
+import Registry
+import Store
+
+/// Protocols as shipped under `Protocols/`.
+let shippedProtocols: ProtocolSet = {
+    try! ProtocolLoader.load(directory: repositoryRoot.appendingPathComponent("Protocols").path)
+}()
+
+let repositoryRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+    }
+    fatalError("Package.swift not found above \(#filePath)")
+}()
+
+/// The example experiment of the issue, as a JSON value, with optional merge-patch changes.
+func exampleExperiment(_ changes: JSON = [:]) -> JSON {
+    let text = try! String(contentsOf: repositoryRoot.appendingPathComponent("Protocols/examples/checkout-green-button.json"), encoding: .utf8)
+    return try! JSONParser.parse(text).merging(patch: changes)
+}
+
+/// A fixed clock so timestamps are predictable.
+let fixedNow: @Sendable () -> Timestamp = { Timestamp(rfc3339: "2026-11-20T10:00:00Z")! }
+
+/// An in-process client on a fresh store: the same dispatcher and handlers as the daemon.
+final class TestClient {
+    let service: RefereeService
+    let dispatcher = Dispatcher()
+    var principal: String
+    private var nextID = 0
+
+    init(principal: String = "pm.alice", storePath: String = ":memory:", protocols: ProtocolSet = shippedProtocols) throws {
+        service = RefereeService(store: try Store(path: storePath), protocols: protocols, now: fixedNow)
+        service.install(on: dispatcher)
+        self.principal = principal
+    }
+
+    /// Calls a method; returns the result, or the error object as `.failure`.
+    func call(_ method: String, _ params: JSON = [:], as who: String? = nil) -> Result<JSON, WireError> {
+        nextID += 1
+        let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": JSON(nextID), "method": .string(method), "params": params],
+                                      context: RPCContext(principal: who ?? principal))!
+        if let result = reply["result"] { return .success(result) }
+        return .failure(WireError(json: reply["error"]!))
+    }
+
+    @discardableResult
+    func ok(_ method: String, _ params: JSON = [:], as who: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
+        switch call(method, params, as: who) {
+        case .success(let r): return r
+        case .failure(let e):
+            Issue.record("\(method) failed: \(e.json.serialized())", sourceLocation: sourceLocation)
+            throw e
+        }
+    }
+
+    func error(_ method: String, _ params: JSON = [:], as who: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> WireError? {
+        switch call(method, params, as: who) {
+        case .success(let r):
+            Issue.record("\(method) unexpectedly succeeded: \(r.serialized().prefix(300))", sourceLocation: sourceLocation)
+            return nil
+        case .failure(let e): return e
+        }
+    }
+
+    /// Registers the example (with changes) and returns the record.
+    @discardableResult
+    func register(_ changes: JSON = [:], as who: String? = nil) throws -> JSON {
+        try ok("experiment.register", ["experiment": exampleExperiment(changes)], as: who)
+    }
+
+    /// Moves an experiment through states, each by a principal allowed to.
+    func advance(_ key: String, to states: [String], as who: String = "approver.bob", decision: String? = nil) throws {
+        for state in states {
+            let version = try ok("experiment.get", ["key": .string(key)])["version"]!
+            var params: [String: JSON] = ["key": .string(key), "version": version, "to": .string(state)]
+            if state == "concluded" { params["decision"] = .string(decision ?? "ship") }
+            try ok("experiment.transition", .object(params), as: who)
+        }
+    }
+}
+
+struct WireError: Error {
+    let json: JSON
+    var code: Int { json["code"]!.intValue! }
+    var reason: String? { json["data"]?["reason"]?.stringValue }
+    var message: String { json["message"]!.stringValue! }
+    var violations: [JSON] { json["data"]?["violations"]?.arrayValue ?? [] }
+    var rules: [String] { violations.compactMap { $0["rule"]?.stringValue } }
+    var paths: [String] { violations.compactMap { $0["path"]?.stringValue } }
+}
+
+/// A temporary directory removed when the value is released.
+final class TemporaryDirectory {
+    let url: URL
+    init() {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("referee-test-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}

@@ -1,0 +1,176 @@
+import Testing
+import JSONCore
+import Registry
+
+/// One test per protocol rule: each changes the valid example just enough to break one rule.
+@Suite struct ValidationTests {
+    func validate(_ changes: JSON) -> ValidationOutcome {
+        Validator.validate(exampleExperiment(changes), protocols: shippedProtocols).1
+    }
+
+    @Test func exampleIsValidAndPlanned() throws {
+        let outcome = validate([:])
+        #expect(outcome.violations == [])
+        let plan = try #require(outcome.plan)
+        // R: power.prop.test(p1 = .12, p2 = .14, power = .8) gives n = 4437.3624 per group.
+        #expect(abs(plan.perArmExact - 4437.3624) < 1e-3)
+        #expect(plan.perArm == 4438)
+        #expect(plan.dailyUnits == 10_000)
+        #expect(plan.daysNeeded == 1)
+    }
+
+    @Test(arguments: [
+        (["design": ["alpha": 0.1]] as JSON, "design.alpha", "alpha_max"),
+        (["design": ["power": 0.7]] as JSON, "design.power", "power_min"),
+        (["schedule": ["end": "2026-12-05T00:00:00Z"]] as JSON, "schedule", "schedule_length"),
+        (["schedule": ["end": "2027-03-01T00:00:00Z"]] as JSON, "schedule", "schedule_length"),
+        (["schedule": ["end": "2026-11-01T00:00:00Z"]] as JSON, "schedule.end", "schedule_order"),
+        (["variants": [["key": "control", "weight": 1, "control": true]]] as JSON, "variants", "variant_count"),
+        (["variants": [["key": "a", "weight": 0.5], ["key": "b", "weight": 0.5]]] as JSON, "variants", "control_count"),
+        (["variants": [["key": "a", "weight": 0.5, "control": true], ["key": "b", "weight": 0.4]]] as JSON, "variants", "weights_sum"),
+        (["variants": [["key": "a", "weight": 0.5, "control": true], ["key": "a", "weight": 0.5]]] as JSON, "variants[1].key", "duplicate"),
+        (["hypothesis": nil] as JSON, "hypothesis", "required"),
+        (["owner": "  "] as JSON, "owner", "required"),
+        (["parameters": []] as JSON, "parameters", "required"),
+        (["design": ["expected_daily_units": nil]] as JSON, "design.expected_daily_units", "required"),
+        (["metrics": ["guardrails": []]] as JSON, "metrics.guardrails", "guardrail_required"),
+        (["metrics": ["secondary": ["made_up"]]] as JSON, "metrics.secondary[0]", "unknown_metric"),
+        (["design": ["analysis": "sequential"]] as JSON, "design.analysis", "analysis"),
+        (["design": ["expected_daily_units": 100]] as JSON, "schedule.end", "underpowered"),
+        (["traffic": 1.5] as JSON, "traffic", "range"),
+        (["traffic": "half"] as JSON, "traffic", "type"),
+        (["colour": "green"] as JSON, "colour", "unknown_field"),
+        (["targeting": ["country": ["$regexp": "U"]]] as JSON, "targeting.country.$regexp", "targeting_syntax"),
+        (["targeting": ["version": ["$vgt": 5]]] as JSON, "targeting.version.$vgt", "targeting_syntax"),
+        (["schedule": ["start": "tomorrow"]] as JSON, "schedule.start", "format"),
+        (["design": ["baseline": ["rate": nil, "mean": 3, "sd": 1]]] as JSON, "design.baseline", "baseline_type"),
+        (["design": ["mde": ["absolute": 0.02, "relative": 0.1]]] as JSON, "design.mde", "format"),
+        (["key": "bad key!"] as JSON, "key", "format"),
+        (["protocol": "nonexistent"] as JSON, "protocol", "unknown_protocol"),
+    ])
+    func eachRuleIsEnforced(changes: JSON, path: String, rule: String) {
+        let outcome = validate(changes)
+        #expect(outcome.violations.contains { $0.path == path && $0.rule == rule }, "\(outcome.violations)")
+    }
+
+    @Test func everyViolationIsReportedAtOnce() {
+        let outcome = validate(["design": ["alpha": 0.2, "power": 0.5], "hypothesis": nil, "metrics": ["guardrails": []]])
+        #expect(Set(outcome.violations.map(\.rule)).isSuperset(of: ["alpha_max", "power_min", "required", "guardrail_required"]))
+    }
+
+    @Test func messagesNameTheFieldAndTheFix() throws {
+        let v = try #require(validate(["design": ["alpha": 0.1]]).violations.first)
+        #expect(v.message == "design.alpha 0.1 exceeds protocol 'standard' ceiling 0.05; lower it to at most 0.05")
+        let under = try #require(validate(["design": ["expected_daily_units": 100]]).violations.first { $0.rule == "underpowered" })
+        #expect(under.message.contains("178 days are needed"))
+    }
+
+    @Test func continuousBaselinePlansWithMeans() throws {
+        let outcome = validate(["metrics": ["primary": "revenue_per_user"],
+                                "design": ["baseline": ["rate": nil, "mean": 10, "sd": 20], "mde": ["absolute": nil, "relative": 0.05]]])
+        #expect(outcome.violations == [])
+        // n = (z_.975 + z_.8)^2 * 2 * 20^2 / 0.5^2 = 25116.9
+        #expect(abs(try #require(outcome.plan).perArmExact - 25_116.9) < 1)
+    }
+
+    @Test func sequentialProtocolRequiresSequentialAnalysis() {
+        let outcome = validate(["protocol": "sequential"])
+        #expect(outcome.violations.map(\.rule) == ["analysis"])
+        #expect(validate(["protocol": "sequential", "design": ["analysis": "sequential"]]).violations == [])
+    }
+}
+
+@Suite struct LifecycleTests {
+    static let allowed: [(ExperimentState, ExperimentState)] = [
+        (.draft, .review), (.review, .approved), (.approved, .running), (.running, .stopped), (.stopped, .concluded),
+        (.concluded, .archived), (.draft, .aborted), (.review, .aborted), (.approved, .aborted), (.running, .aborted), (.stopped, .aborted),
+    ]
+
+    @Test func everyPairIsAllowedOrRefusedExactly() {
+        for from in ExperimentState.allCases {
+            for to in ExperimentState.allCases {
+                let expected = Self.allowed.contains { $0 == (from, to) }
+                let result = Result { () throws(RegistryError) in try Lifecycle.check(from: from, to: to.rawValue, decision: "ship") }
+                switch result {
+                case .success: #expect(expected, "\(from) → \(to) should be refused")
+                case .failure(let e):
+                    #expect(!expected, "\(from) → \(to) should be allowed")
+                    #expect(e == .invalidTransition(from: from, to: to.rawValue, allowed: from.allowedNext))
+                }
+            }
+        }
+    }
+
+    @Test func concludingRequiresADecision() {
+        #expect(throws: RegistryError.self) { try Lifecycle.check(from: .stopped, to: "concluded", decision: nil) }
+        #expect(throws: RegistryError.self) { try Lifecycle.check(from: .stopped, to: "concluded", decision: "maybe") }
+        #expect((try? Lifecycle.check(from: .stopped, to: "concluded", decision: "rollback")) == .concluded)
+    }
+
+    @Test func unknownStateIsRefused() {
+        #expect(throws: RegistryError.self) { try Lifecycle.check(from: .draft, to: "launched", decision: nil) }
+    }
+}
+
+@Suite struct TargetingTests {
+    func parse(_ text: String) throws -> Condition {
+        try Condition.parse(try JSONParser.parse(text)).get()
+    }
+
+    @Test func evaluatesGrowthBookOperators() throws {
+        let c = try parse(#"{"country": {"$in": ["US", "CA"]}, "platform": "ios", "age": {"$gte": 18, "$lt": 65}, "app": {"$vgte": "5.1.0"}, "$or": [{"beta": true}, {"plan": {"$ne": "free"}}]}"#)
+        let base: Attributes = ["country": .string("US"), "platform": .string("ios"), "age": .number(30), "app": .string("5.10.0"), "beta": .bool(true)]
+        #expect(c.evaluate(base))
+        var a = base; a["country"] = .string("FR"); #expect(!c.evaluate(a))
+        a = base; a["age"] = .string("30"); #expect(!c.evaluate(a))   // typed comparison
+        a = base; a["app"] = .string("5.0.9"); #expect(!c.evaluate(a))
+        a = base; a["beta"] = .bool(false); a["plan"] = .string("free"); #expect(!c.evaluate(a))
+        a = base; a["beta"] = nil; #expect(c.evaluate(a))             // missing plan: $ne holds
+    }
+
+    @Test func versionsCompareAsGrowthBookDoes() {
+        #expect(VersionString.less(VersionString.padded(.string("1.0.0-beta")), VersionString.padded(.string("1.0.0"))))
+        #expect(VersionString.less(VersionString.padded(.string("9.0.0")), VersionString.padded(.string("10.0.0"))))
+        #expect(VersionString.padded(.string("v1.2.3+build")) == VersionString.padded(.string("1.2.3")))
+    }
+
+    @Test func missingAttributesFollowDocumentedSemantics() throws {
+        #expect(try parse(#"{"x": {"$exists": false}}"#).evaluate([:]))
+        #expect(try parse(#"{"x": {"$nin": [1]}}"#).evaluate([:]))
+        #expect(!(try parse(#"{"x": {"$gt": 1}}"#).evaluate([:])))
+        #expect(try parse(#"{"x": null}"#).evaluate([:]))
+        #expect(try parse(#"{"$not": {"x": 1}}"#).evaluate([:]))
+    }
+
+    @Test func reportsEveryProblemWithItsPath() throws {
+        guard case .failure(let f) = Condition.parse(try JSONParser.parse(#"{"a": {"$in": 3}, "$xor": [], "b": {"$gt": true}}"#)) else {
+            Issue.record("expected failure"); return
+        }
+        #expect(Set(f.violations.map(\.path)) == ["targeting.a.$in", "targeting.$xor", "targeting.b.$gt"])
+    }
+
+    @Test func enforcesSizeLimits() throws {
+        let big = JSON.object(["a": ["$in": .array((0..<2000).map { JSON($0) })]])
+        guard case .failure(let f) = Condition.parse(big) else { Issue.record("expected failure"); return }
+        #expect(f.violations.first?.rule == "targeting_limit")
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test(arguments: [
+        ("2026-12-01T00:00:00Z", 1_796_083_200.0), ("2026-12-01T01:30:00+01:30", 1_796_083_200.0),
+        ("1970-01-01T00:00:00.5Z", 0.5), ("2024-02-29", 1_709_164_800.0),
+    ])
+    func parses(text: String, seconds: Double) throws {
+        #expect(try #require(Timestamp(rfc3339: text)).seconds == seconds)
+    }
+
+    @Test(arguments: ["2026-13-01T00:00:00Z", "2025-02-29", "2026-12-01 00:00:00Z", "2026-12-01T00:00:00", "x"])
+    func rejects(text: String) {
+        #expect(Timestamp(rfc3339: text) == nil)
+    }
+
+    @Test func roundTrips() {
+        #expect(Timestamp(seconds: 1_796_083_200.25).description == "2026-12-01T00:00:00.250Z")
+    }
+}
