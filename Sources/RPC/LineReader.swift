@@ -84,6 +84,13 @@ public struct LineReader {
             }
             if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
             if interrupted() { return }
+            if SignalFlag.wakeFD >= 0 {
+                var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: SignalFlag.wakeFD, events: Int16(POLLIN), revents: 0)]
+                let ready = poll(&fds, 2, -1)
+                if ready < 0 && errno != EINTR { eof = true; continue }
+                if fds[1].revents != 0 || interrupted() { return }
+                if fds[0].revents == 0 { continue }
+            }
             let n = buffer.withUnsafeMutableBufferPointer { b in read(fd, b.baseAddress! + end, b.count - end) }
             if n > 0 {
                 end += n

@@ -60,21 +60,43 @@ public final class LineServer {
     }
 }
 
-/// SIGTERM and SIGINT set a flag; the server finishes the request in flight and returns.
+/// SIGTERM and SIGINT set a flag and wake the reader through a self-pipe (the signal may land on any
+/// thread, so interrupting `read` is not enough); the server finishes the request in flight and returns.
 public enum SignalFlag {
     nonisolated(unsafe) private static var raised: sig_atomic_t = 0
+    nonisolated(unsafe) private static var pipeFDs: [Int32] = [-1, -1]
+    nonisolated(unsafe) private static var writeFD: Int32 = -1
 
     public static var isRaised: Bool { raised != 0 }
 
-    /// Installs handlers without SA_RESTART so a blocked read returns EINTR and the loop can exit.
+    /// The read end of the self-pipe, or -1 before ``install()``.
+    public static var wakeFD: Int32 { pipeFDs[0] }
+
     public static func install() {
+        guard writeFD < 0 else { return }
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+            pipeFDs = fds
+            writeFD = fds[1]
+        }
         for signal in [SIGTERM, SIGINT] {
             var action = sigaction()
-            action.__sigaction_handler.sa_handler = { _ in SignalFlag.raised = 1 }
+            action.__sigaction_handler.sa_handler = { _ in
+                SignalFlag.raised = 1
+                var byte: UInt8 = 1
+                _ = Glibc.write(SignalFlag.writeFD, &byte, 1)
+            }
             sigemptyset(&action.sa_mask)
             action.sa_flags = 0
             sigaction(signal, &action, nil)
         }
+        // A parent may have started us with these signals blocked (the mask is inherited): unblock them.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         // A client that hangs up must not kill the daemon with SIGPIPE.
         Glibc.signal(SIGPIPE, SIG_IGN)
     }
