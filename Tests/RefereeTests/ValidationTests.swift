@@ -174,3 +174,30 @@ import Registry
         #expect(Timestamp(seconds: 1_796_083_200.25).description == "2026-12-01T00:00:00.250Z")
     }
 }
+
+/// The published JSON Schema and the reader accept the same fields.
+@Suite struct SchemaTests {
+    @Test func schemaFieldsMatchTheReader() throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("Protocols/experiment.schema.json"), encoding: .utf8)
+        let schema = try JSONParser.parse(text)
+        let properties = try #require(schema["properties"]?.objectValue)
+        #expect(Set(properties.keys) == ExperimentDocument.topLevelFields)
+        #expect(Set(properties["design"]?["properties"]?.objectValue?.keys.map { $0 } ?? []) ==
+                ["alpha", "power", "mde", "baseline", "analysis", "expected_daily_units"])
+        #expect(Set(properties["metrics"]?["properties"]?.objectValue?.keys.map { $0 } ?? []) == ["primary", "secondary", "guardrails"])
+        let operators = try #require(schema["$defs"]?["operators"]?["properties"]?.objectValue)
+        #expect(Set(operators.keys) == ["$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$regex", "$not",
+                                        "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte"])
+        // Every operator in the schema parses.
+        for op in operators.keys {
+            let operand: JSON = switch op {
+            case "$in", "$nin": ["a"]
+            case "$exists": true
+            case "$not": ["$eq": "a"]
+            case "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte": "1.2.3"
+            default: "a"
+            }
+            #expect((try? Condition.parse(["x": .object([op: operand])]).get()) != nil, "\(op)")
+        }
+    }
+}
