@@ -33,6 +33,6 @@ let package = Package(
         .target(name: "Service", dependencies: ["Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         .executableTarget(name: "referee", dependencies: ["Service", "RPC", "JSONCore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
-        .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics"]),
+        .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics"], exclude: ["Reference"]),
     ]
 )

@@ -16,6 +16,10 @@ extension RefereeService {
         let at = now().description
         return try store.write { tx in
             if try tx.experiment(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
+            var warnings: [JSON] = []
+            if let s = ConflictSubject(document: doc, state: .draft, cooldownDays: cooldown(doc.protocolName)) {
+                warnings = try refuseErrors(try index(tx).check(s), from: doc.key)
+            }
             let record = ExperimentRecord(
                 key: doc.key, state: .draft, version: 1, owner: doc.owner ?? ctx.principal, layer: doc.layer,
                 protocolName: proto.name, protocolHash: proto.contentHash, document: json,
@@ -25,7 +29,7 @@ extension RefereeService {
             try tx.insert(record)
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "experiment.register",
                                key: doc.key, before: .null, after: record.json, reason: nil)
-            return record.json
+            return record.json(warnings: warnings)
         }
     }
 
@@ -95,7 +99,16 @@ extension RefereeService {
                 throw RegistryError.protocolViolation(outcome.violations)
             }
             var after = before
+            // Conflicts are checked again; a live experiment keeps (or re-sizes) its buckets.
+            var warnings: [JSON] = []
             after.document = document
+            if before.state.isLive {
+                let admitted = try admit(after, as: before.state, tx)
+                after.buckets = admitted.buckets
+                warnings = admitted.warnings
+            } else if let s = ConflictSubject(document: doc, state: before.state, cooldownDays: cooldown(doc.protocolName)) {
+                warnings = try refuseErrors(try index(tx).check(s), from: key)
+            }
             after.version += 1
             after.owner = doc.owner ?? before.owner
             after.layer = doc.layer
@@ -108,7 +121,7 @@ extension RefereeService {
             guard try tx.update(after, expectedVersion: version) else { throw RegistryError.versionConflict(key: key, expected: version, actual: version + 1) }
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: method, key: key,
                                before: before.json, after: after.json, reason: reason)
-            return after.json
+            return after.json(warnings: warnings)
         }
     }
 
@@ -140,6 +153,12 @@ extension RefereeService {
                 after.plan = outcome.plan?.json ?? .null
                 try tx.rememberProtocol(name: proto.name, hash: proto.contentHash, source: proto.source, at: at)
             }
+            var warnings: [JSON] = []
+            if target == .approved || target == .running {
+                let admitted = try admit(after, as: target, tx)
+                after.buckets = admitted.buckets
+                warnings = admitted.warnings
+            }
             if target == .concluded { after.decision = decision }
             after.state = target
             after.version += 1
@@ -148,7 +167,7 @@ extension RefereeService {
             guard try tx.update(after, expectedVersion: version) else { throw RegistryError.versionConflict(key: key, expected: version, actual: version + 1) }
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "experiment.transition", key: key,
                                before: before.json, after: after.json, reason: reason)
-            return after.json
+            return after.json(warnings: warnings)
         }
     }
 

@@ -16,6 +16,7 @@ public final class RefereeService: @unchecked Sendable {
     public let limits: TargetingLimits
     let now: @Sendable () -> Timestamp
     let logger = Logger(label: "referee.service")
+    let conflicts = ConflictCache()
     /// Set by the `shutdown` method; the transport stops after answering it.
     public private(set) var shutdownRequested = false
 
@@ -46,6 +47,10 @@ public final class RefereeService: @unchecked Sendable {
             ("experiment.update", { [unowned self] p, ctx in try update(Fields(p), ctx) }),
             ("experiment.amend", { [unowned self] p, ctx in try amend(Fields(p), ctx) }),
             ("experiment.transition", { [unowned self] p, ctx in try transition(Fields(p), ctx) }),
+            ("experiment.check", { [unowned self] p, _ in try check(Fields(p)) }),
+            ("conflicts.scan", { [unowned self] p, _ in try scan(Fields(p)) }),
+            ("assign", { [unowned self] p, _ in try assign(Fields(p)) }),
+            ("assign.bulk", { [unowned self] p, _ in try assignBulk(Fields(p)) }),
             ("audit.log", { [unowned self] p, _ in try auditLog(Fields(p)) }),
             ("audit.verify", { [unowned self] _, _ in try auditVerify() }),
         ]

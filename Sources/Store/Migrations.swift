@@ -52,6 +52,16 @@ extension Store {
                     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 """)
         }
+        m.registerMigration("v2-change-tracking") { db in
+            // Every experiment write bumps a store-wide generation and stamps the row with it, so a process
+            // can refresh its in-memory conflict index with only the rows changed since it last looked.
+            try db.execute(sql: """
+                CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+                INSERT INTO meta (name, value) VALUES ('generation', 0);
+                ALTER TABLE experiments ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX experiments_change_seq ON experiments(change_seq);
+                """)
+        }
         return m
     }
 }

@@ -30,6 +30,13 @@ public struct ExperimentRecord: Sendable, Equatable {
         self.createdBy = createdBy; self.updatedBy = updatedBy; self.buckets = buckets
     }
 
+    /// The record plus the conflict warnings of the request that produced it (not stored).
+    public func json(warnings: [JSON]) -> JSON {
+        guard case .object(var o) = json else { return json }
+        o["warnings"] = .array(warnings)
+        return .object(o)
+    }
+
     /// The record as returned on the wire.
     public var json: JSON {
         var o: [String: JSON] = [
@@ -157,23 +164,40 @@ public struct StoreTransaction {
     }
 
     public func insert(_ r: ExperimentRecord) throws {
+        let seq = try bumpGeneration()
         try db.execute(sql: """
             INSERT INTO experiments (key, state, version, owner, layer, protocol, protocol_hash, document, plan, decision,
-                                     created_at, updated_at, created_by, updated_by, buckets)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     created_at, updated_at, created_by, updated_by, buckets, change_seq)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [r.key, r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash,
                              r.document.serialized(), r.plan.serialized(), r.decision, r.createdAt, r.updatedAt,
-                             r.createdBy, r.updatedBy, Self.encode(r.buckets)])
+                             r.createdBy, r.updatedBy, Self.encode(r.buckets), seq])
+    }
+
+    /// The store-wide generation: bumped by every experiment write.
+    public func generation() throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'generation'") ?? 0
+    }
+
+    private func bumpGeneration() throws -> Int {
+        try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE name = 'generation'")
+        return try generation()
+    }
+
+    /// Experiments written after generation `since`, with their change stamps.
+    public func experiments(changedSince since: Int) throws -> [ExperimentRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM experiments WHERE change_seq > ? ORDER BY change_seq", arguments: [since]).map(Self.record)
     }
 
     /// Replaces a record whose stored version is `expectedVersion`; returns false if someone else changed it.
     public func update(_ r: ExperimentRecord, expectedVersion: Int) throws -> Bool {
+        let seq = try bumpGeneration()
         try db.execute(sql: """
             UPDATE experiments SET state = ?, version = ?, owner = ?, layer = ?, protocol = ?, protocol_hash = ?, document = ?,
-                plan = ?, decision = ?, updated_at = ?, updated_by = ?, buckets = ?
+                plan = ?, decision = ?, updated_at = ?, updated_by = ?, buckets = ?, change_seq = ?
             WHERE key = ? AND version = ?
             """, arguments: [r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash, r.document.serialized(),
-                             r.plan.serialized(), r.decision, r.updatedAt, r.updatedBy, Self.encode(r.buckets), r.key, expectedVersion])
+                             r.plan.serialized(), r.decision, r.updatedAt, r.updatedBy, Self.encode(r.buckets), seq, r.key, expectedVersion])
         return db.changesCount == 1
     }
 

@@ -1,0 +1,193 @@
+import Foundation
+import RPC
+import Registry
+import Store
+import JSONCore
+
+/// The in-memory conflict index of one process, refreshed from the rows written since it last looked.
+final class ConflictCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var index = ConflictIndex()
+    private var generation = 0
+
+    /// Brings the index up to date inside `tx` (so a write transaction checks exactly what it will commit against).
+    func current(_ tx: StoreTransaction, subject: (ExperimentRecord) -> ConflictSubject?) throws -> ConflictIndex {
+        lock.lock()
+        defer { lock.unlock() }
+        let latest = try tx.generation()
+        if latest < generation {  // the store was replaced under us: start over
+            index = ConflictIndex()
+            generation = 0
+        }
+        if latest != generation {
+            for record in try tx.experiments(changedSince: generation) {
+                if let s = subject(record) { index.upsert(s) } else { index.remove(record.key) }
+            }
+            generation = latest
+        }
+        return index
+    }
+}
+
+extension RefereeService {
+    /// Builds the conflict subject of a stored record (nil for documents without layer or schedule).
+    func subject(_ record: ExperimentRecord) -> ConflictSubject? {
+        let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
+        guard let doc else { return nil }
+        return ConflictSubject(document: doc, state: record.state, buckets: record.buckets, cooldownDays: cooldown(doc.protocolName))
+    }
+
+    func cooldown(_ protocolName: String) -> Double {
+        protocols.protocols[protocolName]?.bucketCooldownDays ?? 0
+    }
+
+    func index(_ tx: StoreTransaction) throws -> ConflictIndex {
+        try conflicts.current(tx) { self.subject($0) }
+    }
+
+    /// `experiment.check {experiment}`: everything registration would do, as a report; nothing is written.
+    func check(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["experiment"])
+        let json = try p.value("experiment")
+        let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
+        var findings: [Finding] = []
+        if let doc, let s = ConflictSubject(document: doc, state: .draft, cooldownDays: cooldown(doc.protocolName)) {
+            findings = try store.read { tx in try index(tx).check(s) }
+        }
+        let key = doc?.key
+        return ["valid": .bool(outcome.isValid), "violations": .array(outcome.violations.map(\.json)),
+                "conflicts": .array(findings.map { $0.json(from: key) }),
+                "errors": JSON(findings.filter { $0.severity == .error }.count),
+                "warnings": JSON(findings.filter { $0.severity == .warning }.count),
+                "plan": outcome.plan?.json ?? .null]
+    }
+
+    /// Refuses error-severity findings with 1002; returns the warnings.
+    func refuseErrors(_ findings: [Finding], from key: String) throws -> [JSON] {
+        let errors = findings.filter { $0.severity == .error }
+        if !errors.isEmpty {
+            let head = errors.prefix(2).map(\.message).joined(separator: "; ")
+            throw RPCError(code: .conflict,
+                           message: "\(errors.count) conflict\(errors.count == 1 ? "" : "s") block this: \(head)\(errors.count > 2 ? " (and \(errors.count - 2) more)" : "")",
+                           data: ["reason": "conflict", "conflicts": .array(findings.map { $0.json(from: key) })])
+        }
+        return findings.map { $0.json(from: key) }
+    }
+
+    /// For approval and running: conflicts against everything, then buckets for the layer.
+    func admit(_ record: ExperimentRecord, as state: ExperimentState, _ tx: StoreTransaction) throws -> (buckets: [Range<Int>], warnings: [JSON]) {
+        guard var s = subject(record) else { return (record.buckets, []) }
+        s.state = state
+        let idx = try index(tx)
+        var findings = idx.check(s, includeCapacity: false)
+        let (free, capacityFinding) = ConflictRules.capacity(s, holders: idx.holders(layer: s.layer))
+        if let capacityFinding { findings.append(capacityFinding) }
+        let warnings = try refuseErrors(findings, from: record.key)
+        let needed = Allocation.bucketsNeeded(traffic: s.traffic)
+        guard let buckets = Allocation.reallocate(current: record.buckets, needed: needed, free: free) else {
+            throw RPCError.internalError("allocation failed although capacity was checked")
+        }
+        return (buckets, warnings)
+    }
+
+    /// `conflicts.scan {at?, window?: {start, end}}`.
+    func scan(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["at", "window"])
+        var from: Timestamp?, to: Timestamp?
+        if let at = try p.optionalString("at") {
+            guard let t = Timestamp(rfc3339: at) else { throw FieldError(path: "at", message: "must be an RFC 3339 time") }
+            from = t; to = t
+        }
+        if let w = try p.optionalObject("window") {
+            guard let s = Timestamp(rfc3339: try w.string("start")) else { throw FieldError(path: "window.start", message: "must be an RFC 3339 time") }
+            guard let e = Timestamp(rfc3339: try w.string("end")) else { throw FieldError(path: "window.end", message: "must be an RFC 3339 time") }
+            guard s < e else { throw FieldError(path: "window.end", message: "must be after window.start") }
+            from = s; to = e
+        }
+        let findings = try store.read { tx in try index(tx).scan(from: from, to: to) }
+        return ["findings": .array(findings.map { $0.json() }),
+                "errors": JSON(findings.filter { $0.severity == .error }.count),
+                "warnings": JSON(findings.filter { $0.severity == .warning }.count)]
+    }
+
+    // MARK: assignment
+
+    struct LayerTable {
+        var layer: String
+        var owner: [Int32]          // bucket → index into subjects, -1 when free
+        var subjects: [ConflictSubject]
+        var ranges: [[(Double, Double)]]
+    }
+
+    func layerTable(layer: String, at: Timestamp, only key: String?) throws -> LayerTable {
+        let holders = try store.read { tx in try index(tx).holders(layer: layer) }
+            .filter { $0.start <= at && at < $0.end && (key == nil || $0.key == key) }
+            .sorted { $0.key < $1.key }
+        var owner = [Int32](repeating: -1, count: GrowthBookHash.buckets)
+        for (i, s) in holders.enumerated() {
+            for r in s.buckets { for b in r where b < owner.count { owner[b] = Int32(i) } }
+        }
+        return LayerTable(layer: layer, owner: owner, subjects: holders, ranges: holders.map { GrowthBookHash.ranges(weights: $0.variantWeights) })
+    }
+
+    func assignOne(_ unit: String, _ table: LayerTable, _ attributes: Attributes) -> JSON {
+        let bucket = GrowthBookHash.bucket(seed: table.layer, value: unit)
+        var experiment: JSON = .null, variant: JSON = .null
+        let i = Int(table.owner[bucket])
+        if i >= 0 {
+            let s = table.subjects[i]
+            if s.targeting.evaluate(attributes),
+               let v = GrowthBookHash.chooseVariation(GrowthBookHash.hashV2(seed: s.seed, value: unit), table.ranges[i]) {
+                experiment = .string(s.key)
+                variant = .string(s.variantKeys[v])
+            }
+        }
+        return ["unit": .string(unit), "layer": .string(table.layer), "bucket": JSON(bucket), "experiment": experiment, "variant": variant]
+    }
+
+    func assignmentContext(_ p: Fields) throws -> (LayerTable, Attributes) {
+        let layerName = try p.optionalString("layer")
+        let key = try p.optionalString("key")
+        guard (layerName == nil) != (key == nil) else { throw FieldError(path: "layer", message: "give exactly one of layer or key") }
+        var at = now()
+        if let text = try p.optionalString("at") {
+            guard let t = Timestamp(rfc3339: text) else { throw FieldError(path: "at", message: "must be an RFC 3339 time") }
+            at = t
+        }
+        var attributes: Attributes = [:]
+        if let a = try p.optionalObject("attributes") {
+            for (name, value) in a.members where !value.isNull {
+                guard let v = AttributeValue(value) else {
+                    throw FieldError(path: a.fieldPath(name), message: "must be a string, number or boolean, got \(value.typeName)")
+                }
+                attributes[name] = v
+            }
+        }
+        let layer: String
+        if let key {
+            guard let record = try store.read({ tx in try tx.experiment(key) }) else { throw RegistryError.notFound(key) }
+            guard let l = record.layer else { throw FieldError(path: "key", message: "experiment \(key) has no layer") }
+            layer = l
+        } else {
+            layer = layerName!
+        }
+        guard !layer.isEmpty, layer.count <= 128 else { throw FieldError(path: "layer", message: "must be a non-empty name of at most 128 characters") }
+        return (try layerTable(layer: layer, at: at, only: key), attributes)
+    }
+
+    /// `assign {unit, layer | key, attributes?, at?}` → `{layer, bucket, experiment, variant}`.
+    func assign(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["unit", "layer", "key", "attributes", "at"])
+        let unit = try p.string("unit")
+        let (table, attributes) = try assignmentContext(p)
+        return assignOne(unit, table, attributes)
+    }
+
+    /// `assign.bulk {units, layer | key, attributes?, at?}` → `{assignments}` in the order given.
+    func assignBulk(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["units", "layer", "key", "attributes", "at"])
+        let units = try p.strings("units")
+        let (table, attributes) = try assignmentContext(p)
+        return ["assignments": .array(units.map { assignOne($0, table, attributes) })]
+    }
+}
