@@ -157,6 +157,11 @@ public enum Satisfiability {
 
         if !versions.isEmpty {
             raw += ["0", "99999.99999.99999"].map { .string($0) }
+            // Numbers compare as versions by their decimal text: cover the integers around each major version.
+            for v in versions {
+                let major = Double(v.drop(while: { $0 == "v" }).prefix(while: \.isNumber)) ?? 0
+                raw += [major - 1, major, major + 1, 0].map { .number($0) }
+            }
             for v in versions + strings {
                 raw += [v, v + "-0", v + "-~~", v + ".0", v + ".0-0"].map { .some(.string($0)) }
             }

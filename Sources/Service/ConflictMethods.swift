@@ -46,13 +46,27 @@ extension RefereeService {
     }
 
     /// `experiment.check {experiment}`: everything registration would do, as a report; nothing is written.
+    /// With `with: [documents]`, also checks against those proposals as if they were registered drafts
+    /// (how `referee check` finds two files of one pull request that collide).
     func check(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["experiment"])
+        try p.rejectUnknown(["experiment", "with"])
         let json = try p.value("experiment")
         let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
+        var proposals: [ConflictSubject] = []
+        if p.has("with") {
+            for (i, other) in try p.array("with").enumerated() {
+                let (otherDoc, _) = ExperimentDocument.read(other, limits: limits)
+                guard let otherDoc else { throw FieldError(path: "with[\(i)]", message: "is not an experiment document with a key and protocol") }
+                if let s = ConflictSubject(document: otherDoc, state: .draft, cooldownDays: cooldown(otherDoc.protocolName)) { proposals.append(s) }
+            }
+        }
         var findings: [Finding] = []
         if let doc, let s = ConflictSubject(document: doc, state: .draft, cooldownDays: cooldown(doc.protocolName)) {
-            findings = try store.read { tx in try index(tx).check(s) }
+            findings = try store.read { tx in
+                var idx = try index(tx)
+                for proposal in proposals where proposal.key != s.key { idx.upsert(proposal) }
+                return idx.check(s)
+            }
         }
         let key = doc?.key
         return ["valid": .bool(outcome.isValid), "violations": .array(outcome.violations.map(\.json)),
