@@ -82,7 +82,7 @@ extension RefereeService {
         if !errors.isEmpty {
             let head = errors.prefix(2).map(\.message).joined(separator: "; ")
             throw RPCError(code: .conflict,
-                           message: "\(errors.count) conflict\(errors.count == 1 ? "" : "s") block this: \(head)\(errors.count > 2 ? " (and \(errors.count - 2) more)" : "")",
+                           message: "\(errors.count) conflict\(errors.count == 1 ? " blocks" : "s block") this: \(head)\(errors.count > 2 ? " (and \(errors.count - 2) more)" : "")",
                            data: ["reason": "conflict", "conflicts": .array(findings.map { $0.json(from: key) })])
         }
         return findings.map { $0.json(from: key) }

@@ -59,10 +59,10 @@ public enum MultipleTesting {
             for i in 0..<m { reject[i] = p[i] <= alpha / mD; corrected[i] = p[i] * mD }
         case .sidak:
             let threshold = 1 - Special.pow(1 - alpha, 1 / mD)
-            for i in 0..<m { reject[i] = p[i] <= threshold; corrected[i] = -Special.expm1(mD * Special.log1p(-p[i])) }
+            for i in 0..<m { reject[i] = p[i] <= threshold; corrected[i] = p[i] >= 1 ? 1 : -Special.expm1(mD * Special.log1p(-p[i])) }
         case .holmSidak:
             stepDown { i in 1 - Special.pow(1 - alpha, 1 / Double(m - i)) }
-            for i in 0..<m { corrected[i] = -Special.expm1(Double(m - i) * Special.log1p(-p[i])) }
+            for i in 0..<m { corrected[i] = p[i] >= 1 ? 1 : -Special.expm1(Double(m - i) * Special.log1p(-p[i])) }
             cumulativeMax()
         case .holm:
             stepDown { i in alpha / Double(m - i) }

@@ -77,7 +77,7 @@ enum GSL {
 
     /// ∫ f over [a, b] with adaptive Gauss–Kronrod (`gsl_integration_qag`, 61-point rule).
     static func integrate(
-        field: String, from a: Double, to b: Double, relativeTolerance: Double = 1e-12,
+        field: String, from a: Double, to b: Double, relativeTolerance: Double = 1e-12, absoluteTolerance: Double = 0, acceptableRelativeError: Double = 1e-10,
         _ f: @escaping (Double) -> Double
     ) throws(StatisticsError) -> Double {
         ensureInitialized()
@@ -88,10 +88,11 @@ enum GSL {
         defer { gsl_integration_workspace_free(ws) }
         var value = 0.0, abserr = 0.0
         let status: Int32 = withGSLFunction(f) { fn in
-            gsl_integration_qag(&fn, a, b, 0, relativeTolerance, limit, Int32(GSL_INTEG_GAUSS61), ws, &value, &abserr)
+            gsl_integration_qag(&fn, a, b, absoluteTolerance, relativeTolerance, limit, Int32(GSL_INTEG_GAUSS61), ws, &value, &abserr)
         }
-        // A round-off warning still leaves the best available estimate; only hard failures are errors.
-        if status != GSL_SUCCESS && status != GSL_EROUND {
+        // When GSL stops early (round-off, subdivision limit) its estimate is still usable if the error
+        // bound is small; anything else is an error.
+        if status != GSL_SUCCESS && !(value.isFinite && abserr <= acceptableRelativeError * abs(value) + absoluteTolerance) {
             try check(status, field)
         }
         return value

@@ -1,0 +1,101 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+import JSONCore
+
+@Suite(.serialized) struct ConflictEndToEndTests {
+    let dir = TemporaryDirectory()
+
+    /// Two daemons on one store race to approve experiments that cannot both hold traffic:
+    /// the check and the write share one transaction, so exactly one wins every round.
+    @Test func racingApprovalsAdmitExactlyOne() throws {
+        let store = dir.path("race.sqlite")
+        let a = try PipeClient(store: store, actor: "approver.a")
+        let b = try PipeClient(store: store, actor: "approver.b")
+        for round in 0..<20 {
+            // Alternate between a layer-capacity race and a cross-layer parameter race.
+            let capacity = round % 2 == 0
+            let schedule: JSON = ["start": .string("2027-\(String(format: "%02d", round % 12 + 1))-01T00:00:00Z"),
+                                  "end": .string("2027-\(String(format: "%02d", round % 12 + 1))-20T00:00:00Z")]
+            let x = exampleExperiment(["key": .string("x\(round)"), "owner": "pm.x", "schedule": schedule, "layer": .string("L\(round)"),
+                                       "traffic": capacity ? 0.6 : 0.3, "parameters": [.string(capacity ? "px\(round)" : "shared\(round)")]])
+            let y = exampleExperiment(["key": .string("y\(round)"), "owner": "pm.y", "schedule": schedule,
+                                       "layer": .string(capacity ? "L\(round)" : "M\(round)"),
+                                       "traffic": capacity ? 0.6 : 0.3, "parameters": [.string(capacity ? "py\(round)" : "shared\(round)")]])
+            _ = try a.result("experiment.register", ["experiment": x])
+            _ = try a.result("experiment.register", ["experiment": y])
+            _ = try a.result("experiment.transition", ["key": .string("x\(round)"), "version": 1, "to": "review"])
+            _ = try a.result("experiment.transition", ["key": .string("y\(round)"), "version": 1, "to": "review"])
+            let line = { (key: String, id: Int) in
+                JSON.object(["jsonrpc": "2.0", "id": JSON(id), "method": "experiment.transition",
+                             "params": ["key": .string(key), "version": 2, "to": "approved"]]).serialized()
+            }
+            a.send(raw: line("x\(round)", 1))
+            b.send(raw: line("y\(round)", 2))
+            let ra = try a.readJSON(), rb = try b.readJSON()
+            let wins = [ra, rb].filter { $0["result"] != nil }.count
+            let conflicts = [ra, rb].filter { $0["error"]?["code"] == 1002 }.count
+            #expect(wins == 1 && conflicts == 1, "round \(round): \(ra.serialized().prefix(200)) / \(rb.serialized().prefix(200))")
+        }
+        let scan = try a.result("conflicts.scan")
+        // Every pair left has exactly one approved member, so the scan shows errors against it but nothing is double-held.
+        let approved = try a.result("experiment.list", ["state": "approved"])["count"]
+        #expect(approved == 20)
+        #expect(scan["findings"]?.arrayValue != nil)
+    }
+
+    func write(_ name: String, _ doc: JSON) throws -> String {
+        let path = dir.path(name)
+        try doc.serialized().write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func checkCommandForCI() throws {
+        let store = dir.path("ci.sqlite")
+        let args = ["--store", store]
+        // Registered and approved: the layer's running experiment.
+        let running = try write("running.json", exampleExperiment())
+        #expect(try runReferee(["register", running, "--actor", "pm.alice"] + args).status == 0)
+        #expect(try runReferee(["transition", "checkout-green-button", "review", "--actor", "pm.alice"] + args).status == 0)
+        #expect(try runReferee(["transition", "checkout-green-button", "approved", "--actor", "bob"] + args).status == 0)
+
+        let clean = try write("clean.json", exampleExperiment(["key": "clean", "layer": "home", "parameters": ["home.banner"], "targeting": ["platform": "android"]]))
+        let cleanRun = try runReferee(["check", clean] + args)
+        #expect(cleanRun.status == 0)
+        #expect(cleanRun.stdout.contains("clean.json: clean — valid, 0 findings"))
+
+        let conflicting = try write("conflicting.json", exampleExperiment(["key": "conflicting", "layer": "home"]))
+        let text = try runReferee(["check", conflicting] + args)
+        #expect(text.status == 1)
+        #expect(text.stdout.contains("error parameter with checkout-green-button"))
+
+        let p1 = try write("p1.json", exampleExperiment(["key": "p1", "layer": "a", "parameters": ["same"], "targeting": ["platform": "web"]]))
+        let p2 = try write("p2.json", exampleExperiment(["key": "p2", "layer": "b", "parameters": ["same"], "targeting": ["platform": "web"]]))
+        let pair = try runReferee(["check", p1, p2, "--format", "json"] + args)
+        #expect(pair.status == 0)  // warnings only: both are proposals
+        let report = try JSONParser.parse(pair.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(report["warnings"]?.intValue ?? 0 >= 2)
+        #expect(report["files"]?.arrayValue?.first?["conflicts"]?.arrayValue?.contains { $0["with"] == "p2" && $0["kind"] == "parameter" } == true)
+        #expect(try runReferee(["check", p1, p2, "--strict"] + args).status == 1)
+
+        let junit = try runReferee(["check", conflicting, clean, "--format", "junit"] + args)
+        #expect(junit.status == 1)
+        #expect(junit.stdout.hasPrefix("<?xml"))
+        #expect(junit.stdout.contains("<failure message=\""))
+        #expect(junit.stdout.contains("name=\"valid and conflict-free\""))
+        // The XML parses.
+        let xml = try XMLDocument(data: Data(junit.stdout.utf8))
+        #expect(try xml.nodes(forXPath: "//testcase/failure").count >= 1)
+
+        let malformed = dir.path("malformed.json")
+        try "{\"key\": ".write(toFile: malformed, atomically: true, encoding: .utf8)
+        let bad = try runReferee(["check", malformed, clean] + args)
+        #expect(bad.status == 2)
+        #expect(bad.stdout.contains("malformed.json: ERROR"))
+        let invalid = try write("invalid.json", exampleExperiment(["key": "inv", "layer": "zz", "parameters": ["q"], "design": ["alpha": 0.5]]))
+        #expect(try runReferee(["check", invalid] + args).status == 1)
+        #expect(try runReferee(["check"] + args).status == 2)
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Statistics
+import Testing
+
+// MARK: stats.chance_to_beat
+
+struct ChanceToBeatCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Arm: Decodable, Sendable { let n: Double; let successes: Double }
+    struct Prior: Decodable, Sendable { let alpha: Double; let beta: Double }
+    struct Input: Decodable, Sendable { let control: Arm; let treatment: Arm; let prior: Prior }
+    struct Expected: Decodable, Sendable { let chanceToBeatControl: Double }
+    let id: String
+    let tol: Tolerance?
+    let input: Input
+    let expected: Expected?
+    let error: ExpectedError?
+    var testDescription: String { id }
+
+    func run() throws(StatisticsError) -> Double {
+        try BayesianBinomial.chanceToBeat(
+            control: BinomialArm(n: input.control.n, successes: input.control.successes),
+            treatment: BinomialArm(n: input.treatment.n, successes: input.treatment.successes),
+            prior: BetaPrior(alpha: input.prior.alpha, beta: input.prior.beta))
+    }
+}
+
+@Suite("Reference: stats.chance_to_beat")
+struct ReferenceChanceToBeatTests {
+    static let cases: [ChanceToBeatCase] = Reference.load("chance_to_beat")
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: ChanceToBeatCase) throws {
+        if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.run() }; return }
+        let x = try #require(c.expected)
+        expectAgree("chance_to_beat_control", try c.run(), x.chanceToBeatControl, try #require(c.tol), c.id)
+    }
+}
+
+// MARK: stats.srm
+
+struct SRMCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Input: Decodable, Sendable { let observed: [Double]; let weights: [Double]; let threshold: Double? }
+    struct Expected: Decodable, Sendable { let chi2: Double; let df: Double; let pValue: Double; let mismatch: Bool }
+    let id: String
+    let tol: Tolerance?
+    let input: Input
+    let expected: Expected?
+    let error: ExpectedError?
+    var testDescription: String { id }
+}
+
+@Suite("Reference: stats.srm")
+struct ReferenceSRMTests {
+    static let cases: [SRMCase] = Reference.load("srm")
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: SRMCase) throws {
+        let run = { () throws(StatisticsError) in try SRM.check(observed: c.input.observed, weights: c.input.weights, threshold: c.input.threshold ?? 0.001) }
+        if let e = c.error { expectError(e.field, c.id, run); return }
+        let x = try #require(c.expected), tol = try #require(c.tol)
+        let r = try run()
+        expectAgree("chi2", r.chi2, x.chi2, tol, c.id)
+        expectAgree("p_value", r.pValue, x.pValue, tol, c.id)
+        #expect(r.df == x.df)
+        #expect(r.mismatch == x.mismatch)
+    }
+}
+
+// MARK: stats.adjust
+
+struct AdjustCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Input: Decodable, Sendable { let pValues: [Double]; let method: String; let alpha: Double? }
+    struct Expected: Decodable, Sendable { let adjusted: [Double]; let reject: [Bool] }
+    let id: String
+    let tol: Tolerance?
+    let input: Input
+    let expected: Expected?
+    let error: ExpectedError?
+    var testDescription: String { id }
+}
+
+@Suite("Reference: stats.adjust")
+struct ReferenceAdjustTests {
+    static let cases: [AdjustCase] = Reference.load("adjust")
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: AdjustCase) throws {
+        let method = try #require(AdjustmentMethod(rawValue: c.input.method))
+        let run = { () throws(StatisticsError) in try MultipleTesting.adjust(pValues: c.input.pValues, method: method, alpha: c.input.alpha ?? 0.05) }
+        if let e = c.error { expectError(e.field, c.id, run); return }
+        let x = try #require(c.expected), tol = try #require(c.tol)
+        let r = try run()
+        #expect(r.adjusted.count == x.adjusted.count)
+        for (i, (a, e)) in zip(r.adjusted, x.adjusted).enumerated() { expectAgree("adjusted[\(i)]", a, e, tol, c.id) }
+        #expect(r.reject == x.reject, "\(c.id) reject")
+    }
+}
+
+// MARK: stats.sample_size, stats.power, stats.mde
+
+struct PowerCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Baseline: Decodable, Sendable { let rate: Double?; let mean: Double?; let sd: Double? }
+    struct MDE: Decodable, Sendable { let absolute: Double?; let relative: Double? }
+    struct Input: Decodable, Sendable {
+        let metric: String
+        let baseline: Baseline
+        let mde: MDE?
+        let alpha: Double
+        let power: Double?
+        let nControl: Double?
+        let alternative: String
+        let ratio: Double?
+        let formula: String?
+    }
+    struct Expected: Decodable, Sendable {
+        let control: Double?
+        let treatment: Double?
+        let total: Double?
+        let controlCeil: Int?
+        let treatmentCeil: Int?
+        let power: Double?
+        let absolute: Double?
+        let relative: Double?
+    }
+    let id: String
+    let kind: String
+    let tol: Tolerance?
+    let input: Input
+    let expected: Expected?
+    let error: ExpectedError?
+    var testDescription: String { id }
+
+    var effect: Effect { input.mde?.absolute.map(Effect.absolute) ?? .relative(input.mde?.relative ?? .nan) }
+    var alternative: PowerAlternative { PowerAlternative(rawValue: input.alternative)! }
+
+    func sampleSize() throws(StatisticsError) -> SampleSize {
+        let i = input
+        if i.metric == "binomial" {
+            return try PowerAnalysis.proportions(baseline: i.baseline.rate!, mde: effect, alpha: i.alpha, power: i.power!, alternative: alternative,
+                                                 ratio: i.ratio ?? 1, formula: ProportionFormula(rawValue: i.formula ?? "classic")!)
+        }
+        return try PowerAnalysis.means(mean: i.baseline.mean!, sd: i.baseline.sd!, mde: effect, alpha: i.alpha, power: i.power!, alternative: alternative,
+                                       ratio: i.ratio ?? 1, formula: MeanFormula(rawValue: i.formula ?? "normal")!)
+    }
+
+    func power() throws(StatisticsError) -> Double {
+        let i = input
+        if i.metric == "binomial" {
+            return try PowerAnalysis.proportionsPower(baseline: i.baseline.rate!, mde: effect, nControl: i.nControl!, alpha: i.alpha, alternative: alternative,
+                                                      ratio: i.ratio ?? 1, formula: ProportionFormula(rawValue: i.formula ?? "classic")!)
+        }
+        return try PowerAnalysis.meansPower(mean: i.baseline.mean!, sd: i.baseline.sd!, mde: effect, nControl: i.nControl!, alpha: i.alpha,
+                                            alternative: alternative, ratio: i.ratio ?? 1, formula: MeanFormula(rawValue: i.formula ?? "normal")!)
+    }
+
+    func mde() throws(StatisticsError) -> DetectableEffect {
+        let i = input
+        if i.metric == "binomial" {
+            return try PowerAnalysis.proportionsMDE(baseline: i.baseline.rate!, nControl: i.nControl!, alpha: i.alpha, power: i.power!, alternative: alternative,
+                                                    ratio: i.ratio ?? 1, formula: ProportionFormula(rawValue: i.formula ?? "classic")!)
+        }
+        return try PowerAnalysis.meansMDE(mean: i.baseline.mean!, sd: i.baseline.sd!, nControl: i.nControl!, alpha: i.alpha, power: i.power!,
+                                          alternative: alternative, ratio: i.ratio ?? 1, formula: MeanFormula(rawValue: i.formula ?? "normal")!)
+    }
+}
+
+@Suite("Reference: stats.sample_size / stats.power / stats.mde")
+struct ReferencePowerTests {
+    static let cases: [PowerCase] = Reference.load("power")
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: PowerCase) throws {
+        switch c.kind {
+        case "sample_size":
+            if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.sampleSize() }; return }
+            let x = try #require(c.expected), tol = try #require(c.tol)
+            let s = try c.sampleSize()
+            expectAgree("control", s.control, x.control, tol, c.id)
+            expectAgree("treatment", s.treatment, x.treatment, tol, c.id)
+            expectAgree("total", s.total, x.total, tol, c.id)
+            // Rounding up happens only at the end; allow the reference's own ceil to differ only at an exact boundary.
+            if let cc = x.controlCeil, abs(s.control - s.control.rounded()) > 1e-6 { #expect(s.controlCeil == cc, "\(c.id) control_ceil") }
+            if let tc = x.treatmentCeil, abs(s.treatment - s.treatment.rounded()) > 1e-6 { #expect(s.treatmentCeil == tc, "\(c.id) treatment_ceil") }
+        case "power":
+            let x = try #require(c.expected)
+            expectAgree("power", try c.power(), x.power, try #require(c.tol), c.id)
+        default:
+            if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.mde() }; return }
+            let x = try #require(c.expected), tol = try #require(c.tol)
+            let m = try c.mde()
+            expectAgree("absolute", m.absolute, x.absolute, tol, c.id)
+            expectAgree("relative", m.relative, x.relative, tol, c.id)
+        }
+    }
+}
+
+// MARK: stats.mann_whitney
+
+struct MannWhitneyCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Input: Decodable, Sendable {
+        let control: [Double]
+        let treatment: [Double]
+        let alternative: String?
+        let useContinuity: Bool?
+        let method: String?
+    }
+    struct Expected: Decodable, Sendable { let uTreatment: Double; let uControl: Double; let pValue: Double }
+    let id: String
+    let tol: Tolerance?
+    let input: Input
+    let expected: Expected?
+    let error: ExpectedError?
+    var testDescription: String { id }
+
+    func run() throws(StatisticsError) -> MannWhitneyResult {
+        try MannWhitney.test(control: input.control, treatment: input.treatment,
+                             alternative: Alternative(rawValue: input.alternative ?? "two-sided")!,
+                             useContinuity: input.useContinuity ?? true,
+                             method: MannWhitneyMethod(rawValue: input.method ?? "asymptotic")!)
+    }
+}
+
+@Suite("Reference: stats.mann_whitney")
+struct ReferenceMannWhitneyTests {
+    static let cases: [MannWhitneyCase] = Reference.load("mann_whitney")
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: MannWhitneyCase) throws {
+        if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.run() }; return }
+        let x = try #require(c.expected), tol = try #require(c.tol)
+        let r = try c.run()
+        #expect(r.uTreatment == x.uTreatment && r.uControl == x.uControl, "\(c.id) U")
+        expectAgree("p_value", r.pValue, x.pValue, tol, c.id)
+    }
+}
