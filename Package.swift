@@ -32,7 +32,11 @@ let package = Package(
         // Method handlers.
         .target(name: "Service", dependencies: ["Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         .executableTarget(name: "referee", dependencies: ["Service", "RPC", "JSONCore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        // Deterministic synthetic registries for property tests and benchmarks.
+        .target(name: "Synthetic", dependencies: ["Registry"], swiftSettings: strictness),
+        // Release-mode benchmarks (Scripts/bench).
+        .executableTarget(name: "RefereeBench", dependencies: ["Synthetic", "Registry", "Service", "Store", "RPC", "JSONCore", "Statistics"], swiftSettings: strictness),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
-        .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics"], exclude: ["Reference"]),
+        .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic"], exclude: ["Reference"]),
     ]
 )

@@ -70,17 +70,25 @@ public enum BayesianBinomial {
     }
 
     /// ∫ f_c(x) · P(p_t > x) dx over the bulk of the control posterior (±40 sd, clipped to [0, 1]).
+    ///
+    /// The control density is evaluated relative to its mean, `exp((a−1)·log1p(δ/m) + (b−1)·log1p(−δ/(1−m)))`,
+    /// and normalised by integrating it over the same pieces, so no log-gamma of huge arguments is needed.
     static func integral(aC: Double, bC: Double, aT: Double, bT: Double) throws(StatisticsError) -> Double {
         let mean = aC / (aC + bC)
         let sd = (aC * bC / ((aC + bC) * (aC + bC) * (aC + bC + 1))).squareRoot()
-        // Split at ±5 sd so the quadrature sees the peak; the tails contribute below 1e-15 beyond ±40 sd.
         let cuts = [max(0, mean - 40 * sd), max(0, mean - 5 * sd), mean, min(1, mean + 5 * sd), min(1, mean + 40 * sd)]
-        var total = 0.0
+        let density = { (x: Double) -> Double in
+            let d = x - mean
+            let logRatio = (aC - 1) * Special.log1p(d / mean) + (bC - 1) * Special.log1p(-d / (1 - mean))
+            return logRatio.isFinite ? Special.exp(logRatio) : 0
+        }
+        var mass = 0.0, total = 0.0
         for (a, b) in zip(cuts, cuts.dropFirst()) where b > a {
-            total += try GSL.integrate(field: "control.n", from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-16, acceptableRelativeError: 1e-7) { x in
-                gsl_ran_beta_pdf(x, aC, bC) * gsl_cdf_beta_Q(x, aT, bT)
+            mass += try GSL.integrate(field: "control.n", from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-300, acceptableRelativeError: 1e-9, density)
+            total += try GSL.integrate(field: "control.n", from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-300, acceptableRelativeError: 1e-9) { x in
+                density(x) * gsl_cdf_beta_Q(x, aT, bT)
             }
         }
-        return total
+        return total / mass
     }
 }

@@ -1,0 +1,42 @@
+public import Registry
+
+/// Deterministic generators of realistic registries, shared by property tests and benchmarks.
+
+public struct SplitMix: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A random registry with realistic shapes, for property tests and benchmarks.
+public func randomRegistry(count: Int, layers: Int, parameters: Int, metrics: Int, seed: UInt64) -> [ConflictSubject] {
+    var rng = SplitMix(seed: seed)
+    let base = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
+    let countries = ["US", "CA", "FR", "DE", "JP", "BR", "IN"]
+    return (0..<count).map { i in
+        let layer = "layer-\(Int(rng.next() % UInt64(layers)))"
+        let start = base.adding(days: Double(rng.next() % 700))
+        let states: [ExperimentState] = [.draft, .review, .approved, .running]
+        let state = states[Int(rng.next() % 4)]
+        var tests: [Condition] = []
+        if rng.next() % 2 == 0 { tests.append(.attribute("country", .isIn(Array(countries.shuffled(using: &rng).prefix(Int(rng.next() % 3) + 1)).map { .string($0) }))) }
+        if rng.next() % 3 == 0 { tests.append(.attribute("platform", .equals(.string(["ios", "android", "web"][Int(rng.next() % 3)])))) }
+        if rng.next() % 4 == 0 { tests.append(.attribute("app_version", .version(rng.next() % 2 == 0 ? .vgte : .vlt, "\(rng.next() % 6 + 1).0.0"))) }
+        let traffic = Double(rng.next() % 20 + 1) / 100
+        let needed = Allocation.bucketsNeeded(traffic: traffic)
+        let offset = Int(rng.next() % UInt64(10_000 - needed))
+        return ConflictSubject(
+            key: "exp-\(i)", state: state, layer: layer, unit: rng.next() % 50 == 0 ? "device_id" : "user_id",
+            parameters: Set((0..<Int(rng.next() % 3 + 1)).map { _ in "param-\(rng.next() % UInt64(parameters))" }),
+            primaryMetric: "metric-\(rng.next() % UInt64(metrics))", seed: rng.next() % 100 == 0 ? "shared-seed" : "exp-\(i)",
+            traffic: traffic, start: start, end: start.adding(days: Double(rng.next() % 50 + 7)),
+            targeting: .all(tests), buckets: state.holdsTraffic ? [offset..<(offset + needed)] : [])
+    }
+}
+
