@@ -30,13 +30,14 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 let only = CommandLine.arguments.dropFirst().first
 
 // MARK: conflicts
-if only == nil || only == "conflicts" {
-    for n in [10_000, 30_000, 100_000] {
-        let registry = randomRegistry(count: n, layers: 200, parameters: 2000, metrics: 300, seed: 1)
+if only == nil || only == "conflicts" || only == "conflicts-small" {
+    for n in only == "conflicts-small" ? [10_000] : [10_000, 30_000, 100_000] {
+        let span = n * 365 / 10_000  // 10,000 experiments a year: about 800 live at once, as in a large organisation
+        let registry = randomRegistry(count: n, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: span)
         var t = now()
         let index = ConflictIndex(registry)
         report("conflicts.index_build n=\(n)", (now() - t) * 1000, "ms")
-        let probes = randomRegistry(count: 2000, layers: 200, parameters: 2000, metrics: 300, seed: 99).map { s -> ConflictSubject in
+        let probes = randomRegistry(count: 2000, layers: 200, parameters: 2000, metrics: 300, seed: 99, spanDays: span).map { s -> ConflictSubject in
             var s = s
             s.key = "probe-" + s.key
             s.state = .draft
@@ -55,6 +56,14 @@ if only == nil || only == "conflicts" {
         let all = index.scan()
         report("conflicts.scan n=\(n)", (now() - t) * 1000, "ms", ["findings": all.count])
     }
+}
+
+if only == "scan-profile" {
+    let registry = randomRegistry(count: 100_000, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: 3650)
+    let index = ConflictIndex(registry)
+    let t = now()
+    let all = index.scan()
+    report("conflicts.scan n=100000", (now() - t) * 1000, "ms", ["findings": all.count])
 }
 
 // MARK: assignment

@@ -72,6 +72,13 @@ public struct Finding: Sendable, Equatable {
     public var overlapShare: Double
     public var message: String
 
+    /// Stable report order: by experiments, then kind.
+    public static func reportOrder(_ x: Finding, _ y: Finding) -> Bool {
+        for (a, b) in zip(x.experiments, y.experiments) where a != b { return a < b }
+        if x.experiments.count != y.experiments.count { return x.experiments.count < y.experiments.count }
+        return x.kind.rawValue < y.kind.rawValue
+    }
+
     /// The finding as seen from `subject`: `with` names the other experiment.
     public func json(from subject: String? = nil) -> JSON {
         var o: [String: JSON] = [
@@ -97,7 +104,8 @@ public struct Finding: Sendable, Equatable {
 public enum ConflictRules {
     /// Findings of `a` against `b`. Severity follows `b`'s state (an error only against an experiment that
     /// holds traffic); with `symmetric`, either one holding traffic makes it an error (registry-wide scans).
-    public static func findings(_ a: ConflictSubject, _ b: ConflictSubject, symmetric: Bool = false) -> [Finding] {
+    public static func findings(_ a: ConflictSubject, _ b: ConflictSubject, symmetric: Bool = false,
+                                audience: (ConflictSubject, ConflictSubject) -> Witness? = { Satisfiability.witness([$0.targeting, $1.targeting]) }) -> [Finding] {
         guard a.key != b.key else { return [] }
         let windowStart = max(a.start, b.start), windowEnd = min(a.end, b.end)
         guard windowStart < windowEnd else { return [] }
@@ -127,7 +135,7 @@ public enum ConflictRules {
         let sharedPrimary = !sameLayer && a.primaryMetric != nil && a.primaryMetric == b.primaryMetric
         let sharedSeed = a.seed == b.seed
         guard !common.isEmpty || sharedPrimary || sharedSeed else { return out }
-        guard let witness = Satisfiability.witness([a.targeting, b.targeting]) else { return out }
+        guard let witness = audience(a, b) else { return out }
         let who = describe(witness)
         if !common.isEmpty {
             out.append(Finding(
@@ -182,12 +190,55 @@ public enum ConflictRules {
 }
 
 /// Experiments indexed by what they can share, so a check touches only candidates, never every pair.
+///
+/// Each shared key (layer, parameter, primary metric, seed) keeps its members sorted by start time with the
+/// group's longest duration, so a check looks only at members whose schedules can overlap its own, and a scan
+/// sweeps each group once: the cost follows the number of overlapping pairs, not the square of the registry.
 public struct ConflictIndex: Sendable {
-    public private(set) var subjects: [String: ConflictSubject] = [:]
-    private var byLayer: [String: Set<String>] = [:]
-    private var byParameter: [String: Set<String>] = [:]
-    private var byMetric: [String: Set<String>] = [:]
-    private var bySeed: [String: Set<String>] = [:]
+    /// Subjects live in boxes so passing them around costs one reference count, not a copy of every field.
+    final class Box: Sendable {
+        let subject: ConflictSubject
+        init(_ subject: ConflictSubject) { self.subject = subject }
+    }
+    private var slots: [Box?] = []
+    private var slotEnd: [Double] = []
+    private var slotOf: [String: Int] = [:]
+    private var freeSlots: [Int] = []
+    private var groups: [GroupKey: Group] = [:]
+    /// Targeting conditions interned by value, so audience overlap is solved once per distinct pair.
+    private var conditionIDs: [Condition: Int] = [:]
+    private var slotCondition: [Int] = []
+
+    enum GroupKey: Hashable, Sendable {
+        case layer(String), parameter(String), metric(String), seed(String)
+    }
+
+    struct Group: Sendable {
+        var starts: [Double] = []
+        var members: [Int] = []
+        var maxDuration: Double = 0
+
+        mutating func insert(_ slot: Int, start: Double, duration: Double) {
+            var lo = 0, hi = starts.count
+            while lo < hi { let mid = (lo + hi) / 2; if starts[mid] <= start { lo = mid + 1 } else { hi = mid } }
+            starts.insert(start, at: lo)
+            members.insert(slot, at: lo)
+            maxDuration = max(maxDuration, duration)
+        }
+
+        mutating func remove(_ slot: Int) {
+            if let i = members.firstIndex(of: slot) { members.remove(at: i); starts.remove(at: i) }
+        }
+
+        /// Members whose start lies in `[from - maxDuration, to)`: a superset of those overlapping `[from, to)`.
+        func overlapping(from: Double, to: Double, _ body: (Int) -> Void) {
+            var lo = 0, hi = starts.count
+            while lo < hi { let mid = (lo + hi) / 2; if starts[mid] < to { lo = mid + 1 } else { hi = mid } }
+            var i = lo - 1
+            let earliest = from - maxDuration
+            while i >= 0 && starts[i] >= earliest { body(members[i]); i -= 1 }
+        }
+    }
 
     public init() {}
 
@@ -195,87 +246,136 @@ public struct ConflictIndex: Sendable {
         for s in subjects { upsert(s) }
     }
 
+    public var subjects: [String: ConflictSubject] {
+        Dictionary(uniqueKeysWithValues: slots.compactMap { $0.map { ($0.subject.key, $0.subject) } })
+    }
+
+    public subscript(key: String) -> ConflictSubject? { slotOf[key].flatMap { slots[$0]?.subject } }
+
+    static func keys(_ s: ConflictSubject) -> [GroupKey] {
+        var k: [GroupKey] = [.layer(s.layer), .seed(s.seed)]
+        k += s.parameters.sorted().map { .parameter($0) }
+        if let m = s.primaryMetric { k.append(.metric(m)) }
+        return k
+    }
+
     /// Adds or replaces a subject; terminal experiments leave the index.
     public mutating func upsert(_ s: ConflictSubject) {
         remove(s.key)
         guard !s.state.isTerminal else { return }
-        subjects[s.key] = s
-        byLayer[s.layer, default: []].insert(s.key)
-        for p in s.parameters { byParameter[p, default: []].insert(s.key) }
-        if let m = s.primaryMetric { byMetric[m, default: []].insert(s.key) }
-        bySeed[s.seed, default: []].insert(s.key)
+        let slot: Int
+        if let reused = freeSlots.popLast() {
+            slot = reused
+            slots[slot] = Box(s)
+            slotEnd[slot] = s.end.seconds
+        } else {
+            slot = slots.count
+            slots.append(Box(s))
+            slotEnd.append(s.end.seconds)
+            slotCondition.append(0)
+        }
+        slotOf[s.key] = slot
+        if let id = conditionIDs[s.targeting] { slotCondition[slot] = id } else {
+            slotCondition[slot] = conditionIDs.count
+            conditionIDs[s.targeting] = conditionIDs.count
+        }
+        // Occupancy (schedule plus cool-down) bounds both schedule and bucket-holding overlaps.
+        let duration = s.occupancyEnd.seconds - s.start.seconds
+        for k in Self.keys(s) { groups[k, default: Group()].insert(slot, start: s.start.seconds, duration: duration) }
     }
 
     public mutating func remove(_ key: String) {
-        guard let old = subjects.removeValue(forKey: key) else { return }
-        byLayer[old.layer]?.remove(key)
-        for p in old.parameters { byParameter[p]?.remove(key) }
-        if let m = old.primaryMetric { byMetric[m]?.remove(key) }
-        bySeed[old.seed]?.remove(key)
+        guard let slot = slotOf.removeValue(forKey: key), let old = slots[slot]?.subject else { return }
+        for k in Self.keys(old) { groups[k]?.remove(slot) }
+        slots[slot] = nil
+        freeSlots.append(slot)
     }
 
-    /// Keys of experiments that share a layer, parameter, primary metric or seed with `s`.
-    public func candidates(for s: ConflictSubject) -> Set<String> {
-        var keys = byLayer[s.layer] ?? []
-        for p in s.parameters { keys.formUnion(byParameter[p] ?? []) }
-        if let m = s.primaryMetric { keys.formUnion(byMetric[m] ?? []) }
-        keys.formUnion(bySeed[s.seed] ?? [])
-        keys.remove(s.key)
-        return keys
+    /// Subjects sharing a key with `s` whose schedules overlap it.
+    public func candidates(for s: ConflictSubject) -> [ConflictSubject] {
+        var seen = Set<Int>()
+        var out: [ConflictSubject] = []
+        for k in Self.keys(s) {
+            groups[k]?.overlapping(from: s.start.seconds, to: s.end.seconds) { slot in
+                guard let other = slots[slot], other.subject.key != s.key, other.subject.end > s.start, seen.insert(slot).inserted else { return }
+                out.append(other.subject)
+            }
+        }
+        return out.sorted { $0.key < $1.key }
     }
 
     /// Every finding of `s` against the indexed experiments (which it may or may not be part of).
     public func check(_ s: ConflictSubject, includeCapacity: Bool = true) -> [Finding] {
         var out: [Finding] = []
-        for key in candidates(for: s).sorted() {
-            out += ConflictRules.findings(s, subjects[key]!)
+        for other in candidates(for: s) {
+            out += ConflictRules.findings(s, other)
         }
         if includeCapacity, s.buckets.isEmpty {
-            let holders = (byLayer[s.layer] ?? []).compactMap { subjects[$0] }
-            if let f = ConflictRules.capacity(s, holders: holders).finding { out.append(f) }
+            if let f = ConflictRules.capacity(s, holders: holders(layer: s.layer, overlapping: s)).finding { out.append(f) }
         }
         return out
     }
 
     /// All findings among indexed experiments, optionally only those live in `[from, to)`.
-    /// Pairs come from sweeping each shared-key group by start time, so the cost follows the number of
-    /// overlapping pairs, not the square of the registry.
     public func scan(from: Timestamp? = nil, to: Timestamp? = nil) -> [Finding] {
-        var seen = Set<PairKey>()
+        var seen = Set<UInt64>()
+        var audiences: [UInt64: Witness?] = [:]
+        let satCache = Satisfiability.Cache()
         var out: [Finding] = []
-        let groups = [byLayer, byParameter, byMetric, bySeed].flatMap { $0.values }
-        for group in groups where group.count > 1 {
-            let members = group.compactMap { subjects[$0] }.sorted { ($0.start, $0.key) < ($1.start, $1.key) }
-            var active: [ConflictSubject] = []
-            for s in members {
-                active.removeAll { $0.end <= s.start }
-                for other in active {
-                    let pair = PairKey(other.key, s.key)
+        for group in groups.values where group.members.count > 1 {
+            var active: [Int] = []
+            for slot in group.members {
+                guard let box = slots[slot] else { continue }
+                let start = box.subject.start.seconds
+                active.removeAll { slotEnd[$0] <= start }
+                for otherSlot in active {
+                    let pair = UInt64(min(slot, otherSlot)) << 32 | UInt64(max(slot, otherSlot))
                     guard seen.insert(pair).inserted else { continue }
-                    let (a, b) = other.key < s.key ? (other, s) : (s, other)
-                    out += ConflictRules.findings(a, b, symmetric: true)
+                    let otherBox = slots[otherSlot]!
+                    let (a, b) = otherBox.subject.key < box.subject.key ? (otherBox, box) : (box, otherBox)
+                    let ca = slotCondition[slot], cb = slotCondition[otherSlot]
+                    let audienceKey = UInt64(min(ca, cb)) << 32 | UInt64(max(ca, cb))
+                    out += ConflictRules.findings(a.subject, b.subject, symmetric: true) { x, y in
+                        if let known = audiences[audienceKey] { return known }
+                        let w = Satisfiability.witness([x.targeting, y.targeting], cache: satCache)
+                        audiences[audienceKey] = .some(w)
+                        return w
+                    }
                 }
-                active.append(s)
+                active.append(slot)
             }
         }
         // Capacity of experiments not yet holding buckets, against the holders of their layer.
-        for s in subjects.values where s.buckets.isEmpty && !s.state.holdsTraffic {
-            let holders = (byLayer[s.layer] ?? []).compactMap { subjects[$0] }
-            if let f = ConflictRules.capacity(s, holders: holders).finding { out.append(f) }
+        for case let box? in slots where box.subject.buckets.isEmpty && !box.subject.state.holdsTraffic {
+            let s = box.subject
+            if let f = ConflictRules.capacity(s, holders: holders(layer: s.layer, overlapping: s)).finding { out.append(f) }
         }
         if from != nil || to != nil {
             let lo = from ?? Timestamp(seconds: -.infinity), hi = to ?? Timestamp(seconds: .infinity)
             out = out.filter { f in lo == hi ? (f.windowStart <= lo && lo < f.windowEnd) : (f.windowStart < hi && lo < f.windowEnd) }
         }
-        return out.sorted { ($0.experiments, $0.kind.rawValue) < ($1.experiments, $1.kind.rawValue) }
+        // Sort indices, not the findings themselves: moving large values dominates otherwise.
+        let keys = out.map { $0.experiments.joined(separator: "\u{1}") + "\u{2}" + $0.kind.rawValue }
+        let order = out.indices.sorted { keys[$0] < keys[$1] }
+        return order.map { out[$0] }
     }
 
-    /// Holders of a layer (for allocation).
+    /// Experiments holding buckets in a layer (for allocation and assignment).
     public func holders(layer: String) -> [ConflictSubject] {
-        (byLayer[layer] ?? []).compactMap { subjects[$0] }.filter { $0.state.holdsTraffic }
+        (groups[.layer(layer)]?.members ?? []).compactMap { slots[$0]?.subject }.filter { $0.state.holdsTraffic }
     }
 
-    public var count: Int { subjects.count }
+    /// Holders of `s`'s layer whose occupancy (schedule plus cool-down) can overlap `s`'s.
+    func holders(layer: String, overlapping s: ConflictSubject) -> [ConflictSubject] {
+        guard let g = groups[.layer(layer)] else { return [] }
+        var out: [ConflictSubject] = []
+        g.overlapping(from: s.start.seconds, to: s.occupancyEnd.seconds) { slot in
+            if let o = slots[slot]?.subject, o.state.holdsTraffic, o.occupancyEnd > s.start { out.append(o) }
+        }
+        return out
+    }
+
+    public var count: Int { slotOf.count }
 }
 
 struct PairKey: Hashable {
@@ -283,6 +383,3 @@ struct PairKey: Hashable {
     init(_ x: String, _ y: String) { (a, b) = x < y ? (x, y) : (y, x) }
 }
 
-extension Array: @retroactive Comparable where Element == String {
-    public static func < (l: [String], r: [String]) -> Bool { l.lexicographicallyPrecedes(r) }
-}

@@ -18,7 +18,53 @@ public struct Witness: Sendable, Equatable {
 /// keeps one per distinct truth pattern, and searches assignments with three-valued pruning.
 /// `$regex` tests are undecided: they count as "may hold" and mark the witness approximate.
 public enum Satisfiability {
-    public static func witness(_ conditions: [Condition]) -> Witness? {
+    /// Solutions per attribute for conjunctive conditions, reused across the pairs of one scan.
+    public final class Cache {
+        var perAttribute: [[AttributeTest]: AttributeValue??] = [:]
+        public init() {}
+    }
+
+    public static func witness(_ conditions: [Condition], cache: Cache? = nil) -> Witness? {
+        if let conjunction = conjunctiveTests(conditions) {
+            return witness(conjunction: conjunction, cache: cache ?? Cache())
+        }
+        return searchWitness(conditions)
+    }
+
+    /// The tests per attribute when the conditions are only conjunctions of attribute tests (most targeting), else nil.
+    static func conjunctiveTests(_ conditions: [Condition]) -> [String: [AttributeTest]]? {
+        var tests: [String: [AttributeTest]] = [:]
+        var stack = conditions
+        while let c = stack.popLast() {
+            switch c {
+            case .all(let cs): stack += cs
+            case .attribute(let name, let test): tests[name, default: []].append(test)
+            case .any, .not: return nil
+            }
+        }
+        return tests
+    }
+
+    /// A conjunction is satisfiable iff each attribute's tests are; solve each attribute on its own.
+    static func witness(conjunction: [String: [AttributeTest]], cache: Cache) -> Witness? {
+        var attributes: [String: AttributeValue?] = [:]
+        var approximate = false
+        for (name, tests) in conjunction {
+            let solution: AttributeValue??
+            if let known = cache.perAttribute[tests] {
+                solution = known
+            } else {
+                solution = candidates(for: tests).first { c in tests.allSatisfy { evaluate($0, c) != .no } }
+                cache.perAttribute[tests] = .some(solution)
+            }
+            guard let value = solution else { return nil }
+            attributes[name] = .some(value)
+            if tests.contains(where: { evaluate($0, value) == .maybe }) { approximate = true }
+        }
+        return Witness(attributes: attributes, approximate: approximate)
+    }
+
+    static func searchWitness(_ conditions: [Condition]) -> Witness? {
         let formula = Condition.all(conditions)
         var tests: [String: [AttributeTest]] = [:]
         collect(formula, into: &tests)

@@ -311,22 +311,36 @@ public enum UTF16Order {
 /// three-part versions (so a release sorts after its pre-releases), left-pad numeric parts to 5 with spaces.
 public enum VersionString {
     public static func padded(_ value: AttributeValue?) -> String {
-        var input: String
         switch value {
-        case .string(let s)?: input = s.isEmpty ? "0" : s
-        case .number(let d)?: input = JSON.number(d).serialized()
-        default: input = "0"
+        case .string(let s)? where !s.isEmpty: return padded(text: s)
+        case .number(let d)?: return padded(text: JSON.number(d).serialized())
+        default: return padded(text: "0")
         }
-        if input.hasPrefix("v") { input.removeFirst() }
-        if let plus = input.firstIndex(of: "+") { input = String(input[..<plus]) }
-        var parts = input.split(separator: "-", omittingEmptySubsequences: false)
-            .flatMap { $0.split(separator: ".", omittingEmptySubsequences: false) }
-            .map(String.init)
-        if parts.count == 3 { parts.append("~") }
-        return parts.map { part in
-            part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) && !part.isEmpty
-                ? String(repeating: " ", count: max(0, 5 - part.count)) + part : part
-        }.joined(separator: "-")
+    }
+
+    /// Byte-level implementation (this runs in the inner loop of conflict detection).
+    static func padded(text: String) -> String {
+        var bytes = Array(text.utf8)
+        if bytes.first == UInt8(ascii: "v") { bytes.removeFirst() }
+        if let plus = bytes.firstIndex(of: UInt8(ascii: "+")) { bytes.removeSubrange(plus...) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 16)
+        var parts = 0
+        var partStart = 0
+        func emit(_ part: ArraySlice<UInt8>) {
+            if parts > 0 { out.append(UInt8(ascii: "-")) }
+            if !part.isEmpty && part.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) && part.count < 5 {
+                out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 5 - part.count))
+            }
+            out.append(contentsOf: part)
+            parts += 1
+        }
+        for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: ".") {
+            emit(bytes[partStart..<i])
+            partStart = i + 1
+        }
+        if parts == 3 { out.append(contentsOf: Array("-~".utf8)) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func less(_ a: String, _ b: String) -> Bool { UTF16Order.less(a, b) }

@@ -62,16 +62,24 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, with milliseconds when the instant has a fraction.
     public var description: String {
-        let whole = (seconds).rounded(.down)
+        let whole = seconds.rounded(.down)
         var days = Int(whole / 86_400)
         var rem = Int(whole) - days * 86_400
         if rem < 0 { rem += 86_400; days -= 1 }
         let (y, m, d) = Timestamp.civilFromDays(days)
         let millis = Int(((seconds - whole) * 1000).rounded())
-        func p(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        var out = "\(p(y, 4))-\(p(m, 2))-\(p(d, 2))T\(p(rem / 3600, 2)):\(p(rem / 60 % 60, 2)):\(p(rem % 60, 2))"
-        if millis > 0 && millis < 1000 { out += ".\(p(millis, 3))" }
-        return out + "Z"
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        func put(_ v: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            while divisor > 0 { out.append(UInt8(0x30 + (v / divisor) % 10)); divisor /= 10 }
+        }
+        put(y, 4); out.append(0x2D); put(m, 2); out.append(0x2D); put(d, 2); out.append(0x54)
+        put(rem / 3600, 2); out.append(0x3A); put(rem / 60 % 60, 2); out.append(0x3A); put(rem % 60, 2)
+        if millis > 0 && millis < 1000 { out.append(0x2E); put(millis, 3) }
+        out.append(0x5A)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The UTC calendar date, `YYYY-MM-DD`.

@@ -15,13 +15,15 @@ public struct SplitMix: RandomNumberGenerator {
 }
 
 /// A random registry with realistic shapes, for property tests and benchmarks.
-public func randomRegistry(count: Int, layers: Int, parameters: Int, metrics: Int, seed: UInt64) -> [ConflictSubject] {
+/// `spanDays` is the period the schedules start in: a registry that grows by accumulating history keeps its
+/// concurrency (experiments live at once) roughly constant when the span grows with the count.
+public func randomRegistry(count: Int, layers: Int, parameters: Int, metrics: Int, seed: UInt64, spanDays: Int = 700) -> [ConflictSubject] {
     var rng = SplitMix(seed: seed)
     let base = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
     let countries = ["US", "CA", "FR", "DE", "JP", "BR", "IN"]
     return (0..<count).map { i in
         let layer = "layer-\(Int(rng.next() % UInt64(layers)))"
-        let start = base.adding(days: Double(rng.next() % 700))
+        let start = base.adding(days: Double(rng.next() % UInt64(spanDays)))
         let states: [ExperimentState] = [.draft, .review, .approved, .running]
         let state = states[Int(rng.next() % 4)]
         var tests: [Condition] = []
@@ -31,12 +33,15 @@ public func randomRegistry(count: Int, layers: Int, parameters: Int, metrics: In
         let traffic = Double(rng.next() % 20 + 1) / 100
         let needed = Allocation.bucketsNeeded(traffic: traffic)
         let offset = Int(rng.next() % UInt64(10_000 - needed))
-        return ConflictSubject(
+        var subject = ConflictSubject(
             key: "exp-\(i)", state: state, layer: layer, unit: rng.next() % 50 == 0 ? "device_id" : "user_id",
             parameters: Set((0..<Int(rng.next() % 3 + 1)).map { _ in "param-\(rng.next() % UInt64(parameters))" }),
             primaryMetric: "metric-\(rng.next() % UInt64(metrics))", seed: rng.next() % 100 == 0 ? "shared-seed" : "exp-\(i)",
             traffic: traffic, start: start, end: start.adding(days: Double(rng.next() % 50 + 7)),
             targeting: .all(tests), buckets: state.holdsTraffic ? [offset..<(offset + needed)] : [])
+        subject.variantKeys = ["control", "treatment"]
+        subject.variantWeights = [0.5, 0.5]
+        return subject
     }
 }
 
