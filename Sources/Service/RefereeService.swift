@@ -59,6 +59,7 @@ public final class RefereeService: @unchecked Sendable {
                 try mapErrors { try body(params, context) }
             }
         }
+        installStats(on: dispatcher)
     }
 
     func serverInfo(_ ctx: RPCContext, methods: [String]) -> JSON {

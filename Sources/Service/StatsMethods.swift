@@ -1,0 +1,263 @@
+import RPC
+import JSONCore
+import Statistics
+
+/// `stats.*`: the statistics module over the control interface. Inputs are sufficient statistics;
+/// degenerate input is error 1009 `invalid_input` naming the field.
+extension RefereeService {
+    func installStats(on dispatcher: Dispatcher) {
+        let methods: [(String, (Fields) throws -> JSON)] = [
+            ("stats.compare", { try Self.compare($0).json }),
+            ("stats.compare_batch", Self.compareBatch),
+            ("stats.chance_to_beat", Self.chanceToBeat),
+            ("stats.srm", Self.srm),
+            ("stats.sample_size", Self.sampleSize),
+            ("stats.power", Self.power),
+            ("stats.mde", Self.mde),
+            ("stats.adjust", Self.adjust),
+            ("stats.mann_whitney", Self.mannWhitney),
+        ]
+        for (name, body) in methods {
+            dispatcher.register(name) { params, _ throws(RPCError) in
+                try mapErrors { try body(try Fields(params)) }
+            }
+        }
+    }
+
+    static let compareFields: Set<String> = ["metric", "control", "treatment", "difference", "test", "variance", "alpha",
+                                             "alternative", "analysis", "prior", "sequential_tuning"]
+
+    /// Decodes and runs one `stats.compare`.
+    static func compare(_ p: Fields) throws -> ComparisonResult {
+        try p.rejectUnknown(compareFields)
+        let metric = try p.choice("metric", ["binomial", "continuous", "ratio", "nps"])
+        let control = try p.object("control"), treatment = try p.object("treatment")
+        let arms: ComparisonArms
+        switch metric {
+        case "binomial":
+            arms = .binomial(control: try binomialArm(control), treatment: try binomialArm(treatment))
+        case "continuous":
+            if control.has("pre") || treatment.has("pre") {
+                arms = .cuped(control: try cupedArm(control), treatment: try cupedArm(treatment))
+            } else {
+                arms = .continuous(control: try continuousArm(control), treatment: try continuousArm(treatment))
+            }
+        case "ratio":
+            arms = .ratio(control: try ratioArm(control), treatment: try ratioArm(treatment))
+        default:
+            arms = .nps(control: try npsArm(control), treatment: try npsArm(treatment))
+        }
+        var options = CompareOptions()
+        options.difference = DifferenceKind(rawValue: try p.choice("difference", DifferenceKind.allCases.map(\.rawValue), default: "absolute"))!
+        if p.has("test") { options.test = TestKind(rawValue: try p.choice("test", TestKind.allCases.map(\.rawValue))) }
+        options.variance = ProportionVariance(rawValue: try p.choice("variance", ProportionVariance.allCases.map(\.rawValue), default: "pooled"))!
+        options.alpha = try p.optionalDouble("alpha") ?? 0.05
+        options.alternative = Alternative(rawValue: try p.choice("alternative", Alternative.allCases.map(\.rawValue), default: "two-sided"))!
+        switch try p.choice("analysis", ["fixed", "sequential", "bayesian"], default: "fixed") {
+        case "sequential":
+            options.analysis = .sequential(tuning: try p.optionalDouble("sequential_tuning") ?? 5000)
+        case "bayesian":
+            var prior = GaussianPrior()
+            if let pr = try p.optionalObject("prior") {
+                try pr.rejectUnknown(["mean", "stddev", "proper"])
+                prior = GaussianPrior(mean: try pr.optionalDouble("mean") ?? 0, stddev: try pr.optionalDouble("stddev") ?? 1,
+                                      proper: try pr.optionalBool("proper") ?? false)
+            }
+            options.analysis = .bayesian(prior: prior)
+        default:
+            options.analysis = .frequentist
+        }
+        if p.has("prior"), case .bayesian = options.analysis {} else if p.has("prior") {
+            throw FieldError(path: "prior", message: "applies only to analysis \"bayesian\"")
+        }
+        if p.has("sequential_tuning") && !isSequential(options.analysis) {
+            throw FieldError(path: "sequential_tuning", message: "applies only to analysis \"sequential\"")
+        }
+        return try ABTest.compare(arms, options: options)
+    }
+
+    static func isSequential(_ a: Analysis) -> Bool { if case .sequential = a { true } else { false } }
+
+    static func binomialArm(_ f: Fields) throws -> BinomialArm {
+        try f.rejectUnknown(["n", "successes"])
+        return BinomialArm(n: try f.double("n"), successes: try f.double("successes"))
+    }
+
+    static func moments(_ f: Fields) throws -> Moments {
+        try f.rejectUnknown(["sum", "sum_squares"])
+        return Moments(sum: try f.double("sum"), sumSquares: try f.double("sum_squares"))
+    }
+
+    static func continuousArm(_ f: Fields) throws -> ContinuousArm {
+        if f.has("mean") || f.has("variance") {
+            try f.rejectUnknown(["n", "mean", "variance"])
+            return .moments(n: try f.double("n"), mean: try f.double("mean"), variance: try f.double("variance"))
+        }
+        try f.rejectUnknown(["n", "sum", "sum_squares"])
+        return .sums(n: try f.double("n"), sum: try f.double("sum"), sumSquares: try f.double("sum_squares"))
+    }
+
+    static func cupedArm(_ f: Fields) throws -> CupedArm {
+        try f.rejectUnknown(["n", "post", "pre", "post_pre_sum_of_products"])
+        return CupedArm(n: try f.double("n"), post: try moments(try f.object("post")), pre: try moments(try f.object("pre")),
+                        postPreSumOfProducts: try f.double("post_pre_sum_of_products"))
+    }
+
+    static func ratioArm(_ f: Fields) throws -> RatioArm {
+        try f.rejectUnknown(["n", "numerator", "denominator", "numerator_denominator_sum_of_products"])
+        return RatioArm(n: try f.double("n"), numerator: try moments(try f.object("numerator")),
+                        denominator: try moments(try f.object("denominator")),
+                        numeratorDenominatorSumOfProducts: try f.double("numerator_denominator_sum_of_products"))
+    }
+
+    static func npsArm(_ f: Fields) throws -> NPSArm {
+        try f.rejectUnknown(["promoters", "passives", "detractors"])
+        return NPSArm(promoters: try f.double("promoters"), passives: try f.double("passives"), detractors: try f.double("detractors"))
+    }
+
+    /// `stats.compare_batch {comparisons}` → `{results: [result | {error}]}`; one bad comparison never fails the rest.
+    static func compareBatch(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["comparisons"])
+        let items = try p.array("comparisons")
+        var results: [JSON] = []
+        results.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            do {
+                results.append(try compare(try Fields(item, path: "comparisons[\(i)]")).json)
+            } catch let e as FieldError {
+                results.append(["error": RPCError.invalidParams(e).json])
+            } catch let e as StatisticsError {
+                var error = e
+                error.field = "comparisons[\(i)].\(e.field)"
+                results.append(["error": error.rpc.json])
+            }
+        }
+        return ["results": .array(results)]
+    }
+
+    static func chanceToBeat(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["control", "treatment", "prior"])
+        var prior = BetaPrior()
+        if let pr = try p.optionalObject("prior") {
+            try pr.rejectUnknown(["alpha", "beta"])
+            prior = BetaPrior(alpha: try pr.optionalDouble("alpha") ?? 1, beta: try pr.optionalDouble("beta") ?? 1)
+        }
+        let value = try BayesianBinomial.chanceToBeat(control: try binomialArm(try p.object("control")),
+                                                      treatment: try binomialArm(try p.object("treatment")), prior: prior)
+        return ["chance_to_beat_control": .number(value)]
+    }
+
+    static func srm(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["observed", "weights", "threshold"])
+        let r = try SRM.check(observed: try p.doubles("observed"), weights: try p.doubles("weights"), threshold: try p.optionalDouble("threshold") ?? 0.001)
+        return ["chi2": .number(r.chi2), "df": .number(r.df), "p_value": .number(r.pValue), "mismatch": .bool(r.mismatch)]
+    }
+
+    struct PowerInputs {
+        var binomial: Bool
+        var rate = 0.0, mean = 0.0, sd = 0.0
+        var alpha: Double
+        var alternative: PowerAlternative
+        var ratio: Double
+        var proportionFormula = ProportionFormula.classic
+        var meanFormula = MeanFormula.normal
+    }
+
+    static func powerInputs(_ p: Fields) throws -> PowerInputs {
+        let metric = try p.choice("metric", ["binomial", "continuous"])
+        let baseline = try p.object("baseline")
+        var inputs = PowerInputs(
+            binomial: metric == "binomial", alpha: try p.optionalDouble("alpha") ?? 0.05,
+            alternative: PowerAlternative(rawValue: try p.choice("alternative", PowerAlternative.allCases.map(\.rawValue), default: "two-sided"))!,
+            ratio: try p.optionalDouble("ratio") ?? 1)
+        if inputs.binomial {
+            try baseline.rejectUnknown(["rate"])
+            inputs.rate = try baseline.double("rate")
+            inputs.proportionFormula = ProportionFormula(rawValue: try p.choice("formula", ProportionFormula.allCases.map(\.rawValue), default: "classic"))!
+        } else {
+            try baseline.rejectUnknown(["mean", "sd"])
+            inputs.mean = try baseline.double("mean")
+            inputs.sd = try baseline.double("sd")
+            inputs.meanFormula = MeanFormula(rawValue: try p.choice("formula", MeanFormula.allCases.map(\.rawValue), default: "normal"))!
+        }
+        return inputs
+    }
+
+    static func effect(_ p: Fields) throws -> Effect {
+        let mde = try p.object("mde")
+        try mde.rejectUnknown(["absolute", "relative"])
+        switch (try mde.optionalDouble("absolute"), try mde.optionalDouble("relative")) {
+        case (let a?, nil): return .absolute(a)
+        case (nil, let r?): return .relative(r)
+        default: throw FieldError(path: "mde", message: "give exactly one of {\"absolute\": x} or {\"relative\": x}")
+        }
+    }
+
+    static let powerFields: Set<String> = ["metric", "baseline", "mde", "alpha", "power", "alternative", "ratio", "formula", "n_control"]
+
+    static func sampleSize(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(powerFields.subtracting(["n_control"]))
+        let i = try powerInputs(p)
+        let mde = try effect(p)
+        let power = try p.optionalDouble("power") ?? 0.8
+        let size = i.binomial
+            ? try PowerAnalysis.proportions(baseline: i.rate, mde: mde, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.proportionFormula)
+            : try PowerAnalysis.means(mean: i.mean, sd: i.sd, mde: mde, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.meanFormula)
+        return ["control": .number(size.control), "treatment": .number(size.treatment), "total": .number(size.total),
+                "control_ceil": JSON(size.controlCeil), "treatment_ceil": JSON(size.treatmentCeil), "total_ceil": JSON(size.totalCeil)]
+    }
+
+    static func power(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(powerFields.subtracting(["power"]))
+        let i = try powerInputs(p)
+        let mde = try effect(p)
+        let n = try p.double("n_control")
+        let value = i.binomial
+            ? try PowerAnalysis.proportionsPower(baseline: i.rate, mde: mde, nControl: n, alpha: i.alpha, alternative: i.alternative, ratio: i.ratio, formula: i.proportionFormula)
+            : try PowerAnalysis.meansPower(mean: i.mean, sd: i.sd, mde: mde, nControl: n, alpha: i.alpha, alternative: i.alternative, ratio: i.ratio, formula: i.meanFormula)
+        return ["power": .number(value)]
+    }
+
+    static func mde(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(powerFields.subtracting(["mde"]))
+        let i = try powerInputs(p)
+        let n = try p.double("n_control")
+        let power = try p.optionalDouble("power") ?? 0.8
+        let d = i.binomial
+            ? try PowerAnalysis.proportionsMDE(baseline: i.rate, nControl: n, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.proportionFormula)
+            : try PowerAnalysis.meansMDE(mean: i.mean, sd: i.sd, nControl: n, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.meanFormula)
+        return ["absolute": .number(d.absolute), "relative": JSON(d.relative)]
+    }
+
+    static func adjust(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["p_values", "method", "alpha"])
+        let method = AdjustmentMethod(rawValue: try p.choice("method", AdjustmentMethod.allCases.map(\.rawValue)))!
+        let r = try MultipleTesting.adjust(pValues: try p.doubles("p_values"), method: method, alpha: try p.optionalDouble("alpha") ?? 0.05)
+        return ["adjusted": JSON(r.adjusted), "reject": .array(r.reject.map { .bool($0) })]
+    }
+
+    static func mannWhitney(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["control", "treatment", "alternative", "use_continuity"])
+        let r = try MannWhitney.test(
+            control: try p.doubles("control"), treatment: try p.doubles("treatment"),
+            alternative: Alternative(rawValue: try p.choice("alternative", Alternative.allCases.map(\.rawValue), default: "two-sided"))!,
+            useContinuity: try p.optionalBool("use_continuity") ?? true)
+        return ["u_treatment": .number(r.uTreatment), "u_control": .number(r.uControl), "p_value": .number(r.pValue)]
+    }
+}
+
+extension ComparisonResult {
+    /// The wire shape of `stats.compare`.
+    var json: JSON {
+        var o: [String: JSON] = [
+            "control": ["n": .number(control.n), "mean": .number(control.mean)],
+            "treatment": ["n": .number(treatment.n), "mean": .number(treatment.mean)],
+            "difference": .string(difference.rawValue), "estimate": .number(estimate), "se": .number(se),
+            "ci": [JSON(ci.lower), JSON(ci.upper)], "statistic": .number(statistic), "df": JSON(df),
+            "p_value": JSON(pValue), "significant": .bool(significant),
+        ]
+        if let chanceToWin { o["chance_to_win"] = .number(chanceToWin) }
+        if let risk { o["risk"] = [.number(risk.control), .number(risk.treatment)] }
+        return .object(o)
+    }
+}
