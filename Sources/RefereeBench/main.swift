@@ -2,6 +2,7 @@ import Foundation
 import Registry
 import Synthetic
 import Statistics
+import JSONCore
 
 /// Release-mode benchmarks. Run through `Scripts/bench`, which adds the peers and writes BENCHMARKS.md.
 /// Prints one human line per figure and a `RESULT {json}` line for the script.
@@ -96,4 +97,108 @@ if only == nil || only == "assign" {
     }
     let elapsed = now() - t
     report("assign.bulk units/s (one core)", Double(units.count) / elapsed, "units/s", ["unassigned_share": Double(counts.last!) / Double(units.count)])
+}
+
+// MARK: statistics
+if only == nil || only == "stats" {
+    // The same synthetic comparisons the Python peers use: seeded, Welch, absolute.
+    var rng = SplitMix(seed: 11)
+    func uniform() -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
+    let count = 2_000_000
+    var arms: [ComparisonArms] = []
+    arms.reserveCapacity(1000)
+    for _ in 0..<1000 {
+        let n1 = 1000 + uniform() * 9000, n2 = 1000 + uniform() * 9000
+        arms.append(.continuous(control: .moments(n: n1.rounded(), mean: 10 + uniform(), variance: 4 + uniform()),
+                                treatment: .moments(n: n2.rounded(), mean: 10 + uniform(), variance: 4 + uniform())))
+    }
+    var sink = 0.0
+    let t = now()
+    for i in 0..<count {
+        let r = try! ABTest.compare(arms[i % arms.count])
+        sink += r.pValue ?? 0
+    }
+    let elapsed = now() - t
+    report("stats.compare in-process (Welch, absolute)", Double(count) / elapsed, "comparisons/s", ["checksum": sink])
+}
+
+// MARK: control interface through the real daemon
+if only == nil || only == "daemon" {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-\(getpid())")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+
+    /// Pipes `lines` into a fresh daemon from a writer thread and reads every response; returns seconds.
+    func pump(_ lines: [String], store: String) -> (seconds: Double, responses: Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--store", store, "--actor", "bench", "--max-line-bytes", "\(64 << 20)"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try! process.run()
+        let payload = Data((lines.joined(separator: "\n") + "\n").utf8)
+        let t = now()
+        let writer = Thread { input.fileHandleForWriting.write(payload); try? input.fileHandleForWriting.close() }
+        writer.start()
+        var responses = 0
+        let handle = output.fileHandleForReading
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            responses += chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        }
+        let elapsed = now() - t
+        process.waitUntilExit()
+        return (elapsed, responses)
+    }
+
+    // stats.compare_batch: 200 batches of 1000 Welch comparisons.
+    var rng = SplitMix(seed: 11)
+    func uniform() -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
+    var batchLines: [String] = []
+    for b in 0..<200 {
+        var items: [String] = []
+        for _ in 0..<1000 {
+            items.append(#"{"metric":"continuous","control":{"n":\#(Int(1000 + uniform() * 9000)),"mean":\#(10 + uniform()),"variance":\#(4 + uniform())},"treatment":{"n":\#(Int(1000 + uniform() * 9000)),"mean":\#(10 + uniform()),"variance":\#(4 + uniform())}}"#)
+        }
+        batchLines.append(#"{"jsonrpc":"2.0","id":\#(b),"method":"stats.compare_batch","params":{"comparisons":[\#(items.joined(separator: ","))]}}"#)
+    }
+    let batch = pump(batchLines, store: dir.appendingPathComponent("stats.sqlite").path)
+    report("daemon stats.compare_batch (stdin/stdout)", 200_000 / batch.seconds, "comparisons/s", ["responses": batch.responses])
+
+    // experiment.get: register one experiment, then 100,000 pipelined gets.
+    let example = try! String(contentsOfFile: "Protocols/examples/checkout-green-button.json", encoding: .utf8)
+        .replacingOccurrences(of: "\n", with: " ")
+    let store = dir.appendingPathComponent("get.sqlite").path
+    _ = pump([#"{"jsonrpc":"2.0","id":0,"method":"experiment.register","params":{"experiment":\#(example)}}"#], store: store)
+    let gets = (1...100_000).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"experiment.get","params":{"key":"checkout-green-button"}}"# }
+    let got = pump(gets, store: store)
+    report("daemon experiment.get pipelined (stdin/stdout)", Double(got.responses) / got.seconds, "requests/s", ["responses": got.responses])
+
+    // Latency: one request at a time.
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = ["serve", "--store", store, "--actor", "bench"]
+    let input = Pipe(), output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try! process.run()
+    var latencies: [Double] = []
+    let request = Data((gets[0] + "\n").utf8)
+    var pending = Data()
+    let handle = output.fileHandleForReading
+    for _ in 0..<20_000 {
+        let t = now()
+        input.fileHandleForWriting.write(request)
+        while !pending.contains(0x0A) { pending.append(handle.availableData) }
+        pending.removeSubrange(...pending.firstIndex(of: 0x0A)!)
+        latencies.append(now() - t)
+    }
+    try? input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    report("daemon experiment.get latency p50", percentile(latencies, 0.5) * 1e6, "us", ["p99_us": percentile(latencies, 0.99) * 1e6])
 }

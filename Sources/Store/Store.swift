@@ -146,7 +146,7 @@ public struct StoreTransaction {
     let db: Database
 
     public func experiment(_ key: String) throws -> ExperimentRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM experiments WHERE key = ?", arguments: [key]).map(Self.record)
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM experiments WHERE key = ?"), arguments: [key]).map(Self.record)
     }
 
     public func experiments(state: String? = nil, owner: String? = nil, layer: String? = nil, states: [ExperimentState]? = nil) throws -> [ExperimentRecord] {
@@ -176,7 +176,7 @@ public struct StoreTransaction {
 
     /// The store-wide generation: bumped by every experiment write.
     public func generation() throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'generation'") ?? 0
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE name = 'generation'")) ?? 0
     }
 
     private func bumpGeneration() throws -> Int {
