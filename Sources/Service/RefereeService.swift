@@ -53,6 +53,7 @@ public final class RefereeService: @unchecked Sendable {
             ("assign.bulk", { [unowned self] p, _ in try assignBulk(Fields(p)) }),
             ("audit.log", { [unowned self] p, _ in try auditLog(Fields(p)) }),
             ("audit.verify", { [unowned self] _, _ in try auditVerify() }),
+            ("store.integrity", { [unowned self] _, _ in ["integrity_check": .string(try store.integrityCheck())] }),
         ]
         for (name, body) in methods {
             dispatcher.register(name) { params, context throws(RPCError) in

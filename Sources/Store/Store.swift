@@ -111,6 +111,9 @@ public final class Store: @unchecked Sendable {
                 writer = try DatabaseQueue(configuration: config)
             } else {
                 writer = try DatabasePool(path: path, configuration: config)
+                // GRDB sets `synchronous = NORMAL` when it enables WAL, after prepareDatabase: restore FULL on the
+                // writer so an acknowledged commit survives power loss too, not only a process crash.
+                try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             }
             try Store.migrator.migrate(writer)
         } catch {
