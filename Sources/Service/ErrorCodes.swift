@@ -60,6 +60,14 @@ extension StatisticsError {
     }
 }
 
+extension RefereeService {
+    /// The wire error for any error the service can throw (for callers outside the dispatcher, like the CLI).
+    public static func wireError(_ error: any Error) -> RPCError {
+        do { _ = try mapErrors { throw error } } catch { return error }
+        return .internalError("\(error)")
+    }
+}
+
 /// Runs a handler body, mapping every error type the service can meet to exactly one wire error.
 func mapErrors(_ body: () throws -> JSON) throws(RPCError) -> JSON {
     do {

@@ -62,6 +62,22 @@ extension Store {
                 CREATE INDEX experiments_change_seq ON experiments(change_seq);
                 """)
         }
+        m.registerMigration("v3-results") { db in
+            // Additive sufficient statistics per experiment, metric, variant, day ('' = undated) and segment ('' = all).
+            try db.execute(sql: """
+                CREATE TABLE results (
+                    key TEXT NOT NULL,
+                    metric TEXT NOT NULL,
+                    variant TEXT NOT NULL,
+                    day TEXT NOT NULL DEFAULT '',
+                    segment TEXT NOT NULL DEFAULT '',
+                    stats TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (key, metric, variant, day, segment)
+                );
+                """)
+        }
         return m
     }
 }

@@ -258,6 +258,35 @@ public struct StoreTransaction {
         return (count, nil)
     }
 
+    /// One stored aggregate row.
+    public struct ResultRow: Sendable {
+        public var metric: String
+        public var variant: String
+        public var day: String
+        public var segment: String
+        public var stats: JSON
+    }
+
+    /// Inserts or replaces the aggregate of one metric, variant, day and segment.
+    public func upsertResult(key: String, metric: String, variant: String, day: String, segment: String, stats: JSON, source: String, at: String) throws {
+        try db.execute(sql: """
+            INSERT INTO results (key, metric, variant, day, segment, stats, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key, metric, variant, day, segment) DO UPDATE SET stats = excluded.stats, source = excluded.source, updated_at = excluded.updated_at
+            """, arguments: [key, metric, variant, day, segment, stats.serialized(), source, at])
+    }
+
+    /// Aggregates of an experiment, for one segment ('' = all units), days up to `throughDay` when given.
+    public func results(key: String, segment: String = "", throughDay: String? = nil) throws -> [ResultRow] {
+        var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND segment = ?"
+        var args: [any DatabaseValueConvertible] = [key, segment]
+        if let throughDay { sql += " AND (day = '' OR day <= ?)"; args.append(throughDay) }
+        sql += " ORDER BY metric, variant, day"
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
+            ResultRow(metric: row["metric"], variant: row["variant"], day: row["day"], segment: row["segment"],
+                      stats: (try? JSONParser.parse(row["stats"] as String)) ?? .null)
+        }
+    }
+
     static func record(_ row: Row) -> ExperimentRecord {
         ExperimentRecord(
             key: row["key"], state: ExperimentState(rawValue: row["state"]) ?? .draft, version: row["version"],

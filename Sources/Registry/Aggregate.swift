@@ -1,0 +1,128 @@
+public import JSONCore
+public import Statistics
+
+/// Additive sufficient statistics of one metric for one variant (and day, segment): the arm shapes of
+/// `stats.compare`, kept as sums so days and segments add up.
+public enum Aggregate: Sendable, Equatable {
+    case binomial(n: Double, successes: Double)
+    case continuous(n: Double, sum: Double, sumSquares: Double)
+    case cuped(n: Double, post: Moments, pre: Moments, postPre: Double)
+    case ratio(n: Double, numerator: Moments, denominator: Moments, product: Double)
+    case nps(promoters: Double, passives: Double, detractors: Double)
+    /// Units exposed to a variant (feeds the sample-ratio check).
+    case exposures(n: Double)
+
+    public var n: Double {
+        switch self {
+        case .binomial(let n, _), .continuous(let n, _, _), .cuped(let n, _, _, _), .ratio(let n, _, _, _), .exposures(let n): n
+        case .nps(let p, let q, let d): p + q + d
+        }
+    }
+
+    public var mean: Double {
+        switch self {
+        case .binomial(let n, let s): n > 0 ? s / n : 0
+        case .continuous(let n, let s, _): n > 0 ? s / n : 0
+        case .cuped(let n, let post, _, _): n > 0 ? post.sum / n : 0
+        case .ratio(_, let num, let den, _): den.sum != 0 ? num.sum / den.sum : 0
+        case .nps(let p, let q, let d): (p + q + d) > 0 ? (p - d) / (p + q + d) : 0
+        case .exposures(let n): n
+        }
+    }
+
+    /// Sum of two aggregates of the same shape; nil when the shapes differ.
+    public static func + (a: Aggregate, b: Aggregate) -> Aggregate? {
+        func m(_ x: Moments, _ y: Moments) -> Moments { Moments(sum: x.sum + y.sum, sumSquares: x.sumSquares + y.sumSquares) }
+        switch (a, b) {
+        case let (.binomial(n1, s1), .binomial(n2, s2)): return .binomial(n: n1 + n2, successes: s1 + s2)
+        case let (.continuous(n1, s1, q1), .continuous(n2, s2, q2)): return .continuous(n: n1 + n2, sum: s1 + s2, sumSquares: q1 + q2)
+        case let (.cuped(n1, po1, pr1, x1), .cuped(n2, po2, pr2, x2)): return .cuped(n: n1 + n2, post: m(po1, po2), pre: m(pr1, pr2), postPre: x1 + x2)
+        case let (.ratio(n1, nu1, de1, x1), .ratio(n2, nu2, de2, x2)): return .ratio(n: n1 + n2, numerator: m(nu1, nu2), denominator: m(de1, de2), product: x1 + x2)
+        case let (.nps(p1, q1, d1), .nps(p2, q2, d2)): return .nps(promoters: p1 + p2, passives: q1 + q2, detractors: d1 + d2)
+        case let (.exposures(n1), .exposures(n2)): return .exposures(n: n1 + n2)
+        default: return nil
+        }
+    }
+
+    /// The comparison arms for `stats.compare` (control first).
+    public static func arms(control: Aggregate, treatment: Aggregate) -> ComparisonArms? {
+        switch (control, treatment) {
+        case let (.binomial(n1, s1), .binomial(n2, s2)):
+            return .binomial(control: BinomialArm(n: n1, successes: s1), treatment: BinomialArm(n: n2, successes: s2))
+        case let (.continuous(n1, s1, q1), .continuous(n2, s2, q2)):
+            return .continuous(control: .sums(n: n1, sum: s1, sumSquares: q1), treatment: .sums(n: n2, sum: s2, sumSquares: q2))
+        case let (.cuped(n1, po1, pr1, x1), .cuped(n2, po2, pr2, x2)):
+            return .cuped(control: CupedArm(n: n1, post: po1, pre: pr1, postPreSumOfProducts: x1),
+                          treatment: CupedArm(n: n2, post: po2, pre: pr2, postPreSumOfProducts: x2))
+        case let (.ratio(n1, nu1, de1, x1), .ratio(n2, nu2, de2, x2)):
+            return .ratio(control: RatioArm(n: n1, numerator: nu1, denominator: de1, numeratorDenominatorSumOfProducts: x1),
+                          treatment: RatioArm(n: n2, numerator: nu2, denominator: de2, numeratorDenominatorSumOfProducts: x2))
+        case let (.nps(p1, q1, d1), .nps(p2, q2, d2)):
+            return .nps(control: NPSArm(promoters: p1, passives: q1, detractors: d1), treatment: NPSArm(promoters: p2, passives: q2, detractors: d2))
+        default:
+            return nil
+        }
+    }
+
+    /// The wire/storage form: the arm shapes of `stats.compare` (continuous as sums).
+    public var json: JSON {
+        func m(_ x: Moments) -> JSON { ["sum": .number(x.sum), "sum_squares": .number(x.sumSquares)] }
+        switch self {
+        case let .binomial(n, s): return ["n": .number(n), "successes": .number(s)]
+        case let .continuous(n, s, q): return ["n": .number(n), "sum": .number(s), "sum_squares": .number(q)]
+        case let .cuped(n, post, pre, x): return ["n": .number(n), "post": m(post), "pre": m(pre), "post_pre_sum_of_products": .number(x)]
+        case let .ratio(n, num, den, x): return ["n": .number(n), "numerator": m(num), "denominator": m(den), "numerator_denominator_sum_of_products": .number(x)]
+        case let .nps(p, q, d): return ["promoters": .number(p), "passives": .number(q), "detractors": .number(d)]
+        case let .exposures(n): return ["exposures": .number(n)]
+        }
+    }
+
+    /// Reads the arm shape given for a metric of `type`; every problem names its field under `path`.
+    public static func read(_ value: JSON, type: MetricType, path: String) throws(FieldError) -> Aggregate {
+        let f = try Fields(value, path: path)
+        func nonNegative(_ key: String) throws(FieldError) -> Double {
+            let v = try f.double(key)
+            guard v >= 0, v.isFinite else { throw FieldError(path: f.fieldPath(key), message: "must be a finite number ≥ 0, got \(v)") }
+            return v
+        }
+        func moments(_ key: String) throws(FieldError) -> Moments {
+            let o = try f.object(key)
+            try o.rejectUnknown(["sum", "sum_squares"])
+            return Moments(sum: try o.double("sum"), sumSquares: try o.double("sum_squares"))
+        }
+        switch type {
+        case .binomial:
+            try f.rejectUnknown(["n", "successes"])
+            let n = try nonNegative("n"), s = try nonNegative("successes")
+            guard s <= n else { throw FieldError(path: f.fieldPath("successes"), message: "\(s) exceeds n \(n)") }
+            return .binomial(n: n, successes: s)
+        case .continuous:
+            if f.has("pre") {
+                try f.rejectUnknown(["n", "post", "pre", "post_pre_sum_of_products"])
+                return .cuped(n: try nonNegative("n"), post: try moments("post"), pre: try moments("pre"), postPre: try f.double("post_pre_sum_of_products"))
+            }
+            if f.has("mean") {
+                try f.rejectUnknown(["n", "mean", "variance"])
+                let n = try nonNegative("n"), mean = try f.double("mean"), variance = try nonNegative("variance")
+                // Sums from moments: Σx = n·mean, Σx² = (n − 1)·s² + n·mean².
+                return .continuous(n: n, sum: n * mean, sumSquares: (n - 1) * variance + n * mean * mean)
+            }
+            try f.rejectUnknown(["n", "sum", "sum_squares"])
+            return .continuous(n: try nonNegative("n"), sum: try f.double("sum"), sumSquares: try nonNegative("sum_squares"))
+        case .ratio:
+            try f.rejectUnknown(["n", "numerator", "denominator", "numerator_denominator_sum_of_products"])
+            return .ratio(n: try nonNegative("n"), numerator: try moments("numerator"), denominator: try moments("denominator"),
+                          product: try f.double("numerator_denominator_sum_of_products"))
+        case .nps:
+            try f.rejectUnknown(["promoters", "passives", "detractors"])
+            return .nps(promoters: try nonNegative("promoters"), passives: try nonNegative("passives"), detractors: try nonNegative("detractors"))
+        }
+    }
+
+    /// Reads a stored aggregate (as written by ``json``).
+    public static func stored(_ value: JSON, type: MetricType?) -> Aggregate? {
+        if let e = value["exposures"]?.doubleValue { return .exposures(n: e) }
+        guard let type else { return nil }
+        return try? read(value, type: type, path: "stats")
+    }
+}

@@ -1,0 +1,238 @@
+import JSONCore
+
+/// Renders experiment summaries for people: Markdown for pull requests, one self-contained HTML page.
+public enum ReportRenderer {
+    /// summary: the `results.summary` result; series: the `results.timeseries` result for the primary metric (may be nil).
+    public static func markdown(summary: JSON, series: JSON?) -> String {
+        MarkdownReport(Summary(summary), series.map(Series.init)).render()
+    }
+
+    /// One self-contained HTML5 page: inline CSS and SVG only, no script, no external resources.
+    public static func html(summary: JSON, series: JSON?) -> String {
+        HTMLReport(Summary(summary), series.map(Series.init)).render()
+    }
+
+    /// The report in `format`; `.json` is the canonical serialisation of the summary itself.
+    public static func render(_ format: ReportFormat, summary: JSON, series: JSON?) -> String {
+        switch format {
+        case .json: summary.serialized()
+        case .markdown: markdown(summary: summary, series: series)
+        case .html: html(summary: summary, series: series)
+        }
+    }
+}
+
+/// How a recommendation is shown: words and an icon, never colour alone.
+struct DecisionStyle {
+    var key: String  // css class suffix
+    var label: String
+    var icon: String
+    var emoji: String
+    var blurb: String
+
+    init(_ recommendation: String?) {
+        switch recommendation {
+        case "ship": self.init("ship", "Ship", "✔", "✅", "The treatment won on the primary metric without harming a guardrail.")
+        case "rollback": self.init("rollback", "Roll back", "✖", "⛔", "The treatment caused harm; turn it off.")
+        case "keep_running": self.init("keep_running", "Keep running", "⏳", "⏳", "Not enough evidence yet; keep collecting data.")
+        case "inconclusive": self.init("inconclusive", "Inconclusive", "?", "❔", "The experiment ended without a clear effect.")
+        case "invalid": self.init("invalid", "Invalid", "⚠", "⚠️", "The results cannot be trusted.")
+        case nil: self.init("none", "No decision", "–", "➖", "The summary carries no recommendation.")
+        case let other?:
+            self.init("other", other.replacingUnderscores(), "•", "🔹", "")
+        }
+    }
+
+    private init(_ key: String, _ label: String, _ icon: String, _ emoji: String, _ blurb: String) {
+        self.key = key
+        self.label = label
+        self.icon = icon
+        self.emoji = emoji
+        self.blurb = blurb
+    }
+}
+
+extension String {
+    /// "keep_running" → "Keep running".
+    func replacingUnderscores() -> String {
+        String(map { $0 == "_" ? " " : $0 }).capitalizedFirst()
+    }
+
+    func capitalizedFirst() -> String { prefix(1).uppercased() + dropFirst() }
+}
+
+/// Cells shared by the Markdown and HTML metric tables.
+struct MetricCells {
+    var control: String
+    var treatment: String
+    var absolute: String
+    var relative: String
+    var p: String
+    var adjustedP: String
+    var verdict: Verdict
+    var chanceToWin: String?
+
+    init(_ m: Summary.Metric, _ c: Summary.Comparison) {
+        let mean: (Double?) -> String = { v in
+            guard let v else { return "n/a" }
+            return m.isBinomial ? Fmt.percent(v) : Fmt.sig(v)
+        }
+        control = mean(m.control?.mean)
+        treatment = mean(m.stat(c.variant)?.mean)
+        let unit = m.isBinomial ? " pp" : ""
+        let (est, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: m.isBinomial ? 100 : 1)
+        absolute = c.estimate == nil ? "n/a" : est + unit + (lo.map { " (\($0) to \(hi!))" } ?? " (no CI)")
+        let (rest, rlo, rhi) = Fmt.deltaTriple(c.relative, c.relativeCI, scale: 100)
+        relative = c.relative == nil ? "n/a" : rest + "%" + (rlo.map { " (\($0)% to \(rhi!)%)" } ?? " (no CI)")
+        p = c.pValue.map(Fmt.pValue) ?? "n/a"
+        adjustedP = c.adjustedPValue.map(Fmt.pValue) ?? "n/a"
+        verdict = Verdict(c, m)
+        chanceToWin = c.chanceToWin.map { Fmt.percent($0) }
+    }
+}
+
+/// The sample-ratio verdict as one sentence.
+func srmSentence(_ srm: Summary.SRM) -> (ok: Bool?, text: String) {
+    var stats: [String] = []
+    if let chi2 = srm.chi2 { stats.append("χ² = \(Fmt.sig(chi2))" + (srm.df.map { " (df \(Fmt.sig($0)))" } ?? "")) }
+    if let p = srm.pValue { stats.append("p = \(Fmt.pValue(p))") }
+    if let t = srm.threshold { stats.append("threshold \(Fmt.pValue(t))") }
+    let detail = stats.isEmpty ? "" : " (" + stats.joined(separator: ", ") + ")"
+    switch srm.mismatch {
+    case true?: return (false, "Sample-ratio mismatch detected" + detail + ": the traffic split differs from the design, so the results are not trustworthy.")
+    case false?: return (true, "No sample-ratio mismatch" + detail + ".")
+    case nil: return (nil, "Sample-ratio check unavailable" + detail + ".")
+    }
+}
+
+struct MarkdownReport {
+    let s: Summary
+    let series: Series?
+
+    init(_ s: Summary, _ series: Series?) {
+        self.s = s
+        self.series = series
+    }
+
+    func render() -> String {
+        var out: [String] = []
+        let d = DecisionStyle(s.decision?.recommendation)
+        var heading = "## \(d.emoji) \(Fmt.markdown(s.title))"
+        if let key = s.experiment, key != s.title { heading += " (\(Fmt.code(key)))" }
+        out.append(heading)
+        out.append("")
+        out.append("**Decision: \(Fmt.markdown(d.label.uppercased()))**" + (d.blurb.isEmpty ? "" : " — \(d.blurb)"))
+        let reasons = s.decision?.reasons ?? []
+        if !reasons.isEmpty {
+            out.append("")
+            for r in reasons { out.append("- \(Fmt.markdown(r))") }
+        }
+        var meta: [String] = []
+        if let a = s.asOf { meta.append("as of \(Fmt.markdown(a))") }
+        if let st = s.state { meta.append("state \(Fmt.markdown(st))") }
+        if let an = s.analysis { meta.append("\(Fmt.markdown(an)) analysis") }
+        if let al = s.alpha { meta.append("α = \(Fmt.sig(al))") }
+        if !meta.isEmpty {
+            out.append("")
+            out.append("_" + meta.joined(separator: " · ") + "_")
+        }
+
+        // Sample ratio.
+        out.append("")
+        out.append("### Sample ratio")
+        out.append("")
+        if let srm = s.srm {
+            let (ok, text) = srmSentence(srm)
+            out.append((ok == true ? "✅ " : ok == false ? "⚠️ **" : "❔ ") + text + (ok == false ? "**" : ""))
+            if !srm.variants.isEmpty {
+                out.append("")
+                out.append("| Variant | Units | Expected share | Observed share |")
+                out.append("|---|---:|---:|---:|")
+                for v in srm.variants {
+                    out.append("| \(Fmt.code(v.variant)) | \(v.n.map(Fmt.count) ?? "n/a") | \(v.expected.map { Fmt.percent($0) } ?? "n/a") | \(v.observed.map { Fmt.percent($0) } ?? "n/a") |")
+                }
+            }
+        } else {
+            out.append("No sample-ratio check in this summary.")
+        }
+
+        // Metrics, one table per role.
+        let ci = s.ciLabel
+        if s.metrics.isEmpty {
+            out.append("")
+            out.append("### Metrics")
+            out.append("")
+            out.append("No metrics in this summary.")
+        }
+        for (role, metrics) in s.metricsByRole {
+            out.append("")
+            out.append("### \(role.title)")
+            out.append("")
+            out.append("| Metric | Variant | Control | Treatment | Absolute Δ (\(ci)) | Relative Δ (\(ci)) | p | Adjusted p | Result |")
+            out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+            for m in metrics {
+                let metricCell = Fmt.code(m.metric) + (m.decreaseIsGood ? " ↓" : "")
+                if m.comparisons.isEmpty {
+                    let ctl = m.control?.mean.map { m.isBinomial ? Fmt.percent($0) : Fmt.sig($0) } ?? "n/a"
+                    out.append("| \(metricCell) | n/a | \(ctl) | n/a | n/a | n/a | n/a | n/a | no comparison |")
+                }
+                for c in m.comparisons {
+                    let cells = MetricCells(m, c)
+                    var result = "\(markdownIcon(cells.verdict)) \(cells.verdict.label)"
+                    if c.harmDetected == true { result = "⛔ harm detected" }
+                    if let w = cells.chanceToWin { result += "; P(win) \(w)" }
+                    out.append("| \(metricCell) | \(Fmt.code(c.variant)) | \(cells.control) | \(cells.treatment) | \(cells.absolute) | \(cells.relative) | \(cells.p) | \(cells.adjustedP) | \(result) |")
+                }
+            }
+            if metrics.contains(where: \.isBinomial) || metrics.contains(where: \.decreaseIsGood) {
+                var notes: [String] = []
+                if metrics.contains(where: \.isBinomial) { notes.append("binomial means are rates; their absolute Δ is in percentage points (pp)") }
+                if metrics.contains(where: \.decreaseIsGood) { notes.append("↓ lower is better") }
+                out.append("")
+                out.append("_" + notes.joined(separator: "; ").capitalizedFirst() + "._")
+            }
+        }
+
+        // Progress.
+        if let p = s.progress, !p.isEmpty {
+            out.append("")
+            out.append("### Progress")
+            out.append("")
+            out.append(contentsOf: progressLines(p).map { "- \($0)" })
+        }
+        if let series, !series.points.isEmpty {
+            out.append("")
+            out.append("_Cumulative lift series: \(series.points.count) points over \(Set(series.points.map(\.day)).count) days; see the HTML report for the chart._")
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    private func markdownIcon(_ v: Verdict) -> String {
+        switch v {
+        case .win: "✅"
+        case .harm: "❌"
+        case .neutral: "➖"
+        case .unknown: "❔"
+        }
+    }
+}
+
+/// Progress facts as short sentences (shared by both renderers).
+func progressLines(_ p: Summary.Progress) -> [String] {
+    var lines: [String] = []
+    if let u = p.units {
+        var line = "Units: \(Fmt.count(u))"
+        if let planned = p.plannedUnits { line += " of \(Fmt.count(planned)) planned" }
+        if let share = p.shareOfPlan ?? p.plannedUnits.flatMap({ $0 > 0 ? u / $0 : nil }) { line += " (\(Fmt.percent(share)) of plan)" }
+        lines.append(line)
+    } else if let share = p.shareOfPlan {
+        lines.append("Share of plan: \(Fmt.percent(share))")
+    }
+    if let e = p.daysElapsed {
+        lines.append("Days: \(Fmt.count(e))" + (p.daysScheduled.map { " of \(Fmt.count($0)) scheduled" } ?? ""))
+    } else if let sch = p.daysScheduled {
+        lines.append("Days scheduled: \(Fmt.count(sch))")
+    }
+    if let pw = p.achievedPower { lines.append("Achieved power: \(Fmt.percent(pw))") }
+    return lines
+}

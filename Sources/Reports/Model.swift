@@ -1,0 +1,296 @@
+import JSONCore
+
+/// What a report can be rendered as.
+public enum ReportFormat: String, Sendable, CaseIterable {
+    case json, markdown, html
+}
+
+/// A tolerant reading of a `results.summary` result: every field may be missing, null or of the wrong
+/// type; what cannot be read is nil and is rendered as "n/a" or left out.
+struct Summary {
+    var experiment: String?
+    var name: String?
+    var asOf: String?
+    var state: String?
+    var analysis: String?
+    var alpha: Double?
+    var srm: SRM?
+    var metrics: [Metric]
+    var progress: Progress?
+    var decision: Decision?
+
+    struct SRM {
+        var chi2: Double?
+        var df: Double?
+        var pValue: Double?
+        var mismatch: Bool?
+        var threshold: Double?
+        var variants: [Share]
+    }
+
+    struct Share {
+        var variant: String
+        var n: Double?
+        var expected: Double?
+        var observed: Double?
+    }
+
+    struct Metric {
+        var metric: String
+        var role: Role
+        var type: String?
+        var direction: String?
+        var variants: [VariantStat]
+        var comparisons: [Comparison]
+
+        var isBinomial: Bool { type == "binomial" }
+        var decreaseIsGood: Bool { direction == "decrease" }
+
+        /// The control arm: the variant no comparison names (preferring one called "control").
+        var control: VariantStat? {
+            let compared = Set(comparisons.map(\.variant))
+            let rest = variants.filter { !compared.contains($0.variant) }
+            return rest.first { $0.variant == "control" } ?? rest.first
+        }
+
+        func stat(_ variant: String) -> VariantStat? { variants.first { $0.variant == variant } }
+    }
+
+    enum Role: Int, Comparable, CaseIterable {
+        case primary = 0, secondary, guardrail, other
+        init(_ s: String?) {
+            switch s {
+            case "primary": self = .primary
+            case "secondary": self = .secondary
+            case "guardrail", "guardrails": self = .guardrail
+            default: self = .other
+            }
+        }
+        static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
+        var title: String {
+            switch self {
+            case .primary: "Primary metric"
+            case .secondary: "Secondary metrics"
+            case .guardrail: "Guardrail metrics"
+            case .other: "Other metrics"
+            }
+        }
+        var short: String {
+            switch self {
+            case .primary: "primary"
+            case .secondary: "secondary"
+            case .guardrail: "guardrail"
+            case .other: "metric"
+            }
+        }
+    }
+
+    struct VariantStat {
+        var variant: String
+        var n: Double?
+        var mean: Double?
+    }
+
+    struct Comparison {
+        var variant: String
+        var estimate: Double?
+        var ci: (Double, Double)?
+        var relative: Double?
+        var relativeCI: (Double, Double)?
+        var pValue: Double?
+        var adjustedPValue: Double?
+        var significant: Bool?
+        var chanceToWin: Double?
+        var harmDetected: Bool?
+    }
+
+    struct Progress {
+        var units: Double?
+        var plannedUnits: Double?
+        var shareOfPlan: Double?
+        var daysElapsed: Double?
+        var daysScheduled: Double?
+        var achievedPower: Double?
+        var isEmpty: Bool {
+            [units, plannedUnits, shareOfPlan, daysElapsed, daysScheduled, achievedPower].allSatisfy { $0 == nil }
+        }
+    }
+
+    struct Decision {
+        var recommendation: String?
+        var reasons: [String]
+    }
+
+    init(_ json: JSON) {
+        experiment = Read.string(json["experiment"])
+        name = Read.string(json["name"])
+        asOf = Read.string(json["as_of"])
+        state = Read.string(json["state"])
+        analysis = Read.string(json["analysis"])
+        alpha = Read.double(json["alpha"])
+        if let s = json["srm"], s.objectValue != nil {
+            srm = SRM(
+                chi2: Read.double(s["chi2"]), df: Read.double(s["df"]), pValue: Read.double(s["p_value"]),
+                mismatch: s["mismatch"]?.boolValue, threshold: Read.double(s["threshold"]),
+                variants: (s["variants"]?.arrayValue ?? []).enumerated().map { i, v in
+                    Share(variant: Read.string(v["variant"]) ?? "variant \(i + 1)", n: Read.double(v["n"]),
+                          expected: Read.double(v["expected_share"]), observed: Read.double(v["observed_share"]))
+                })
+        }
+        metrics = (json["metrics"]?.arrayValue ?? []).enumerated().compactMap { i, m in
+            guard m.objectValue != nil else { return nil }
+            return Metric(
+                metric: Read.string(m["metric"]) ?? "metric \(i + 1)", role: Role(Read.string(m["role"])),
+                type: Read.string(m["type"]), direction: Read.string(m["direction"]),
+                variants: (m["variants"]?.arrayValue ?? []).enumerated().map { j, v in
+                    VariantStat(variant: Read.string(v["variant"]) ?? "variant \(j + 1)", n: Read.double(v["n"]), mean: Read.double(v["mean"]))
+                },
+                comparisons: (m["comparisons"]?.arrayValue ?? []).enumerated().map { j, c in
+                    Comparison(
+                        variant: Read.string(c["variant"]) ?? "treatment \(j + 1)",
+                        estimate: Read.double(c["estimate"]), ci: Read.interval(c["ci"]),
+                        relative: Read.double(c["relative"]), relativeCI: Read.interval(c["relative_ci"]),
+                        pValue: Read.double(c["p_value"]), adjustedPValue: Read.double(c["adjusted_p_value"]),
+                        significant: c["significant"]?.boolValue, chanceToWin: Read.double(c["chance_to_win"]),
+                        harmDetected: c["harm_detected"]?.boolValue)
+                })
+        }
+        if let p = json["progress"], p.objectValue != nil {
+            progress = Progress(
+                units: Read.double(p["units"]), plannedUnits: Read.double(p["planned_units"]),
+                shareOfPlan: Read.double(p["share_of_plan"]), daysElapsed: Read.double(p["days_elapsed"]),
+                daysScheduled: Read.double(p["days_scheduled"]), achievedPower: Read.double(p["achieved_power"]))
+        }
+        if let d = json["decision"], d.objectValue != nil {
+            decision = Decision(
+                recommendation: Read.string(d["recommendation"]),
+                reasons: (d["reasons"]?.arrayValue ?? []).compactMap { Read.string($0) })
+        }
+    }
+
+    /// Metrics in report order: primary, secondary, guardrail, other; input order within a role.
+    var metricsByRole: [(Role, [Metric])] {
+        Role.allCases.compactMap { role in
+            let ms = metrics.filter { $0.role == role }
+            return ms.isEmpty ? nil : (role, ms)
+        }
+    }
+
+    var primary: Metric? { metrics.first { $0.role == .primary } }
+
+    var title: String { name ?? experiment ?? "Experiment" }
+
+    /// "95% CI" for alpha 0.05, plain "CI" when alpha is unknown.
+    var ciLabel: String { Fmt.confidence(alpha: alpha).map { "\($0) CI" } ?? "CI" }
+}
+
+/// The verdict of one comparison, from the point of view of the metric's desired direction.
+enum Verdict {
+    case win, harm, neutral, unknown
+
+    init(_ c: Summary.Comparison, _ m: Summary.Metric) {
+        if c.harmDetected == true { self = .harm; return }
+        guard let sig = c.significant else { self = .unknown; return }
+        guard sig else { self = .neutral; return }
+        let effect = c.estimate ?? c.relative ?? 0
+        let good = m.decreaseIsGood ? effect < 0 : effect > 0
+        self = effect == 0 ? .neutral : (good ? .win : .harm)
+    }
+
+    var label: String {
+        switch self {
+        case .win: "significant improvement"
+        case .harm: "significant harm"
+        case .neutral: "not significant"
+        case .unknown: "n/a"
+        }
+    }
+
+    var icon: String {
+        switch self {
+        case .win: "✔"
+        case .harm: "✖"
+        case .neutral: "○"
+        case .unknown: "?"
+        }
+    }
+}
+
+/// A cumulative-lift series (`results.timeseries`), tolerant like ``Summary``.
+struct Series {
+    var metric: String?
+    var points: [Point]
+
+    struct Point {
+        var day: String
+        var dayNumber: Int?
+        var variant: String
+        var relative: Double?
+        var ci: (Double, Double)?
+        var n: Double?
+    }
+
+    init(_ json: JSON) {
+        metric = Read.string(json["metric"])
+        points = (json["points"]?.arrayValue ?? []).compactMap { p in
+            guard let day = Read.string(p["day"]) else { return nil }
+            return Point(day: day, dayNumber: Dates.dayNumber(day), variant: Read.string(p["variant"]) ?? "treatment",
+                         relative: Read.double(p["relative"]), ci: Read.interval(p["relative_ci"]), n: Read.double(p["n"]))
+        }
+    }
+
+    /// Treatment variants in first-seen order.
+    var variants: [String] {
+        var seen: [String] = []
+        for p in points where !seen.contains(p.variant) { seen.append(p.variant) }
+        return seen
+    }
+}
+
+enum Read {
+    static func string(_ j: JSON?) -> String? {
+        switch j {
+        case .string(let s)?: s
+        case .number(let d)?: Fmt.sig(d)
+        case .bool(let b)?: b ? "true" : "false"
+        default: nil
+        }
+    }
+
+    static func double(_ j: JSON?) -> Double? {
+        guard let d = j?.doubleValue, d.isFinite else { return nil }
+        return d
+    }
+
+    /// A `[lo, hi]` pair of finite numbers (swapped if reversed), else nil.
+    static func interval(_ j: JSON?) -> (Double, Double)? {
+        guard let a = j?.arrayValue, a.count == 2, let lo = double(a[0]), let hi = double(a[1]) else { return nil }
+        return lo <= hi ? (lo, hi) : (hi, lo)
+    }
+}
+
+enum Dates {
+    /// Days since 1970-01-01 for "YYYY-MM-DD" (an optional time part is ignored), else nil.
+    static func dayNumber(_ s: String) -> Int? {
+        let parts = s.prefix(10).split(separator: "-")
+        guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
+              (1...12).contains(m), (1...31).contains(d) else { return nil }
+        // Howard Hinnant's days_from_civil.
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let mp = (m + 9) % 12
+        let doy = (153 * mp + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// "2026-12-01" → "Dec 1"; anything unparseable is returned as is.
+    static func short(_ s: String) -> String {
+        let parts = s.prefix(10).split(separator: "-")
+        guard parts.count == 3, let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m) else { return s }
+        return "\(months[m - 1]) \(d)"
+    }
+}

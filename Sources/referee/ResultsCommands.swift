@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Service
+import JSONCore
+import RPC
+
+/// `referee ingest KEY FILE`: unit-level rows into aggregates. Exit 0 loaded, 1 rejected, 2 usage or I/O error.
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Load unit-level rows (CSV or JSON lines) into an experiment's results.",
+        discussion: "Columns: unit_id, variant, day (optional, YYYY-MM-DD), one column per metric (METRIC.numerator/.denominator for ratios, METRIC.pre for CUPED). Nothing is written when any row is bad unless --allow-partial.")
+
+    @OptionGroup var options: StoreOptions
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Load the valid rows even when some are bad.") var allowPartial = false
+    @Option(help: "csv or jsonl (default: from the file name).") var format: String?
+    @Argument var key: String
+    @Argument var file: String
+
+    func run() throws {
+        guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        let service = try options.makeService()
+        let started = Date()
+        var lastDraw = Date.distantPast
+        let showProgress = size > 8 << 20 || isatty(STDERR_FILENO) != 0
+        let progress: (Int, Int) -> Void = { bytes, rows in
+            guard showProgress, Date().timeIntervalSince(lastDraw) > 0.25 || bytes == size else { return }
+            lastDraw = Date()
+            let elapsed = max(Date().timeIntervalSince(started), 1e-3)
+            let share = size > 0 ? Double(bytes) / Double(size) : 1
+            let filled = Int(share * 30)
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+            FileHandleStderr.write(String(format: "\r[%@] %5.1f%%  %.1f/%.1f MB  %d rows  %.0f rows/s", bar, share * 100,
+                                          Double(bytes) / 1e6, Double(size) / 1e6, rows, Double(rows) / elapsed))
+        }
+        let report: JSON
+        do {
+            report = try service.ingest(key: key, path: file, format: format, allowPartial: allowPartial, principal: options.principal, progress: progress)
+            if showProgress { FileHandleStderr.write("\n") }
+        } catch {
+            if showProgress { FileHandleStderr.write("\n") }
+            let wire = RefereeService.wireError(error)
+            let code = wire.code.rawValue
+            let payload = wire.json
+            if json { print(payload.serialized()) } else { FileHandleStderr.write("referee: \(payload["message"]?.stringValue ?? "\(error)")\n") }
+            if let problems = payload["data"]?["problems"]?.arrayValue, !json {
+                for p in problems { FileHandleStderr.write("  \(p["message"]?.stringValue ?? "")\n") }
+            }
+            throw ExitCode(code >= 1000 ? 1 : 2)
+        }
+        if json { print(report.serialized()) } else {
+            print("loaded \(report["units_loaded"]?.intValue ?? 0) units from \(report["rows_read"]?.intValue ?? 0) rows into \(key); "
+                  + "\(report["units_in_several_variants"]?.intValue ?? 0) units excluded (seen in several variants), "
+                  + "\(report["rows_rejected"]?.intValue ?? 0) rows rejected")
+        }
+    }
+}
