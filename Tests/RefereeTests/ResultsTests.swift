@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+import JSONCore
+import Statistics
+
+/// Results: recording, ingestion, the pre-registered summary and its decision.
+@Suite struct ResultsServiceTests {
+    /// A running experiment with the example's design (fixed horizon, 28 days from 2026-12-01).
+    func running(_ client: TestClient, _ changes: JSON = [:]) throws {
+        try client.register(changes)
+        try client.advance("checkout-green-button", to: ["review", "approved", "running"])
+    }
+
+    func record(_ c: TestClient, _ metric: String, _ variant: String, _ stats: JSON, day: String? = nil) throws {
+        var p: [String: JSON] = ["key": "checkout-green-button", "metric": .string(metric), "variant": .string(variant), "stats": stats]
+        if let day { p["day"] = .string(day) }
+        try c.ok("results.record", .object(p))
+    }
+
+    @Test func recordIsAnIdempotentUpsert() throws {
+        let c = try TestClient()
+        try running(c)
+        try record(c, "checkout_conversion", "control", ["n": 100, "successes": 10], day: "2026-12-01")
+        try record(c, "checkout_conversion", "control", ["n": 100, "successes": 10], day: "2026-12-01")
+        try record(c, "checkout_conversion", "control", ["n": 50, "successes": 5], day: "2026-12-02")
+        let s = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-10T00:00:00Z"])
+        #expect(s["metrics"]?.arrayValue?.first?["variants"]?.arrayValue?.first?["n"] == 150)
+        #expect(c.error("results.record", ["key": "checkout-green-button", "metric": "nope", "variant": "control", "stats": ["n": 1, "successes": 0]])?.json["data"]?["path"] == "metric")
+        #expect(c.error("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "blue", "stats": ["n": 1, "successes": 0]])?.json["data"]?["path"] == "variant")
+        #expect(c.error("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "control", "stats": ["n": 1, "successes": 2]])?.json["data"]?["path"] == "stats.successes")
+        #expect(c.error("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "control", "day": "Dec 1", "stats": ["n": 1, "successes": 0]])?.json["data"]?["path"] == "day")
+    }
+
+    @Test func fixedHorizonKeepsRunningUntilThePlanWhateverThePValue() throws {
+        let c = try TestClient()
+        try running(c)
+        // A huge early effect on day 2 of 28, with fewer units than planned (4438 per arm).
+        try record(c, "checkout_conversion", "control", ["n": 2000, "successes": 200])
+        try record(c, "checkout_conversion", "green", ["n": 2000, "successes": 400])
+        let early = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-03T00:00:00Z"])
+        #expect(early["decision"]?["recommendation"] == "keep_running")
+        #expect(early["metrics"]?.arrayValue?.first?["comparisons"]?.arrayValue?.first?["significant"] == true)
+        // After the scheduled end the same data ships.
+        let late = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30T00:00:00Z"])
+        #expect(late["decision"]?["recommendation"] == "ship")
+        let reason = late["decision"]?["reasons"]?.arrayValue?.first?.stringValue ?? ""
+        #expect(reason.contains("checkout_conversion green: +10.0 points (95% CI"))
+        #expect(late["progress"]?["reached_end"] == true)
+    }
+
+    @Test func sampleRatioMismatchInvalidatesBeforeAnyLift() throws {
+        let c = try TestClient()
+        try running(c)
+        try record(c, "checkout_conversion", "control", ["n": 10000, "successes": 1200])
+        try record(c, "checkout_conversion", "green", ["n": 11000, "successes": 1700])
+        let s = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30T00:00:00Z"])
+        #expect(s["srm"]?["mismatch"] == true)
+        #expect(s["decision"]?["recommendation"] == "invalid")
+        #expect(s["decision"]?["reasons"]?.arrayValue?.first?.stringValue?.hasPrefix("sample-ratio mismatch") == true)
+    }
+
+    @Test func harmedGuardrailSaysRollback() throws {
+        let c = try TestClient()
+        try running(c)
+        try record(c, "checkout_conversion", "control", ["n": 20000, "successes": 2400])
+        try record(c, "checkout_conversion", "green", ["n": 20000, "successes": 3000])
+        try record(c, "crash_rate", "control", ["n": 20000, "successes": 100])
+        try record(c, "crash_rate", "green", ["n": 20000, "successes": 300])
+        let s = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30T00:00:00Z"])
+        #expect(s["decision"]?["recommendation"] == "rollback")
+        let guardrail = s["metrics"]?.arrayValue?.first { $0["role"] == "guardrail" }
+        #expect(guardrail?["comparisons"]?.arrayValue?.first?["harm_detected"] == true)
+    }
+
+    @Test func secondaryMetricsAreHolmAdjusted() throws {
+        let c = try TestClient()
+        try running(c, ["metrics": ["secondary": ["revenue_per_user", "session_length_seconds"]]])
+        try record(c, "checkout_conversion", "control", ["n": 20000, "successes": 2400])
+        try record(c, "checkout_conversion", "green", ["n": 20000, "successes": 2400])
+        try record(c, "revenue_per_user", "control", ["n": 20000, "mean": 10, "variance": 100])
+        try record(c, "revenue_per_user", "green", ["n": 20000, "mean": 10.2, "variance": 100])
+        try record(c, "session_length_seconds", "control", ["n": 20000, "mean": 60, "variance": 900])
+        try record(c, "session_length_seconds", "green", ["n": 20000, "mean": 60.5, "variance": 900])
+        let s = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30T00:00:00Z"])
+        let secondary = s["metrics"]!.arrayValue!.filter { $0["role"] == "secondary" }.map { $0["comparisons"]!.arrayValue![0] }
+        let raw = secondary.map { $0["p_value"]!.doubleValue! }
+        let adjusted = secondary.map { $0["adjusted_p_value"]!.doubleValue! }
+        let holm = try MultipleTesting.adjust(pValues: raw, method: .holm)
+        #expect(adjusted == holm.adjusted)
+        #expect(s["decision"]?["recommendation"] == "inconclusive")
+    }
+
+    /// A/A experiments (no true effect) ship or roll back at about the nominal rate alpha = 0.05.
+    @Test func aaFalsePositiveRateIsNominal() throws {
+        let rng = GSLRandom(seed: 7)
+        var positives = 0
+        let runs = 300
+        for _ in 0..<runs {
+            let c = try TestClient()
+            try running(c)
+            for v in ["control", "green"] {
+                var s = 0.0
+                for _ in 0..<6000 where rng.uniform() < 0.12 { s += 1 }
+                try record(c, "checkout_conversion", v, ["n": 6000, "successes": .number(s)])
+            }
+            let d = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30T00:00:00Z"])["decision"]!["recommendation"]!
+            if d == "ship" || d == "rollback" { positives += 1 }
+        }
+        // Binomial(300, 0.05): mean 15; [5, 28] holds with probability > 0.999.
+        #expect((5...28).contains(positives), "\(positives) of \(runs) A/A runs were called significant")
+    }
+
+    @Test func timeseriesIsCumulative() throws {
+        let c = try TestClient()
+        try running(c)
+        for (day, n) in [("2026-12-01", 1000.0), ("2026-12-02", 1000.0), ("2026-12-03", 1000.0)] {
+            try record(c, "checkout_conversion", "control", ["n": .number(n), "successes": .number(n * 0.1)], day: day)
+            try record(c, "checkout_conversion", "green", ["n": .number(n), "successes": .number(n * 0.12)], day: day)
+        }
+        let t = try c.ok("results.timeseries", ["key": "checkout-green-button", "metric": "checkout_conversion"])
+        let points = try #require(t["points"]?.arrayValue)
+        #expect(points.map { $0["n"] } == [1000, 2000, 3000])
+        #expect(points.map { $0["day"] } == ["2026-12-01", "2026-12-02", "2026-12-03"])
+        #expect(abs((points.last?["relative"]?.doubleValue ?? 0) - 0.2) < 1e-9)
+    }
+}
+
+/// Ingestion through the real binary.
+@Suite(.serialized) struct IngestEndToEndTests {
+    let dir = TemporaryDirectory()
+
+    func setUp() throws -> [String] {
+        let store = ["--store", dir.path("r.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        let file = dir.path("e.json")
+        try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["register", file, "--actor", "pm.alice"] + store).status == 0)
+        return store
+    }
+
+    /// Writes a CSV: conversion 12% vs `lift` more for green, revenue with a pre-period covariate, crashes 1%.
+    func generate(_ name: String, units: Int, lift: Double, greenShare: Double = 0.5, seed: UInt = 1, extra: String = "") throws -> String {
+        let rng = GSLRandom(seed: seed)
+        var text = "unit_id,variant,day,checkout_conversion,revenue_per_user,revenue_per_user.pre,crash_rate\n"
+        for i in 0..<units {
+            let green = rng.uniform() < greenShare
+            let pre = rng.normal(mean: 10, sd: 3)
+            let converted = rng.uniform() < 0.12 + (green ? lift : 0)
+            text += "u\(i),\(green ? "green" : "control"),2026-12-\(String(format: "%02d", 1 + i * 28 / units)),\(converted ? 1 : 0),"
+            text += String(format: "%.3f,%.3f,", 0.8 * pre + rng.normal(mean: 2, sd: 1), pre) + "\(rng.uniform() < 0.01 ? 1 : 0)\n"
+        }
+        text += extra
+        let path = dir.path(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func summary(_ store: [String]) throws -> JSON {
+        let r = try runReferee(["call", "results.summary", #"{"key":"checkout-green-button","as_of":"2026-12-30T00:00:00Z"}"#, "--json"] + store)
+        return try JSONParser.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    @Test func knownEffectIsFoundAndDuplicatesAreExcluded() throws {
+        let store = try setUp()
+        let file = try generate("effect.csv", units: 30_000, lift: 0.03, extra: "u5,green,2026-12-01,1,1,1,0\nu5,control,2026-12-01,1,1,1,0\n")
+        let run = try runReferee(["ingest", "checkout-green-button", file, "--json"] + store)
+        #expect(run.status == 0)
+        let report = try JSONParser.parse(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(report["units_in_several_variants"] == 1)
+        #expect(report["units_loaded"] == 29_999)
+        let s = try summary(store)
+        #expect(s["decision"]?["recommendation"] == "ship")
+        let primary = s["metrics"]?.arrayValue?.first { $0["role"] == "primary" }?["comparisons"]?.arrayValue?.first
+        let ci = primary?["ci"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        #expect(ci.count == 2 && ci[0] < 0.03 && 0.03 < ci[1], "the interval covers the true lift: \(ci)")
+        // Re-ingesting the same file replaces, it does not double.
+        #expect(try runReferee(["ingest", "checkout-green-button", file] + store).status == 0)
+        #expect(try summary(store)["progress"]?["units"] == 29_999)
+    }
+
+    @Test func skewedSplitIsASampleRatioMismatch() throws {
+        let store = try setUp()
+        let file = try generate("skew.csv", units: 20_000, lift: 0, greenShare: 0.53)
+        #expect(try runReferee(["ingest", "checkout-green-button", file] + store).status == 0)
+        let s = try summary(store)
+        #expect(s["srm"]?["mismatch"] == true)
+        #expect(s["decision"]?["recommendation"] == "invalid")
+    }
+
+    @Test func badRowsRejectTheWholeFileUnlessPartialIsAllowed() throws {
+        let store = try setUp()
+        let file = try generate("bad.csv", units: 2000, lift: 0, extra: "x1,blue,2026-12-01,1,1,1,0\nx2,green,2026-12-01,7,1,1,0\nx3,green,2026-12-01,1\n")
+        let rejected = try runReferee(["ingest", "checkout-green-button", file, "--json"] + store)
+        #expect(rejected.status == 1)
+        let error = try JSONParser.parse(rejected.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let lines = error["data"]?["problems"]?.arrayValue?.compactMap { $0["line"]?.intValue }
+        #expect(lines == [2002, 2003, 2004])
+        #expect(try summary(store)["progress"]?["units"] == 0)
+        let partial = try runReferee(["ingest", "checkout-green-button", file, "--allow-partial", "--json"] + store)
+        #expect(partial.status == 0)
+        #expect(try summary(store)["progress"]?["units"] == 2000)
+        #expect(try runReferee(["ingest", "checkout-green-button", dir.path("missing.csv")] + store).status == 2)
+        #expect(try runReferee(["ingest", "nope", file] + store).status == 1)
+    }
+
+    @Test func aaFileFindsNothing() throws {
+        let store = try setUp()
+        let file = try generate("aa.csv", units: 20_000, lift: 0, seed: 5)
+        #expect(try runReferee(["ingest", "checkout-green-button", file] + store).status == 0)
+        #expect(try summary(store)["decision"]?["recommendation"] == "inconclusive")
+    }
+}
