@@ -15,14 +15,27 @@ public struct RPCLimits: Sendable {
 
 /// Who sent a request, as the transport knows it.
 public struct RPCContext: Sendable {
+    public enum Transport: Sendable { case stdio, socket, inProcess }
+
     /// The principal as established by the transport (stdio: the daemon's actor; socket: peer credentials).
     public var principal: String
     /// An identity the client claims to act for; recorded, never trusted.
     public var onBehalfOf: String?
+    public var transport: Transport
+    /// Per-connection state a method may set (the socket client's "on behalf of" claim).
+    public let session: Session
 
-    public init(principal: String, onBehalfOf: String? = nil) {
+    public init(principal: String, onBehalfOf: String? = nil, transport: Transport = .stdio) {
         self.principal = principal
         self.onBehalfOf = onBehalfOf
+        self.transport = transport
+        self.session = Session()
+    }
+
+    /// Mutable per-connection state; one connection is served by one thread.
+    public final class Session: @unchecked Sendable {
+        public var onBehalfOf: String?
+        public init() {}
     }
 }
 

@@ -68,9 +68,10 @@ enum Axis {
         let pad = (hi - lo) * 0.05
         if lo < 0 { lo -= pad }
         if hi > 0 { hi += pad }
-        let step = niceStep(hi - lo)
-        lo = (lo / step).rounded(.down) * step
-        hi = (hi / step).rounded(.up) * step
+        let step = niceStep(hi - lo, count: 8)
+        let limit = (cap / step).rounded(.up) * step
+        lo = max((lo / step).rounded(.down) * step, -limit)
+        hi = min((hi / step).rounded(.up) * step, limit)
         return (lo, hi, step)
     }
 
@@ -136,10 +137,10 @@ struct SVG {
 
 enum ForestPlot {
     static let width = 960
-    static let labelRight = 292.0
-    static let plotLeft = 304.0
-    static let plotRight = 700.0
-    static let textLeft = 716.0
+    static let labelRight = 250.0
+    static let plotLeft = 262.0
+    static let plotRight = 726.0
+    static let textLeft = 742.0
     static let rowHeight = 26.0
 
     static func render(_ s: Summary) -> String {
@@ -201,7 +202,7 @@ enum ForestPlot {
             let verdict = Verdict(r.c, r.m)
             let colour = colour(verdict)
             let id = Fmt.html(r.m.metric + "/" + r.c.variant)
-            let metricLabel = Fmt.truncate(r.m.metric, 30) + (r.m.decreaseIsGood ? " ↓" : "")
+            let metricLabel = Fmt.truncate(r.m.metric, 26) + (r.m.decreaseIsGood ? " ↓" : "")
             let rel = Fmt.deltaTriple(r.c.relative, r.c.relativeCI, scale: 100)
             var summaryText = r.c.relative == nil ? "n/a" : rel.0 + "%"
             if let l = rel.1, let h = rel.2 { summaryText += " (\(l) to \(h))" } else if r.c.relative != nil { summaryText += " (no CI)" }
@@ -304,11 +305,13 @@ enum LiftOverTime {
         }
         svg.line(left, bottom, right, bottom, stroke: Palette.muted, extra: " class=\"axis\"")
         svg.line(left, top, left, bottom, stroke: Palette.muted, extra: " class=\"axis\"")
-        // Date labels: at most 8, evenly spread, always the first and last.
-        let labelCount = min(days.count, 8)
-        var labelled: [String] = []
-        if labelCount == 1 { labelled = [days[0]] } else {
-            for i in 0..<labelCount { labelled.append(days[Int((Double(i) * Double(days.count - 1) / Double(labelCount - 1)).rounded())]) }
+        // Date labels: every k-th day for at most about 8 labels, starting at the first day; the last
+        // day too when it is not crowded out.
+        let every = max(1, (days.count - 1 + 6) / 7)
+        var labelled = stride(from: 0, to: days.count, by: every).map { days[$0] }
+        if (days.count - 1) % every != 0 {
+            if (days.count - 1) % every < (every + 1) / 2, labelled.count > 1 { labelled.removeLast() }
+            labelled.append(days[days.count - 1])
         }
         for d in labelled {
             guard let p = pts.first(where: { $0.day == d }) else { continue }

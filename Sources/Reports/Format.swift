@@ -7,6 +7,7 @@ enum Fmt {
     /// Non-finite and astronomically large values fall back to a compact exponent form.
     static func fixed(_ x: Double, _ decimals: Int, signed: Bool = false, group: Bool = true) -> String {
         guard x.isFinite else { return x.isNaN ? "n/a" : (x > 0 ? "∞" : "\(minus)∞") }
+        if abs(x) >= 1e9 { return exponent(x, signed: signed) }  // 1.00e12 reads better than 13 digits
         let d = max(0, min(decimals, 12))
         var scale = 1.0
         for _ in 0..<d { scale *= 10 }
@@ -78,12 +79,22 @@ enum Fmt {
         sig(x * 100, signed: signed) + "%"
     }
 
-    /// p-values: three significant digits, floored at "< 0.0001".
+    /// Up to three significant digits without trailing zeros, for parameters and statistics:
+    /// 0.05 → "0.05", 2 → "2", 0.4 → "0.4", 0.0001 → "0.0001".
+    static func plain(_ x: Double) -> String {
+        var s = sig(x)
+        guard s.contains("."), !s.contains("e") else { return s }
+        while s.hasSuffix("0") { s.removeLast() }
+        if s.hasSuffix(".") { s.removeLast() }
+        return s
+    }
+
+    /// p-values: up to three significant digits, floored at "< 0.0001" and capped at "> 0.999".
     static func pValue(_ p: Double) -> String {
         guard p.isFinite else { return "n/a" }
         if p < 0.0001 { return "< 0.0001" }
         if p > 0.999 { return "> 0.999" }
-        return sig(p)
+        return plain(p)
     }
 
     /// The confidence level implied by alpha: 0.05 → "95%", 0.1 → "90%", 0.01 → "99%".
@@ -143,8 +154,10 @@ enum Fmt {
         return out
     }
 
-    /// An identifier as a Markdown code span (safe inside tables).
+    /// An identifier as a Markdown code span (safe inside tables). Identifiers with markup characters
+    /// are shown as escaped text instead, so the raw Markdown never carries a tag.
     static func code(_ s: String) -> String {
+        if s.contains(where: { $0 == "<" || $0 == ">" || $0 == "&" }) { return markdown(s) }
         var body = ""
         for ch in s {
             switch ch {

@@ -94,7 +94,7 @@ struct MetricCells {
 /// The sample-ratio verdict as one sentence.
 func srmSentence(_ srm: Summary.SRM) -> (ok: Bool?, text: String) {
     var stats: [String] = []
-    if let chi2 = srm.chi2 { stats.append("χ² = \(Fmt.sig(chi2))" + (srm.df.map { " (df \(Fmt.sig($0)))" } ?? "")) }
+    if let chi2 = srm.chi2 { stats.append("χ² = \(Fmt.plain(chi2))" + (srm.df.map { " (df \(Fmt.plain($0)))" } ?? "")) }
     if let p = srm.pValue { stats.append("p = \(Fmt.pValue(p))") }
     if let t = srm.threshold { stats.append("threshold \(Fmt.pValue(t))") }
     let detail = stats.isEmpty ? "" : " (" + stats.joined(separator: ", ") + ")"
@@ -131,7 +131,7 @@ struct MarkdownReport {
         if let a = s.asOf { meta.append("as of \(Fmt.markdown(a))") }
         if let st = s.state { meta.append("state \(Fmt.markdown(st))") }
         if let an = s.analysis { meta.append("\(Fmt.markdown(an)) analysis") }
-        if let al = s.alpha { meta.append("α = \(Fmt.sig(al))") }
+        if let al = s.alpha { meta.append("α = \(Fmt.plain(al))") }
         if !meta.isEmpty {
             out.append("")
             out.append("_" + meta.joined(separator: " · ") + "_")

@@ -55,13 +55,22 @@ public final class RefereeService: @unchecked Sendable {
             ("results.ingest", { [unowned self] p, ctx in try ingestMethod(Fields(p), ctx) }),
             ("results.summary", { [unowned self] p, _ in try summary(Fields(p)) }),
             ("results.timeseries", { [unowned self] p, _ in try timeseries(Fields(p)) }),
+            ("access.grant", { [unowned self] p, ctx in try grant(Fields(p), ctx) }),
+            ("access.revoke", { [unowned self] p, ctx in try revoke(Fields(p), ctx) }),
+            ("access.list", { [unowned self] _, _ in try accessList() }),
+            ("session.act_for", { [unowned self] p, ctx in try actFor(Fields(p), ctx) }),
             ("audit.log", { [unowned self] p, _ in try auditLog(Fields(p)) }),
             ("audit.verify", { [unowned self] _, _ in try auditVerify() }),
             ("store.integrity", { [unowned self] _, _ in ["integrity_check": .string(try store.integrityCheck())] }),
         ]
         for (name, body) in methods {
-            dispatcher.register(name) { params, context throws(RPCError) in
-                try mapErrors { try body(params, context) }
+            dispatcher.register(name) { [unowned self] params, context throws(RPCError) in
+                try mapErrors {
+                    try authorize(name, params, context)
+                    var ctx = context
+                    if ctx.onBehalfOf == nil { ctx.onBehalfOf = context.session.onBehalfOf }
+                    return try body(params, ctx)
+                }
             }
         }
         installStats(on: dispatcher)

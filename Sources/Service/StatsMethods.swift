@@ -18,8 +18,11 @@ extension RefereeService {
             ("stats.mann_whitney", Self.mannWhitney),
         ]
         for (name, body) in methods {
-            dispatcher.register(name) { params, _ throws(RPCError) in
-                try mapErrors { try body(try Fields(params)) }
+            dispatcher.register(name) { [unowned self] params, context throws(RPCError) in
+                try mapErrors {
+                    try authorize(name, params, context)
+                    return try body(try Fields(params))
+                }
             }
         }
     }

@@ -78,6 +78,17 @@ extension Store {
                 );
                 """)
         }
+        m.registerMigration("v4-access") { db in
+            try db.execute(sql: """
+                CREATE TABLE grants (
+                    principal TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    granted_by TEXT NOT NULL,
+                    granted_at TEXT NOT NULL,
+                    PRIMARY KEY (principal, role)
+                );
+                """)
+        }
         return m
     }
 }

@@ -258,6 +258,30 @@ public struct StoreTransaction {
         return (count, nil)
     }
 
+    /// Roles granted to principals: `(principal, role, granted_by, granted_at)`.
+    public func grants() throws -> [(principal: String, role: String, grantedBy: String, grantedAt: String)] {
+        try Row.fetchAll(db, sql: "SELECT * FROM grants ORDER BY principal, role").map { ($0["principal"], $0["role"], $0["granted_by"], $0["granted_at"]) }
+    }
+
+    public func hasGrants() throws -> Bool {
+        try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM grants)")) ?? false
+    }
+
+    public func roles(of principal: String) throws -> [String] {
+        try String.fetchAll(try db.cachedStatement(sql: "SELECT role FROM grants WHERE principal = ? ORDER BY role"), arguments: [principal])
+    }
+
+    public func grant(principal: String, role: String, by: String, at: String) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO grants (principal, role, granted_by, granted_at) VALUES (?, ?, ?, ?)",
+                       arguments: [principal, role, by, at])
+    }
+
+    /// Returns false when the principal did not have the role.
+    public func revoke(principal: String, role: String) throws -> Bool {
+        try db.execute(sql: "DELETE FROM grants WHERE principal = ? AND role = ?", arguments: [principal, role])
+        return db.changesCount > 0
+    }
+
     /// One stored aggregate row.
     public struct ResultRow: Sendable {
         public var metric: String

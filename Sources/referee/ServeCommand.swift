@@ -21,6 +21,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Deepest accepted JSON nesting.")
     var maxDepth: Int = 64
 
+    @Option(help: "Serve many clients on this Unix domain socket instead of stdin/stdout; each client's principal comes from the kernel (SO_PEERCRED).")
+    var socket: String?
+
     func validate() throws {
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
@@ -43,6 +46,17 @@ struct ServeCommand: ParsableCommand {
         let limits = RPCLimits(maxLineBytes: maxLineBytes, maxBatch: maxBatch, json: JSONLimits(maxDepth: maxDepth))
         let dispatcher = Dispatcher(limits: limits)
         service.install(on: dispatcher)
+        if let socket {
+            // The shared service keeps people out: the store is readable by its owner (and group) only.
+            for suffix in ["", "-wal", "-shm"] { chmod(service.storePath + suffix, 0o660) }
+            logger.info("serving store \(service.storePath) on socket \(socket) with protocols from \(service.protocolsOrigin)")
+            let server = SocketServer(path: socket, dispatcher: dispatcher, shouldStop: { [service] in service.shutdownRequested })
+            do { try server.run() } catch {
+                logger.critical("\(error)")
+                throw ExitCode(2)
+            }
+            return
+        }
         let principal = options.principal
         logger.info("serving store \(service.storePath) as \(principal) with protocols from \(service.protocolsOrigin)")
         let server = LineServer(dispatcher: dispatcher, input: STDIN_FILENO, output: protocolOut,

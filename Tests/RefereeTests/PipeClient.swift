@@ -44,7 +44,7 @@ func runReferee(_ arguments: [String], stdin: String = "", environment: [String:
 }
 
 /// A `referee serve` process driven through its stdin/stdout pipes, one JSON line at a time.
-final class PipeClient {
+final class PipeClient: @unchecked Sendable {
     let process = Process()
     private let input = Pipe()
     private let output = Pipe()

@@ -1,0 +1,142 @@
+import RPC
+import Registry
+import Store
+import JSONCore
+
+/// Roles and what each may do.
+///
+/// Until the first `access.grant` a store is in open mode: every principal may do everything (as any local tool
+/// whose user can also open the store file). The first principal to grant a role becomes `admin` in the same
+/// transaction, and from then on every request is checked against the roles held in the store.
+enum Role: String, CaseIterable {
+    case admin, pm, approver, ci, analyst
+}
+
+enum Permission {
+    case read, check, stats, register, editOwn, transition, resultsWrite, admin, session, shutdown
+
+    static func of(_ method: String) -> Permission {
+        switch method {
+        case "experiment.check", "conflicts.scan": .check
+        case _ where method.hasPrefix("stats."): .stats
+        case "experiment.register": .register
+        case "experiment.update", "experiment.amend": .editOwn
+        case "experiment.transition": .transition
+        case "results.record", "results.ingest": .resultsWrite
+        case "access.grant", "access.revoke": .admin
+        case "session.act_for": .session
+        case "shutdown": .shutdown
+        default: .read
+        }
+    }
+}
+
+extension RefereeService {
+    /// The roles that allow `permission` (admin allows everything).
+    static func rolesAllowing(_ permission: Permission, transitionTo: String?) -> [Role] {
+        switch permission {
+        case .read, .session: Role.allCases
+        case .check: [.admin, .ci, .pm]
+        case .stats: [.admin, .ci, .analyst]
+        case .register: [.admin, .pm]
+        case .editOwn: [.admin, .pm]
+        case .transition: transitionTo == "approved" ? [.admin, .approver] : [.admin, .pm]
+        case .resultsWrite: [.admin, .analyst]
+        case .admin, .shutdown: [.admin]
+        }
+    }
+
+    /// Checks a request against the roles in the store; refusals are audited and answered with 1004.
+    func authorize(_ method: String, _ params: JSON?, _ ctx: RPCContext) throws {
+        let permission = Permission.of(method)
+        if permission == .read || permission == .session || method == "server.info" { return }
+        let (enforced, roles) = try store.read { tx in (try tx.hasGrants(), try tx.roles(of: ctx.principal)) }
+        if !enforced {
+            // Open mode. A shared socket server still never lets a client stop it.
+            if permission == .shutdown && ctx.transport == .socket {
+                throw RegistryError.forbidden("shutdown over the socket needs the admin role and a store with grants; stop the service with SIGTERM",
+                                              details: ["principal": .string(ctx.principal), "needed": ["admin"]])
+            }
+            return
+        }
+        if permission == .shutdown && ctx.transport != .socket { return }
+        let held = roles.compactMap(Role.init(rawValue:))
+        let key = params?["key"]?.stringValue
+        let target = params?["to"]?.stringValue
+        let allowed = Self.rolesAllowing(permission, transitionTo: target)
+        var ok = held.contains(.admin) || held.contains { allowed.contains($0) }
+        // A pm acts on its own experiments only.
+        if ok, !held.contains(.admin), permission == .editOwn || (permission == .transition && target != "approved"),
+           !held.contains(where: { $0 != .pm && allowed.contains($0) }), let key {
+            let owner = try store.read { tx in try tx.experiment(key)?.owner }
+            if let owner, owner != ctx.principal { ok = false }
+        }
+        guard !ok else { return }
+        let needed = allowed.map(\.rawValue)
+        let message = "\(ctx.principal) (roles: \(roles.isEmpty ? "none" : roles.joined(separator: ", "))) may not call \(method)"
+            + (key.map { " on \"\($0)\"" } ?? "") + "; it needs " + needed.joined(separator: " or ")
+            + (permission == .editOwn || permission == .transition ? " (pm: own experiments only)" : "")
+        let at = now().description
+        _ = try? store.write { tx in
+            try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.session.onBehalfOf ?? ctx.onBehalfOf, method: "access.refused", key: key,
+                               before: .null, after: ["method": .string(method), "roles": JSON(roles), "needed": JSON(needed)], reason: message)
+        }
+        throw RegistryError.forbidden(message, details: ["principal": .string(ctx.principal), "roles": JSON(roles), "needed": JSON(needed), "method": .string(method)])
+    }
+
+    /// `access.grant {principal, role}`; in open mode the caller first becomes admin (bootstrap).
+    func grant(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["principal", "role"])
+        let principal = try p.string("principal")
+        let role = try p.choice("role", Role.allCases.map(\.rawValue))
+        guard !principal.isEmpty else { throw FieldError(path: "principal", message: "must not be empty") }
+        let at = now().description
+        return try store.write { tx in
+            var bootstrapped = false
+            if try !tx.hasGrants() {
+                try tx.grant(principal: ctx.principal, role: "admin", by: ctx.principal, at: at)
+                try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.session.onBehalfOf, method: "access.bootstrap", key: nil,
+                                   before: .null, after: ["principal": .string(ctx.principal), "role": "admin"], reason: "first grant on this store")
+                bootstrapped = true
+            } else if try !tx.roles(of: ctx.principal).contains("admin") {
+                throw RegistryError.forbidden("\(ctx.principal) may not grant roles; it needs admin", details: ["principal": .string(ctx.principal), "needed": ["admin"]])
+            }
+            try tx.grant(principal: principal, role: role, by: ctx.principal, at: at)
+            try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.session.onBehalfOf, method: "access.grant", key: nil,
+                               before: .null, after: ["principal": .string(principal), "role": .string(role)], reason: nil)
+            return ["principal": .string(principal), "role": .string(role), "bootstrapped_admin": bootstrapped ? .string(ctx.principal) : .null]
+        }
+    }
+
+    func revoke(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["principal", "role"])
+        let principal = try p.string("principal")
+        let role = try p.choice("role", Role.allCases.map(\.rawValue))
+        let at = now().description
+        return try store.write { tx in
+            if role == "admin", try tx.grants().filter({ $0.role == "admin" }).map(\.principal) == [principal] {
+                throw RegistryError.forbidden("\(principal) is the last admin; grant admin to someone else first", details: ["principal": .string(principal)])
+            }
+            let removed = try tx.revoke(principal: principal, role: role)
+            if removed {
+                try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.session.onBehalfOf, method: "access.revoke", key: nil,
+                                   before: ["principal": .string(principal), "role": .string(role)], after: .null, reason: nil)
+            }
+            return ["principal": .string(principal), "role": .string(role), "revoked": .bool(removed)]
+        }
+    }
+
+    func accessList() throws -> JSON {
+        let grants = try store.read { tx in try tx.grants() }
+        return ["mode": grants.isEmpty ? "open" : "enforced",
+                "grants": .array(grants.map { ["principal": .string($0.principal), "role": .string($0.role), "granted_by": .string($0.grantedBy), "granted_at": .string($0.grantedAt)] })]
+    }
+
+    /// `session.act_for {actor}`: a socket client names whom it acts for; recorded with its mutations, grants nothing.
+    func actFor(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+        try p.rejectUnknown(["actor"])
+        let actor = try p.string("actor")
+        ctx.session.onBehalfOf = actor.isEmpty ? nil : actor
+        return ["principal": .string(ctx.principal), "on_behalf_of": JSON(ctx.session.onBehalfOf)]
+    }
+}
