@@ -64,6 +64,11 @@ public final class Dispatcher: @unchecked Sendable {
         let value: JSON
         do {
             value = try JSONParser.parse(line, limits: limits.json)
+        } catch where error.isLimit {
+            // Well-formed so far but over a configured limit: say which, not "parse error".
+            return encode(response(id: .null, error: RPCError(
+                code: .invalidRequest, message: "Invalid request: \(error.reason) (byte \(error.offset)); raise the limit or split the request",
+                data: ["reason": "limit_exceeded", "limit": "json", "detail": .string(error.reason), "offset": JSON(error.offset)])))
         } catch {
             return encode(response(id: .null, error: .parseError(error.reason, offset: error.offset)))
         }

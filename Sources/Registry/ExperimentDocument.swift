@@ -12,6 +12,16 @@ public enum Baseline: Sendable, Equatable {
     case mean(Double, sd: Double)
 }
 
+/// Size limits on one experiment document, each configurable on `referee serve`.
+public struct DocumentLimits: Sendable, Equatable {
+    public var targeting: TargetingLimits
+    public var maxVariants: Int
+    public init(targeting: TargetingLimits = TargetingLimits(), maxVariants: Int = 20) {
+        self.targeting = targeting
+        self.maxVariants = maxVariants
+    }
+}
+
 /// An experiment document, read leniently: every field that is present and well-typed is kept,
 /// every problem becomes a ``Violation`` so validation can report all of them at once.
 public struct ExperimentDocument: Sendable, Equatable {
@@ -50,7 +60,7 @@ public struct ExperimentDocument: Sendable, Equatable {
 
     /// Reads a document. Returns nil only when the key or protocol is unusable; otherwise a document
     /// plus the shape problems found.
-    public static func read(_ json: JSON, limits: TargetingLimits = TargetingLimits()) -> (ExperimentDocument?, [Violation]) {
+    public static func read(_ json: JSON, limits: DocumentLimits = DocumentLimits()) -> (ExperimentDocument?, [Violation]) {
         var r = Reader()
         guard case .object(let root) = json else {
             return (nil, [Violation(path: "experiment", rule: "type", message: "the experiment must be a JSON object, got \(json.typeName)")])
@@ -82,7 +92,9 @@ public struct ExperimentDocument: Sendable, Equatable {
             if traffic > 0 && traffic <= 1 { doc.traffic = traffic } else { r.add("traffic", "range", "must be greater than 0 and at most 1 (a share of the layer), got \(traffic)") }
         }
         if let variants = root["variants"] {
-            if case .array(let items) = variants {
+            if case .array(let items) = variants, items.count > limits.maxVariants {
+                r.add("variants", "variants_limit", "lists \(items.count) variants; this service accepts at most \(limits.maxVariants) (serve --max-variants)")
+            } else if case .array(let items) = variants {
                 for (i, item) in items.enumerated() {
                     let path = "variants[\(i)]"
                     guard case .object(let v) = item else { r.add(path, "type", "must be an object {key, weight, control?}, got \(item.typeName)"); continue }
@@ -101,7 +113,7 @@ public struct ExperimentDocument: Sendable, Equatable {
             }
         }
         if let t = root["targeting"], !t.isNull {
-            switch Condition.parse(t, path: "targeting", limits: limits) {
+            switch Condition.parse(t, path: "targeting", limits: limits.targeting) {
             case .success(let c): doc.targeting = c
             case .failure(let f): r.violations += f.violations
             }

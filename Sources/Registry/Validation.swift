@@ -31,7 +31,7 @@ public struct ValidationOutcome: Sendable, Equatable {
 
 public enum Validator {
     /// Validates a document against the protocol it names.
-    public static func validate(_ json: JSON, protocols: ProtocolSet, limits: TargetingLimits = TargetingLimits()) -> (ExperimentDocument?, ValidationOutcome) {
+    public static func validate(_ json: JSON, protocols: ProtocolSet, limits: DocumentLimits = DocumentLimits()) -> (ExperimentDocument?, ValidationOutcome) {
         let (doc, shapeViolations) = ExperimentDocument.read(json, limits: limits)
         guard let doc else { return (nil, ValidationOutcome(violations: shapeViolations, plan: nil, protocolHash: nil)) }
         guard let proto = protocols.protocols[doc.protocolName] else {

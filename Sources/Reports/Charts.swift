@@ -207,7 +207,7 @@ enum ForestPlot {
             var summaryText = r.c.relative == nil ? "n/a" : rel.0 + "%"
             if let l = rel.1, let h = rel.2 { summaryText += " (\(l) to \(h))" } else if r.c.relative != nil { summaryText += " (no CI)" }
             var tooltip = "\(r.m.metric) · \(r.c.variant): \(summaryText); \(verdict.label)"
-            if let p = r.c.pValue { tooltip += "; p = \(Fmt.pValue(p))" }
+            if let p = r.c.pValue { tooltip += "; " + Fmt.pEquals(p) }
             svg.add("<g class=\"row\" data-comparison=\"\(id)\" data-verdict=\"\(verdict)\">")
             svg.add("<title>\(Fmt.html(tooltip))</title>")
             svg.add("<text x=\"\(Axis.px(labelRight))\" y=\"\(Axis.px(cy + 4))\" text-anchor=\"end\" class=\"label\">\(Fmt.html(metricLabel))<tspan class=\"variant\"> · \(Fmt.html(Fmt.truncate(r.c.variant, 16)))</tspan></text>")
@@ -358,7 +358,7 @@ enum LiftOverTime {
                 if let c = p.ci { tip += " (\(Fmt.percent(c.0, signed: true)) to \(Fmt.percent(c.1, signed: true)))" }
                 svg.add("<circle cx=\"\(Axis.px(x(dayX(p))))\" cy=\"\(Axis.px(y.clamped(p.relative!)))\" r=\"\(vp.count > 40 ? 1.5 : 3)\" fill=\"\(colour)\"><title>\(Fmt.html(tip))</title></circle>")
             }
-            ends.append(("\(Fmt.truncate(v, 14)) \(Fmt.percent(last.relative!, signed: true))", colour, y.clamped(last.relative!)))
+            ends.append(("\(Fmt.truncate(v, 14)) \(Fmt.fixed(last.relative! * 100, 1, signed: true))%", colour, y.clamped(last.relative!)))
         }
         // Direct labels at the line ends (name and last value), so colour is not needed to tell lines
         // apart; pushed apart vertically when lines end close together.
@@ -389,7 +389,8 @@ enum TrafficSplit {
                       label: "Traffic split: expected versus observed share of units per variant. \(verdict.text)",
                       description: vs.map { "\($0.variant): expected \($0.expected.map { Fmt.percent($0) } ?? "n/a"), observed \($0.observed.map { Fmt.percent($0) } ?? "n/a")" }.joined(separator: "; "))
         let maxShare = max(vs.compactMap { max($0.expected ?? 0, $0.observed ?? 0) }.max() ?? 1, 0.0001)
-        let scaleTop = min(1, Axis.niceStep(maxShare, count: 4) * (maxShare / Axis.niceStep(maxShare, count: 4)).rounded(.up))
+        let step = Axis.niceStep(maxShare, count: 4)
+        let scaleTop = min(1, (maxShare / step).rounded(.up) * step)
         let x = LinearScale(lo: 0, hi: scaleTop, a: barLeft, b: barRight)
         // Legend.
         svg.add("<rect x=\"\(Axis.px(barLeft))\" y=\"8\" width=\"18\" height=\"10\" fill=\"#FFFFFF\" stroke=\"\(Palette.ink)\" stroke-dasharray=\"3 2\"/>")
@@ -397,9 +398,9 @@ enum TrafficSplit {
         svg.add("<rect x=\"\(Axis.px(barLeft + 160))\" y=\"8\" width=\"18\" height=\"10\" fill=\"\(Palette.blue)\"/>")
         svg.text(barLeft + 184, 17, "observed", cls: "legend")
         let bottom = top + Double(vs.count) * rowH
-        for t in Axis.ticks(0, scaleTop, Axis.niceStep(scaleTop, count: 4)) {
+        for t in Axis.ticks(0, scaleTop, step) {
             svg.line(x(t), top, x(t), bottom, stroke: Palette.grid, extra: " class=\"grid\"")
-            svg.text(x(t), bottom + 16, Fmt.fixed(t * 100, t * 100 == (t * 100).rounded() ? 0 : 1) + "%", anchor: "middle", cls: "tick")
+            svg.text(x(t), bottom + 16, Fmt.fixed(t * 100, step * 100 >= 1 ? 0 : 1) + "%", anchor: "middle", cls: "tick")
         }
         svg.text((barLeft + barRight) / 2, bottom + 36, "Share of units", anchor: "middle", cls: "axis-title")
         for (i, v) in vs.enumerated() {
@@ -413,7 +414,7 @@ enum TrafficSplit {
                 svg.add("<rect class=\"observed\" x=\"\(Axis.px(barLeft))\" y=\"\(Axis.px(y0 + 16))\" width=\"\(Axis.px(max(0, x.clamped(o) - barLeft)))\" height=\"13\" fill=\"\(Palette.blue)\"/>")
             }
             var detail = "expected \(v.expected.map { Fmt.percent($0) } ?? "n/a") · observed \(v.observed.map { Fmt.percent($0) } ?? "n/a")"
-            if let e = v.expected, let o = v.observed { detail += " (\(Fmt.sig((o - e) * 100, signed: true)) pp)" }
+            if let e = v.expected, let o = v.observed { detail += " (\(Fmt.fixed((o - e) * 100, 2, signed: true)) pp)" }
             svg.text(textLeft, y0 + 11, detail, cls: "value")
             if let n = v.n { svg.text(textLeft, y0 + 27, "n = \(Fmt.count(n))", cls: "muted") }
             svg.add("</g>")

@@ -97,6 +97,12 @@ enum Fmt {
         return plain(p)
     }
 
+    /// "p = 0.52", or "p < 0.0001" at the floor.
+    static func pEquals(_ p: Double) -> String {
+        let v = pValue(p)
+        return v.hasPrefix("<") || v.hasPrefix(">") ? "p " + v : "p = " + v
+    }
+
     /// The confidence level implied by alpha: 0.05 → "95%", 0.1 → "90%", 0.01 → "99%".
     static func confidence(alpha: Double?) -> String? {
         guard let a = alpha, a > 0, a < 1 else { return nil }

@@ -119,8 +119,11 @@ struct HTMLReport {
                     if let w = cells.chanceToWin { result += "<br><span class=\"muted\">P(win) \(w)</span>" }
                     let cls = cells.verdict == .win ? "good" : cells.verdict == .harm ? "bad" : "neutral"
                     out += "<tr>\(metricCell)<td><code>\(h(c.variant))</code></td>"
-                    out += [cells.control, cells.treatment, cells.absolute, cells.relative, cells.p, cells.adjustedP]
-                        .map { "<td class=\"num\">\(h($0))</td>" }.joined()
+                    out += [cells.control, cells.treatment].map { "<td class=\"num\">\(h($0))</td>" }.joined()
+                    for (estimate, ci) in [(cells.absoluteEstimate, cells.absoluteCI), (cells.relativeEstimate, cells.relativeCI)] {
+                        out += "<td class=\"num\">\(h(estimate))" + (ci.map { "<br><span class=\"ci\">\(h($0))</span>" } ?? "") + "</td>"
+                    }
+                    out += [cells.p, cells.adjustedP].map { "<td class=\"num\">\(h($0))</td>" }.joined()
                     out += "<td class=\"result \(cls)\">\(result)</td></tr>\n"
                 }
             }
@@ -207,7 +210,9 @@ struct HTMLReport {
         thead th { border-bottom: 2px solid var(--ink); font-size: 12.5px; }
         .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
         .type { font-size: 11px; color: var(--muted); font-weight: 400; }
-        td.result { white-space: nowrap; }
+        td.result { min-width: 9em; }
+        td .ci { color: var(--muted); font-size: 12px; }
+        tbody code { white-space: nowrap; overflow-wrap: normal; }
         td.good { color: #00664A; font-weight: 700; }
         td.bad { color: #A63F00; font-weight: 700; }
         dl.progress { display: grid; grid-template-columns: max-content 1fr; gap: 6px 16px; align-items: center; }

@@ -34,7 +34,7 @@ struct DecisionStyle {
         switch recommendation {
         case "ship": self.init("ship", "Ship", "✔", "✅", "The treatment won on the primary metric without harming a guardrail.")
         case "rollback": self.init("rollback", "Roll back", "✖", "⛔", "The treatment caused harm; turn it off.")
-        case "keep_running": self.init("keep_running", "Keep running", "⏳", "⏳", "Not enough evidence yet; keep collecting data.")
+        case "keep_running": self.init("keep_running", "Keep running", "↻", "⏳", "Not enough evidence yet; keep collecting data.")
         case "inconclusive": self.init("inconclusive", "Inconclusive", "?", "❔", "The experiment ended without a clear effect.")
         case "invalid": self.init("invalid", "Invalid", "⚠", "⚠️", "The results cannot be trusted.")
         case nil: self.init("none", "No decision", "–", "➖", "The summary carries no recommendation.")
@@ -65,8 +65,12 @@ extension String {
 struct MetricCells {
     var control: String
     var treatment: String
-    var absolute: String
-    var relative: String
+    var absoluteEstimate: String
+    var absoluteCI: String?
+    var relativeEstimate: String
+    var relativeCI: String?
+    var absolute: String { absoluteEstimate + (absoluteCI.map { " " + $0 } ?? "") }
+    var relative: String { relativeEstimate + (relativeCI.map { " " + $0 } ?? "") }
     var p: String
     var adjustedP: String
     var verdict: Verdict
@@ -81,9 +85,11 @@ struct MetricCells {
         treatment = mean(m.stat(c.variant)?.mean)
         let unit = m.isBinomial ? " pp" : ""
         let (est, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: m.isBinomial ? 100 : 1)
-        absolute = c.estimate == nil ? "n/a" : est + unit + (lo.map { " (\($0) to \(hi!))" } ?? " (no CI)")
+        absoluteEstimate = c.estimate == nil ? "n/a" : est + unit
+        absoluteCI = c.estimate == nil ? nil : (lo.map { "(\($0) to \(hi!))" } ?? "(no CI)")
         let (rest, rlo, rhi) = Fmt.deltaTriple(c.relative, c.relativeCI, scale: 100)
-        relative = c.relative == nil ? "n/a" : rest + "%" + (rlo.map { " (\($0)% to \(rhi!)%)" } ?? " (no CI)")
+        relativeEstimate = c.relative == nil ? "n/a" : rest + "%"
+        relativeCI = c.relative == nil ? nil : (rlo.map { "(\($0)% to \(rhi!)%)" } ?? "(no CI)")
         p = c.pValue.map(Fmt.pValue) ?? "n/a"
         adjustedP = c.adjustedPValue.map(Fmt.pValue) ?? "n/a"
         verdict = Verdict(c, m)
@@ -95,7 +101,7 @@ struct MetricCells {
 func srmSentence(_ srm: Summary.SRM) -> (ok: Bool?, text: String) {
     var stats: [String] = []
     if let chi2 = srm.chi2 { stats.append("χ² = \(Fmt.plain(chi2))" + (srm.df.map { " (df \(Fmt.plain($0)))" } ?? "")) }
-    if let p = srm.pValue { stats.append("p = \(Fmt.pValue(p))") }
+    if let p = srm.pValue { stats.append(Fmt.pEquals(p)) }
     if let t = srm.threshold { stats.append("threshold \(Fmt.pValue(t))") }
     let detail = stats.isEmpty ? "" : " (" + stats.joined(separator: ", ") + ")"
     switch srm.mismatch {

@@ -13,14 +13,14 @@ public final class RefereeService: @unchecked Sendable {
 
     public let store: Store
     public let protocols: ProtocolSet
-    public let limits: TargetingLimits
+    public let limits: DocumentLimits
     let now: @Sendable () -> Timestamp
     let logger = Logger(label: "referee.service")
     let conflicts = ConflictCache()
     /// Set by the `shutdown` method; the transport stops after answering it.
     public private(set) var shutdownRequested = false
 
-    public init(store: Store, protocols: ProtocolSet, limits: TargetingLimits = TargetingLimits(),
+    public init(store: Store, protocols: ProtocolSet, limits: DocumentLimits = DocumentLimits(),
                 now: @escaping @Sendable () -> Timestamp = RefereeService.systemNow) {
         self.store = store
         self.protocols = protocols
@@ -125,7 +125,8 @@ extension RefereeService {
 
     /// Opens the store at `storePath` and loads protocols (`protocolsDirectory`, else `$REFEREE_PROTOCOLS`,
     /// else `./Protocols`, else built-in). The executable's single entry into the service.
-    public static func open(storePath: String, protocolsDirectory: String?) throws(OpenError) -> RefereeService {
+    public static func open(storePath: String, protocolsDirectory: String?, maxVariants: Int = 20,
+                             maxTargetingConditions: Int = 500) throws(OpenError) -> RefereeService {
         let protocolSet: ProtocolSet
         do { protocolSet = try ProtocolLoader.resolve(explicit: protocolsDirectory) } catch {
             throw OpenError(description: error.description)
@@ -134,7 +135,8 @@ extension RefereeService {
         do { store = try Store(path: storePath) } catch {
             throw OpenError(description: error.description)
         }
-        return RefereeService(store: store, protocols: protocolSet)
+        let limits = DocumentLimits(targeting: TargetingLimits(maxNodes: maxTargetingConditions), maxVariants: maxVariants)
+        return RefereeService(store: store, protocols: protocolSet, limits: limits)
     }
 
     public var storePath: String { store.path }

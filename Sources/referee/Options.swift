@@ -23,8 +23,17 @@ struct StoreOptions: ParsableArguments {
     }
 
     /// Opens the store and loads protocols; failures are I/O errors (exit 2).
+    @Option(help: "Most variants one experiment may list.")
+    var maxVariants: Int = 20
+
+    @Option(help: "Most conditions one targeting expression may hold.")
+    var maxTargetingConditions: Int = 500
+
     func makeService() throws -> RefereeService {
-        do { return try RefereeService.open(storePath: storePath, protocolsDirectory: protocols) } catch {
+        do {
+            return try RefereeService.open(storePath: storePath, protocolsDirectory: protocols, maxVariants: maxVariants,
+                                           maxTargetingConditions: maxTargetingConditions)
+        } catch {
             throw CLIError.io(error.description)
         }
     }

@@ -120,6 +120,24 @@ import JSONCore
         #expect(audit == ["ok": true, "entries": 26, "first_broken": nil])
     }
 
+    @Test func limitsAreConfigurableAndEachIsAClearError() throws {
+        let d = try PipeClient(store: dir.path("l.sqlite"), extra: ["--max-variants", "3", "--max-targeting-conditions", "2", "--max-batch", "2", "--max-depth", "8"])
+        let variants = try d.request("experiment.register", ["experiment": exampleExperiment(["variants": [
+            ["key": "a", "weight": 0.25, "control": true], ["key": "b", "weight": 0.25], ["key": "c", "weight": 0.25], ["key": "d", "weight": 0.25]]])])
+        #expect(variants["error"]?["data"]?["violations"]?.arrayValue?.contains { $0["rule"] == "variants_limit" } == true)
+        let targeting = try d.request("experiment.register", ["experiment": exampleExperiment(["targeting": ["a": 1, "b": 2, "c": 3]])])
+        #expect(targeting["error"]?["data"]?["violations"]?.arrayValue?.contains { $0["rule"] == "targeting_limit" } == true)
+        d.send(raw: #"[{"jsonrpc":"2.0","id":1,"method":"server.info"},{"jsonrpc":"2.0","id":2,"method":"server.info"},{"jsonrpc":"2.0","id":3,"method":"server.info"}]"#)
+        let batch = try d.readJSON()
+        #expect(batch["error"]?["data"]?["limit"] == "max_batch")
+        d.send(raw: #"{"jsonrpc":"2.0","id":4,"method":"server.info","params":{"a":[[[[[[[[[1]]]]]]]]]}}"#)
+        let deep = try d.readJSON()
+        #expect(deep["error"]?["code"] == -32600)
+        #expect(deep["error"]?["data"]?["reason"] == "limit_exceeded")
+        #expect(deep["error"]?["message"]?.stringValue?.contains("nesting deeper than 8 levels") == true)
+        #expect(try d.result("server.info")["name"] == "referee")
+    }
+
     @Test func sigtermStopsCleanly() throws {
         let d = try PipeClient(store: dir.path("t.sqlite"))
         _ = try d.result("server.info")

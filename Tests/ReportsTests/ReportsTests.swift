@@ -68,12 +68,12 @@ struct MarkdownReportTests {
 
     @Test func formatsNumbersWithSignsUnitsAndThreeSignificantDigits() {
         // Binomial: means in %, absolute delta in percentage points, shared decimals across the interval.
-        #expect(md.contains("| `checkout_conversion` | `green` | 12.0% | 13.8% | +1.80 pp (+0.90 to +2.70) | +15.0% (+7.0% to +23.0%) | 0.000100 | 0.000100 | ✅ significant improvement |"))
+        #expect(md.contains("| `checkout_conversion` | `green` | 12.0% | 13.8% | +1.80 pp (+0.90 to +2.70) | +15.0% (+7.0% to +23.0%) | 0.0001 | 0.0001 | ✅ significant improvement |"))
         // Continuous: plain numbers, typographic minus on negative deltas.
-        #expect(md.contains("| `revenue_per_user` | `green` | 4.21 | 4.10 | −0.110 (−0.310 to +0.090) | −2.61% (−7.36% to +2.14%) | 0.280 | 0.560 | ➖ not significant |"))
+        #expect(md.contains("| `revenue_per_user` | `green` | 4.21 | 4.10 | −0.110 (−0.310 to +0.090) | −2.61% (−7.36% to +2.14%) | 0.28 | 0.56 | ➖ not significant |"))
         // Guardrail where lower is better, harmed.
-        #expect(md.contains("| `crash_rate` ↓ | `blue` | 0.400% | 0.610% | +0.210 pp (+0.030 to +0.390) | +52.5% (+7.0% to +98.0%) | 0.0210 | 0.0420 | ⛔ harm detected |"))
-        #expect(md.contains("No sample-ratio mismatch (χ² = 0.400 (df 2), p = 0.520, threshold 0.00100)"))
+        #expect(md.contains("| `crash_rate` ↓ | `blue` | 0.400% | 0.610% | +0.210 pp (+0.030 to +0.390) | +52.5% (+7.0% to +98.0%) | 0.021 | 0.042 | ⛔ harm detected |"))
+        #expect(md.contains("No sample-ratio mismatch (χ² = 0.4 (df 2), p = 0.52, threshold 0.001)"))
         #expect(md.contains("- Units: 30,135 of 13,314 planned (226% of plan)"))
         #expect(md.contains("- Days: 19 of 28 scheduled"))
         #expect(md.contains("- Achieved power: 99.0%"))
@@ -203,7 +203,7 @@ struct HTMLReportTests {
         let chart = try #require(svgFragments(html).first { $0.contains("data-chart=\"traffic\"") })
         #expect(occurrences("class=\"expected\"", in: chart) == 3)
         #expect(occurrences("class=\"observed\"", in: chart) == 3)
-        #expect(chart.contains("expected 33.3% · observed 33.5% (+0.130 pp)"))
+        #expect(chart.contains("expected 33.3% · observed 33.5% (+0.13 pp)"))
         #expect(html.contains("<p class=\"srm srm-ok\"><span class=\"srm-label\"><span aria-hidden=\"true\">✔</span> Sample ratio OK</span>"))
         let bad = ReportRenderer.html(summary: Fixtures.hostile, series: nil)
         #expect(bad.contains("class=\"srm srm-bad\""))
@@ -212,7 +212,7 @@ struct HTMLReportTests {
 
     @Test func tablesAndProgressAreRendered() {
         #expect(occurrences("<table class=\"metrics", in: html) == 3)
-        #expect(html.contains("<td class=\"num\">+1.80 pp (+0.90 to +2.70)</td>"))
+        #expect(html.contains("<td class=\"num\">+1.80 pp<br><span class=\"ci\">(+0.90 to +2.70)</span></td>"))
         #expect(html.contains("<td class=\"result good\">"))
         #expect(html.contains("harm detected"))
         #expect(html.contains("30,135 of 13,314 planned (226%)"))
@@ -284,7 +284,8 @@ struct HTMLReportTests {
         #expect(!forest.contains(">+300%</text>"))
         #expect(forest.contains("off scale"))
         #expect(occurrences("class=\"clipped\"", in: forest) >= 3)
-        #expect(forest.contains("+4,500%"))
+        #expect(forest.contains("+4500% (+3000 to +6000)"))
+        #expect(forest.contains("1.00e14"))
         #expect(xmlError(forest) == nil)
         // Every x coordinate stays inside the viewBox.
         let xs = forest.matches(of: /\sx[12]?="(-?[0-9.]+)"/).compactMap { Double($0.1) }
@@ -334,7 +335,10 @@ struct FormatTests {
         #expect(Fmt.percent(2.26) == "226%")
         #expect(Fmt.percent(0.15, signed: true) == "+15.0%")
         #expect(Fmt.pValue(0.00001) == "< 0.0001")
-        #expect(Fmt.pValue(0.52) == "0.520")
+        #expect(Fmt.pValue(0.52) == "0.52")
+        #expect(Fmt.pValue(0.0001) == "0.0001")
+        #expect(Fmt.pValue(0.04567) == "0.0457")
+        #expect(Fmt.plain(0.05) == "0.05")
         #expect(Fmt.pValue(1) == "> 0.999")
         #expect(Fmt.confidence(alpha: 0.05) == "95%")
         #expect(Fmt.confidence(alpha: 0.1) == "90%")
@@ -356,7 +360,7 @@ struct FormatTests {
 
     @Test func axisDomainIsCappedAndNice() {
         let d = Axis.relativeDomain(estimates: [0.15, -0.02], bounds: [0.07, 0.23, -0.06, 0.02])
-        #expect(d.lo <= -0.06 && d.hi >= 0.23 && d.hi <= 0.3)
+        #expect(d.lo <= -0.06 && d.lo >= -0.1 && d.hi >= 0.23 && d.hi <= 0.3)
         let wild = Axis.relativeDomain(estimates: [0.05, 45], bounds: [30, 60])
         #expect(wild.hi <= 2.0 + 1e-9)
         #expect(Dates.dayNumber("1970-01-01") == 0)
