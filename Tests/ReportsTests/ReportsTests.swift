@@ -208,6 +208,7 @@ struct HTMLReportTests {
         let bad = ReportRenderer.html(summary: Fixtures.hostile, series: nil)
         #expect(bad.contains("class=\"srm srm-bad\""))
         #expect(bad.contains("Sample ratio MISMATCH"))
+        #expect(bad.contains("(p &lt; 0.0001, threshold 0.001)"))
     }
 
     @Test func tablesAndProgressAreRendered() {
