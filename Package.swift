@@ -31,11 +31,14 @@ let package = Package(
         .target(name: "RPC", dependencies: ["JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Method handlers.
         .target(name: "Service", dependencies: ["Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
-        .executableTarget(name: "referee", dependencies: ["Service", "RPC", "JSONCore", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .executableTarget(name: "referee", dependencies: ["Service", "RPC", "JSONCore", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        // Markdown and self-contained HTML reports of result summaries. No I/O.
+        .target(name: "Reports", dependencies: ["JSONCore"], swiftSettings: strictness),
         // Deterministic synthetic registries for property tests and benchmarks.
         .target(name: "Synthetic", dependencies: ["Registry"], swiftSettings: strictness),
         // Release-mode benchmarks (Scripts/bench).
         .executableTarget(name: "RefereeBench", dependencies: ["Synthetic", "Registry", "Service", "Store", "RPC", "JSONCore", "Statistics"], swiftSettings: strictness),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "JSONCore"]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
         .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic"], exclude: ["Reference"]),
     ]

@@ -356,7 +356,7 @@ class RefereeClient:
         if self._closed:
             raise RefereeConnectionError("this RefereeClient is closed")
 
-    def close(self, timeout=5.0):
+    def close(self, timeout=20.0):
         """Send ``shutdown`` (see ``shutdown_on_close``), close the pipe or socket,
         wait up to ``timeout`` seconds for the daemon to exit, then kill it."""
         if self._closed:

@@ -50,7 +50,7 @@ class DaemonTestCase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.store = os.path.join(self.tmp, "store.sqlite")
         self.client = RefereeClient(binary=BINARY, store=self.store, protocols=PROTOCOLS,
-                                    actor="pm.alice", timeout=10)
+                                    actor="pm.alice", timeout=30)
         self.addCleanup(self.client.close)
 
 
@@ -159,7 +159,7 @@ class DaemonTests(DaemonTestCase):
 
     def test_daemon_failure_reports_stderr(self):
         c = RefereeClient(binary=BINARY, store=self.store,
-                          protocols=os.path.join(self.tmp, "missing-dir"), timeout=10)
+                          protocols=os.path.join(self.tmp, "missing-dir"), timeout=30)
         self.addCleanup(c.close)
         with self.assertRaises(RefereeConnectionError) as cm:
             c.call("server.info")

@@ -3,6 +3,8 @@ import Registry
 import Synthetic
 import Statistics
 import JSONCore
+import Service
+import RPC
 
 /// Release-mode benchmarks. Run through `Scripts/bench`, which adds the peers and writes BENCHMARKS.md.
 /// Prints one human line per figure and a `RESULT {json}` line for the script.
@@ -201,4 +203,138 @@ if only == nil || only == "daemon" {
     try? input.fileHandleForWriting.close()
     process.waitUntilExit()
     report("daemon experiment.get latency p50", percentile(latencies, 0.5) * 1e6, "us", ["p99_us": percentile(latencies, 0.99) * 1e6])
+}
+
+// MARK: shared-service socket, 8 clients
+if only == nil || only == "socket" {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-socket-\(getpid())")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let store = dir.appendingPathComponent("s.sqlite").path, socketPath = dir.appendingPathComponent("r.sock").path
+    let example = try! String(contentsOfFile: "Protocols/examples/checkout-green-button.json", encoding: .utf8)
+    let server = Process()
+    server.executableURL = URL(fileURLWithPath: binary)
+    server.arguments = ["serve", "--socket", socketPath, "--store", store]
+    server.standardError = FileHandle.nullDevice
+    try! server.run()
+    for _ in 0..<200 where !FileManager.default.fileExists(atPath: socketPath) { usleep(20_000) }
+    do {
+        let fd = SocketIO.connect(socketPath)
+        var buf: [UInt8] = []
+        let doc = example.replacingOccurrences(of: "\n", with: " ")
+        SocketIO.roundTrip(fd, Array(#"{"jsonrpc":"2.0","id":0,"method":"experiment.register","params":{"experiment":\#(doc)}}"#.utf8) + [0x0A], &buf)
+        close(fd)
+    }
+    let checkDoc = example.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "checkout-green-button", with: "probe")
+    for (method, line) in [("experiment.get", #"{"jsonrpc":"2.0","id":1,"method":"experiment.get","params":{"key":"checkout-green-button"}}"#),
+                           ("experiment.check", #"{"jsonrpc":"2.0","id":1,"method":"experiment.check","params":{"experiment":\#(checkDoc)}}"#)] {
+        let bytes = Array(line.utf8) + [0x0A]
+        let perClient = method == "experiment.get" ? 5000 : 1000
+        nonisolated(unsafe) var latencies = [[Double]](repeating: [], count: 8)
+        let group = DispatchGroup()
+        let t = now()
+        for c in 0..<8 {
+            group.enter()
+            Thread {
+                let fd = SocketIO.connect(socketPath)
+                var buf: [UInt8] = []
+                var lat: [Double] = []
+                lat.reserveCapacity(perClient)
+                for _ in 0..<perClient {
+                    let s = now()
+                    SocketIO.roundTrip(fd, bytes, &buf)
+                    lat.append(now() - s)
+                }
+                close(fd)
+                latencies[c] = lat
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let elapsed = now() - t
+        let all = latencies.flatMap { $0 }
+        report("socket \(method), 8 clients", Double(all.count) / elapsed, "requests/s",
+               ["p50_us": percentile(all, 0.5) * 1e6, "p99_us": percentile(all, 0.99) * 1e6])
+    }
+    server.terminate()
+    server.waitUntilExit()
+}
+
+// MARK: results.summary at 5 variants x 30 metrics x 90 days
+if only == nil || only == "summary" {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-summary-\(getpid())")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    // A catalog of 30 metrics and a 90-day protocol, next to the shipped ones.
+    for name in ["standard.json", "sequential.json"] {
+        try! FileManager.default.copyItem(atPath: "Protocols/\(name)", toPath: dir.appendingPathComponent(name).path)
+    }
+    var metrics: [String: JSON] = [:]
+    let names = (0..<30).map { "m\($0)" }
+    for (i, n) in names.enumerated() { metrics[n] = ["type": i % 2 == 0 ? "binomial" : "continuous", "direction": "increase"] }
+    metrics["crash_rate"] = ["type": "binomial", "direction": "decrease", "non_inferiority_margin": 0.001]
+    try! JSON.object(["metrics": .object(metrics)]).pretty().write(toFile: dir.appendingPathComponent("metrics.json").path, atomically: true, encoding: .utf8)
+    var long = try! String(contentsOfFile: "Protocols/standard.json", encoding: .utf8)
+    long = long.replacingOccurrences(of: "\"name\": \"standard\"", with: "\"name\": \"long\"").replacingOccurrences(of: "\"max\": 56", with: "\"max\": 120")
+    try! long.write(toFile: dir.appendingPathComponent("long.json").path, atomically: true, encoding: .utf8)
+    let service = try! RefereeService.open(storePath: dir.appendingPathComponent("s.sqlite").path, protocolsDirectory: dir.path)
+    let dispatcher = Dispatcher()
+    service.install(on: dispatcher)
+    let ctx = RPCContext(principal: "bench")
+    func call(_ method: String, _ params: JSON) -> JSON {
+        dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params], context: ctx)!
+    }
+    let variants: [JSON] = (0..<5).map { ["key": .string("v\($0)"), "weight": 0.2, "control": $0 == 0 ? true : nil] }
+    let doc: JSON = ["key": "big", "name": "Big", "owner": "pm", "hypothesis": "h", "protocol": "long", "layer": "l", "parameters": ["p"],
+                     "unit": "user_id", "variants": .array(variants.map { v in .object(v.objectValue!.filter { $0.value != .null }) }),
+                     "schedule": ["start": "2026-01-01T00:00:00Z", "end": "2026-04-01T00:00:00Z"],
+                     "metrics": ["primary": "m0", "secondary": .array(names.dropFirst().map { .string($0) }), "guardrails": ["crash_rate"]],
+                     "design": ["mde": ["relative": 0.05], "baseline": ["rate": 0.1], "expected_daily_units": 100000]]
+    let reg = call("experiment.register", ["experiment": doc])
+    if reg["error"] != nil { print("summary benchmark setup failed: \(reg.serialized())") }
+    var rng = SplitMix(seed: 3)
+    for day in 0..<90 {
+        let date = Timestamp(rfc3339: "2026-01-01")!.adding(days: Double(day)).day
+        for (i, m) in (names + ["crash_rate"]).enumerated() {
+            for v in 0..<5 {
+                let stats: JSON = i % 2 == 0 || m == "crash_rate"
+                    ? ["n": 1000, "successes": .number(Double(90 + rng.next() % 20))]
+                    : ["n": 1000, "sum": .number(Double(10_000 + rng.next() % 500)), "sum_squares": .number(Double(1_000_000 + rng.next() % 50_000))]
+                _ = call("results.record", ["key": "big", "metric": .string(m), "variant": .string("v\(v)"), "day": .string(date), "stats": stats])
+            }
+        }
+    }
+    var times: [Double] = []
+    for _ in 0..<20 {
+        let t = now()
+        let s = call("results.summary", ["key": "big", "as_of": "2026-04-02T00:00:00Z"])
+        times.append(now() - t)
+        if s["error"] != nil { print("summary failed: \(s.serialized().prefix(300))"); break }
+    }
+    report("results.summary 5 variants x 31 metrics x 90 days", percentile(times, 0.5) * 1000, "ms", ["max_ms": (times.max() ?? 0) * 1000])
+}
+
+
+/// Blocking JSON-lines I/O on a Unix socket for the socket benchmark.
+enum SocketIO {
+    static func connect(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { b in b.copyBytes(from: Array(path.utf8)); b[path.utf8.count] = 0 }
+        _ = withUnsafePointer(to: &address) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        return fd
+    }
+
+    static func roundTrip(_ fd: Int32, _ line: [UInt8], _ buffer: inout [UInt8]) {
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress!, line.count) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while !buffer.contains(0x0A) {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 1 << 16) }
+            if n <= 0 { return }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+        buffer.removeSubrange(...buffer.firstIndex(of: 0x0A)!)
+    }
 }

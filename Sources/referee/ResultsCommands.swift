@@ -3,6 +3,7 @@ import Foundation
 import Service
 import JSONCore
 import RPC
+import Reports
 
 /// `referee ingest KEY FILE`: unit-level rows into aggregates. Exit 0 loaded, 1 rejected, 2 usage or I/O error.
 struct IngestCommand: ParsableCommand {
@@ -57,3 +58,43 @@ struct IngestCommand: ParsableCommand {
         }
     }
 }
+
+/// `referee summary KEY`: the pre-registered analysis as JSON, Markdown or one self-contained HTML page.
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Report an experiment's results: decision, metrics, sample-ratio check, progress.")
+
+    @OptionGroup var options: StoreOptions
+    @Option(help: "json, markdown or html.") var format: ReportFormat = .markdown
+    @Option(name: [.short, .customLong("output")], help: "Write to FILE instead of stdout.") var output: String?
+    @Option(help: "Analyse the data as of this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
+    @Argument var key: String
+
+    func run() throws {
+        let service = try options.makeService()
+        let dispatcher = Dispatcher()
+        service.install(on: dispatcher)
+        let context = RPCContext(principal: options.principal, transport: .inProcess)
+        var params: [String: JSON] = ["key": .string(key)]
+        if let asOf { params["as_of"] = .string(asOf) }
+        let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "results.summary", "params": .object(params)], context: context)
+        guard let summary = reply?["result"] else {
+            let error = reply?["error"] ?? .null
+            FileHandleStderr.write("referee: \(error["message"]?.stringValue ?? "summary failed")\n")
+            throw ExitCode((error["code"]?.intValue ?? -32603) >= 1000 ? 1 : 2)
+        }
+        let series = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 2, "method": "results.timeseries", "params": ["key": .string(key)]],
+                                       context: context)?["result"]
+        let text = ReportRenderer.render(format, summary: summary, series: series)
+        if let output {
+            do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {
+                throw CLIError.io("cannot write \(output): \(error.localizedDescription)")
+            }
+        } else {
+            print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
+        }
+    }
+}
+
+extension ReportFormat: ExpressibleByArgument {}

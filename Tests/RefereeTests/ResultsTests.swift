@@ -202,6 +202,32 @@ import Statistics
         #expect(try runReferee(["ingest", "nope", file] + store).status == 1)
     }
 
+    @Test func reportsRenderAsMarkdownAndInARealBrowser() throws {
+        let store = try setUp()
+        let file = try generate("report.csv", units: 20_000, lift: 0.03, seed: 9)
+        #expect(try runReferee(["ingest", "checkout-green-button", file] + store).status == 0)
+        let md = try runReferee(["summary", "checkout-green-button", "--as-of", "2026-12-30", "--format", "markdown"] + store)
+        #expect(md.status == 0)
+        #expect(md.stdout.contains("**Decision: SHIP**"))
+        #expect(md.stdout.contains("checkout_conversion"))
+        let html = dir.path("report.html"), png = dir.path("report.png")
+        #expect(try runReferee(["summary", "checkout-green-button", "--as-of", "2026-12-30", "--format", "html", "-o", html] + store).status == 0)
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.hasPrefix("<!doctype html>") || page.hasPrefix("<!DOCTYPE html>"))
+        #expect(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"))
+        #expect(page.contains("data-band"), "the cumulative lift chart has its interval band")
+        // A real headless Chromium renders it to a non-trivial PNG (Scripts/setup installs chromium).
+        let render = Process()
+        render.executableURL = URL(fileURLWithPath: "/bin/bash")
+        render.arguments = [repositoryRoot.appendingPathComponent("Scripts/render-check").path, html, png]
+        render.standardOutput = FileHandle.nullDevice
+        try render.run()
+        render.waitUntilExit()
+        #expect(render.terminationStatus == 0, "Scripts/render-check failed")
+        #expect(((try? FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0) > 10_240)
+        #expect(try runReferee(["summary", "nope"] + store).status == 1)
+    }
+
     @Test func aaFileFindsNothing() throws {
         let store = try setUp()
         let file = try generate("aa.csv", units: 20_000, lift: 0, seed: 5)
