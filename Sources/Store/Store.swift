@@ -1,6 +1,9 @@
 public import Registry
 public import JSONCore
 internal import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A stored experiment: the document plus lifecycle state, version and validation record.
 public struct ExperimentRecord: Sendable, Equatable {
@@ -106,18 +109,29 @@ public final class Store: @unchecked Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
-        do {
-            if path == ":memory:" {
-                writer = try DatabaseQueue(configuration: config)
-            } else {
-                writer = try DatabasePool(path: path, configuration: config)
-                // GRDB sets `synchronous = NORMAL` when it enables WAL, after prepareDatabase: restore FULL on the
-                // writer so an acknowledged commit survives power loss too, not only a process crash.
-                try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        // Another process may be opening the same file (switching it to WAL, migrating): that is a short lock,
+        // not a failure, so opening retries for a while before giving up.
+        var attempt = 0
+        while true {
+            do {
+                let opened: any DatabaseWriter
+                if path == ":memory:" {
+                    opened = try DatabaseQueue(configuration: config)
+                } else {
+                    opened = try DatabasePool(path: path, configuration: config)
+                    // GRDB sets `synchronous = NORMAL` when it enables WAL, after prepareDatabase: restore FULL on the
+                    // writer so an acknowledged commit survives power loss too, not only a process crash.
+                    try opened.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+                }
+                try Store.migrator.migrate(opened)
+                writer = opened
+                break
+            } catch let error as DatabaseError where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && attempt < 200 {
+                attempt += 1
+                usleep(50_000)
+            } catch {
+                throw StoreError(message: "cannot open store at \(path): \(error)")
             }
-            try Store.migrator.migrate(writer)
-        } catch {
-            throw StoreError(message: "cannot open store at \(path): \(error)")
         }
     }
 
