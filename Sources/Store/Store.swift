@@ -109,7 +109,7 @@ public final class Store: @unchecked Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
-        // Another process may be opening the same file (switching it to WAL, migrating): that is a short lock,
+        // Another process may be opening the same file (switching it to WAL, migrating): that is a short race,
         // not a failure, so opening retries for a while before giving up.
         var attempt = 0
         while true {
@@ -126,7 +126,10 @@ public final class Store: @unchecked Sendable {
                 try Store.migrator.migrate(opened)
                 writer = opened
                 break
-            } catch let error as DatabaseError where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && attempt < 200 {
+            } catch let error as DatabaseError where attempt < 200 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+                                                                           || (error.message ?? "").contains("already exists")) {
+                // "already exists": another process applied the same migration between our check and our write;
+                // the next attempt finds it applied.
                 attempt += 1
                 usleep(50_000)
             } catch {

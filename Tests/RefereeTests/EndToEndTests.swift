@@ -138,6 +138,24 @@ import JSONCore
         #expect(try d.result("server.info")["name"] == "referee")
     }
 
+    /// Several processes opening a brand-new store at once (WAL switch and migrations race) all succeed.
+    @Test func concurrentFirstOpensOfOneStoreAllSucceed() throws {
+        for round in 0..<8 {
+            let store = dir.path("fresh-\(round).sqlite")
+            let processes = (0..<4).map { _ -> Process in
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: refereeBinary)
+                p.arguments = ["call", "server.info", "--json", "--store", store]
+                p.standardOutput = FileHandle.nullDevice
+                p.standardError = FileHandle.nullDevice
+                return p
+            }
+            for p in processes { try p.run() }
+            for p in processes { p.waitUntilExit() }
+            #expect(processes.map(\.terminationStatus) == [0, 0, 0, 0], "round \(round)")
+        }
+    }
+
     @Test func sigtermStopsCleanly() throws {
         let d = try PipeClient(store: dir.path("t.sqlite"))
         _ = try d.result("server.info")

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Ingestion benchmark for Scripts/bench: generates a unit-level CSV (3 variants, 4 metrics including a ratio),
+times `referee ingest` on it (wall time and peak memory) and DuckDB computing the same per-variant sums from the
+same file, and prints both and the ratio as RESULT lines.
+
+    python3 Scripts/bench_ingest.py ROWS REFEREE_BINARY
+"""
+import json, os, random, resource, subprocess, sys, tempfile, time
+
+rows = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000_000
+binary = sys.argv[2] if len(sys.argv) > 2 else ".build/release/referee"
+
+def report(name, value, unit, **extra):
+    print(f"{name:58s} {value:14.3f} {unit}")
+    print("RESULT " + json.dumps(dict(name=name, value=value, unit=unit, **extra), sort_keys=True))
+
+work = tempfile.mkdtemp(prefix="referee-ingest-bench-")
+csv = os.path.join(work, "units.csv")
+protocols = os.path.join(work, "protocols")
+os.mkdir(protocols)
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for name in ("standard.json", "sequential.json", "metrics.json"):
+    with open(os.path.join(repo, "Protocols", name)) as src, open(os.path.join(protocols, name), "w") as dst:
+        dst.write(src.read())
+
+# Generate in chunks with a fast LCG so 50M rows take minutes, not hours.
+t0 = time.perf_counter()
+rng = random.Random(7)
+with open(csv, "w") as f:
+    f.write("unit_id,variant,day,checkout_conversion,revenue_per_user,clicks_per_session.numerator,clicks_per_session.denominator,crash_rate\n")
+    variants = ("control", "b", "c")
+    chunk = []
+    for i in range(rows):
+        r = rng.random()
+        v = variants[int(r * 3)]
+        sessions = 1 + int(r * 997) % 5
+        chunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d},{1 if r * 7 % 1 < 0.12 else 0},{r * 40:.2f},{int(r * 991) % 9},{sessions},{1 if r * 13 % 1 < 0.01 else 0}\n")
+        if len(chunk) == 100_000:
+            f.writelines(chunk); chunk.clear()
+    f.writelines(chunk)
+size = os.path.getsize(csv)
+print(f"generated {rows:,} rows ({size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+doc = json.load(open(os.path.join(repo, "Protocols/examples/checkout-green-button.json")))
+doc["variants"] = [{"key": "control", "weight": 0.34, "control": True}, {"key": "b", "weight": 0.33}, {"key": "c", "weight": 0.33}]
+doc["metrics"] = {"primary": "checkout_conversion", "secondary": ["revenue_per_user", "clicks_per_session"], "guardrails": ["crash_rate"]}
+exp = os.path.join(work, "exp.json")
+json.dump(doc, open(exp, "w"))
+store = os.path.join(work, "s.sqlite")
+common = ["--store", store, "--protocols", protocols]
+subprocess.run([binary, "register", exp] + common, check=True, stdout=subprocess.DEVNULL)
+
+before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+t0 = time.perf_counter()
+subprocess.run([binary, "ingest", "checkout-green-button", csv] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+referee_s = time.perf_counter() - t0
+peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+report(f"referee ingest {rows:,} rows", referee_s, "s", peak_rss_mb=round(peak_mb, 1), mb_per_s=round(size / 1e6 / referee_s, 1))
+
+try:
+    import duckdb
+except ImportError:
+    print("duckdb not installed: no peer figure", file=sys.stderr)
+    sys.exit(0)
+t0 = time.perf_counter()
+con = duckdb.connect()
+con.execute(f"""
+    SELECT variant, count(*) AS n,
+           sum(checkout_conversion), sum(revenue_per_user), sum(revenue_per_user * revenue_per_user),
+           sum("clicks_per_session.numerator"), sum("clicks_per_session.denominator"),
+           sum("clicks_per_session.numerator" * "clicks_per_session.denominator"), sum(crash_rate)
+    FROM read_csv_auto('{csv}') GROUP BY variant ORDER BY variant""").fetchall()
+duck_s = time.perf_counter() - t0
+report(f"peer duckdb per-variant sums {rows:,} rows", duck_s, "s")
+report("referee ingest / duckdb wall time", referee_s / duck_s, "x")
+os.remove(csv)
