@@ -74,24 +74,26 @@ final class Ingestor {
         var pending = [UInt8]()
         var headerDone = false
         var jsonlKeys: [String] = []
-        var fields: [Substring] = []
+        var fields: [ArraySlice<UInt8>] = []
         var values = [Double](repeating: .nan, count: 0)
-        func handleLine(_ line: ArraySlice<UInt8>) throws {
+        let variantBytes = variants.map { Array($0.utf8) }
+        var lastDayBytes: [UInt8] = []
+        var lastDay: UInt16 = 0
+        func text(_ f: ArraySlice<UInt8>, _ limit: Int = 60) -> String { String(decoding: f.prefix(limit), as: UTF8.self) }
+        func handleLine(_ raw: ArraySlice<UInt8>) throws {
             lineNumber += 1
-            var text = String(decoding: line, as: UTF8.self)
-            if text.hasSuffix("\r") { text.removeLast() }
-            if !headerDone {
-                if format == "csv" {
-                    try readHeader(splitCSV(text), line: lineNumber)
-                    headerDone = true
-                    values = [Double](repeating: .nan, count: valueCount)
-                    return
-                }
+            var line = raw
+            if line.last == 0x0D { line = line.dropLast() }
+            if !headerDone && format == "csv" {
+                try readHeader(splitCSV(String(decoding: line, as: UTF8.self)), line: lineNumber)
+                headerDone = true
+                values = [Double](repeating: .nan, count: valueCount)
+                return
             }
-            if text.isEmpty { return }
+            if line.isEmpty { return }
             rowsRead += 1
             if format == "jsonl" {
-                guard case .object(let o)? = try? JSONParser.parse(text) else {
+                guard case .object(let o)? = try? JSONParser.parse(Array(line)) else {
                     rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber) is not a JSON object"); return
                 }
                 if !headerDone {
@@ -102,54 +104,58 @@ final class Ingestor {
                 }
                 fields = jsonlKeys.map { k in
                     switch o[k] {
-                    case .string(let s)?: Substring(s)
-                    case .number(let d)?: Substring(JSON.number(d).serialized())
-                    case .bool(let b)?: Substring(b ? "1" : "0")
-                    default: ""
+                    case .string(let s)?: ArraySlice(Array(s.utf8))
+                    case .number(let d)?: ArraySlice(Array(JSON.number(d).serialized().utf8))
+                    case .bool(let b)?: ArraySlice(Array((b ? "1" : "0").utf8))
+                    default: []
                     }
                 }
                 if let extra = o.keys.first(where: { !jsonlKeys.contains($0) }) {
                     rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber) has field \"\(extra)\" not in the first row"); return
                 }
+            } else if line.contains(UInt8(ascii: "\"")) {
+                fields = splitCSV(String(decoding: line, as: UTF8.self)).map { ArraySlice(Array($0.utf8)) }
             } else {
-                fields = splitCSV(text)
+                fields = line.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
             }
             guard fields.count == columns.count else {
                 rowsRejected += 1
                 problem(lineNumber, "malformed_row", "line \(lineNumber) has \(fields.count) columns, the header has \(columns.count)")
                 return
             }
-            var unit: Substring = "", variant = -1, day: UInt16 = 0
+            var unit: ArraySlice<UInt8> = [], variant = -1, day: UInt16 = 0
             for i in values.indices { values[i] = .nan }
             for (i, column) in columns.enumerated() {
                 let f = fields[i]
                 switch column {
                 case .unit: unit = f
                 case .variant:
-                    guard let v = variants.firstIndex(where: { $0[...] == f }) else {
+                    guard let v = variantBytes.firstIndex(where: { $0.elementsEqual(f) }) else {
                         rowsRejected += 1
-                        problem(lineNumber, "unknown_variant", "line \(lineNumber): variant \"\(f.prefix(60))\" is not one of \(variants.joined(separator: ", "))")
+                        problem(lineNumber, "unknown_variant", "line \(lineNumber): variant \"\(text(f))\" is not one of \(variants.joined(separator: ", "))")
                         return
                     }
                     variant = v
                 case .day:
-                    let d = String(f)
+                    if !lastDayBytes.isEmpty && lastDayBytes.elementsEqual(f) { day = lastDay; continue }
+                    let d = String(decoding: f, as: UTF8.self)
                     if let idx = dayIndex[d] { day = idx } else {
-                        guard d.count == 10, Timestamp(rfc3339: d) != nil, days.count < 65_000 else {
+                        guard d.utf8.count == 10, Timestamp(rfc3339: d) != nil, days.count < 65_000 else {
                             rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): day \"\(d.prefix(40))\" is not YYYY-MM-DD"); return
                         }
                         day = UInt16(days.count); dayIndex[d] = day; days.append(d)
                     }
+                    lastDayBytes = Array(f); lastDay = day
                 case .value(let m, let role):
                     if m < 0 || f.isEmpty { continue }
-                    guard let x = Double(f), x.isFinite else {
-                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) value \"\(f.prefix(40))\" is not a number"); return
+                    guard let x = Ingestor.number(f), x.isFinite else {
+                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) value \"\(text(f, 40))\" is not a number"); return
                     }
                     switch (metrics[m].type, role) {
                     case (.binomial, .value) where x != 0 && x != 1:
-                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) is binomial and must be 0 or 1, got \(f)"); return
+                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) is binomial and must be 0 or 1, got \(text(f))"); return
                     case (.nps, .value) where x < 0 || x > 10 || x.rounded() != x:
-                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) is an NPS score and must be an integer 0-10, got \(f)"); return
+                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) is an NPS score and must be an integer 0-10, got \(text(f))"); return
                     default: break
                     }
                     values[m * 4 + role.rawValue] = x
@@ -345,10 +351,30 @@ final class Ingestor {
     }
 
     /// FNV-1a 64 of the unit id: 64 bits keep collisions negligible (about 7e-5 chance of any among 50 million units).
-    static func fingerprint(_ s: Substring) -> UInt64 {
+    static func fingerprint(_ s: ArraySlice<UInt8>) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h ^= UInt64(b); h = h &* 0x0000_0100_0000_01b3 }
+        for b in s { h ^= UInt64(b); h = h &* 0x0000_0100_0000_01b3 }
         return h
+    }
+
+    private static let powers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
+
+    /// A decimal number from bytes: exact fast path for up to 15 significant digits, else the standard parser.
+    static func number(_ f: ArraySlice<UInt8>) -> Double? {
+        var i = f.startIndex
+        var negative = false
+        if f[i] == UInt8(ascii: "-") { negative = true; i += 1 } else if f[i] == UInt8(ascii: "+") { i += 1 }
+        var mantissa: UInt64 = 0, digits = 0, scale = 0, sawDigit = false
+        while i < f.endIndex, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; sawDigit = true; i += 1 }
+        if i < f.endIndex, f[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < f.endIndex, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; scale -= 1; sawDigit = true; i += 1 }
+        }
+        if i == f.endIndex, sawDigit, digits <= 15, scale >= -22 {
+            let v = scale == 0 ? Double(mantissa) : Double(mantissa) / powers[-scale]
+            return negative ? -v : v
+        }
+        return Double(String(decoding: f, as: UTF8.self))
     }
 
     var report: JSON {
