@@ -20,8 +20,8 @@ public enum GrowthBookHash {
     @inline(__always)
     public static func bucket(seed: String, value: String) -> Int {
         var h1: UInt32 = 2_166_136_261
-        for u in seed.utf16 { h1 ^= UInt32(u); h1 = h1 &* 16_777_619 }
-        for u in value.utf16 { h1 ^= UInt32(u); h1 = h1 &* 16_777_619 }
+        fold(seed, &h1)
+        fold(value, &h1)
         // The decimal digits of h1 are ASCII, so their UTF-16 units are the digit bytes.
         var h2: UInt32 = 2_166_136_261
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -39,6 +39,24 @@ public enum GrowthBookHash {
             }
         }
         return Int(h2 % 10_000)
+    }
+
+    /// Folds a string's UTF-16 code units into an FNV-1a state. ASCII text (the common case for ids) is hashed
+    /// straight from its UTF-8 bytes, which are then the same values as its UTF-16 code units.
+    @inline(__always)
+    static func fold(_ s: String, _ h: inout UInt32) {
+        let done: Bool? = s.utf8.withContiguousStorageIfAvailable { bytes in
+            var x = h
+            for b in bytes {
+                guard b < 0x80 else { return false }
+                x ^= UInt32(b)
+                x = x &* 16_777_619
+            }
+            h = x
+            return true
+        }
+        if done == true { return }
+        for u in s.utf16 { h ^= UInt32(u); h = h &* 16_777_619 }
     }
 
     /// GrowthBook's `hash(seed, value, 2)`: a number in [0, 1).
