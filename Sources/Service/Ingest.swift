@@ -32,7 +32,11 @@ final class Ingestor {
 
     private var columns: [Column] = []
     private var metrics: [MetricSlot] = []
-    private var valueCount = 0             // value slots per record: 4 per metric (value, pre, numerator, denominator)
+    private var valueCount = 0             // value slots in memory: 4 per metric (value, pre, numerator, denominator)
+    /// The slots the file's columns fill, in record order: only these are spilled, so records stay small.
+    private var usedSlots: [Int] = []
+    /// Record position of each slot, or -1 when no column fills it.
+    private var recordPosition: [Int] = []
     private var days: [String] = []
     private var dayIndex: [String: UInt16] = [:]
     private let variants: [String]
@@ -173,7 +177,7 @@ final class Ingestor {
             withUnsafeBytes(of: fp.littleEndian) { spills[p].append(contentsOf: $0) }
             spills[p].append(UInt8(variant))
             withUnsafeBytes(of: day.littleEndian) { spills[p].append(contentsOf: $0) }
-            for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { spills[p].append(contentsOf: $0) } }
+            for k in usedSlots { withUnsafeBytes(of: values[k].bitPattern.littleEndian) { spills[p].append(contentsOf: $0) } }
             if spills[p].count > 1 << 20 { files[p].write(Data(spills[p])); spills[p].removeAll(keepingCapacity: true) }
         }
         while true {
@@ -200,7 +204,8 @@ final class Ingestor {
         var totals: Totals = [:]
         var accumulators: [Int: Aggregate] = [:]   // key: ((metric * 256 + variant) * 65536 + day)
         var exposures: [Int: Double] = [:]        // key: variant * 65536 + day
-        let recordSize = 11 + 8 * valueCount
+        let recordSize = 11 + 8 * usedSlots.count
+        let position = recordPosition
         for p in 0..<partitions {
             let data = try Data(contentsOf: dir.appendingPathComponent("p\(p)"))
             let count = data.count / recordSize
@@ -210,7 +215,9 @@ final class Ingestor {
                 func variant(_ i: Int) -> Int { Int(raw[i * recordSize + 8]) }
                 func day(_ i: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * recordSize + 9, as: UInt16.self))) }
                 func value(_ i: Int, _ k: Int) -> Double {
-                    Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * recordSize + 11 + 8 * k, as: UInt64.self)))
+                    let at = position[k]
+                    guard at >= 0 else { return .nan }
+                    return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * recordSize + 11 + 8 * at, as: UInt64.self)))
                 }
                 let order = (0..<count).sorted { fp($0) < fp($1) }
                 var g = 0
@@ -324,6 +331,10 @@ final class Ingestor {
         }
         // Unknown metric columns (metric -1) are skipped in the records; they were reported above.
         valueCount = metrics.count * 4
+        for case .value(let m, let role) in columns where m >= 0 { usedSlots.append(m * 4 + role.rawValue) }
+        usedSlots = Array(Set(usedSlots)).sorted()
+        recordPosition = [Int](repeating: -1, count: valueCount)
+        for (i, k) in usedSlots.enumerated() { recordPosition[k] = i }
     }
 
     /// Splits one CSV record (RFC 4180 quoting).
