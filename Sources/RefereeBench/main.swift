@@ -220,11 +220,9 @@ if only == nil || only == "socket" {
     try! server.run()
     for _ in 0..<200 where !FileManager.default.fileExists(atPath: socketPath) { usleep(20_000) }
     do {
-        let fd = SocketIO.connect(socketPath)
-        var buf: [UInt8] = []
-        let doc = example.replacingOccurrences(of: "\n", with: " ")
-        SocketIO.roundTrip(fd, Array(#"{"jsonrpc":"2.0","id":0,"method":"experiment.register","params":{"experiment":\#(doc)}}"#.utf8) + [0x0A], &buf)
-        close(fd)
+        let client = try! SocketClient(path: socketPath)
+        try! client.send(Array(#"{"jsonrpc":"2.0","id":0,"method":"experiment.register","params":{"experiment":\#(example.replacingOccurrences(of: "\n", with: " "))}}"#.utf8) + [0x0A])
+        _ = try! client.readLine()
     }
     let checkDoc = example.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "checkout-green-button", with: "probe")
     for (method, line) in [("experiment.get", #"{"jsonrpc":"2.0","id":1,"method":"experiment.get","params":{"key":"checkout-green-button"}}"#),
@@ -237,16 +235,15 @@ if only == nil || only == "socket" {
         for c in 0..<8 {
             group.enter()
             Thread {
-                let fd = SocketIO.connect(socketPath)
-                var buf: [UInt8] = []
+                let client = try! SocketClient(path: socketPath)
                 var lat: [Double] = []
                 lat.reserveCapacity(perClient)
                 for _ in 0..<perClient {
                     let s = now()
-                    SocketIO.roundTrip(fd, bytes, &buf)
+                    try! client.send(bytes)
+                    _ = try! client.readLine()
                     lat.append(now() - s)
                 }
-                close(fd)
                 latencies[c] = lat
                 group.leave()
             }.start()
@@ -313,28 +310,4 @@ if only == nil || only == "summary" {
         if s["error"] != nil { print("summary failed: \(s.serialized().prefix(300))"); break }
     }
     report("results.summary 5 variants x 31 metrics x 90 days", percentile(times, 0.5) * 1000, "ms", ["max_ms": (times.max() ?? 0) * 1000])
-}
-
-
-/// Blocking JSON-lines I/O on a Unix socket for the socket benchmark.
-enum SocketIO {
-    static func connect(_ path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { b in b.copyBytes(from: Array(path.utf8)); b[path.utf8.count] = 0 }
-        _ = withUnsafePointer(to: &address) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        return fd
-    }
-
-    static func roundTrip(_ fd: Int32, _ line: [UInt8], _ buffer: inout [UInt8]) {
-        _ = line.withUnsafeBytes { write(fd, $0.baseAddress!, line.count) }
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while !buffer.contains(0x0A) {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 1 << 16) }
-            if n <= 0 { return }
-            buffer.append(contentsOf: chunk[..<n])
-        }
-        buffer.removeSubrange(...buffer.firstIndex(of: 0x0A)!)
-    }
 }

@@ -153,11 +153,16 @@ struct CallCommand: ParsableCommand {
 
     /// Over the socket the server decides who we are (peer credentials); --actor is only "on behalf of".
     func callOverSocket(_ path: String, _ params: JSON) throws {
-        let connection = try SocketConnection(path: path)
-        if let actor = options.actor {
-            _ = try connection.request(["jsonrpc": "2.0", "id": 0, "method": "session.act_for", "params": ["actor": .string(actor)]])
+        let reply: JSON
+        do {
+            let connection = try SocketClient(path: path)
+            if let actor = options.actor {
+                _ = try connection.request(["jsonrpc": "2.0", "id": 0, "method": "session.act_for", "params": ["actor": .string(actor)]])
+            }
+            reply = try connection.request(["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params])
+        } catch {
+            throw CLIError.io(error.description)
         }
-        let reply = try connection.request(["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params])
         if let result = reply["result"] {
             print(json ? result.serialized() : result.pretty())
             return
@@ -165,49 +170,5 @@ struct CallCommand: ParsableCommand {
         let error = reply["error"] ?? .null
         if json { print(error.serialized()) } else { FileHandleStderr.write("referee: \(error["message"]?.stringValue ?? "error")\n") }
         throw ExitCode((error["code"]?.intValue ?? -32603) >= 1000 ? 1 : 2)
-    }
-}
-
-/// A blocking JSON-lines connection to a Unix socket.
-final class SocketConnection {
-    let fd: Int32
-    private var buffer: [UInt8] = []
-
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw CLIError.io("cannot create a socket for \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { buf in buf.copyBytes(from: bytes); buf[bytes.count] = 0 }
-        let ok = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else { close(fd); throw CLIError.io("cannot connect to \(path): \(String(cString: strerror(errno)))") }
-    }
-
-    deinit { close(fd) }
-
-    func request(_ message: JSON) throws -> JSON {
-        var out: [UInt8] = []
-        message.write(into: &out)
-        out.append(0x0A)
-        var sent = 0
-        while sent < out.count {
-            let n = out.withUnsafeBytes { write(fd, $0.baseAddress! + sent, out.count - sent) }
-            guard n > 0 else { throw CLIError.io("the server closed the connection") }
-            sent += n
-        }
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                do { return try JSONParser.parse(line) } catch { throw CLIError.io("bad response from the server: \(error)") }
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 65536) }
-            guard n > 0 else { throw CLIError.io("the server closed the connection") }
-            buffer.append(contentsOf: chunk[..<n])
-        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import JSONCore
+import RPC
 
 /// Roles, refusals and the bootstrap of access control.
 @Suite struct AccessTests {
@@ -148,7 +149,7 @@ import JSONCore
             group.enter()
             Thread {
                 defer { group.leave() }
-                guard let connection = try? SocketTestConnection(path: socket) else { return }
+                guard let connection = try? SocketClient(path: socket) else { return }
                 for i in 0..<15 {
                     while true {
                         guard let got = try? connection.request(["jsonrpc": "2.0", "id": 1, "method": "experiment.get", "params": ["key": "checkout-green-button"]]),
@@ -186,40 +187,5 @@ import JSONCore
         #expect(final["version"]?.intValue == 1 + 150, "no update was lost")
         #expect(try setup.result("audit.verify")["entries"] == 151)
         #expect(try setup.result("store.integrity") == ["integrity_check": "ok"])
-    }
-}
-
-/// A minimal blocking client for the socket tests.
-final class SocketTestConnection {
-    let fd: Int32
-    private var buffer: [UInt8] = []
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { buf in buf.copyBytes(from: bytes); buf[bytes.count] = 0 }
-        let ok = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else { close(fd); throw PipeClient.PipeError.closed }
-    }
-    deinit { close(fd) }
-    func request(_ message: JSON) throws -> JSON {
-        var out: [UInt8] = []
-        message.write(into: &out)
-        out.append(0x0A)
-        _ = out.withUnsafeBytes { write(fd, $0.baseAddress!, out.count) }
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                return try JSONParser.parse(line)
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 65536) }
-            guard n > 0 else { throw PipeClient.PipeError.closed }
-            buffer.append(contentsOf: chunk[..<n])
-        }
     }
 }

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import JSONCore
+
+/// A blocking JSON-lines client of a `referee serve --socket PATH` server: one request, one response line.
+public final class SocketClient {
+    public struct Failure: Error, CustomStringConvertible { public var description: String }
+
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    public init(path: String) throws(Failure) {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure(description: "socket path too long: \(path)") }
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "cannot create a socket: \(String(cString: strerror(errno)))") }
+        withUnsafeMutableBytes(of: &address.sun_path) { buf in buf.copyBytes(from: bytes); buf[bytes.count] = 0 }
+        let ok = withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard ok == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "cannot connect to \(path): \(reason)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one message and returns the next response line, parsed.
+    public func request(_ message: JSON) throws(Failure) -> JSON {
+        var out: [UInt8] = []
+        message.write(into: &out)
+        out.append(0x0A)
+        try send(out)
+        return try readLine()
+    }
+
+    /// Sends raw bytes (a whole line, newline included).
+    public func send(_ bytes: [UInt8]) throws(Failure) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, bytes.count - sent) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw Failure(description: "the server closed the connection") }
+            sent += n
+        }
+    }
+
+    public func readLine() throws(Failure) -> JSON {
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                do { return try JSONParser.parse(line) } catch { throw Failure(description: "bad response from the server: \(error)") }
+            }
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 1 << 16) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw Failure(description: "the server closed the connection") }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+}
