@@ -1,4 +1,8 @@
 public import JSONCore
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What conflict detection needs to know about one experiment.
 public struct ConflictSubject: Sendable, Equatable {
@@ -318,10 +322,9 @@ public struct ConflictIndex: Sendable {
 
     /// All findings among indexed experiments, optionally only those live in `[from, to)`.
     public func scan(from: Timestamp? = nil, to: Timestamp? = nil) -> [Finding] {
+        // 1. Candidate pairs: sweep each shared-key group by start time; a pair met in several groups counts once.
         var seen = Set<UInt64>()
-        var audiences: [UInt64: Witness?] = [:]
-        let satCache = Satisfiability.Cache()
-        var out: [Finding] = []
+        var pairs: [UInt64] = []
         for group in groups.values where group.members.count > 1 {
             var active: [Int] = []
             for slot in group.members {
@@ -330,21 +333,36 @@ public struct ConflictIndex: Sendable {
                 active.removeAll { slotEnd[$0] <= start }
                 for otherSlot in active {
                     let pair = UInt64(min(slot, otherSlot)) << 32 | UInt64(max(slot, otherSlot))
-                    guard seen.insert(pair).inserted else { continue }
-                    let otherBox = slots[otherSlot]!
-                    let (a, b) = otherBox.subject.key < box.subject.key ? (otherBox, box) : (box, otherBox)
-                    let ca = slotCondition[slot], cb = slotCondition[otherSlot]
-                    let audienceKey = UInt64(min(ca, cb)) << 32 | UInt64(max(ca, cb))
-                    out += ConflictRules.findings(a.subject, b.subject, symmetric: true) { x, y in
-                        if let known = audiences[audienceKey] { return known }
-                        let w = Satisfiability.witness([x.targeting, y.targeting], cache: satCache)
-                        audiences[audienceKey] = .some(w)
-                        return w
-                    }
+                    if seen.insert(pair).inserted { pairs.append(pair) }
                 }
                 active.append(slot)
             }
         }
+        // 2. Findings of each pair, on every core; each worker solves audiences with its own caches.
+        let workers = max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        nonisolated(unsafe) var partial = [[Finding]](repeating: [], count: workers)
+        let index = self
+        let candidates = pairs
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var audiences: [UInt64: Witness?] = [:]
+            let satCache = Satisfiability.Cache()
+            var local: [Finding] = []
+            for i in stride(from: w, to: candidates.count, by: workers) {
+                let x = Int(candidates[i] >> 32), y = Int(candidates[i] & 0xFFFF_FFFF)
+                let bx = index.slots[x]!, by = index.slots[y]!
+                let (a, b) = bx.subject.key < by.subject.key ? (bx, by) : (by, bx)
+                let ca = index.slotCondition[x], cb = index.slotCondition[y]
+                let audienceKey = UInt64(min(ca, cb)) << 32 | UInt64(max(ca, cb))
+                local += ConflictRules.findings(a.subject, b.subject, symmetric: true) { p, q in
+                    if let known = audiences[audienceKey] { return known }
+                    let w = Satisfiability.witness([p.targeting, q.targeting], cache: satCache)
+                    audiences[audienceKey] = .some(w)
+                    return w
+                }
+            }
+            partial[w] = local
+        }
+        var out = partial.flatMap { $0 }
         // Capacity of experiments not yet holding buckets, against the holders of their layer.
         for case let box? in slots where box.subject.buckets.isEmpty && !box.subject.state.holdsTraffic {
             let s = box.subject
