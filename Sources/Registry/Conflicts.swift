@@ -74,7 +74,42 @@ public struct Finding: Sendable, Equatable {
     public var windowEnd: Timestamp
     public var witness: Witness?
     public var overlapShare: Double
-    public var message: String
+    /// What the message says, kept as its parts: formatting waits until someone reads it (a registry-wide scan
+    /// produces hundreds of thousands of findings; most are counted, filtered or sorted before any is printed).
+    public var template: MessageTemplate
+
+    public enum MessageTemplate: Sendable, Equatable {
+        case unitMismatch(a: String, aUnit: String, b: String, layer: String, bUnit: String)
+        case parameter(a: String, aLayer: String, b: String, bLayer: String, parameters: [String])
+        case metricInteraction(a: String, b: String, metric: String)
+        case seedReuse(a: String, b: String, seed: String)
+        case text(String)
+    }
+
+    public init(experiments: [String], kind: FindingKind, severity: Severity, windowStart: Timestamp, windowEnd: Timestamp,
+                witness: Witness?, overlapShare: Double, template: MessageTemplate) {
+        self.experiments = experiments; self.kind = kind; self.severity = severity; self.windowStart = windowStart
+        self.windowEnd = windowEnd; self.witness = witness; self.overlapShare = overlapShare; self.template = template
+    }
+
+    /// The consequence in plain words: who is affected, from when to when, how much traffic.
+    public var message: String {
+        let window = "from \(windowStart) to \(windowEnd)"
+        let share = ConflictRules.percent(overlapShare)
+        let who = witness.map(ConflictRules.describe) ?? "any unit"
+        switch template {
+        case let .unitMismatch(a, aUnit, b, layer, bUnit):
+            return "\(a) randomizes by \(aUnit) but \(b) in the same layer '\(layer)' randomizes by \(bUnit): layer exclusivity no longer holds, and about \(share) of units can be in both \(window); use one unit per layer"
+        case let .parameter(a, aLayer, b, bLayer, parameters):
+            return "\(a) (layer '\(aLayer)') and \(b) (layer '\(bLayer)') both change \(parameters.joined(separator: ", ")) \(window): about \(share) of eligible units (e.g. \(who)) would get both changes and neither result can be trusted; move one to layer '\(bLayer)' or reschedule"
+        case let .metricInteraction(a, b, metric):
+            return "\(a) and \(b) share primary metric \(metric) \(window) in different layers: about \(share) of eligible units (e.g. \(who)) are in both, so their effects on it can interact"
+        case let .seedReuse(a, b, seed):
+            return "\(a) and \(b) use the same assignment seed \"\(seed)\" \(window): units in both (about \(share), e.g. \(who)) get correlated variants; set a distinct seed"
+        case let .text(text):
+            return text
+        }
+    }
 
     /// Stable report order: by experiments, then kind.
     public static func reportOrder(_ x: Finding, _ y: Finding) -> Bool {
@@ -117,13 +152,12 @@ public enum ConflictRules {
         let severityFor = { (kind: FindingKind) -> Severity in held ? kind.severityAgainstHeld : .warning }
         let sameLayer = a.layer == b.layer
         var out: [Finding] = []
-        let window = "from \(windowStart) to \(windowEnd)"
         if sameLayer && a.unit != b.unit {
             let share = a.traffic * b.traffic
             out.append(Finding(
                 experiments: [a.key, b.key], kind: .unitMismatch, severity: severityFor(.unitMismatch),
                 windowStart: windowStart, windowEnd: windowEnd, witness: nil, overlapShare: share,
-                message: "\(a.key) randomizes by \(a.unit) but \(b.key) in the same layer '\(a.layer)' randomizes by \(b.unit): layer exclusivity no longer holds, and about \(percent(share)) of units can be in both \(window); use one unit per layer"))
+                template: .unitMismatch(a: a.key, aUnit: a.unit, b: b.key, layer: a.layer, bUnit: b.unit)))
         }
         // Share of units that can be in both: independent hashes across layers (or units), exact buckets within one.
         let share: Double
@@ -140,24 +174,23 @@ public enum ConflictRules {
         let sharedSeed = a.seed == b.seed
         guard !common.isEmpty || sharedPrimary || sharedSeed else { return out }
         guard let witness = audience(a, b) else { return out }
-        let who = describe(witness)
         if !common.isEmpty {
             out.append(Finding(
                 experiments: [a.key, b.key], kind: .parameter, severity: severityFor(.parameter),
                 windowStart: windowStart, windowEnd: windowEnd, witness: witness, overlapShare: share,
-                message: "\(a.key) (layer '\(a.layer)') and \(b.key) (layer '\(b.layer)') both change \(common.joined(separator: ", ")) \(window): about \(percent(share)) of eligible units (e.g. \(who)) would get both changes and neither result can be trusted; move one to layer '\(b.layer)' or reschedule"))
+                template: .parameter(a: a.key, aLayer: a.layer, b: b.key, bLayer: b.layer, parameters: common)))
         }
         if sharedPrimary {
             out.append(Finding(
                 experiments: [a.key, b.key], kind: .metricInteraction, severity: severityFor(.metricInteraction),
                 windowStart: windowStart, windowEnd: windowEnd, witness: witness, overlapShare: share,
-                message: "\(a.key) and \(b.key) share primary metric \(a.primaryMetric!) \(window) in different layers: about \(percent(share)) of eligible units (e.g. \(who)) are in both, so their effects on it can interact"))
+                template: .metricInteraction(a: a.key, b: b.key, metric: a.primaryMetric!)))
         }
         if sharedSeed {
             out.append(Finding(
                 experiments: [a.key, b.key], kind: .seedReuse, severity: severityFor(.seedReuse),
                 windowStart: windowStart, windowEnd: windowEnd, witness: witness, overlapShare: share,
-                message: "\(a.key) and \(b.key) use the same assignment seed \"\(a.seed)\" \(window): units in both (about \(percent(share)), e.g. \(who)) get correlated variants; set a distinct seed"))
+                template: .seedReuse(a: a.key, b: b.key, seed: a.seed)))
         }
         return out
     }
@@ -177,7 +210,7 @@ public enum ConflictRules {
         let finding = Finding(
             experiments: [subject.key] + names, kind: .layerCapacity, severity: .error,
             windowStart: subject.start, windowEnd: windowEnd, witness: nil, overlapShare: 0,
-            message: "layer '\(subject.layer)' has \(available) of 10000 buckets (\(percent(Double(available) / 10_000))) free from \(subject.start) to \(windowEnd), but \(subject.key) needs \(needed) (traffic \(subject.traffic)); held by \(names.joined(separator: ", ")); lower traffic to at most \(Double(available) / 10_000) or reschedule")
+            template: .text("layer '\(subject.layer)' has \(available) of 10000 buckets (\(percent(Double(available) / 10_000))) free from \(subject.start) to \(windowEnd), but \(subject.key) needs \(needed) (traffic \(subject.traffic)); held by \(names.joined(separator: ", ")); lower traffic to at most \(Double(available) / 10_000) or reschedule"))
         return (free, finding)
     }
 
