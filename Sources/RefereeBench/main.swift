@@ -180,6 +180,12 @@ if only == nil || only == "daemon" {
     let got = pump(gets, store: store)
     report("daemon experiment.get pipelined (stdin/stdout)", Double(got.responses) / got.seconds, "requests/s", ["responses": got.responses])
 
+    // experiment.check of a new proposal against the store, pipelined.
+    let probe = example.replacingOccurrences(of: "checkout-green-button", with: "probe")
+    let checks = (1...20_000).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"experiment.check","params":{"experiment":\#(probe)}}"# }
+    let checked = pump(checks, store: store)
+    report("daemon experiment.check pipelined (stdin/stdout)", Double(checked.responses) / checked.seconds, "requests/s", ["responses": checked.responses])
+
     // Latency: one request at a time.
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
@@ -189,20 +195,22 @@ if only == nil || only == "daemon" {
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
     try! process.run()
-    var latencies: [Double] = []
-    let request = Data((gets[0] + "\n").utf8)
     var pending = Data()
     let handle = output.fileHandleForReading
-    for _ in 0..<20_000 {
-        let t = now()
-        input.fileHandleForWriting.write(request)
-        while !pending.contains(0x0A) { pending.append(handle.availableData) }
-        pending.removeSubrange(...pending.firstIndex(of: 0x0A)!)
-        latencies.append(now() - t)
+    for (method, line, count) in [("experiment.get", gets[0], 20_000), ("experiment.check", checks[0], 5_000)] {
+        var latencies: [Double] = []
+        let request = Data((line + "\n").utf8)
+        for _ in 0..<count {
+            let t = now()
+            input.fileHandleForWriting.write(request)
+            while !pending.contains(0x0A) { pending.append(handle.availableData) }
+            pending.removeSubrange(...pending.firstIndex(of: 0x0A)!)
+            latencies.append(now() - t)
+        }
+        report("daemon \(method) latency p50 (stdin/stdout)", percentile(latencies, 0.5) * 1e6, "us", ["p99_us": percentile(latencies, 0.99) * 1e6])
     }
     try? input.fileHandleForWriting.close()
     process.waitUntilExit()
-    report("daemon experiment.get latency p50", percentile(latencies, 0.5) * 1e6, "us", ["p99_us": percentile(latencies, 0.99) * 1e6])
 }
 
 // MARK: shared-service socket, 8 clients

@@ -109,6 +109,35 @@ import RPC
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
+    @Test func pythonClientSpeaksToTheSharedSocket() throws {
+        let socket = dir.path("py.sock"), store = dir.path("py.sqlite")
+        let server = try startServer(store: store, socket: socket)
+        defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        let script = """
+            import sys; sys.path.insert(0, "Scripts")
+            from referee_client import RefereeClient, RefereeError
+            with RefereeClient(socket=sys.argv[1], timeout=30) as c:
+                print(c.call("server.info")["principal"])
+                try:
+                    c.call("experiment.get", key="nope")
+                except RefereeError as e:
+                    print(e.code)
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, socket]
+        p.currentDirectoryURL = repositoryRoot
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(text.split(separator: "\n") == [Substring(String(cString: getpwuid(geteuid())!.pointee.pw_name)), "1003"])
+        // The shared server is still up for others.
+        #expect(try call(socket, "server.info").status == 0)
+    }
+
     /// Identity comes from the kernel: a process running as `nobody` is `nobody`, whatever --actor says.
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
     func principalComesFromPeerCredentials() throws {
