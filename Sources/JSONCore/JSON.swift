@@ -6,6 +6,9 @@ public enum JSON: Sendable, Equatable {
     case string(String)
     case array([JSON])
     case object([String: JSON])
+    /// Text that is already canonical JSON (as this module writes it), passed through verbatim when
+    /// serialised. Used on hot read paths to return stored documents without parsing them; it has no members.
+    case raw(String)
 
     public subscript(key: String) -> JSON? {
         if case .object(let o) = self { return o[key] }
@@ -34,6 +37,7 @@ public enum JSON: Sendable, Equatable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        case .raw: "raw"
         }
     }
 

@@ -17,6 +17,7 @@ extension JSON {
     public func write(into out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)
+        case .raw(let text): out.append(contentsOf: text.utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let d): out.append(contentsOf: JSON.format(d).utf8)
         case .string(let s): JSON.writeString(s, into: &out)

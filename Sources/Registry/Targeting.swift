@@ -142,6 +142,9 @@ public indirect enum Condition: Hashable, Sendable {
         switch json {
         case .null: return [.equals(nil)]
         case .string, .number, .bool: return [.equals(AttributeValue(json))]
+        case .raw:
+            violations.append(syntax(path, "must be a value or an object of operators"))
+            return nil
         case .array:
             violations.append(syntax(path, "equality with an array is not supported; use {\"$in\": [...]}"))
             return nil

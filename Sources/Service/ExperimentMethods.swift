@@ -36,8 +36,8 @@ extension RefereeService {
     func get(_ p: Fields) throws -> JSON {
         try p.rejectUnknown(["key"])
         let key = try p.string("key")
-        guard let record = try store.read({ tx in try tx.experiment(key) }) else { throw RegistryError.notFound(key) }
-        return record.json
+        guard let record = try store.readStatement({ tx in try tx.experimentWire(key) }) else { throw RegistryError.notFound(key) }
+        return record
     }
 
     func list(_ p: Fields) throws -> JSON {

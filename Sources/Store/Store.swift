@@ -150,6 +150,12 @@ public final class Store: @unchecked Sendable {
         return result!
     }
 
+    /// Runs one statement outside a transaction (a single SELECT is its own consistent snapshot): the hot
+    /// read path of `experiment.get`.
+    public func readStatement<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try writer.unsafeReentrantRead { db in try body(StoreTransaction(db: db)) }
+    }
+
     /// Runs `body` on a consistent snapshot.
     public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         try writer.read { db in try body(StoreTransaction(db: db)) }
@@ -166,7 +172,16 @@ public struct StoreTransaction {
     let db: Database
 
     public func experiment(_ key: String) throws -> ExperimentRecord? {
-        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM experiments WHERE key = ?"), arguments: [key]).map(Self.record)
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT \(Self.recordColumns) FROM experiments WHERE key = ?"), arguments: [key]).map(Self.record)
+    }
+
+    /// The wire form of a record, with the stored document and plan passed through without parsing.
+    public func experimentWire(_ key: String) throws -> JSON? {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT \(Self.recordColumns) FROM experiments WHERE key = ?"), arguments: [key]) else { return nil }
+        var record = Self.record(row, parseDocument: false)
+        record.document = .raw(row[7])
+        record.plan = .raw((row[8] as String?) ?? "null")
+        return record.json
     }
 
     public func experiments(state: String? = nil, owner: String? = nil, layer: String? = nil, states: [ExperimentState]? = nil) throws -> [ExperimentRecord] {
@@ -180,7 +195,7 @@ public struct StoreTransaction {
             args += states.map(\.rawValue)
         }
         let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-        return try Row.fetchAll(db, sql: "SELECT * FROM experiments\(whereSQL) ORDER BY key", arguments: StatementArguments(args)).map(Self.record)
+        return try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM experiments\(whereSQL) ORDER BY key", arguments: StatementArguments(args)).map(Self.record)
     }
 
     public func insert(_ r: ExperimentRecord) throws {
@@ -206,7 +221,7 @@ public struct StoreTransaction {
 
     /// Experiments written after generation `since`, with their change stamps.
     public func experiments(changedSince since: Int) throws -> [ExperimentRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM experiments WHERE change_seq > ? ORDER BY change_seq", arguments: [since]).map(Self.record)
+        try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM experiments WHERE change_seq > ? ORDER BY change_seq", arguments: [since]).map(Self.record)
     }
 
     /// Replaces a record whose stored version is `expectedVersion`; returns false if someone else changed it.
@@ -328,14 +343,19 @@ public struct StoreTransaction {
         }
     }
 
-    static func record(_ row: Row) -> ExperimentRecord {
+    /// Record queries name their columns so rows are read by position (name lookups dominate hot reads).
+    static let recordColumns = "key, state, version, owner, layer, protocol, protocol_hash, document, plan, decision, created_at, updated_at, created_by, updated_by, buckets"
+
+    static func record(_ row: Row) -> ExperimentRecord { record(row, parseDocument: true) }
+
+    static func record(_ row: Row, parseDocument: Bool) -> ExperimentRecord {
         ExperimentRecord(
-            key: row["key"], state: ExperimentState(rawValue: row["state"]) ?? .draft, version: row["version"],
-            owner: row["owner"], layer: row["layer"], protocolName: row["protocol"], protocolHash: row["protocol_hash"],
-            document: (try? JSONParser.parse(row["document"] as String)) ?? .null,
-            plan: (row["plan"] as String?).flatMap { try? JSONParser.parse($0) } ?? .null,
-            decision: row["decision"], createdAt: row["created_at"], updatedAt: row["updated_at"],
-            createdBy: row["created_by"], updatedBy: row["updated_by"], buckets: decode(row["buckets"]))
+            key: row[0], state: ExperimentState(rawValue: row[1]) ?? .draft, version: row[2],
+            owner: row[3], layer: row[4], protocolName: row[5], protocolHash: row[6],
+            document: parseDocument ? (try? JSONParser.parse(row[7] as String)) ?? .null : .null,
+            plan: parseDocument ? (row[8] as String?).flatMap { try? JSONParser.parse($0) } ?? .null : .null,
+            decision: row[9], createdAt: row[10], updatedAt: row[11],
+            createdBy: row[12], updatedBy: row[13], buckets: decode(row[14]))
     }
 
     static func audit(_ row: Row) -> AuditEntry {
