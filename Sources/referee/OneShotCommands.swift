@@ -15,7 +15,9 @@ struct OneShot {
         let dispatcher = Dispatcher()
         service.install(on: dispatcher)
         let request: JSON = ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params]
-        let reply = dispatcher.handle(message: request, context: RPCContext(principal: options.principal)) ?? .null
+        let wire = dispatcher.handle(message: request, context: RPCContext(principal: options.principal)) ?? .null
+        // Read the reply as a client would, from its wire text (stored documents pass through as raw JSON).
+        let reply = (try? JSONParser.parse(wire.serialized())) ?? wire
         if let result = reply["result"] {
             print(json ? result.serialized() : text(result))
             return

@@ -45,8 +45,10 @@ final class TestClient {
     /// Calls a method; returns the result, or the error object as `.failure`.
     func call(_ method: String, _ params: JSON = [:], as who: String? = nil) -> Result<JSON, WireError> {
         nextID += 1
-        let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": JSON(nextID), "method": .string(method), "params": params],
-                                      context: RPCContext(principal: who ?? principal))!
+        let raw = dispatcher.handle(message: ["jsonrpc": "2.0", "id": JSON(nextID), "method": .string(method), "params": params],
+                                    context: RPCContext(principal: who ?? principal))!
+        // Read the reply as a client would: from its wire text (stored documents pass through as raw JSON).
+        let reply = try! JSONParser.parse(raw.serialized())
         if let result = reply["result"] { return .success(result) }
         return .failure(WireError(json: reply["error"]!))
     }
