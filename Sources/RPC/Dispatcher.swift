@@ -76,11 +76,6 @@ public final class Dispatcher: @unchecked Sendable {
         return encode(reply)
     }
 
-    public func handle(line: String, context: RPCContext) -> String? {
-        var copy = line
-        return copy.withUTF8 { buf in handle(line: buf, context: context).map { String(decoding: $0, as: UTF8.self) } }
-    }
-
     /// An error response for a line that could not even be read (e.g. oversized).
     public func errorLine(_ error: RPCError) -> [UInt8] {
         encode(response(id: .null, error: error))

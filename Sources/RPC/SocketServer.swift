@@ -13,7 +13,7 @@ public final class SocketServer: @unchecked Sendable {
     private let dispatcher: Dispatcher
     private let logger = Logger(label: "referee.socket")
     private let shouldStop: @Sendable () -> Bool
-    private let lock = NSLockish()
+    private let lock = PThreadMutex()
     private var active = 0
 
     public init(path: String, dispatcher: Dispatcher, shouldStop: @escaping @Sendable () -> Bool) {
@@ -83,7 +83,7 @@ public final class SocketServer: @unchecked Sendable {
 }
 
 /// A pthread mutex (the RPC module does not import Foundation).
-final class NSLockish: @unchecked Sendable {
+final class PThreadMutex: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }

@@ -111,13 +111,6 @@ public struct Finding: Sendable, Equatable {
         }
     }
 
-    /// Stable report order: by experiments, then kind.
-    public static func reportOrder(_ x: Finding, _ y: Finding) -> Bool {
-        for (a, b) in zip(x.experiments, y.experiments) where a != b { return a < b }
-        if x.experiments.count != y.experiments.count { return x.experiments.count < y.experiments.count }
-        return x.kind.rawValue < y.kind.rawValue
-    }
-
     /// The finding as seen from `subject`: `with` names the other experiment.
     public func json(from subject: String? = nil) -> JSON {
         var o: [String: JSON] = [

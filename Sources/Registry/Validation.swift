@@ -56,7 +56,7 @@ public enum Validator {
             let missing: Bool
             switch value {
             case nil, .null?: missing = true
-            case .string(let s)?: missing = s.trimmingWhitespace.isEmpty
+            case .string(let s)?: missing = s.isBlank
             case .array(let a)?: missing = a.isEmpty
             case .object(let o)?: missing = o.isEmpty
             default: missing = false
@@ -210,8 +210,6 @@ func fmt(_ x: Double) -> String {
 }
 
 extension String {
-    var trimmingWhitespace: Substring {
-        let head = drop(while: \.isWhitespace)
-        return head[..<(head.lastIndex(where: { !$0.isWhitespace }).map { head.index(after: $0) } ?? head.startIndex)]
-    }
+    /// Empty or only white space: a required text that says nothing.
+    public var isBlank: Bool { allSatisfy(\.isWhitespace) }
 }

@@ -72,7 +72,7 @@ extension RefereeService {
         let changes = try p.value("changes")
         guard case .object = changes else { throw FieldError(path: "changes", message: "must be a JSON Merge Patch object") }
         let reason = try p.string("reason")
-        guard !reason.trimmingWhitespace.isEmpty else { throw FieldError(path: "reason", message: "must say why a live experiment changes") }
+        guard !reason.isBlank else { throw FieldError(path: "reason", message: "must say why a live experiment changes") }
         return try edit(key: key, version: version, changes: changes, reason: reason, method: "experiment.amend", ctx: ctx) { record, tx in
             guard record.state.isLive else {
                 throw RegistryError.lockedField(paths: ["*"], state: record.state, protocolName: record.protocolName)
@@ -178,12 +178,5 @@ extension RefereeService {
             throw RPCError.internalError("protocol version \(record.protocolHash) of \"\(record.key)\" is missing from the store")
         }
         return try ExperimentProtocol.parse(source)
-    }
-}
-
-extension String {
-    var trimmingWhitespace: Substring {
-        let head = drop(while: \.isWhitespace)
-        return head[..<(head.lastIndex(where: { !$0.isWhitespace }).map { head.index(after: $0) } ?? head.startIndex)]
     }
 }
