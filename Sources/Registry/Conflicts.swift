@@ -138,13 +138,20 @@ public enum ConflictRules {
     /// holds traffic); with `symmetric`, either one holding traffic makes it an error (registry-wide scans).
     public static func findings(_ a: ConflictSubject, _ b: ConflictSubject, symmetric: Bool = false,
                                 audience: (ConflictSubject, ConflictSubject) -> Witness? = { Satisfiability.witness([$0.targeting, $1.targeting]) }) -> [Finding] {
-        guard a.key != b.key else { return [] }
+        var out: [Finding] = []
+        appendFindings(a, b, symmetric: symmetric, into: &out, audience: audience)
+        return out
+    }
+
+    /// ``findings(_:_:symmetric:audience:)`` appending to `out` (scans call it for millions of pairs).
+    static func appendFindings(_ a: ConflictSubject, _ b: ConflictSubject, symmetric: Bool, into out: inout [Finding],
+                               audience: (ConflictSubject, ConflictSubject) -> Witness?) {
+        guard a.key != b.key else { return }
         let windowStart = max(a.start, b.start), windowEnd = min(a.end, b.end)
-        guard windowStart < windowEnd else { return [] }
+        guard windowStart < windowEnd else { return }
         let held = b.state.holdsTraffic || (symmetric && a.state.holdsTraffic)
         let severityFor = { (kind: FindingKind) -> Severity in held ? kind.severityAgainstHeld : .warning }
         let sameLayer = a.layer == b.layer
-        var out: [Finding] = []
         if sameLayer && a.unit != b.unit {
             let share = a.traffic * b.traffic
             out.append(Finding(
@@ -161,12 +168,12 @@ public enum ConflictRules {
         } else {
             share = 0  // allocation keeps experiments of one layer on disjoint buckets
         }
-        guard share > 0 else { return out }
-        let common = a.parameters.intersection(b.parameters).sorted()
+        guard share > 0 else { return }
+        let common = a.parameters.isDisjoint(with: b.parameters) ? [] : a.parameters.intersection(b.parameters).sorted()
         let sharedPrimary = !sameLayer && a.primaryMetric != nil && a.primaryMetric == b.primaryMetric
         let sharedSeed = a.seed == b.seed
-        guard !common.isEmpty || sharedPrimary || sharedSeed else { return out }
-        guard let witness = audience(a, b) else { return out }
+        guard !common.isEmpty || sharedPrimary || sharedSeed else { return }
+        guard let witness = audience(a, b) else { return }
         if !common.isEmpty {
             out.append(Finding(
                 experiments: [a.key, b.key], kind: .parameter, severity: severityFor(.parameter),
@@ -185,7 +192,6 @@ public enum ConflictRules {
                 windowStart: windowStart, windowEnd: windowEnd, witness: witness, overlapShare: share,
                 template: .seedReuse(a: a.key, b: b.key, seed: a.seed)))
         }
-        return out
     }
 
     /// Checks that `subject` can get its buckets in its layer, given the experiments that hold buckets there.
@@ -379,7 +385,7 @@ public struct ConflictIndex: Sendable {
                 let (a, b) = bx.subject.key < by.subject.key ? (bx, by) : (by, bx)
                 let ca = index.slotCondition[x], cb = index.slotCondition[y]
                 let audienceKey = UInt64(min(ca, cb)) << 32 | UInt64(max(ca, cb))
-                local += ConflictRules.findings(a.subject, b.subject, symmetric: true) { p, q in
+                ConflictRules.appendFindings(a.subject, b.subject, symmetric: true, into: &local) { p, q in
                     if let known = audiences[audienceKey] { return known }
                     let w = Satisfiability.witness([p.targeting, q.targeting], cache: satCache)
                     audiences[audienceKey] = .some(w)
