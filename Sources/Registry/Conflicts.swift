@@ -346,17 +346,16 @@ public struct ConflictIndex: Sendable {
         for other in candidates(for: s) {
             out += ConflictRules.findings(s, other)
         }
-        if includeCapacity, s.buckets.isEmpty {
-            if let f = ConflictRules.capacity(s, holders: holders(layer: s.layer, overlapping: s)).finding { out.append(f) }
-        }
+        if includeCapacity, s.buckets.isEmpty, let f = capacityFinding(s) { out.append(f) }
         return out
     }
 
     /// All findings among indexed experiments, optionally only those live in `[from, to)`.
     public func scan(from: Timestamp? = nil, to: Timestamp? = nil) -> [Finding] {
         // 1. Candidate pairs: sweep each shared-key group by start time; a pair met in several groups counts once.
-        var seen = Set<UInt64>()
+        var seen = Set<UInt64>(minimumCapacity: slotOf.count * 8)
         var pairs: [UInt64] = []
+        pairs.reserveCapacity(slotOf.count * 8)
         for group in groups.values where group.members.count > 1 {
             var active: [Int] = []
             for slot in group.members {
@@ -397,14 +396,14 @@ public struct ConflictIndex: Sendable {
         var out = partial.flatMap { $0 }
         // Capacity of experiments not yet holding buckets, against the holders of their layer.
         for case let box? in slots where box.subject.buckets.isEmpty && !box.subject.state.holdsTraffic {
-            let s = box.subject
-            if let f = ConflictRules.capacity(s, holders: holders(layer: s.layer, overlapping: s)).finding { out.append(f) }
+            if let f = capacityFinding(box.subject) { out.append(f) }
         }
         if from != nil || to != nil {
             let lo = from ?? Timestamp(seconds: -.infinity), hi = to ?? Timestamp(seconds: .infinity)
             out = out.filter { f in lo == hi ? (f.windowStart <= lo && lo < f.windowEnd) : (f.windowStart < hi && lo < f.windowEnd) }
         }
         // Sort indices, not the findings themselves: moving large values dominates otherwise.
+        // Sort indices by precomputed keys, then permute once: moving large findings dominates otherwise.
         let keys = out.map { $0.experiments.joined(separator: "\u{1}") + "\u{2}" + $0.kind.rawValue }
         let order = out.indices.sorted { keys[$0] < keys[$1] }
         return order.map { out[$0] }
@@ -413,6 +412,21 @@ public struct ConflictIndex: Sendable {
     /// Experiments holding buckets in a layer (for allocation and assignment).
     public func holders(layer: String) -> [ConflictSubject] {
         (groups[.layer(layer)]?.members ?? []).compactMap { slots[$0]?.subject }.filter { $0.state.holdsTraffic }
+    }
+
+    /// The layer-capacity finding of `s`, if any. Counts free buckets first without copying any subject; the
+    /// holders are gathered for the message only when the layer is short.
+    func capacityFinding(_ s: ConflictSubject) -> Finding? {
+        guard let g = groups[.layer(s.layer)] else { return nil }
+        var taken: [Range<Int>] = []
+        g.overlapping(from: s.start.seconds, to: s.occupancyEnd.seconds) { slot in
+            guard let o = slots[slot], o.subject.key != s.key, o.subject.state.holdsTraffic,
+                  o.subject.start < s.occupancyEnd, s.start < o.subject.occupancyEnd else { return }
+            taken += o.subject.buckets
+        }
+        let available = Allocation.count(Allocation.free(taken: taken))
+        guard available < Allocation.bucketsNeeded(traffic: s.traffic) else { return nil }
+        return ConflictRules.capacity(s, holders: holders(layer: s.layer, overlapping: s)).finding
     }
 
     /// Holders of `s`'s layer whose occupancy (schedule plus cool-down) can overlap `s`'s.
