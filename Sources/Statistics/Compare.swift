@@ -8,10 +8,15 @@ struct UnitStatistic {
     var mean: Double
     var unadjustedMean: Double
     var variance: Double
-    /// Wire field blamed when the mean makes a relative difference undefined.
-    var meanField: String
-    /// Wire field blamed when the variance is degenerate.
-    var varianceField: String
+    /// The arm's wire prefix ("control", "treatment", or "" for a bare arm) and the fields blamed when the mean
+    /// makes a relative difference undefined or the variance is degenerate. Kept apart and joined only when an
+    /// error is reported, so a successful comparison builds no strings.
+    var side: String
+    var meanKey: String
+    var varianceKey: String
+
+    var meanField: String { side.isEmpty ? meanKey : "\(side).\(meanKey)" }
+    var varianceField: String { side.isEmpty ? varianceKey : "\(side).\(varianceKey)" }
 }
 
 extension ABTest {
@@ -134,7 +139,7 @@ extension ABTest {
         let x = try Check.count(a.successes, "\(p)successes")
         guard x <= n else { throw StatisticsError(field: "\(p)successes", reason: "cannot exceed n (\(x) > \(n)); pass the number of converting units") }
         let m = x / n
-        return UnitStatistic(n: n, mean: m, unadjustedMean: m, variance: m * (1 - m), meanField: "\(p)successes", varianceField: "\(p)successes")
+        return UnitStatistic(n: n, mean: m, unadjustedMean: m, variance: m * (1 - m), side: prefix, meanKey: "successes", varianceKey: "successes")
     }
 
     /// Sample variance from sums, as gbstats `SampleMeanStatistic`: (Σx² − (Σx)²/n)/(n − 1).
@@ -159,13 +164,13 @@ extension ABTest {
             guard variance.isFinite, variance >= 0 else {
                 throw StatisticsError(field: "\(p).variance", reason: "must be a non-negative finite sample variance, got \(variance)")
             }
-            return UnitStatistic(n: n, mean: m, unadjustedMean: m, variance: variance, meanField: "\(p).mean", varianceField: "\(p).variance")
+            return UnitStatistic(n: n, mean: m, unadjustedMean: m, variance: variance, side: p, meanKey: "mean", varianceKey: "variance")
         case .sums(let n, let sum, let sumSquares):
             let n = try Check.n(n, "\(p).n", atLeast: 2)
             let s = try Check.finite(sum, "\(p).sum")
             let ss = try Check.finite(sumSquares, "\(p).sum_squares")
             let v = try sampleVariance(n: n, sum: s, sumSquares: ss, field: "\(p).sum_squares")
-            return UnitStatistic(n: n, mean: s / n, unadjustedMean: s / n, variance: v, meanField: "\(p).sum", varianceField: "\(p).sum_squares")
+            return UnitStatistic(n: n, mean: s / n, unadjustedMean: s / n, variance: v, side: p, meanKey: "sum", varianceKey: "sum_squares")
         }
     }
 
@@ -203,7 +208,7 @@ extension ABTest {
                 v = 0
             }
             return UnitStatistic(n: a.n, mean: postMean - theta * preMean, unadjustedMean: postMean, variance: v,
-                                 meanField: "\(p).post.sum", varianceField: "\(p).post.sum_squares")
+                                 side: p, meanKey: "post.sum", varianceKey: "post.sum_squares")
         }
         return (try arm(ca, "control"), try arm(ta, "treatment"))
     }
@@ -230,7 +235,7 @@ extension ABTest {
         }
         let mean = a.numerator.sum / a.denominator.sum
         return UnitStatistic(n: n, mean: mean, unadjustedMean: mean, variance: try Check.result(v, "\(p).numerator.sum_squares", "delta-method variance"),
-                             meanField: "\(p).numerator.sum", varianceField: "\(p).numerator.sum_squares")
+                             side: p, meanKey: "numerator.sum", varianceKey: "numerator.sum_squares")
     }
 
     static func nps(_ a: NPSArm, _ p: String) throws(StatisticsError) -> UnitStatistic {
@@ -242,7 +247,7 @@ extension ABTest {
         let pP = pr / n, pD = de / n
         let score = pP - pD
         return UnitStatistic(n: n, mean: score, unadjustedMean: score, variance: pP + pD - score * score,
-                             meanField: "\(p).promoters", varianceField: "\(p).promoters")
+                             side: p, meanKey: "promoters", varianceKey: "promoters")
     }
 
     // MARK: Tests

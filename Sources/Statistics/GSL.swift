@@ -106,45 +106,45 @@ public enum StatisticsRuntime {
 
 /// Input validation shared by every method; each failure names the wire field and says how to fix it.
 enum Check {
-    static func finite(_ x: Double, _ field: String) throws(StatisticsError) -> Double {
-        guard x.isFinite else { throw StatisticsError(field: field, reason: "must be a finite number, got \(x)") }
+    static func finite(_ x: Double, _ field: @autoclosure () -> String) throws(StatisticsError) -> Double {
+        guard x.isFinite else { throw StatisticsError(field: field(), reason: "must be a finite number, got \(x)") }
         return x
     }
 
     /// A non-negative finite count.
-    static func count(_ x: Double, _ field: String) throws(StatisticsError) -> Double {
-        guard x.isFinite, x >= 0 else { throw StatisticsError(field: field, reason: "must be a non-negative finite count, got \(x)") }
+    static func count(_ x: Double, _ field: @autoclosure () -> String) throws(StatisticsError) -> Double {
+        guard x.isFinite, x >= 0 else { throw StatisticsError(field: field(), reason: "must be a non-negative finite count, got \(x)") }
         return x
     }
 
     /// Sample size with a minimum (1 for a mean, 2 where a variance is estimated).
-    static func n(_ x: Double, _ field: String, atLeast minimum: Double) throws(StatisticsError) -> Double {
-        guard x.isFinite else { throw StatisticsError(field: field, reason: "must be a finite number, got \(x)") }
+    static func n(_ x: Double, _ field: @autoclosure () -> String, atLeast minimum: Double) throws(StatisticsError) -> Double {
+        guard x.isFinite else { throw StatisticsError(field: field(), reason: "must be a finite number, got \(x)") }
         guard x >= minimum else {
             let why = minimum >= 2 ? "at least \(Int(minimum)) observations are needed to estimate a variance" : "at least \(Int(minimum)) observation is needed"
-            throw StatisticsError(field: field, reason: "\(why), got \(x); collect more data")
+            throw StatisticsError(field: field(), reason: "\(why), got \(x); collect more data")
         }
         return x
     }
 
-    static func alpha(_ a: Double, _ field: String = "alpha") throws(StatisticsError) -> Double {
-        guard a.isFinite, a > 0, a < 1 else { throw StatisticsError(field: field, reason: "must be strictly between 0 and 1 (e.g. 0.05), got \(a)") }
+    static func alpha(_ a: Double, _ field: @autoclosure () -> String = "alpha") throws(StatisticsError) -> Double {
+        guard a.isFinite, a > 0, a < 1 else { throw StatisticsError(field: field(), reason: "must be strictly between 0 and 1 (e.g. 0.05), got \(a)") }
         return a
     }
 
-    static func probability(_ p: Double, _ field: String) throws(StatisticsError) -> Double {
-        guard p.isFinite, p >= 0, p <= 1 else { throw StatisticsError(field: field, reason: "must be a probability in [0, 1], got \(p)") }
+    static func probability(_ p: Double, _ field: @autoclosure () -> String) throws(StatisticsError) -> Double {
+        guard p.isFinite, p >= 0, p <= 1 else { throw StatisticsError(field: field(), reason: "must be a probability in [0, 1], got \(p)") }
         return p
     }
 
-    static func positive(_ x: Double, _ field: String) throws(StatisticsError) -> Double {
-        guard x.isFinite, x > 0 else { throw StatisticsError(field: field, reason: "must be a positive finite number, got \(x)") }
+    static func positive(_ x: Double, _ field: @autoclosure () -> String) throws(StatisticsError) -> Double {
+        guard x.isFinite, x > 0 else { throw StatisticsError(field: field(), reason: "must be a positive finite number, got \(x)") }
         return x
     }
 
     /// Last line of defence: a computed quantity must be finite.
-    static func result(_ x: Double, _ field: String, _ what: String) throws(StatisticsError) -> Double {
-        guard x.isFinite else { throw StatisticsError(field: field, reason: "the \(what) is not finite for these inputs (overflow or degenerate data); check the magnitudes") }
+    static func result(_ x: Double, _ field: @autoclosure () -> String, _ what: String) throws(StatisticsError) -> Double {
+        guard x.isFinite else { throw StatisticsError(field: field(), reason: "the \(what) is not finite for these inputs (overflow or degenerate data); check the magnitudes") }
         return x
     }
 }
