@@ -311,7 +311,8 @@ if only == nil || only == "summary" {
         }
     }
     var times: [Double] = []
-    for _ in 0..<20 {
+    let repeats = Int(ProcessInfo.processInfo.environment["REFEREE_BENCH_SUMMARY_REPEATS"] ?? "") ?? 20
+    for _ in 0..<repeats {
         let t = now()
         let s = call("results.summary", ["key": "big", "as_of": "2026-04-02T00:00:00Z"])
         times.append(now() - t)

@@ -120,9 +120,32 @@ public enum Aggregate: Sendable, Equatable {
     }
 
     /// Reads a stored aggregate (as written by ``json``).
+    /// Stored rows were validated on the way in, so they are read directly (this runs once per stored day).
     public static func stored(_ value: JSON, type: MetricType?) -> Aggregate? {
-        if let e = value["exposures"]?.doubleValue { return .exposures(n: e) }
-        guard let type else { return nil }
-        return try? read(value, type: type, path: "stats")
+        guard case .object(let o) = value else { return nil }
+        func d(_ key: String) -> Double? { o[key]?.doubleValue }
+        func m(_ key: String) -> Moments? {
+            guard case .object(let x)? = o[key], let s = x["sum"]?.doubleValue, let q = x["sum_squares"]?.doubleValue else { return nil }
+            return Moments(sum: s, sumSquares: q)
+        }
+        if let e = d("exposures") { return .exposures(n: e) }
+        switch type {
+        case .binomial?:
+            guard let n = d("n"), let s = d("successes") else { return nil }
+            return .binomial(n: n, successes: s)
+        case .continuous?:
+            guard let n = d("n") else { return nil }
+            if let post = m("post"), let pre = m("pre"), let x = d("post_pre_sum_of_products") { return .cuped(n: n, post: post, pre: pre, postPre: x) }
+            guard let s = d("sum"), let q = d("sum_squares") else { return nil }
+            return .continuous(n: n, sum: s, sumSquares: q)
+        case .ratio?:
+            guard let n = d("n"), let num = m("numerator"), let den = m("denominator"), let x = d("numerator_denominator_sum_of_products") else { return nil }
+            return .ratio(n: n, numerator: num, denominator: den, product: x)
+        case .nps?:
+            guard let p = d("promoters"), let q = d("passives"), let r = d("detractors") else { return nil }
+            return .nps(promoters: p, passives: q, detractors: r)
+        case nil:
+            return nil
+        }
     }
 }

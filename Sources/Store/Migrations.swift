@@ -74,8 +74,8 @@ extension Store {
                     stats TEXT NOT NULL,
                     source TEXT NOT NULL,
                     updated_at TEXT NOT NULL,
-                    PRIMARY KEY (key, metric, variant, day, segment)
-                );
+                    PRIMARY KEY (key, segment, metric, variant, day)
+                ) WITHOUT ROWID;
                 """)
         }
         m.registerMigration("v4-access") { db in

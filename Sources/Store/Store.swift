@@ -327,7 +327,7 @@ public struct StoreTransaction {
     public func upsertResult(key: String, metric: String, variant: String, day: String, segment: String, stats: JSON, source: String, at: String) throws {
         try db.execute(sql: """
             INSERT INTO results (key, metric, variant, day, segment, stats, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (key, metric, variant, day, segment) DO UPDATE SET stats = excluded.stats, source = excluded.source, updated_at = excluded.updated_at
+            ON CONFLICT (key, segment, metric, variant, day) DO UPDATE SET stats = excluded.stats, source = excluded.source, updated_at = excluded.updated_at
             """, arguments: [key, metric, variant, day, segment, stats.serialized(), source, at])
     }
 
@@ -337,10 +337,14 @@ public struct StoreTransaction {
         var args: [any DatabaseValueConvertible] = [key, segment]
         if let throughDay { sql += " AND (day = '' OR day <= ?)"; args.append(throughDay) }
         sql += " ORDER BY metric, variant, day"
-        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
-            ResultRow(metric: row["metric"], variant: row["variant"], day: row["day"], segment: row["segment"],
-                      stats: (try? JSONParser.parse(row["stats"] as String)) ?? .null)
+        // A cursor read by column position: rows are not copied and names are not looked up per row.
+        var out: [ResultRow] = []
+        let cursor = try Row.fetchCursor(try db.cachedStatement(sql: sql), arguments: StatementArguments(args))
+        while let row = try cursor.next() {
+            out.append(ResultRow(metric: row[0], variant: row[1], day: row[2], segment: row[3],
+                                 stats: (try? JSONParser.parse(row[4] as String)) ?? .null))
         }
+        return out
     }
 
     /// Record queries name their columns so rows are read by position (name lookups dominate hot reads).
