@@ -120,32 +120,38 @@ public enum Aggregate: Sendable, Equatable {
     }
 
     /// Reads a stored aggregate (as written by ``json``).
-    /// Stored rows were validated on the way in, so they are read directly (this runs once per stored day).
-    public static func stored(_ value: JSON, type: MetricType?) -> Aggregate? {
-        guard case .object(let o) = value else { return nil }
-        func d(_ key: String) -> Double? { o[key]?.doubleValue }
-        func m(_ key: String) -> Moments? {
-            guard case .object(let x)? = o[key], let s = x["sum"]?.doubleValue, let q = x["sum_squares"]?.doubleValue else { return nil }
-            return Moments(sum: s, sumSquares: q)
+    /// Compact storage form: a kind letter and the sums, comma-separated ("b,1000,95"). Stored rows are read
+    /// once per day of data by every summary, so they avoid JSON objects.
+    public var storageText: String {
+        func f(_ x: Double) -> String { JSON.number(x).serialized() }
+        switch self {
+        case let .binomial(n, s): return "b,\(f(n)),\(f(s))"
+        case let .continuous(n, s, q): return "c,\(f(n)),\(f(s)),\(f(q))"
+        case let .cuped(n, post, pre, x): return "u,\(f(n)),\(f(post.sum)),\(f(post.sumSquares)),\(f(pre.sum)),\(f(pre.sumSquares)),\(f(x))"
+        case let .ratio(n, num, den, x): return "r,\(f(n)),\(f(num.sum)),\(f(num.sumSquares)),\(f(den.sum)),\(f(den.sumSquares)),\(f(x))"
+        case let .nps(p, q, d): return "p,\(f(p)),\(f(q)),\(f(d))"
+        case let .exposures(n): return "e,\(f(n))"
         }
-        if let e = d("exposures") { return .exposures(n: e) }
-        switch type {
-        case .binomial?:
-            guard let n = d("n"), let s = d("successes") else { return nil }
-            return .binomial(n: n, successes: s)
-        case .continuous?:
-            guard let n = d("n") else { return nil }
-            if let post = m("post"), let pre = m("pre"), let x = d("post_pre_sum_of_products") { return .cuped(n: n, post: post, pre: pre, postPre: x) }
-            guard let s = d("sum"), let q = d("sum_squares") else { return nil }
-            return .continuous(n: n, sum: s, sumSquares: q)
-        case .ratio?:
-            guard let n = d("n"), let num = m("numerator"), let den = m("denominator"), let x = d("numerator_denominator_sum_of_products") else { return nil }
-            return .ratio(n: n, numerator: num, denominator: den, product: x)
-        case .nps?:
-            guard let p = d("promoters"), let q = d("passives"), let r = d("detractors") else { return nil }
-            return .nps(promoters: p, passives: q, detractors: r)
-        case nil:
-            return nil
+    }
+
+    /// Reads ``storageText``; nil for anything else.
+    public init?(storage text: String) {
+        let parts = text.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        guard let kind = parts.first?.first else { return nil }
+        var v: [Double] = []
+        v.reserveCapacity(parts.count - 1)
+        for p in parts.dropFirst() {
+            guard let x = Double(Substring(p)) else { return nil }
+            v.append(x)
+        }
+        switch (kind, v.count) {
+        case (UInt8(ascii: "b"), 2): self = .binomial(n: v[0], successes: v[1])
+        case (UInt8(ascii: "c"), 3): self = .continuous(n: v[0], sum: v[1], sumSquares: v[2])
+        case (UInt8(ascii: "u"), 6): self = .cuped(n: v[0], post: Moments(sum: v[1], sumSquares: v[2]), pre: Moments(sum: v[3], sumSquares: v[4]), postPre: v[5])
+        case (UInt8(ascii: "r"), 6): self = .ratio(n: v[0], numerator: Moments(sum: v[1], sumSquares: v[2]), denominator: Moments(sum: v[3], sumSquares: v[4]), product: v[5])
+        case (UInt8(ascii: "p"), 3): self = .nps(promoters: v[0], passives: v[1], detractors: v[2])
+        case (UInt8(ascii: "e"), 1): self = .exposures(n: v[0])
+        default: return nil
         }
     }
 }

@@ -419,7 +419,7 @@ extension RefereeService {
             for (metric, perVariant) in totals {
                 for (variant, perDay) in perVariant {
                     for (day, aggregate) in perDay {
-                        try tx.upsertResult(key: key, metric: metric, variant: variant, day: day, segment: "", stats: aggregate.json, source: "ingest", at: at)
+                        try tx.upsertResult(key: key, metric: metric, variant: variant, day: day, segment: "", stats: aggregate.storageText, source: "ingest", at: at)
                         written += 1
                     }
                 }

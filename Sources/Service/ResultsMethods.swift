@@ -57,7 +57,7 @@ extension RefereeService {
         let aggregate = try Aggregate.read(try p.value("stats"), type: def.type, path: "stats")
         let at = now().description
         try store.write { tx in
-            try tx.upsertResult(key: c.doc.key, metric: metric, variant: variant, day: day, segment: segment, stats: aggregate.json, source: "record", at: at)
+            try tx.upsertResult(key: c.doc.key, metric: metric, variant: variant, day: day, segment: segment, stats: aggregate.storageText, source: "record", at: at)
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "results.record", key: c.doc.key,
                                before: .null, after: ["metric": .string(metric), "variant": .string(variant), "day": .string(day),
                                                       "segment": .string(segment), "stats": aggregate.json], reason: nil)
@@ -66,17 +66,21 @@ extension RefereeService {
                 "segment": .string(segment), "stats": aggregate.json]
     }
 
-    /// Sums stored rows per metric and variant (optionally per day, cumulatively).
+    /// Sums stored rows per metric and variant. Rows arrive ordered by metric, variant and day, so each run of
+    /// one metric and variant is folded locally and stored once.
     func totals(_ rows: [StoreTransaction.ResultRow], _ c: ResultsContext) -> [String: [String: Aggregate]] {
         var out: [String: [String: Aggregate]] = [:]
-        for row in rows {
-            let type = row.metric == exposuresMetric ? nil : c.catalog.metrics[row.metric]?.type
-            guard let a = Aggregate.stored(row.stats, type: type) else { continue }
-            if let existing = out[row.metric]?[row.variant] {
-                if let sum = existing + a { out[row.metric]![row.variant] = sum }
-            } else {
-                out[row.metric, default: [:]][row.variant] = a
+        var i = 0
+        while i < rows.count {
+            let metric = rows[i].metric, variant = rows[i].variant
+            var sum: Aggregate?
+            while i < rows.count && rows[i].metric == metric && rows[i].variant == variant {
+                if let a = Aggregate(storage: rows[i].stats) {
+                    sum = sum.map { ($0 + a) ?? $0 } ?? a
+                }
+                i += 1
             }
+            if let sum { out[metric, default: [:]][variant] = sum }
         }
         return out
     }
@@ -283,7 +287,7 @@ extension RefereeService {
         try p.rejectUnknown(["key", "metric", "segment"])
         let c = try resultsContext(try p.string("key"))
         let metric = try p.optionalString("metric") ?? c.doc.primaryMetric ?? ""
-        guard let def = c.catalog.metrics[metric], c.metrics.contains(where: { $0.name == metric }) else {
+        guard c.catalog.metrics[metric] != nil, c.metrics.contains(where: { $0.name == metric }) else {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key)")
         }
         let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: try p.optionalString("segment") ?? "") }.filter { $0.metric == metric && !$0.day.isEmpty }
@@ -292,7 +296,7 @@ extension RefereeService {
         var points: [JSON] = []
         for day in days {
             for row in rows where row.day == day {
-                guard let a = Aggregate.stored(row.stats, type: def.type) else { continue }
+                guard let a = Aggregate(storage: row.stats) else { continue }
                 running[row.variant] = running[row.variant].flatMap { $0 + a } ?? a
             }
             guard let control = running[c.control.key] else { continue }

@@ -320,15 +320,16 @@ public struct StoreTransaction {
         public var variant: String
         public var day: String
         public var segment: String
-        public var stats: JSON
+        /// The aggregate's storage text (see `Aggregate.storageText`).
+        public var stats: String
     }
 
     /// Inserts or replaces the aggregate of one metric, variant, day and segment.
-    public func upsertResult(key: String, metric: String, variant: String, day: String, segment: String, stats: JSON, source: String, at: String) throws {
+    public func upsertResult(key: String, metric: String, variant: String, day: String, segment: String, stats: String, source: String, at: String) throws {
         try db.execute(sql: """
             INSERT INTO results (key, metric, variant, day, segment, stats, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (key, segment, metric, variant, day) DO UPDATE SET stats = excluded.stats, source = excluded.source, updated_at = excluded.updated_at
-            """, arguments: [key, metric, variant, day, segment, stats.serialized(), source, at])
+            """, arguments: [key, metric, variant, day, segment, stats, source, at])
     }
 
     /// Aggregates of an experiment, for one segment ('' = all units), days up to `throughDay` when given.
@@ -341,8 +342,7 @@ public struct StoreTransaction {
         var out: [ResultRow] = []
         let cursor = try Row.fetchCursor(try db.cachedStatement(sql: sql), arguments: StatementArguments(args))
         while let row = try cursor.next() {
-            out.append(ResultRow(metric: row[0], variant: row[1], day: row[2], segment: row[3],
-                                 stats: (try? JSONParser.parse(row[4] as String)) ?? .null))
+            out.append(ResultRow(metric: row[0], variant: row[1], day: row[2], segment: row[3], stats: row[4]))
         }
         return out
     }
