@@ -119,7 +119,6 @@ public enum Aggregate: Sendable, Equatable {
         }
     }
 
-    /// Reads a stored aggregate (as written by ``json``).
     /// Compact storage form: a kind letter and the sums, comma-separated ("b,1000,95"). Stored rows are read
     /// once per day of data by every summary, so they avoid JSON objects.
     public var storageText: String {
