@@ -22,13 +22,16 @@ public struct RPCContext: Sendable {
     /// An identity the client claims to act for; recorded, never trusted.
     public var onBehalfOf: String?
     public var transport: Transport
+    /// The operating-system user id of a socket client, from the kernel.
+    public var peerUID: UInt32?
     /// Per-connection state a method may set (the socket client's "on behalf of" claim).
     public let session: Session
 
-    public init(principal: String, onBehalfOf: String? = nil, transport: Transport = .stdio) {
+    public init(principal: String, onBehalfOf: String? = nil, transport: Transport = .stdio, peerUID: UInt32? = nil) {
         self.principal = principal
         self.onBehalfOf = onBehalfOf
         self.transport = transport
+        self.peerUID = peerUID
         self.session = Session()
     }
 

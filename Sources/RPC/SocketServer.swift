@@ -54,11 +54,11 @@ public final class SocketServer: @unchecked Sendable {
             if ready <= 0 || fds[0].revents == 0 { continue }
             let client = accept(fd, nil, nil)
             if client < 0 { continue }
-            guard let principal = Self.peerPrincipal(client) else { close(client); continue }
+            guard let (principal, uid) = Self.peer(client) else { close(client); continue }
             lock.withLock { active += 1 }
             let thread = Thread { [self] in
                 let server = LineServer(dispatcher: dispatcher, input: client, output: client,
-                                        context: RPCContext(principal: principal, transport: .socket), shouldStop: shouldStop)
+                                        context: RPCContext(principal: principal, transport: .socket, peerUID: uid), shouldStop: shouldStop)
                 server.run()
                 close(client)
                 lock.withLock { active -= 1 }
@@ -71,14 +71,14 @@ public final class SocketServer: @unchecked Sendable {
         logger.info("stopped")
     }
 
-    /// The user name of the process at the other end of a Unix socket, from the kernel.
-    static func peerPrincipal(_ fd: Int32) -> String? {
+    /// The user name and id of the process at the other end of a Unix socket, from the kernel.
+    static func peer(_ fd: Int32) -> (String, UInt32)? {
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (Linux; glibc hides the type behind _GNU_SOURCE).
         var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
         var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 else { return nil }
-        if let pw = getpwuid(cred.uid), let name = pw.pointee.pw_name { return String(cString: name) }
-        return "uid:\(cred.uid)"
+        if let pw = getpwuid(cred.uid), let name = pw.pointee.pw_name { return (String(cString: name), cred.uid) }
+        return ("uid:\(cred.uid)", cred.uid)
     }
 }
 

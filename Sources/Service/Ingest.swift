@@ -435,6 +435,17 @@ extension RefereeService {
 
     func ingestMethod(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
         try p.rejectUnknown(["key", "path", "format", "allow_partial"])
+        if ctx.transport == .socket {
+            // The shared service reads files with its own rights: only accept a regular file that the client owns,
+            // so a client cannot make the service read what the client itself may not.
+            let path = try p.string("path")
+            var st = stat()
+            guard lstat(path, &st) == 0 else { throw FieldError(path: "path", message: "cannot read \(path)") }
+            guard (st.st_mode & S_IFMT) == S_IFREG, let uid = ctx.peerUID, st.st_uid == uid else {
+                throw RegistryError.forbidden("over the shared socket, results.ingest reads only regular files owned by the caller (\(ctx.principal)); \(path) is not",
+                                              details: ["principal": .string(ctx.principal), "path": .string(path)])
+            }
+        }
         let format = try p.has("format") ? p.choice("format", ["csv", "jsonl"]) : nil
         return try ingest(key: try p.string("key"), path: try p.string("path"), format: format,
                           allowPartial: try p.optionalBool("allow_partial") ?? false, principal: ctx.principal)

@@ -138,6 +138,23 @@ import RPC
         #expect(try call(socket, "server.info").status == 0)
     }
 
+    /// The shared service reads an ingestion file only if the connecting user owns it.
+    @Test(.enabled(if: getuid() == 0))
+    func socketIngestReadsOnlyTheCallersOwnFiles() throws {
+        let socket = dir.path("ing.sock"), store = dir.path("ing.sqlite")
+        let server = try startServer(store: store, socket: socket)
+        defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        #expect(try call(socket, "experiment.register", JSON.object(["experiment": exampleExperiment()]).serialized()).status == 0)
+        let csv = dir.path("rows.csv")
+        try "unit_id,variant,checkout_conversion\nu1,control,1\nu2,green,0\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        let params = JSON.object(["key": "checkout-green-button", "path": .string(csv)]).serialized()
+        #expect(try call(socket, "results.ingest", params).json?["loaded"] == true)
+        chown(csv, 65534, 65534)   // now owned by nobody: the root client does not own it
+        let refused = try call(socket, "results.ingest", params)
+        #expect(refused.status == 1)
+        #expect(refused.json?["code"] == 1004)
+    }
+
     /// Identity comes from the kernel: a process running as `nobody` is `nobody`, whatever --actor says.
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
     func principalComesFromPeerCredentials() throws {
