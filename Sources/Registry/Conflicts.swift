@@ -403,8 +403,15 @@ public struct ConflictIndex: Sendable {
             out = out.filter { f in lo == hi ? (f.windowStart <= lo && lo < f.windowEnd) : (f.windowStart < hi && lo < f.windowEnd) }
         }
         // Sort indices, not the findings themselves: moving large values dominates otherwise.
-        // Sort indices by precomputed keys, then permute once: moving large findings dominates otherwise.
-        let keys = out.map { $0.experiments.joined(separator: "\u{1}") + "\u{2}" + $0.kind.rawValue }
+        // Report order: by experiment keys, then kind. Rank every key once, sort integer triples, permute once.
+        let ranked = slotOf.keys.sorted()
+        var rank: [String: Int32] = [:]
+        rank.reserveCapacity(ranked.count)
+        for (i, key) in ranked.enumerated() { rank[key] = Int32(i) }
+        let kinds = FindingKind.allCases.map(\.rawValue).sorted()
+        let keys = out.map { f -> (Int32, Int32, Int) in
+            (rank[f.experiments[0]] ?? -1, f.experiments.count > 1 ? rank[f.experiments[1]] ?? -1 : -1, kinds.firstIndex(of: f.kind.rawValue) ?? 0)
+        }
         let order = out.indices.sorted { keys[$0] < keys[$1] }
         return order.map { out[$0] }
     }
