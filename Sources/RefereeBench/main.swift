@@ -33,8 +33,8 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 let only = CommandLine.arguments.dropFirst().first
 
 // MARK: conflicts
-if only == nil || only == "conflicts" || only == "conflicts-small" {
-    for n in only == "conflicts-small" ? [10_000] : [10_000, 30_000, 100_000] {
+if only == nil || only == "conflicts" {
+    for n in [10_000, 30_000, 100_000] {
         let span = n * 365 / 10_000  // 10,000 experiments a year: about 800 live at once, as in a large organisation
         let registry = randomRegistry(count: n, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: span)
         var t = now()
@@ -59,14 +59,6 @@ if only == nil || only == "conflicts" || only == "conflicts-small" {
         let all = index.scan()
         report("conflicts.scan n=\(n)", (now() - t) * 1000, "ms", ["findings": all.count])
     }
-}
-
-if only == "scan-profile" {
-    let registry = randomRegistry(count: 100_000, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: 3650)
-    let index = ConflictIndex(registry)
-    let t = now()
-    let all = index.scan()
-    report("conflicts.scan n=100000", (now() - t) * 1000, "ms", ["findings": all.count])
 }
 
 // MARK: assignment
@@ -311,8 +303,7 @@ if only == nil || only == "summary" {
         }
     }
     var times: [Double] = []
-    let repeats = Int(ProcessInfo.processInfo.environment["REFEREE_BENCH_SUMMARY_REPEATS"] ?? "") ?? 20
-    for _ in 0..<repeats {
+    for _ in 0..<20 {
         let t = now()
         let s = call("results.summary", ["key": "big", "as_of": "2026-04-02T00:00:00Z"])
         times.append(now() - t)

@@ -29,12 +29,16 @@ struct ResultsContext {
 
 extension RefereeService {
     func resultsContext(_ key: String) throws -> ResultsContext {
-        guard let record = try store.read({ tx in try tx.experiment(key) }) else { throw RegistryError.notFound(key) }
+        // The record and the protocol version it was held to, from one snapshot.
+        let held = try store.read { tx -> (ExperimentRecord, ExperimentProtocol)? in
+            guard let record = try tx.experiment(key) else { return nil }
+            return (record, try heldProtocol(record, tx))
+        }
+        guard let (record, proto) = held else { throw RegistryError.notFound(key) }
         let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
         guard let doc, let control = doc.variants.first(where: \.isControl) else {
             throw RPCError.internalError("stored document of \(key) cannot be read")
         }
-        let proto = try store.read { tx in try heldProtocol(record, tx) }
         return ResultsContext(record: record, doc: doc, proto: proto, catalog: protocols.catalog, control: control,
                               treatments: doc.variants.filter { !$0.isControl })
     }
