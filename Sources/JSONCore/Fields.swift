@@ -130,6 +130,7 @@ public struct Fields: Sendable {
 
     /// Rejects members not in `allowed`, so typos are reported rather than ignored.
     public func rejectUnknown(_ allowed: Set<String>) throws(FieldError) {
+        guard members.keys.contains(where: { !allowed.contains($0) }) else { return }
         if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
             throw FieldError(path: fieldPath(unknown), message: "is not a known field; expected one of \(allowed.sorted().joined(separator: ", "))")
         }

@@ -96,7 +96,7 @@ public struct JSONParser {
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSON {
         guard depth <= limits.maxDepth else { throw error("nesting deeper than \(limits.maxDepth) levels", limit: true) }
         index += 1
-        var object: [String: JSON] = [:]
+        var object: [String: JSON] = Dictionary(minimumCapacity: 8)
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
         while true {
@@ -163,8 +163,9 @@ public struct JSONParser {
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         guard index - start <= 400 else { throw error("number literal longer than 400 characters", limit: true) }
-        if let fast = Self.fastDouble(UnsafeBufferPointer(rebasing: bytes[start..<index])) { return fast }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        let literal = UnsafeBufferPointer(rebasing: bytes[start..<index])
+        if let fast = Self.fastDouble(literal) { return fast }
+        let text = String(decoding: literal, as: UTF8.self)
         guard let value = Double(text), value.isFinite else {
             index = start
             throw error("number \(text.prefix(40)) is outside the range of a double", limit: true)

@@ -19,7 +19,7 @@ extension JSON {
         case .null: out.append(contentsOf: "null".utf8)
         case .raw(let text): out.append(contentsOf: text.utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .number(let d): out.append(contentsOf: JSON.format(d).utf8)
+        case .number(let d): JSON.writeNumber(d, into: &out)
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let a):
             out.append(UInt8(ascii: "["))
@@ -76,7 +76,25 @@ extension JSON {
         return "\(d)"
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// Appends a number as ``write(into:)`` does; for hand-written encoders of hot results.
+    public static func writeNumber(_ d: Double, into out: inout [UInt8]) {
+        if d.rounded() == d, abs(d) < 9_007_199_254_740_992 {
+            var v = Int64(d)
+            if v == 0 { out.append(0x30); return }
+            if v < 0 { out.append(UInt8(ascii: "-")); v = -v }
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 16 digits
+            withUnsafeMutableBytes(of: &digits) { buf in
+                var i = buf.count
+                while v > 0 { i -= 1; buf[i] = 0x30 + UInt8(v % 10); v /= 10 }
+                out.append(contentsOf: buf[i...])
+            }
+            return
+        }
+        if d.isFinite { out.append(contentsOf: d.description.utf8) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// Appends a string literal with escaping as ``write(into:)`` does.
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Most strings need no escaping: copy them whole.
         if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {

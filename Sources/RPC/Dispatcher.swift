@@ -69,63 +69,67 @@ public final class Dispatcher: @unchecked Sendable {
             value = try JSONParser.parse(line, limits: limits.json)
         } catch where error.isLimit {
             // Well-formed so far but over a configured limit: say which, not "parse error".
-            return encode(response(id: .null, error: RPCError(
+            return encode(.failure(id: .null, error: RPCError(
                 code: .invalidRequest, message: "Invalid request: \(error.reason) (byte \(error.offset)); raise the limit or split the request",
                 data: ["reason": "limit_exceeded", "limit": "json", "detail": .string(error.reason), "offset": JSON(error.offset)])))
         } catch {
-            return encode(response(id: .null, error: .parseError(error.reason, offset: error.offset)))
+            return encode(.failure(id: .null, error: .parseError(error.reason, offset: error.offset)))
         }
-        guard let reply = handle(message: value, context: context) else { return nil }
-        return encode(reply)
+        return reply(to: value, context: context).map(encode)
     }
 
     /// An error response for a line that could not even be read (e.g. oversized).
     public func errorLine(_ error: RPCError) -> [UInt8] {
-        encode(response(id: .null, error: error))
+        encode(.failure(id: .null, error: error))
     }
 
+    /// Handles a request already in memory (in-process callers); nil when nothing is due.
     public func handle(message: JSON, context: RPCContext) -> JSON? {
+        reply(to: message, context: context)?.json
+    }
+
+    private func reply(to message: JSON, context: RPCContext) -> Reply? {
         if case .array(let batch) = message {
-            guard !batch.isEmpty else { return response(id: .null, error: .invalidRequest("empty batch")) }
+            guard !batch.isEmpty else { return .failure(id: .null, error: .invalidRequest("empty batch")) }
             guard batch.count <= limits.maxBatch else {
-                return response(id: .null, error: RPCError(
+                return .failure(id: .null, error: RPCError(
                     code: .invalidRequest,
                     message: "Invalid request: batch of \(batch.count) requests exceeds the limit of \(limits.maxBatch); split it",
                     data: ["reason": "limit_exceeded", "limit": "max_batch", "max": JSON(limits.maxBatch), "got": JSON(batch.count)]))
             }
             let replies = batch.compactMap { handleSingle($0, context: context) }
-            return replies.isEmpty ? nil : .array(replies)
+            return replies.isEmpty ? nil : .batch(replies)
         }
         return handleSingle(message, context: context)
     }
 
-    private func handleSingle(_ message: JSON, context: RPCContext) -> JSON? {
+    private func handleSingle(_ message: JSON, context: RPCContext) -> Reply? {
         guard case .object(let envelope) = message else {
-            return response(id: .null, error: .invalidRequest("a request must be a JSON object, got \(message.typeName)"))
+            return .failure(id: .null, error: .invalidRequest("a request must be a JSON object, got \(message.typeName)"))
         }
         let id = envelope["id"]
         if let id {
             switch id {
             case .string, .number, .null: break
-            default: return response(id: .null, error: .invalidRequest("id must be a string, a number or null, got \(id.typeName)"))
+            default: return .failure(id: .null, error: .invalidRequest("id must be a string, a number or null, got \(id.typeName)"))
             }
         }
         let replyID = id ?? .null
         guard envelope["jsonrpc"] == .string("2.0") else {
-            return response(id: replyID, error: .invalidRequest("jsonrpc must be \"2.0\""))
+            return .failure(id: replyID, error: .invalidRequest("jsonrpc must be \"2.0\""))
         }
         guard case .string(let method)? = envelope["method"] else {
-            return response(id: replyID, error: .invalidRequest("method must be a string"))
+            return .failure(id: replyID, error: .invalidRequest("method must be a string"))
         }
-        if let extra = envelope.keys.sorted().first(where: { !["jsonrpc", "id", "method", "params"].contains($0) }) {
-            return response(id: replyID, error: .invalidRequest("unknown member \"\(extra)\" in the request envelope"))
+        if let extra = envelope.keys.sorted().first(where: { !Self.envelopeMembers.contains($0) }) {
+            return .failure(id: replyID, error: .invalidRequest("unknown member \"\(extra)\" in the request envelope"))
         }
         let params = envelope["params"]
         if let params {
             switch params {
             case .object: break
-            case .array: return id == nil ? nil : response(id: replyID, error: .invalidParams(path: "params", "must be an object with named fields; positional params are not supported"))
-            default: return response(id: replyID, error: .invalidRequest("params must be an object or an array"))
+            case .array: return id == nil ? nil : .failure(id: replyID, error: .invalidParams(path: "params", "must be an object with named fields; positional params are not supported"))
+            default: return .failure(id: replyID, error: .invalidRequest("params must be an object or an array"))
             }
         }
         let result: Result<JSON, RPCError>
@@ -140,19 +144,58 @@ public final class Dispatcher: @unchecked Sendable {
         }
         guard id != nil else { return nil }  // notification
         switch result {
-        case .success(let value): return .object(["jsonrpc": "2.0", "id": replyID, "result": value])
-        case .failure(let error): return response(id: replyID, error: error)
+        case .success(let value): return .success(id: replyID, result: value)
+        case .failure(let error): return .failure(id: replyID, error: error)
         }
     }
 
-    private func response(id: JSON, error: RPCError) -> JSON {
-        .object(["jsonrpc": "2.0", "id": id, "error": error.json])
-    }
+    private static let envelopeMembers: Set<String> = ["jsonrpc", "id", "method", "params"]
 
-    private func encode(_ value: JSON) -> [UInt8] {
+    private func encode(_ reply: Reply) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(512)
-        value.write(into: &out)
+        reply.write(into: &out)
         return out
+    }
+}
+
+/// A response before it is framed: as a JSON value for in-process callers, or written straight to bytes
+/// (the same canonical text) for the wire.
+enum Reply {
+    case success(id: JSON, result: JSON)
+    case failure(id: JSON, error: RPCError)
+    case batch([Reply])
+
+    var json: JSON {
+        switch self {
+        case .success(let id, let result): .object(["jsonrpc": "2.0", "id": id, "result": result])
+        case .failure(let id, let error): .object(["jsonrpc": "2.0", "id": id, "error": error.json])
+        case .batch(let replies): .array(replies.map(\.json))
+        }
+    }
+
+    /// Members in canonical (sorted) order: error, id, jsonrpc, result.
+    func write(into out: inout [UInt8]) {
+        switch self {
+        case .success(let id, let result):
+            out.append(contentsOf: #"{"id":"#.utf8)
+            id.write(into: &out)
+            out.append(contentsOf: #","jsonrpc":"2.0","result":"#.utf8)
+            result.write(into: &out)
+            out.append(UInt8(ascii: "}"))
+        case .failure(let id, let error):
+            out.append(contentsOf: #"{"error":"#.utf8)
+            error.json.write(into: &out)
+            out.append(contentsOf: #","id":"#.utf8)
+            id.write(into: &out)
+            out.append(contentsOf: #","jsonrpc":"2.0"}"#.utf8)
+        case .batch(let replies):
+            out.append(UInt8(ascii: "["))
+            for (i, reply) in replies.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                reply.write(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
     }
 }

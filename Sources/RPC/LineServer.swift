@@ -30,33 +30,66 @@ public final class LineServer {
         var reader = LineReader(fd: input, maxLineBytes: dispatcher.limits.maxLineBytes)
         let stop = shouldStop
         reader.interrupted = { SignalFlag.isRaised || stop() }
+        // Replies to a pipelined burst go out together: held until the reader has no complete line left
+        // (it is about to wait), a buffer's worth has built up, or the oldest has waited a millisecond.
+        var output = ReplyBuffer(fd: self.output)
+        reader.idle = { output.flush() }
         let maxLine = dispatcher.limits.maxLineBytes
         reader.forEach { item in
             switch item {
             case .line(let bytes):
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
-                if let reply = dispatcher.handle(line: bytes, context: context) { write(reply) }
+                if let reply = dispatcher.handle(line: bytes, context: context) { output.append(reply) }
             case .oversized(let count):
                 logger.warning("refused a line of \(count) bytes (limit \(maxLine))")
-                write(dispatcher.errorLine(RPCError(
+                output.append(dispatcher.errorLine(RPCError(
                     code: .invalidRequest,
                     message: "Invalid request: line of \(count) bytes exceeds the limit of \(maxLine) bytes (--max-line-bytes)",
                     data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(maxLine), "got": JSON(count)])))
             }
             return !(SignalFlag.isRaised || stop())
         }
+        output.flush()
+    }
+}
+
+/// Reply lines waiting to be written in one system call.
+struct ReplyBuffer {
+    private let fd: Int32
+    private var bytes: [UInt8] = []
+    private var oldest: UInt64 = 0
+    private static let flushBytes = 1 << 16
+    private static let maxWaitNanoseconds: UInt64 = 1_000_000
+
+    init(fd: Int32) {
+        self.fd = fd
+        bytes.reserveCapacity(Self.flushBytes * 2)
     }
 
-    private func write(_ reply: [UInt8]) {
-        var bytes = reply
+    mutating func append(_ reply: [UInt8]) {
+        let now = Self.monotonicNanoseconds()
+        if bytes.isEmpty { oldest = now }
+        bytes.append(contentsOf: reply)
         bytes.append(0x0A)
+        if bytes.count >= Self.flushBytes || now - oldest >= Self.maxWaitNanoseconds { flush() }
+    }
+
+    mutating func flush() {
+        guard !bytes.isEmpty else { return }
         bytes.withUnsafeBufferPointer { buf in
             var offset = 0
             while offset < buf.count {
-                let n = Glibc.write(output, buf.baseAddress! + offset, buf.count - offset)
+                let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
                 if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
             }
         }
+        bytes.removeAll(keepingCapacity: bytes.capacity <= Self.flushBytes * 4)
+    }
+
+    private static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }
 

@@ -36,7 +36,7 @@ extension RefereeService {
     func get(_ p: Fields) throws -> JSON {
         try p.rejectUnknown(["key"])
         let key = try p.string("key")
-        guard let record = try store.readStatement({ tx in try tx.experimentWire(key) }) else { throw RegistryError.notFound(key) }
+        guard let record = try store.experimentWire(key) else { throw RegistryError.notFound(key) }
         return record
     }
 

@@ -1,6 +1,11 @@
 import RPC
 import JSONCore
 import Statistics
+import Dispatch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `stats.*`: the statistics module over the control interface. Inputs are sufficient statistics;
 /// degenerate input is error 1009 `invalid_input` naming the field.
@@ -30,6 +35,15 @@ extension RefereeService {
     static let compareFields: Set<String> = ["metric", "control", "treatment", "difference", "test", "variance", "alpha",
                                              "alternative", "analysis", "prior", "sequential_tuning"]
 
+    static let binomialFields: Set<String> = ["n", "successes"]
+    static let momentFields: Set<String> = ["sum", "sum_squares"]
+    static let meanVarianceFields: Set<String> = ["n", "mean", "variance"]
+    static let sumFields: Set<String> = ["n", "sum", "sum_squares"]
+    static let differenceChoices = DifferenceKind.allCases.map(\.rawValue)
+    static let testChoices = TestKind.allCases.map(\.rawValue)
+    static let varianceChoices = ProportionVariance.allCases.map(\.rawValue)
+    static let alternativeChoices = Alternative.allCases.map(\.rawValue)
+
     /// Decodes and runs one `stats.compare`.
     static func compare(_ p: Fields) throws -> ComparisonResult {
         try p.rejectUnknown(compareFields)
@@ -51,11 +65,11 @@ extension RefereeService {
             arms = .nps(control: try npsArm(control), treatment: try npsArm(treatment))
         }
         var options = CompareOptions()
-        options.difference = DifferenceKind(rawValue: try p.choice("difference", DifferenceKind.allCases.map(\.rawValue), default: "absolute"))!
-        if p.has("test") { options.test = TestKind(rawValue: try p.choice("test", TestKind.allCases.map(\.rawValue))) }
-        options.variance = ProportionVariance(rawValue: try p.choice("variance", ProportionVariance.allCases.map(\.rawValue), default: "pooled"))!
+        options.difference = DifferenceKind(rawValue: try p.choice("difference", Self.differenceChoices, default: "absolute"))!
+        if p.has("test") { options.test = TestKind(rawValue: try p.choice("test", Self.testChoices)) }
+        options.variance = ProportionVariance(rawValue: try p.choice("variance", Self.varianceChoices, default: "pooled"))!
         options.alpha = try p.optionalDouble("alpha") ?? 0.05
-        options.alternative = Alternative(rawValue: try p.choice("alternative", Alternative.allCases.map(\.rawValue), default: "two-sided"))!
+        options.alternative = Alternative(rawValue: try p.choice("alternative", Self.alternativeChoices, default: "two-sided"))!
         switch try p.choice("analysis", ["fixed", "sequential", "bayesian"], default: "fixed") {
         case "sequential":
             options.analysis = .sequential(tuning: try p.optionalDouble("sequential_tuning") ?? 5000)
@@ -82,21 +96,21 @@ extension RefereeService {
     static func isSequential(_ a: Analysis) -> Bool { if case .sequential = a { true } else { false } }
 
     static func binomialArm(_ f: Fields) throws -> BinomialArm {
-        try f.rejectUnknown(["n", "successes"])
+        try f.rejectUnknown(Self.binomialFields)
         return BinomialArm(n: try f.double("n"), successes: try f.double("successes"))
     }
 
     static func moments(_ f: Fields) throws -> Moments {
-        try f.rejectUnknown(["sum", "sum_squares"])
+        try f.rejectUnknown(Self.momentFields)
         return Moments(sum: try f.double("sum"), sumSquares: try f.double("sum_squares"))
     }
 
     static func continuousArm(_ f: Fields) throws -> ContinuousArm {
         if f.has("mean") || f.has("variance") {
-            try f.rejectUnknown(["n", "mean", "variance"])
+            try f.rejectUnknown(Self.meanVarianceFields)
             return .moments(n: try f.double("n"), mean: try f.double("mean"), variance: try f.double("variance"))
         }
-        try f.rejectUnknown(["n", "sum", "sum_squares"])
+        try f.rejectUnknown(Self.sumFields)
         return .sums(n: try f.double("n"), sum: try f.double("sum"), sumSquares: try f.double("sum_squares"))
     }
 
@@ -119,23 +133,58 @@ extension RefereeService {
     }
 
     /// `stats.compare_batch {comparisons}` → `{results: [result | {error}]}`; one bad comparison never fails the rest.
+    /// The comparisons are independent: they run on every core and are written straight to wire text.
     static func compareBatch(_ p: Fields) throws -> JSON {
         try p.rejectUnknown(["comparisons"])
         let items = try p.array("comparisons")
-        var results: [JSON] = []
-        results.reserveCapacity(items.count)
-        for (i, item) in items.enumerated() {
-            do {
-                results.append(try compare(try Fields(item, path: "comparisons[\(i)]")).json)
-            } catch let e as FieldError {
-                results.append(["error": RPCError.invalidParams(e).json])
-            } catch let e as StatisticsError {
-                var error = e
-                error.field = "comparisons[\(i)].\(e.field)"
-                results.append(["error": error.rpc.json])
+        let workers = min(max(1, items.count / 256), max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let parts = Mutex([[UInt8]](repeating: [], count: workers))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var out: [UInt8] = []
+            out.reserveCapacity(items.count / workers * 360)
+            for i in stride(from: items.count * w / workers, to: items.count * (w + 1) / workers, by: 1) {
+                if i > items.count * w / workers { out.append(UInt8(ascii: ",")) }
+                compareResult(items[i], index: i).write(into: &out)
+            }
+            parts.withLock { $0[w] = out }
+        }
+        var out: [UInt8] = []
+        out.append(contentsOf: #"{"results":["#.utf8)
+        parts.withLock { parts in
+            for (w, part) in parts.enumerated() where !part.isEmpty {
+                if w > 0 && out.last != UInt8(ascii: "[") { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: part)
             }
         }
-        return ["results": .array(results)]
+        out.append(contentsOf: "]}".utf8)
+        return .raw(String(decoding: out, as: UTF8.self))
+    }
+
+    /// One comparison of a batch: its result, or its error with the field path inside the batch.
+    private static func compareResult(_ item: JSON, index i: Int) -> BatchItem {
+        do {
+            return .result(try compare(try Fields(item, path: "comparisons[\(i)]")))
+        } catch let e as FieldError {
+            return .error(["error": RPCError.invalidParams(e).json])
+        } catch let e as StatisticsError {
+            var error = e
+            error.field = "comparisons[\(i)].\(e.field)"
+            return .error(["error": error.rpc.json])
+        } catch {
+            return .error(["error": RPCError.internalError("\(error)").json])
+        }
+    }
+
+    private enum BatchItem {
+        case result(ComparisonResult)
+        case error(JSON)
+
+        func write(into out: inout [UInt8]) {
+            switch self {
+            case .result(let r): r.write(into: &out)
+            case .error(let e): e.write(into: &out)
+            }
+        }
     }
 
     static func chanceToBeat(_ p: Fields) throws -> JSON {
@@ -243,7 +292,7 @@ extension RefereeService {
         try p.rejectUnknown(["control", "treatment", "alternative", "use_continuity"])
         let r = try MannWhitney.test(
             control: try p.doubles("control"), treatment: try p.doubles("treatment"),
-            alternative: Alternative(rawValue: try p.choice("alternative", Alternative.allCases.map(\.rawValue), default: "two-sided"))!,
+            alternative: Alternative(rawValue: try p.choice("alternative", Self.alternativeChoices, default: "two-sided"))!,
             useContinuity: try p.optionalBool("use_continuity") ?? true)
         return ["u_treatment": .number(r.uTreatment), "u_control": .number(r.uControl), "p_value": .number(r.pValue)]
     }
@@ -262,5 +311,43 @@ extension ComparisonResult {
         if let chanceToWin { o["chance_to_win"] = .number(chanceToWin) }
         if let risk { o["risk"] = [.number(risk.control), .number(risk.treatment)] }
         return .object(o)
+    }
+
+    /// Writes exactly `json.serialized()` without building it: members in canonical (sorted) order.
+    func write(into out: inout [UInt8]) {
+        var first = true
+        func key(_ name: StaticString) {
+            out.append(UInt8(ascii: first ? "{" : ","))
+            first = false
+            out.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(contentsOf: "\":".utf8)
+        }
+        func number(_ d: Double?) {
+            if let d { JSON.writeNumber(d, into: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        func arm(_ a: ArmSummary) {
+            out.append(contentsOf: #"{"mean":"#.utf8)
+            number(a.mean)
+            out.append(contentsOf: #","n":"#.utf8)
+            number(a.n)
+            out.append(UInt8(ascii: "}"))
+        }
+        if let chanceToWin { key("chance_to_win"); number(chanceToWin) }
+        key("ci"); out.append(UInt8(ascii: "[")); number(ci.lower); out.append(UInt8(ascii: ",")); number(ci.upper); out.append(UInt8(ascii: "]"))
+        key("control"); arm(control)
+        key("df"); number(df)
+        key("difference"); JSON.writeString(difference.rawValue, into: &out)
+        key("estimate"); number(estimate)
+        key("p_value"); number(pValue)
+        if let risk {
+            key("risk"); out.append(UInt8(ascii: "[")); number(risk.control); out.append(UInt8(ascii: ",")); number(risk.treatment)
+            out.append(UInt8(ascii: "]"))
+        }
+        key("se"); number(se)
+        key("significant"); out.append(contentsOf: (significant ? "true" : "false").utf8)
+        key("statistic"); number(statistic)
+        key("treatment"); arm(treatment)
+        out.append(UInt8(ascii: "}"))
     }
 }

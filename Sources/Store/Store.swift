@@ -99,6 +99,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 public final class Store: @unchecked Sendable {
     let writer: any DatabaseWriter
     public let path: String
+    /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory stores).
+    private let wireCache: CommitCache<String, JSON?>?
 
     /// Opens (creating if needed) the store at `path`; `":memory:"` gives a private in-memory store for tests.
     public init(path: String) throws(StoreError) {
@@ -125,6 +127,7 @@ public final class Store: @unchecked Sendable {
                 }
                 try Store.migrator.migrate(opened)
                 writer = opened
+                wireCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
                 break
             } catch let error as DatabaseError where attempt < 200 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
                                                                            || (error.message ?? "").contains("already exists")) {
@@ -152,8 +155,16 @@ public final class Store: @unchecked Sendable {
 
     /// Runs one statement outside a transaction (a single SELECT is its own consistent snapshot): the hot
     /// read path of `experiment.get`.
-    public func readStatement<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+    func readStatement<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         try writer.unsafeReentrantRead { db in try body(StoreTransaction(db: db)) }
+    }
+
+    /// The record of `key` as `experiment.get` returns it, as wire text (`.raw`); answered from memory
+    /// while nobody, in any process, has committed since it was read.
+    public func experimentWire(_ key: String) throws -> JSON? {
+        let load = { try self.readStatement { tx in try tx.experimentWire(key).map { JSON.raw($0.serialized()) } } }
+        guard let wireCache else { return try load() }
+        return try wireCache.value(key, load: load)
     }
 
     /// Runs `body` on a consistent snapshot.

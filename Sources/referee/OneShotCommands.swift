@@ -126,7 +126,8 @@ struct TransitionCommand: ParsableCommand {
             service.install(on: dispatcher)
             let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "experiment.get", "params": ["key": .string(key)]],
                                           context: RPCContext(principal: options.principal))
-            expected = reply?["result"]?["version"]?.intValue
+            // The record arrives as wire text: read it as a client would.
+            expected = reply.flatMap { try? JSONParser.parse($0.serialized()) }?["result"]?["version"]?.intValue
         }
         var params: [String: JSON] = ["key": .string(key), "to": .string(state), "version": JSON(expected ?? 0)]
         if let reason { params["reason"] = .string(reason) }

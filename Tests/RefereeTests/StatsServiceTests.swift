@@ -1,5 +1,6 @@
 import Testing
 import JSONCore
+import RPC
 
 /// The statistics methods over the control interface, checked against the public reference values
 /// of ../shared/reference/STATISTICS.md.
@@ -84,5 +85,57 @@ import JSONCore
         #expect(results[1]["error"]?["data"]?["field"]?.stringValue?.hasPrefix("comparisons[1].control") == true)
         #expect(results[2]["chance_to_win"]?.doubleValue != nil)
         #expect(results[2]["risk"]?.arrayValue?.count == 2)
+    }
+}
+
+/// `stats.compare_batch` writes its results straight to wire text on several threads: that text must be
+/// byte for byte what `stats.compare` gives for each comparison, in order.
+@Suite struct CompareBatchEncodingTests {
+    @Test func batchTextEqualsSingleComparisons() throws {
+        let client = try TestClient()
+        var rng = SystemRandomNumberGenerator()
+        func u(_ range: ClosedRange<Double>) -> JSON { .number(Double.random(in: range, using: &rng)) }
+        func n() -> JSON { JSON(Int.random(in: 20...100_000, using: &rng)) }
+        var items: [JSON] = []
+        for i in 0..<1500 {
+            var item: [String: JSON]
+            switch i % 5 {
+            case 0: item = ["metric": "binomial", "control": ["n": 5000, "successes": JSON(Int.random(in: 1...4999))], "treatment": ["n": 4800, "successes": JSON(Int.random(in: 1...4799))]]
+            case 1: item = ["metric": "continuous", "control": ["n": n(), "mean": u(1...20), "variance": u(0.5...9)], "treatment": ["n": n(), "mean": u(1...20), "variance": u(0.5...9)]]
+            case 2: item = ["metric": "continuous", "control": ["n": 100, "sum": u(100...2000), "sum_squares": u(30_000...90_000)], "treatment": ["n": 120, "sum": u(100...2000), "sum_squares": u(40_000...90_000)], "difference": "relative"]
+            case 3: item = ["metric": "nps", "control": ["promoters": n(), "passives": n(), "detractors": n()], "treatment": ["promoters": n(), "passives": n(), "detractors": n()]]
+            default: item = ["metric": "binomial", "control": ["n": 900, "successes": 90], "treatment": ["n": 1000, "successes": JSON(Int.random(in: 60...140))]]
+            }
+            switch i % 7 {
+            case 0: item["analysis"] = "bayesian"
+            case 1: item["analysis"] = "sequential"
+            case 2: item["alternative"] = "greater"
+            case 3: item["alpha"] = u(0.001...0.2)
+            default: break
+            }
+            items.append(.object(item))
+        }
+        let batch = try #require(client.dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "stats.compare_batch", "params": ["comparisons": .array(items)]],
+                                                         context: RPCContext(principal: "pm.alice"))?["result"])
+        let parsed = try #require(try JSONParser.parse(batch.serialized())["results"]?.arrayValue)
+        #expect(parsed.count == items.count)
+        var expected: [UInt8] = Array(#"{"results":["#.utf8)
+        var errors = 0
+        for (i, item) in items.enumerated() {
+            if i > 0 { expected.append(UInt8(ascii: ",")) }
+            let single = try #require(client.dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "stats.compare", "params": item],
+                                                              context: RPCContext(principal: "pm.alice")))
+            if let result = single["result"] {
+                result.write(into: &expected)
+            } else {
+                // Degenerate random input: the batch carries the same error, its field placed inside the batch.
+                errors += 1
+                #expect(parsed[i]["error"]?["code"] == single["error"]?["code"])
+                parsed[i].write(into: &expected)
+            }
+        }
+        #expect(errors < items.count / 10)
+        expected.append(contentsOf: "]}".utf8)
+        #expect(batch.serialized() == String(decoding: expected, as: UTF8.self))
     }
 }

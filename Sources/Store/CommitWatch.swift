@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Tells, without a system call, whether any connection in any process has committed to a WAL-mode
+/// store since a moment, so a hot read can be answered from memory.
+///
+/// SQLite keeps the WAL-index header in the `-shm` file, mapped shared by every connection (database
+/// file format, section 4.5): two copies of a 48-byte header, the second written first, so equal
+/// copies are a consistent header. Every commit changes it (the frame count grows, or the salt changes
+/// when the log restarts), and a checkpoint changes nothing readers can see. Equal headers at two
+/// moments therefore mean no commit happened in between; any doubt (copies differ mid-write, the file
+/// is not initialised) answers "unknown" and the caller reads the database.
+final class CommitWatch: @unchecked Sendable {
+    /// The header's bytes at one moment.
+    struct Token: Equatable {
+        var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        static func == (a: Token, b: Token) -> Bool {
+            a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2
+                && a.words.3 == b.words.3 && a.words.4 == b.words.4 && a.words.5 == b.words.5
+        }
+    }
+
+    private static let headerBytes = 48
+    private static let mappedBytes = 2 * headerBytes
+    private let fd: Int32
+    private let base: UnsafeRawPointer
+
+    /// Maps the `-shm` file of the store at `path`; nil when there is none (not WAL, not opened yet).
+    /// The store's own connections keep the file alive and initialised while this object exists.
+    init?(storePath path: String) {
+        let fd = open(path + "-shm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, Int(info.st_size) >= Self.mappedBytes,
+              let mapped = mmap(nil, Self.mappedBytes, PROT_READ, MAP_SHARED, fd, 0), mapped != MAP_FAILED
+        else {
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        self.base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(mutating: base), Self.mappedBytes)
+        close(fd)
+    }
+
+    /// The current header, or nil when it cannot be trusted right now.
+    func token() -> Token? {
+        let first = read(at: 0)
+        atomicMemoryFence(ordering: .acquiring)
+        let second = read(at: Self.headerBytes)
+        // Byte 12 is `isInit`; a header that is not initialised says nothing.
+        guard first == second, base.load(fromByteOffset: 12, as: UInt8.self) == 1 else { return nil }
+        return first
+    }
+
+    private func read(at offset: Int) -> Token {
+        let p = base + offset
+        return Token(words: (p.loadUnaligned(fromByteOffset: 0, as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                             p.loadUnaligned(fromByteOffset: 16, as: UInt64.self), p.loadUnaligned(fromByteOffset: 24, as: UInt64.self),
+                             p.loadUnaligned(fromByteOffset: 32, as: UInt64.self), p.loadUnaligned(fromByteOffset: 40, as: UInt64.self)))
+    }
+}
+
+/// Answers of one read method, kept while no commit happens anywhere; emptied by the next commit.
+final class CommitCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private struct State {
+        var token: CommitWatch.Token?
+        var entries: [Key: Value] = [:]
+    }
+    private let watch: CommitWatch
+    private let capacity: Int
+    private let state = Mutex(State())
+
+    init(watch: CommitWatch, capacity: Int = 4096) {
+        self.watch = watch
+        self.capacity = capacity
+    }
+
+    /// The cached answer for `key` when no commit happened since it was read; otherwise `load()`'s answer,
+    /// remembered only if no commit happened while it ran (so it is the answer at a known header).
+    func value(_ key: Key, load: () throws -> Value) rethrows -> Value {
+        guard let before = watch.token() else { return try load() }
+        let hit: Value? = state.withLock { s in
+            if s.token != before { s.token = before; s.entries.removeAll(keepingCapacity: true) }
+            return s.entries[key]
+        }
+        if let hit { return hit }
+        let value = try load()
+        guard watch.token() == before else { return value }
+        state.withLock { s in
+            guard s.token == before else { return }
+            if s.entries.count >= capacity { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[key] = value
+        }
+        return value
+    }
+}
