@@ -1,17 +1,20 @@
 import Foundation
+import Synchronization
 import RPC
 import Registry
 import Store
 import JSONCore
 import Statistics
 
-/// Streams unit-level rows (CSV or JSON lines) into additive aggregates with bounded memory.
+/// Streams unit-level rows (CSV or JSON lines) into additive aggregates with bounded memory, on every core.
 ///
-/// Pass 1 reads the file once, validates every row and spills compact fixed-size records into 64 partition
-/// files by a 64-bit fingerprint of the unit id. Pass 2 loads one partition at a time, groups rows by unit,
-/// excludes units seen in more than one variant, folds each unit's rows (sums; 0/1 metrics take the maximum;
-/// the first day is the unit's exposure day) and adds them to per-metric, per-variant, per-day aggregates.
-/// Memory is one partition (about 1/64 of the file's records), whatever the file size.
+/// Pass 1 splits a CSV file into byte ranges at line boundaries, one per worker; each worker validates its
+/// rows and spills compact fixed-size records into partition files by a 64-bit fingerprint of the unit id.
+/// Pass 2 takes one partition at a time per worker, groups its records by unit with a hash table, excludes
+/// units seen in more than one variant, folds each unit's rows in file order (sums; 0/1 metrics take the
+/// maximum; the first day is the unit's exposure day) and adds them to flat per-metric, per-variant,
+/// per-day accumulators, which the workers sum at the end. Memory is a partition's records per worker
+/// (about 1/128 of the file's records each) plus write buffers, whatever the file size.
 final class Ingestor {
     struct Problem { var line: Int; var kind: String; var message: String }
 
@@ -30,6 +33,12 @@ final class Ingestor {
     private(set) var unitsExcluded = 0
     private(set) var unitsLoaded = 0
 
+    /// A CSV body shorter than this per worker is read by fewer workers (tests lower it to exercise the split).
+    var bytesPerWorker = 4 << 20
+    /// Upper bound on workers in each pass.
+    var maxWorkers = min(4, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    static let partitions = 128
+
     private var columns: [Column] = []
     private var metrics: [MetricSlot] = []
     private var valueCount = 0             // value slots in memory: 4 per metric (value, pre, numerator, denominator)
@@ -37,8 +46,6 @@ final class Ingestor {
     private var usedSlots: [Int] = []
     /// Record position of each slot, or -1 when no column fills it.
     private var recordPosition: [Int] = []
-    private var days: [String] = []
-    private var dayIndex: [String: UInt16] = [:]
     private let variants: [String]
 
     init(context: ResultsContext, allowPartial: Bool, progress: ((Int, Int) -> Void)? = nil) {
@@ -57,243 +64,181 @@ final class Ingestor {
     typealias Totals = [String: [String: [String: Aggregate]]]
 
     func run(path: String, format: String) throws -> Totals {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw RPCError.invalidParams(path: "path", "cannot open \(path) for reading")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RPCError.invalidParams(path: "path", "cannot open \(path) for reading") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else {
+            throw RPCError.invalidParams(path: "path", "cannot read \(path): not a regular file")
         }
-        defer { try? handle.close() }
+        let size = Int(info.st_size)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-ingest-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let partitions = 64
-        var spills = (0..<partitions).map { _ in [UInt8]() }
-        let files: [FileHandle] = try (0..<partitions).map { i in
-            let url = dir.appendingPathComponent("p\(i)")
-            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
-            return try FileHandle(forWritingTo: url)
+
+        // The header (CSV) is read here; the body is split between workers at line boundaries.
+        var bodyStart = 0
+        if format == "csv" {
+            guard let (header, next) = try Self.firstLine(fd: fd, size: size) else {
+                throw RPCError.invalidParams(path: "path", "\(path) is empty: expected a header line")
+            }
+            try readHeader(Self.splitCSV(header), line: 1)
+            bodyStart = next
         }
+        let ranges = format == "csv" ? try split(fd: fd, from: bodyStart, to: size) : [bodyStart..<size]
 
         // Pass 1: read, validate, spill.
-        var lineNumber = 0
-        var bytesDone = 0
-        var pending = [UInt8]()
-        var headerDone = false
-        var jsonlKeys: [String] = []
-        var fields: [ArraySlice<UInt8>] = []
-        var values = [Double](repeating: .nan, count: 0)
-        let variantBytes = variants.map { Array($0.utf8) }
-        var lastDayBytes: [UInt8] = []
-        var lastDay: UInt16 = 0
-        func text(_ f: ArraySlice<UInt8>, _ limit: Int = 60) -> String { String(decoding: f.prefix(limit), as: UTF8.self) }
-        func handleLine(_ raw: ArraySlice<UInt8>) throws {
-            lineNumber += 1
-            var line = raw
-            if line.last == 0x0D { line = line.dropLast() }
-            if !headerDone && format == "csv" {
-                try readHeader(splitCSV(String(decoding: line, as: UTF8.self)), line: lineNumber)
-                headerDone = true
-                values = [Double](repeating: .nan, count: valueCount)
-                return
+        let shared = Pass1Shared(ingestor: self, format: format, dir: dir, firstLine: format == "csv" ? 2 : 1)
+        let bytesDone = Atomic<Int>(bodyStart), rowsDone = Atomic<Int>(0)
+        let outcomes = Mutex([Pass1Outcome?](repeating: nil, count: ranges.count))
+        let failure = Mutex<(any Error)?>(nil)
+        // Only the first worker reports progress, so the callback is never called concurrently.
+        nonisolated(unsafe) let report = progress
+        DispatchQueue.concurrentPerform(iterations: ranges.count) { w in
+            var worker = Pass1Worker(shared: shared, index: w)
+            do {
+                try worker.run(fd: fd, range: ranges[w]) { bytes, rows in
+                    let b = bytesDone.add(bytes, ordering: .relaxed).newValue
+                    let r = rowsDone.add(rows, ordering: .relaxed).newValue
+                    if w == 0 { report?(b, r) }
+                }
+                let outcome = try worker.finish()
+                outcomes.withLock { $0[w] = outcome }
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
             }
-            if line.isEmpty { return }
-            rowsRead += 1
-            if format == "jsonl" {
-                guard case .object(let o)? = try? JSONParser.parse(Array(line)) else {
-                    rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber) is not a JSON object"); return
-                }
-                if !headerDone {
-                    jsonlKeys = o.keys.sorted()
-                    try readHeader(jsonlKeys, line: lineNumber)
-                    headerDone = true
-                    values = [Double](repeating: .nan, count: valueCount)
-                }
-                fields = jsonlKeys.map { k in
-                    switch o[k] {
-                    case .string(let s)?: ArraySlice(Array(s.utf8))
-                    case .number(let d)?: ArraySlice(Array(JSON.number(d).serialized().utf8))
-                    case .bool(let b)?: ArraySlice(Array((b ? "1" : "0").utf8))
-                    default: []
-                    }
-                }
-                if let extra = o.keys.first(where: { !jsonlKeys.contains($0) }) {
-                    rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber) has field \"\(extra)\" not in the first row"); return
-                }
-            } else if line.contains(UInt8(ascii: "\"")) {
-                fields = splitCSV(String(decoding: line, as: UTF8.self)).map { ArraySlice(Array($0.utf8)) }
-            } else {
-                fields = line.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-            }
-            guard fields.count == columns.count else {
-                rowsRejected += 1
-                problem(lineNumber, "malformed_row", "line \(lineNumber) has \(fields.count) columns, the header has \(columns.count)")
-                return
-            }
-            var unit: ArraySlice<UInt8> = [], variant = -1, day: UInt16 = 0
-            for i in values.indices { values[i] = .nan }
-            for (i, column) in columns.enumerated() {
-                let f = fields[i]
-                switch column {
-                case .unit: unit = f
-                case .variant:
-                    guard let v = variantBytes.firstIndex(where: { $0.elementsEqual(f) }) else {
-                        rowsRejected += 1
-                        problem(lineNumber, "unknown_variant", "line \(lineNumber): variant \"\(text(f))\" is not one of \(variants.joined(separator: ", "))")
-                        return
-                    }
-                    variant = v
-                case .day:
-                    if !lastDayBytes.isEmpty && lastDayBytes.elementsEqual(f) { day = lastDay; continue }
-                    let d = String(decoding: f, as: UTF8.self)
-                    if let idx = dayIndex[d] { day = idx } else {
-                        guard d.utf8.count == 10, Timestamp(rfc3339: d) != nil, days.count < 65_000 else {
-                            rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): day \"\(d.prefix(40))\" is not YYYY-MM-DD"); return
-                        }
-                        day = UInt16(days.count); dayIndex[d] = day; days.append(d)
-                    }
-                    lastDayBytes = Array(f); lastDay = day
-                case .value(let m, let role):
-                    if m < 0 || f.isEmpty { continue }
-                    guard let x = Ingestor.number(f), x.isFinite else {
-                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) value \"\(text(f, 40))\" is not a number"); return
-                    }
-                    switch (metrics[m].type, role) {
-                    case (.binomial, .value) where x != 0 && x != 1:
-                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) is binomial and must be 0 or 1, got \(text(f))"); return
-                    case (.nps, .value) where x < 0 || x > 10 || x.rounded() != x:
-                        rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(metrics[m].name) is an NPS score and must be an integer 0-10, got \(text(f))"); return
-                    default: break
-                    }
-                    values[m * 4 + role.rawValue] = x
-                }
-            }
-            guard !unit.isEmpty else { rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): unit_id is empty"); return }
-            for (m, slot) in metrics.enumerated() where slot.type == .ratio {
-                if values[m * 4 + 2].isNaN != values[m * 4 + 3].isNaN {
-                    rowsRejected += 1; problem(lineNumber, "malformed_row", "line \(lineNumber): \(slot.name) needs both numerator and denominator"); return
-                }
-            }
-            // Spill: fingerprint, variant, day, values.
-            let fp = Ingestor.fingerprint(unit)
-            let p = Int(fp >> 58)
-            withUnsafeBytes(of: fp.littleEndian) { spills[p].append(contentsOf: $0) }
-            spills[p].append(UInt8(variant))
-            withUnsafeBytes(of: day.littleEndian) { spills[p].append(contentsOf: $0) }
-            for k in usedSlots { withUnsafeBytes(of: values[k].bitPattern.littleEndian) { spills[p].append(contentsOf: $0) } }
-            if spills[p].count > 1 << 20 { files[p].write(Data(spills[p])); spills[p].removeAll(keepingCapacity: true) }
         }
-        while true {
-            let chunk = handle.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            bytesDone += chunk.count
-            pending.append(contentsOf: chunk)
-            var start = pending.startIndex
-            while let nl = pending[start...].firstIndex(of: 0x0A) {
-                try handleLine(pending[start..<nl])
-                start = nl + 1
-            }
-            pending.removeSubrange(..<start)
-            progress?(bytesDone, rowsRead)
+        if let error = failure.withLock({ $0 }) { throw error }
+        let results = outcomes.withLock { $0.map { $0! } }
+        if format == "jsonl", let first = results.first, let header = first.jsonlHeader {
+            // JSON lines name their columns in the first row; the single worker read them.
+            columns = header.columns; metrics = header.metrics; valueCount = header.valueCount
+            usedSlots = header.usedSlots; recordPosition = header.recordPosition
+            for p in header.problems { problem(p.line, p.kind, p.message) }
         }
-        if !pending.isEmpty { try handleLine(pending[...]) }
-        if !headerDone && format == "csv" { throw RPCError.invalidParams(path: "path", "\(path) is empty: expected a header line") }
-        for p in 0..<partitions where !spills[p].isEmpty { files[p].write(Data(spills[p])) }
-        for f in files { try? f.close() }
-        progress?(bytesDone, rowsRead)
+        var lineBase = format == "csv" ? 1 : 0
+        var seen: [UInt64] = []
+        for r in results {
+            for p in r.problems { problem(lineBase + p.line, p.kind, p.render(lineBase + p.line)) }
+            // Counts beyond the first 100 problems each worker kept.
+            for (kind, n) in r.problemCounts { problemCounts[kind, default: 0] += n - r.problems.filter { $0.kind == kind }.count }
+            rowsRead += r.rowsRead
+            rowsRejected += r.rowsRejected
+            lineBase += r.lines
+            if seen.isEmpty { seen = r.daysSeen } else { for (i, word) in r.daysSeen.enumerated() where word != 0 { seen[i] |= word } }
+        }
+        progress?(size, rowsRead)
         if !problems.isEmpty && !allowPartial { return [:] }
+        if rowsRead - rowsRejected == 0 { return [:] }
+
+        // Days in use, densely numbered in calendar order.
+        var dayMin = 0
+        var dense: [Int32] = [0]
+        var dayNames: [String] = [""]
+        if let first = seen.firstIndex(where: { $0 != 0 }), let last = seen.lastIndex(where: { $0 != 0 }) {
+            dayMin = first * 64
+            dense = [Int32](repeating: -1, count: (last + 1) * 64 - dayMin)
+            dayNames = []
+            for w in first...last where seen[w] != 0 {
+                for bit in 0..<64 where seen[w] & (1 << UInt64(bit)) != 0 {
+                    dense[w * 64 + bit - dayMin] = Int32(dayNames.count)
+                    dayNames.append(CalendarDay.format(w * 64 + bit))
+                }
+            }
+        }
 
         // Pass 2: per partition, group by unit, exclude multi-variant units, fold and aggregate.
-        var totals: Totals = [:]
-        var accumulators: [Int: Aggregate] = [:]   // key: ((metric * 256 + variant) * 65536 + day)
-        var exposures: [Int: Double] = [:]        // key: variant * 65536 + day
-        let recordSize = 11 + 8 * usedSlots.count
-        let position = recordPosition
-        for p in 0..<partitions {
-            let data = try Data(contentsOf: dir.appendingPathComponent("p\(p)"))
-            let count = data.count / recordSize
-            if count == 0 { continue }
-            data.withUnsafeBytes { raw in
-                func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * recordSize, as: UInt64.self)) }
-                func variant(_ i: Int) -> Int { Int(raw[i * recordSize + 8]) }
-                func day(_ i: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * recordSize + 9, as: UInt16.self))) }
-                func value(_ i: Int, _ k: Int) -> Double {
-                    let at = position[k]
-                    guard at >= 0 else { return .nan }
-                    return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * recordSize + 11 + 8 * at, as: UInt64.self)))
+        let layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
+                            recordPosition: recordPosition, recordSize: Pass1Worker.recordSize(usedSlots.count),
+                            dayMin: dayMin, dense: dense)
+        let next = Atomic<Int>(0)
+        let folded = Mutex<Accumulators?>(nil)
+        let foldFailure = Mutex<(any Error)?>(nil)
+        let fileNames = (0..<Self.partitions).map { p in (0..<ranges.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
+        DispatchQueue.concurrentPerform(iterations: min(maxWorkers, Self.partitions)) { _ in
+            var acc = Accumulators(layout: layout)
+            var grouping = UnitGrouping()
+            do {
+                while true {
+                    let p = next.add(1, ordering: .relaxed).oldValue
+                    guard p < Self.partitions else { break }
+                    let records = try Self.readAll(fileNames[p])
+                    acc.fold(records, layout: layout, grouping: &grouping)
                 }
-                let order = (0..<count).sorted { fp($0) < fp($1) }
-                var g = 0
-                var unitValues = [Double](repeating: .nan, count: valueCount)
-                while g < count {
-                    var h = g
-                    while h + 1 < count && fp(order[h + 1]) == fp(order[g]) { h += 1 }
-                    let v0 = variant(order[g])
-                    if (g...h).contains(where: { variant(order[$0]) != v0 }) {
-                        unitsExcluded += 1
-                        g = h + 1
-                        continue
-                    }
-                    // Fold the unit's rows.
-                    var firstDay = day(order[g])
-                    for k in 0..<valueCount { unitValues[k] = .nan }
-                    for r in g...h {
-                        let i = order[r]
-                        firstDay = min(firstDay, day(i))
-                        for (m, slot) in metrics.enumerated() {
-                            for role in 0..<4 {
-                                let x = value(i, m * 4 + role)
-                                guard !x.isNaN else { continue }
-                                let k = m * 4 + role
-                                if unitValues[k].isNaN { unitValues[k] = x; continue }
-                                switch (slot.type, role) {
-                                case (.binomial, 0): unitValues[k] = max(unitValues[k], x)
-                                case (.nps, 0), (_, 1): unitValues[k] = x       // last score; pre-period is per unit
-                                default: unitValues[k] += x
-                                }
-                            }
-                        }
-                    }
-                    unitsLoaded += 1
-                    exposures[v0 * 65536 + firstDay, default: 0] += 1
-                    for (m, slot) in metrics.enumerated() {
-                        let x = unitValues[m * 4], pre = unitValues[m * 4 + 1], num = unitValues[m * 4 + 2], den = unitValues[m * 4 + 3]
-                        let add: Aggregate
-                        switch slot.type {
-                        case .binomial:
-                            guard !x.isNaN else { continue }
-                            add = .binomial(n: 1, successes: x)
-                        case .continuous:
-                            guard !x.isNaN else { continue }
-                            if slot.hasPre {
-                                let pr = pre.isNaN ? 0 : pre
-                                add = .cuped(n: 1, post: .init(sum: x, sumSquares: x * x), pre: .init(sum: pr, sumSquares: pr * pr), postPre: x * pr)
-                            } else {
-                                add = .continuous(n: 1, sum: x, sumSquares: x * x)
-                            }
-                        case .ratio:
-                            guard !num.isNaN, !den.isNaN else { continue }
-                            add = .ratio(n: 1, numerator: .init(sum: num, sumSquares: num * num), denominator: .init(sum: den, sumSquares: den * den), product: num * den)
-                        case .nps:
-                            guard !x.isNaN else { continue }
-                            add = .nps(promoters: x >= 9 ? 1 : 0, passives: x >= 7 && x < 9 ? 1 : 0, detractors: x < 7 ? 1 : 0)
-                        }
-                        let key = (m * 256 + v0) * 65536 + firstDay
-                        accumulators[key] = accumulators[key].flatMap { $0 + add } ?? add
-                    }
-                    g = h + 1
-                }
+            } catch {
+                foldFailure.withLock { $0 = $0 ?? error }
+            }
+            folded.withLock { total in
+                if total == nil { total = acc } else { total!.add(acc) }
             }
         }
-        let dayName = { (d: Int) in self.days.isEmpty ? "" : self.days[d] }
-        for (key, a) in accumulators {
-            let m = key / (256 * 65536), v = (key / 65536) % 256, d = key % 65536
-            totals[metrics[m].name, default: [:]][variants[v], default: [:]][dayName(d)] = a
-        }
-        for (key, n) in exposures {
-            totals[exposuresMetric, default: [:]][variants[key / 65536], default: [:]][dayName(key % 65536)] = .exposures(n: n)
-        }
-        return totals
+        if let error = foldFailure.withLock({ $0 }) { throw error }
+        guard let acc = folded.withLock({ $0 }) else { return [:] }
+        unitsLoaded = acc.unitsLoaded
+        unitsExcluded = acc.unitsExcluded
+        return acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
     }
 
-    private func readHeader(_ names: [some StringProtocol], line: Int) throws {
+    /// Byte ranges of the body, one per worker, each starting at a line.
+    private func split(fd: Int32, from start: Int, to end: Int) throws -> [Range<Int>] {
+        let workers = min(maxWorkers, max(1, (end - start) / max(1, bytesPerWorker)))
+        var cuts = [start]
+        for k in 1..<max(workers, 1) {
+            var at = start + (end - start) * k / workers
+            if at <= cuts.last! { continue }
+            at = try Self.nextLineStart(fd: fd, at: at, end: end)
+            if at > cuts.last! && at < end { cuts.append(at) }
+        }
+        cuts.append(end)
+        return (0..<(cuts.count - 1)).map { cuts[$0]..<cuts[$0 + 1] }
+    }
+
+    /// The offset just after the first newline at or after `at` (or `end`).
+    private static func nextLineStart(fd: Int32, at: Int, end: Int) throws -> Int {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var offset = at
+        while offset < end {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min($0.count, end - offset), off_t(offset)) }
+            guard n > 0 else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
+            if let i = buffer[0..<n].firstIndex(of: 0x0A) { return offset + i + 1 }
+            offset += n
+        }
+        return end
+    }
+
+    /// The first line (without CR/LF) and the offset after it; nil for an empty file.
+    private static func firstLine(fd: Int32, size: Int) throws -> (String, Int)? {
+        guard size > 0 else { return nil }
+        let next = try nextLineStart(fd: fd, at: 0, end: size)
+        var bytes = [UInt8](repeating: 0, count: next)
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, next, 0) }
+        guard n == next else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
+        while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+        return (String(decoding: bytes, as: UTF8.self), next)
+    }
+
+    private static func readAll(_ paths: [String]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        for path in paths {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { continue }
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { continue }
+            let start = out.count, size = Int(info.st_size)
+            out.append(contentsOf: repeatElement(0, count: size))
+            var done = 0
+            while done < size {
+                let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + start + done, size - done, off_t(done)) }
+                guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot read a spill file: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        return out
+    }
+
+    /// The file's columns, from the CSV header or the first JSON line.
+    fileprivate func readHeader(_ names: [some StringProtocol], line: Int) throws {
         var seenUnit = false, seenVariant = false
         let known = context.metrics.map(\.name)
         for raw in names {
@@ -337,8 +282,25 @@ final class Ingestor {
         for (i, k) in usedSlots.enumerated() { recordPosition[k] = i }
     }
 
+    /// A copy with no columns read yet (the JSON-lines worker reads its header from the first row).
+    fileprivate func headerState() -> HeaderState {
+        HeaderState(columns: columns, metrics: metrics, valueCount: valueCount, usedSlots: usedSlots, recordPosition: recordPosition, problems: [])
+    }
+
+    fileprivate func readJSONLHeader(_ keys: [String], line: Int) throws -> HeaderState {
+        let before = problems
+        let beforeCounts = problemCounts
+        try readHeader(keys, line: line)
+        let added = Array(problems.dropFirst(before.count))
+        problems = before
+        problemCounts = beforeCounts
+        var state = headerState()
+        state.problems = added
+        return state
+    }
+
     /// Splits one CSV record (RFC 4180 quoting).
-    private func splitCSV(_ line: String) -> [Substring] {
+    static func splitCSV(_ line: String) -> [Substring] {
         if !line.contains("\"") { return line.split(separator: ",", omittingEmptySubsequences: false) }
         var out: [Substring] = []
         var field = ""
@@ -362,7 +324,7 @@ final class Ingestor {
     }
 
     /// FNV-1a 64 of the unit id: 64 bits keep collisions negligible (about 7e-5 chance of any among 50 million units).
-    static func fingerprint(_ s: ArraySlice<UInt8>) -> UInt64 {
+    static func fingerprint(_ s: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in s { h ^= UInt64(b); h = h &* 0x0000_0100_0000_01b3 }
         return h
@@ -371,17 +333,17 @@ final class Ingestor {
     private static let powers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
 
     /// A decimal number from bytes: exact fast path for up to 15 significant digits, else the standard parser.
-    static func number(_ f: ArraySlice<UInt8>) -> Double? {
-        var i = f.startIndex
+    static func number(_ f: UnsafeBufferPointer<UInt8>) -> Double? {
+        var i = 0
         var negative = false
         if f[i] == UInt8(ascii: "-") { negative = true; i += 1 } else if f[i] == UInt8(ascii: "+") { i += 1 }
         var mantissa: UInt64 = 0, digits = 0, scale = 0, sawDigit = false
-        while i < f.endIndex, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; sawDigit = true; i += 1 }
-        if i < f.endIndex, f[i] == UInt8(ascii: ".") {
+        while i < f.count, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; sawDigit = true; i += 1 }
+        if i < f.count, f[i] == UInt8(ascii: ".") {
             i += 1
-            while i < f.endIndex, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; scale -= 1; sawDigit = true; i += 1 }
+            while i < f.count, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; scale -= 1; sawDigit = true; i += 1 }
         }
-        if i == f.endIndex, sawDigit, digits <= 15, scale >= -22 {
+        if i == f.count, sawDigit, digits <= 15, scale >= -22 {
             let v = scale == 0 ? Double(mantissa) : Double(mantissa) / powers[-scale]
             return negative ? -v : v
         }
@@ -396,6 +358,510 @@ final class Ingestor {
     }
 }
 
+/// The columns of a file, as read from its header.
+struct HeaderState: @unchecked Sendable {
+    var columns: [Ingestor.Column]
+    var metrics: [Ingestor.MetricSlot]
+    var valueCount: Int
+    var usedSlots: [Int]
+    var recordPosition: [Int]
+    var problems: [Ingestor.Problem]
+}
+
+/// `YYYY-MM-DD` as a day index (days since 0000-03-01, so every year 0000-9999 but two months is
+/// non-negative and below ``span``), validated as a calendar date.
+enum CalendarDay {
+    static let span = 3_652_425
+
+    static func parse(_ f: UnsafeBufferPointer<UInt8>) -> Int32? {
+        guard f.count == 10, f[4] == UInt8(ascii: "-"), f[7] == UInt8(ascii: "-") else { return nil }
+        func digits(_ from: Int, _ count: Int) -> Int? {
+            var v = 0
+            for i in from..<(from + count) {
+                let d = Int(f[i]) &- 0x30
+                guard d >= 0 && d <= 9 else { return nil }
+                v = v * 10 + d
+            }
+            return v
+        }
+        guard let y = digits(0, 4), let m = digits(5, 2), let d = digits(8, 2), (1...12).contains(m), d >= 1 else { return nil }
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+        let length = m == 2 ? (leap ? 29 : 28) : (m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31)
+        guard d <= length else { return nil }
+        // Howard Hinnant's days_from_civil.
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let index = era * 146_097 + doe
+        return index >= 0 && index < span ? Int32(index) : nil
+    }
+
+    static func format(_ index: Int) -> String {
+        Timestamp(seconds: Double(index - 719_468) * 86_400).day
+    }
+}
+
+/// What every pass-1 worker shares: read-only after the header.
+final class Pass1Shared: @unchecked Sendable {
+    let columns: [Ingestor.Column]
+    let metrics: [Ingestor.MetricSlot]
+    let valueCount: Int
+    let usedSlots: [Int]
+    let variants: [String]
+    let variantBytes: [[UInt8]]
+    let format: String
+    let dir: URL
+    let firstLine: Int
+    let ingestor: Ingestor
+
+    init(ingestor: Ingestor, format: String, dir: URL, firstLine: Int) {
+        let header = ingestor.headerState()
+        columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
+        variants = ingestor.context.doc.variants.map(\.key)
+        variantBytes = variants.map { Array($0.utf8) }
+        self.format = format
+        self.dir = dir
+        self.firstLine = firstLine
+        self.ingestor = ingestor
+    }
+}
+
+/// One pass-1 worker's findings; line numbers are relative to the worker's first line.
+struct Pass1Outcome: @unchecked Sendable {
+    struct LocalProblem { var line: Int; var kind: String; var render: (Int) -> String }
+    var problems: [LocalProblem]
+    var problemCounts: [String: Int]
+    var rowsRead: Int
+    var rowsRejected: Int
+    var lines: Int
+    /// Bit i set: day index i (``CalendarDay``) occurs; empty when the file has no day column.
+    var daysSeen: [UInt64]
+    var jsonlHeader: HeaderState?
+}
+
+/// Reads one byte range of the file, validates each row and spills records by unit fingerprint.
+struct Pass1Worker {
+    static func recordSize(_ slots: Int) -> Int { 13 + 8 * slots }
+    private static let flushBytes = 1 << 18
+
+    let shared: Pass1Shared
+    let index: Int
+    private var columns: [Ingestor.Column]
+    private var metrics: [Ingestor.MetricSlot]
+    private var valueCount: Int
+    private var usedSlots: [Int]
+    private var jsonlHeader: HeaderState?
+    private var jsonlKeys: [String] = []
+    private var problems: [Pass1Outcome.LocalProblem] = []
+    private var problemCounts: [String: Int] = [:]
+    private var rowsRead = 0, rowsRejected = 0, line = 0
+    private var daysSeen: [UInt64]
+    private var spills: [[UInt8]]
+    private var files: [Int32]
+    private var values: [Double]
+    private var starts: [Int] = [], ends: [Int] = []
+    private var scratch: [UInt8] = []
+
+    init(shared: Pass1Shared, index: Int) {
+        self.shared = shared
+        self.index = index
+        columns = shared.columns; metrics = shared.metrics; valueCount = shared.valueCount; usedSlots = shared.usedSlots
+        spills = Array(repeating: [], count: Ingestor.partitions)
+        files = Array(repeating: -1, count: Ingestor.partitions)
+        values = [Double](repeating: .nan, count: shared.valueCount)
+        daysSeen = []
+    }
+
+    private mutating func reject(_ kind: String, _ render: @escaping (Int) -> String) {
+        rowsRejected += 1
+        problemCounts[kind, default: 0] += 1
+        if problems.count < 100 { problems.append(.init(line: line, kind: kind, render: render)) }
+    }
+
+    mutating func run(fd: Int32, range: Range<Int>, progress: (_ bytes: Int, _ rows: Int) -> Void) throws {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var filled = 0
+        var offset = range.lowerBound
+        var reportedRows = 0
+        while offset < range.upperBound || filled > 0 {
+            var n = 0
+            if offset < range.upperBound {
+                if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
+                n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, min($0.count - filled, range.upperBound - offset), off_t(offset)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw RPCError.invalidParams(path: "path", "read failed at byte \(offset): \(String(cString: strerror(errno)))") }
+                offset += n
+                filled += n
+            }
+            let atEnd = offset >= range.upperBound
+            let consumed = try buffer.withUnsafeBufferPointer { all -> Int in
+                var start = 0
+                let base = all.baseAddress!
+                while start < filled {
+                    guard let hit = memchr(base + start, 0x0A, filled - start) else {
+                        if atEnd { try handle(UnsafeBufferPointer(start: base + start, count: filled - start)); return filled }
+                        return start
+                    }
+                    let nl = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    try handle(UnsafeBufferPointer(start: base + start, count: nl - start))
+                    start = nl + 1
+                }
+                return start
+            }
+            if consumed > 0 {
+                buffer.withUnsafeMutableBytes { b in b.baseAddress!.copyMemory(from: b.baseAddress! + consumed, byteCount: filled - consumed) }
+                filled -= consumed
+            }
+            progress(n, rowsRead - reportedRows)
+            reportedRows = rowsRead
+            if atEnd && filled == 0 { break }
+        }
+    }
+
+    private mutating func handle(_ raw: UnsafeBufferPointer<UInt8>) throws {
+        line += 1
+        var line = raw
+        if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
+        if line.isEmpty { return }
+        rowsRead += 1
+        starts.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        let fieldBase: UnsafeBufferPointer<UInt8>
+        if shared.format == "jsonl" {
+            guard case .object(let o)? = try? JSONParser.parse(line) else {
+                reject("malformed_row") { "line \($0) is not a JSON object" }; return
+            }
+            if jsonlHeader == nil {
+                jsonlKeys = o.keys.sorted()
+                let header = try shared.ingestor.readJSONLHeader(jsonlKeys, line: self.line)
+                jsonlHeader = header
+                columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
+                values = [Double](repeating: .nan, count: valueCount)
+            }
+            if let extra = o.keys.first(where: { !jsonlKeys.contains($0) }) {
+                reject("malformed_row") { "line \($0) has field \"\(extra)\" not in the first row" }; return
+            }
+            scratch.removeAll(keepingCapacity: true)
+            for k in jsonlKeys {
+                starts.append(scratch.count)
+                switch o[k] {
+                case .string(let s)?: scratch.append(contentsOf: s.utf8)
+                case .number(let d)?: scratch.append(contentsOf: JSON.number(d).serialized().utf8)
+                case .bool(let b)?: scratch.append(contentsOf: (b ? "1" : "0").utf8)
+                default: break
+                }
+                ends.append(scratch.count)
+            }
+            return try scratch.withUnsafeBufferPointer { try row($0) }
+        } else if memchr(line.baseAddress!, Int32(UInt8(ascii: "\"")), line.count) != nil {
+            scratch.removeAll(keepingCapacity: true)
+            for field in Ingestor.splitCSV(String(decoding: line, as: UTF8.self)) {
+                starts.append(scratch.count)
+                scratch.append(contentsOf: field.utf8)
+                ends.append(scratch.count)
+            }
+            return try scratch.withUnsafeBufferPointer { try row($0) }
+        } else {
+            var s = 0
+            for i in 0..<line.count where line[i] == UInt8(ascii: ",") {
+                starts.append(s); ends.append(i); s = i + 1
+            }
+            starts.append(s); ends.append(line.count)
+            fieldBase = line
+        }
+        try row(fieldBase)
+    }
+
+    /// Validates one row whose fields are `starts`/`ends` in `base`, and spills it.
+    private mutating func row(_ base: UnsafeBufferPointer<UInt8>) throws {
+        func text(_ f: UnsafeBufferPointer<UInt8>, _ limit: Int = 60) -> String { String(decoding: f.prefix(limit), as: UTF8.self) }
+        guard starts.count == columns.count else {
+            let got = starts.count, want = columns.count
+            reject("malformed_row") { "line \($0) has \(got) columns, the header has \(want)" }
+            return
+        }
+        var unit = UnsafeBufferPointer<UInt8>(start: nil, count: 0), variant = -1, day: Int32 = 0, hasDay = false
+        for i in 0..<valueCount { values[i] = .nan }
+        for (i, column) in columns.enumerated() {
+            let f = UnsafeBufferPointer(rebasing: base[starts[i]..<ends[i]])
+            switch column {
+            case .unit: unit = f
+            case .variant:
+                guard let v = shared.variantBytes.firstIndex(where: { $0.elementsEqual(f) }) else {
+                    let name = text(f), known = shared.variants.joined(separator: ", ")
+                    reject("unknown_variant") { "line \($0): variant \"\(name)\" is not one of \(known)" }
+                    return
+                }
+                variant = v
+            case .day:
+                guard let d = CalendarDay.parse(f) else {
+                    let shown = text(f, 40)
+                    reject("malformed_row") { "line \($0): day \"\(shown)\" is not YYYY-MM-DD" }
+                    return
+                }
+                day = d; hasDay = true
+            case .value(let m, let role):
+                if m < 0 || f.isEmpty { continue }
+                guard let x = Ingestor.number(f), x.isFinite else {
+                    let name = metrics[m].name, shown = text(f, 40)
+                    reject("malformed_row") { "line \($0): \(name) value \"\(shown)\" is not a number" }
+                    return
+                }
+                switch (metrics[m].type, role) {
+                case (.binomial, .value) where x != 0 && x != 1:
+                    let name = metrics[m].name, shown = text(f)
+                    reject("malformed_row") { "line \($0): \(name) is binomial and must be 0 or 1, got \(shown)" }
+                    return
+                case (.nps, .value) where x < 0 || x > 10 || x.rounded() != x:
+                    let name = metrics[m].name, shown = text(f)
+                    reject("malformed_row") { "line \($0): \(name) is an NPS score and must be an integer 0-10, got \(shown)" }
+                    return
+                default: break
+                }
+                values[m * 4 + role.rawValue] = x
+            }
+        }
+        guard !unit.isEmpty else { reject("malformed_row") { "line \($0): unit_id is empty" }; return }
+        for (m, slot) in metrics.enumerated() where slot.type == .ratio {
+            if values[m * 4 + 2].isNaN != values[m * 4 + 3].isNaN {
+                let name = slot.name
+                reject("malformed_row") { "line \($0): \(name) needs both numerator and denominator" }
+                return
+            }
+        }
+        if hasDay {
+            if daysSeen.isEmpty { daysSeen = [UInt64](repeating: 0, count: CalendarDay.span / 64 + 1) }
+            daysSeen[Int(day) / 64] |= 1 << UInt64(day % 64)
+        }
+        // Spill: fingerprint, variant, day, values.
+        let fp = Ingestor.fingerprint(unit)
+        let p = Int(fp >> 57)
+        let size = Pass1Worker.recordSize(usedSlots.count)
+        let at = spills[p].count
+        spills[p].append(contentsOf: repeatElement(0, count: size))
+        spills[p].withUnsafeMutableBytes { b in
+            b.storeBytes(of: fp.littleEndian, toByteOffset: at, as: UInt64.self)
+            b[at + 8] = UInt8(variant)
+            b.storeBytes(of: day.littleEndian, toByteOffset: at + 9, as: Int32.self)
+            for (j, k) in usedSlots.enumerated() {
+                b.storeBytes(of: values[k].bitPattern.littleEndian, toByteOffset: at + 13 + 8 * j, as: UInt64.self)
+            }
+        }
+        if spills[p].count >= Self.flushBytes { try flush(p) }
+    }
+
+    private mutating func flush(_ p: Int) throws {
+        if files[p] < 0 {
+            let path = shared.dir.appendingPathComponent("w\(index)p\(p)").path
+            files[p] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard files[p] >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file in \(shared.dir.path): \(String(cString: strerror(errno)))") }
+        }
+        let fd = files[p]
+        try spills[p].withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        spills[p].removeAll(keepingCapacity: true)
+    }
+
+    mutating func finish() throws -> Pass1Outcome {
+        for p in 0..<Ingestor.partitions where !spills[p].isEmpty { try flush(p) }
+        for fd in files where fd >= 0 { close(fd) }
+        spills = []
+        return Pass1Outcome(problems: problems, problemCounts: problemCounts, rowsRead: rowsRead, rowsRejected: rowsRejected,
+                            lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader)
+    }
+}
+
+/// Where pass 2 finds things in a record and in the accumulators.
+struct Layout: Sendable {
+    var metrics: [Ingestor.MetricSlot]
+    var variants: Int
+    var days: Int
+    var valueCount: Int
+    var recordPosition: [Int]
+    var recordSize: Int
+    /// Day index of `dense[0]`; `dense[day - dayMin]` is the day's position in the sorted list of days.
+    var dayMin: Int
+    var dense: [Int32]
+}
+
+extension Ingestor.MetricSlot: @unchecked Sendable {}
+
+/// A hash table from unit fingerprint to the unit's records, chained in file order; reused between partitions.
+struct UnitGrouping {
+    var fingerprints: [UInt64] = []
+    var heads: [Int32] = []
+    var tails: [Int32] = []
+    var next: [Int32] = []
+    var slotsInUse: [Int32] = []
+}
+
+/// Sums per metric, variant and day (six numbers a cell: enough for every aggregate shape) and exposures.
+struct Accumulators: Sendable {
+    var cells: [Double]
+    var exposures: [Double]
+    var unitsLoaded = 0
+    var unitsExcluded = 0
+
+    init(layout: Layout) {
+        cells = [Double](repeating: 0, count: layout.metrics.count * layout.variants * layout.days * 6)
+        exposures = [Double](repeating: 0, count: layout.variants * layout.days)
+    }
+
+    mutating func add(_ other: Accumulators) {
+        for i in cells.indices { cells[i] += other.cells[i] }
+        for i in exposures.indices { exposures[i] += other.exposures[i] }
+        unitsLoaded += other.unitsLoaded
+        unitsExcluded += other.unitsExcluded
+    }
+
+    /// Groups one partition's records by unit and adds every unit that stayed in one variant.
+    mutating func fold(_ records: [UInt8], layout: Layout, grouping g: inout UnitGrouping) {
+        let size = layout.recordSize
+        let count = records.count / size
+        guard count > 0 else { return }
+        var capacity = 16
+        while capacity < count * 2 { capacity <<= 1 }
+        let mask = capacity - 1
+        if g.fingerprints.count < capacity {
+            g.fingerprints = [UInt64](repeating: 0, count: capacity)
+            g.heads = [Int32](repeating: -1, count: capacity)
+            g.tails = [Int32](repeating: -1, count: capacity)
+        } else {
+            for slot in g.slotsInUse { g.heads[Int(slot)] = -1 }
+        }
+        if g.next.count < count { g.next = [Int32](repeating: -1, count: count) }
+        g.slotsInUse.removeAll(keepingCapacity: true)
+        let metrics = layout.metrics, valueCount = layout.valueCount, position = layout.recordPosition
+        var unitValues = [Double](repeating: .nan, count: valueCount)
+        records.withUnsafeBytes { raw in
+            func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: UInt64.self)) }
+            func variant(_ i: Int) -> Int { Int(raw[i * size + 8]) }
+            func day(_ i: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * size + 9, as: Int32.self))) }
+            func value(_ i: Int, _ k: Int) -> Double {
+                let at = position[k]
+                guard at >= 0 else { return .nan }
+                return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * size + 13 + 8 * at, as: UInt64.self)))
+            }
+            // Chain each unit's records in file order.
+            for i in 0..<count {
+                let f = fp(i)
+                var slot = Int(truncatingIfNeeded: (f ^ (f >> 29)) & UInt64(mask))
+                while g.heads[slot] >= 0 && g.fingerprints[slot] != f { slot = (slot + 1) & mask }
+                g.next[i] = -1
+                if g.heads[slot] < 0 {
+                    g.heads[slot] = Int32(i); g.tails[slot] = Int32(i); g.fingerprints[slot] = f
+                    g.slotsInUse.append(Int32(slot))
+                } else {
+                    g.next[Int(g.tails[slot])] = Int32(i); g.tails[slot] = Int32(i)
+                }
+            }
+            for slot in g.slotsInUse {
+                let head = Int(g.heads[Int(slot)])
+                let v0 = variant(head)
+                var firstDay = day(head)
+                var i = Int(g.next[head])
+                var mixed = false
+                while i >= 0 {
+                    if variant(i) != v0 { mixed = true; break }
+                    firstDay = min(firstDay, day(i))
+                    i = Int(g.next[i])
+                }
+                if mixed { unitsExcluded += 1; continue }
+                // Fold the unit's rows.
+                for k in 0..<valueCount { unitValues[k] = .nan }
+                i = head
+                while i >= 0 {
+                    for (m, slot) in metrics.enumerated() {
+                        for role in 0..<4 {
+                            let k = m * 4 + role
+                            let x = value(i, k)
+                            guard !x.isNaN else { continue }
+                            if unitValues[k].isNaN { unitValues[k] = x; continue }
+                            switch (slot.type, role) {
+                            case (.binomial, 0): unitValues[k] = max(unitValues[k], x)
+                            case (.nps, 0), (_, 1): unitValues[k] = x       // last score; pre-period is per unit
+                            default: unitValues[k] += x
+                            }
+                        }
+                    }
+                    i = Int(g.next[i])
+                }
+                unitsLoaded += 1
+                let d = Int(layout.dense[firstDay - layout.dayMin])
+                exposures[v0 * layout.days + d] += 1
+                for (m, slot) in metrics.enumerated() {
+                    let x = unitValues[m * 4], pre = unitValues[m * 4 + 1], num = unitValues[m * 4 + 2], den = unitValues[m * 4 + 3]
+                    let c = ((m * layout.variants + v0) * layout.days + d) * 6
+                    switch slot.type {
+                    case .binomial:
+                        guard !x.isNaN else { continue }
+                        cells[c] += 1; cells[c + 1] += x
+                    case .continuous:
+                        guard !x.isNaN else { continue }
+                        cells[c] += 1; cells[c + 1] += x; cells[c + 2] += x * x
+                        if slot.hasPre {
+                            let pr = pre.isNaN ? 0 : pre
+                            cells[c + 3] += pr; cells[c + 4] += pr * pr; cells[c + 5] += x * pr
+                        }
+                    case .ratio:
+                        guard !num.isNaN, !den.isNaN else { continue }
+                        cells[c] += 1; cells[c + 1] += num; cells[c + 2] += num * num
+                        cells[c + 3] += den; cells[c + 4] += den * den; cells[c + 5] += num * den
+                    case .nps:
+                        guard !x.isNaN else { continue }
+                        cells[c + (x >= 9 ? 0 : x >= 7 ? 1 : 2)] += 1
+                    }
+                }
+            }
+        }
+    }
+
+    func totals(layout: Layout, metricNames: [String], variants: [String], days: [String]) -> Ingestor.Totals {
+        var totals: Ingestor.Totals = [:]
+        for (m, slot) in layout.metrics.enumerated() {
+            for v in 0..<layout.variants {
+                for d in 0..<layout.days {
+                    let c = ((m * layout.variants + v) * layout.days + d) * 6
+                    let x = cells[c..<(c + 6)].map { $0 }
+                    let aggregate: Aggregate
+                    switch slot.type {
+                    case .binomial:
+                        guard x[0] > 0 else { continue }
+                        aggregate = .binomial(n: x[0], successes: x[1])
+                    case .continuous where slot.hasPre:
+                        guard x[0] > 0 else { continue }
+                        aggregate = .cuped(n: x[0], post: .init(sum: x[1], sumSquares: x[2]), pre: .init(sum: x[3], sumSquares: x[4]), postPre: x[5])
+                    case .continuous:
+                        guard x[0] > 0 else { continue }
+                        aggregate = .continuous(n: x[0], sum: x[1], sumSquares: x[2])
+                    case .ratio:
+                        guard x[0] > 0 else { continue }
+                        aggregate = .ratio(n: x[0], numerator: .init(sum: x[1], sumSquares: x[2]), denominator: .init(sum: x[3], sumSquares: x[4]), product: x[5])
+                    case .nps:
+                        guard x[0] + x[1] + x[2] > 0 else { continue }
+                        aggregate = .nps(promoters: x[0], passives: x[1], detractors: x[2])
+                    }
+                    totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate
+                }
+            }
+        }
+        for v in 0..<layout.variants {
+            for d in 0..<layout.days where exposures[v * layout.days + d] > 0 {
+                totals[exposuresMetric, default: [:]][variants[v], default: [:]][days[d]] = .exposures(n: exposures[v * layout.days + d])
+            }
+        }
+        return totals
+    }
+}
 extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.
     public func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,

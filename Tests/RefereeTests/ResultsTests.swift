@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import JSONCore
 import Statistics
+@testable import Service
 
 /// Results: recording, ingestion, the pre-registered summary and its decision.
 @Suite struct ResultsServiceTests {
@@ -233,5 +234,61 @@ import Statistics
         let file = try generate("aa.csv", units: 20_000, lift: 0, seed: 5)
         #expect(try runReferee(["ingest", "checkout-green-button", file] + store).status == 0)
         #expect(try summary(store)["decision"]?["recommendation"] == "inconclusive")
+    }
+}
+
+/// Ingestion splits a file between workers: the split must change nothing a caller can see.
+@Suite struct IngestSplitTests {
+    @Test func workersAgreeWithOneReaderOnTotalsProblemsAndLineNumbers() throws {
+        let dir = TemporaryDirectory()
+        let client = try TestClient()
+        try client.register()
+        let context = try client.service.resultsContext("checkout-green-button")
+        var rng = SystemRandomNumberGenerator()
+        var text = "unit_id,variant,day,checkout_conversion,revenue_per_user,revenue_per_user.pre,crash_rate\n"
+        var badLines: [Int] = []
+        for i in 0..<20_000 {
+            let line = i + 2
+            switch Int.random(in: 0..<400, using: &rng) {
+            case 0: text += "x\(i),blue,2026-12-01,1,1,1,0\n"; badLines.append(line)
+            case 1: text += "x\(i),green,2026-02-30,1,1,1,0\n"; badLines.append(line)
+            case 2: text += "x\(i),green,2026-12-01,1\n"; badLines.append(line)
+            case 3: text += "\"u\(i % 5000)\",\"green\",2026-12-03,1,\"2.5\",1,0\n"  // quoted fields are fine
+            default:
+                // Units repeat (i % 5000), some in both variants; days run backwards so the first day is not the first row's.
+                let variant = Int.random(in: 0..<20, using: &rng) == 0 ? "control" : (i % 5000 < 2500 ? "green" : "control")
+                text += "u\(i % 5000),\(variant),2026-12-\(String(format: "%02d", 28 - i % 28)),\(Int.random(in: 0...1, using: &rng)),"
+                text += "\(Double(Int.random(in: 0...10_000, using: &rng)) / 100),\(Int.random(in: 0...50, using: &rng)),\(i % 97 == 0 ? 1 : 0)\n"
+            }
+        }
+        let path = dir.path("units.csv")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+
+        func ingest(workers: Int) throws -> (Ingestor.Totals, Ingestor) {
+            let ingestor = Ingestor(context: context, allowPartial: true)
+            ingestor.maxWorkers = workers
+            ingestor.bytesPerWorker = workers == 1 ? 1 << 30 : 4096
+            return (try ingestor.run(path: path, format: "csv"), ingestor)
+        }
+        let (one, single) = try ingest(workers: 1)
+        let (many, split) = try ingest(workers: 4)
+        #expect(single.problems.map(\.line) == Array(badLines.prefix(100)))
+        #expect(split.problems.map(\.line) == single.problems.map(\.line))
+        #expect(split.problems.map(\.message) == single.problems.map(\.message))
+        #expect(split.problemCounts == single.problemCounts)
+        #expect(split.rowsRead == 20_000 && split.rowsRejected == badLines.count)
+        #expect(split.unitsLoaded == single.unitsLoaded && split.unitsExcluded == single.unitsExcluded)
+        #expect(single.unitsExcluded > 0 && single.unitsLoaded + single.unitsExcluded == 5000)
+        #expect(Set(one.keys) == Set(many.keys))
+        for (metric, perVariant) in one {
+            for (variant, perDay) in perVariant {
+                for (day, a) in perDay {
+                    let b = try #require(many[metric]?[variant]?[day])
+                    #expect(abs(a.n - b.n) == 0 && abs(a.mean - b.mean) <= 1e-12 * max(1, abs(a.mean)), "\(metric) \(variant) \(day)")
+                }
+            }
+        }
+        // Every unit's exposure day is its earliest day, whatever the row order.
+        #expect(one["__exposures"]?.values.flatMap(\.keys).allSatisfy { $0 >= "2026-12-01" && $0 <= "2026-12-28" } == true)
     }
 }
