@@ -291,4 +291,26 @@ import Statistics
         // Every unit's exposure day is its earliest day, whatever the row order.
         #expect(one["__exposures"]?.values.flatMap(\.keys).allSatisfy { $0 >= "2026-12-01" && $0 <= "2026-12-28" } == true)
     }
+
+    @Test func jsonLinesGiveTheSameTotalsAsCSV() throws {
+        let dir = TemporaryDirectory()
+        let client = try TestClient()
+        try client.register()
+        let context = try client.service.resultsContext("checkout-green-button")
+        var csv = "unit_id,variant,day,checkout_conversion,revenue_per_user\n", jsonl = ""
+        for i in 0..<3000 {
+            let variant = (i % 1000) % 3 == 0 ? "green" : "control", converted = i % 7 == 0 ? 1 : 0, revenue = Double(i % 50) / 4
+            csv += "u\(i % 1000),\(variant),2026-12-0\(1 + i % 9),\(converted),\(revenue)\n"
+            jsonl += #"{"unit_id":"u\#(i % 1000)","variant":"\#(variant)","day":"2026-12-0\#(1 + i % 9)","checkout_conversion":\#(converted),"revenue_per_user":\#(revenue)}"# + "\n"
+        }
+        jsonl += "not json\n" + #"{"unit_id":"z","variant":"green","day":"2026-12-01","checkout_conversion":1,"revenue_per_user":1,"extra":2}"# + "\n"
+        try csv.write(toFile: dir.path("u.csv"), atomically: true, encoding: .utf8)
+        try jsonl.write(toFile: dir.path("u.jsonl"), atomically: true, encoding: .utf8)
+        let fromCSV = try Ingestor(context: context, allowPartial: false).run(path: dir.path("u.csv"), format: "csv")
+        let lines = Ingestor(context: context, allowPartial: true)
+        let fromJSONL = try lines.run(path: dir.path("u.jsonl"), format: "jsonl")
+        #expect(lines.problems.map(\.line) == [3001, 3002])
+        #expect(lines.problems.first?.message == "line 3001 is not a JSON object")
+        #expect(fromCSV.count == 3 && fromCSV == fromJSONL)
+    }
 }
