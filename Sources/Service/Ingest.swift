@@ -441,10 +441,57 @@ struct Pass1Outcome: @unchecked Sendable {
     var jsonlHeader: HeaderState?
 }
 
+/// A pass-1 worker's buffers, allocated once: a write buffer per partition, and the current row's
+/// field bounds and values. Raw memory keeps the per-row work free of copy-on-write checks.
+final class WorkerMemory {
+    static let spillBytes = 1 << 17
+    let spill: UnsafeMutableRawPointer
+    let filled: UnsafeMutablePointer<Int>
+    private(set) var starts: UnsafeMutablePointer<Int>
+    private(set) var ends: UnsafeMutablePointer<Int>
+    private(set) var fieldCapacity: Int
+    var fields = 0
+    private(set) var values: UnsafeMutablePointer<Double>
+    private(set) var valueCount: Int
+
+    init(valueCount: Int) {
+        spill = .allocate(byteCount: Ingestor.partitions * Self.spillBytes, alignment: 16)
+        filled = .allocate(capacity: Ingestor.partitions)
+        filled.initialize(repeating: 0, count: Ingestor.partitions)
+        fieldCapacity = 64
+        starts = .allocate(capacity: fieldCapacity)
+        ends = .allocate(capacity: fieldCapacity)
+        self.valueCount = valueCount
+        values = .allocate(capacity: max(valueCount, 1))
+    }
+
+    func resizeValues(_ count: Int) {
+        values.deallocate()
+        valueCount = count
+        values = .allocate(capacity: max(count, 1))
+    }
+
+    func addField(_ start: Int, _ end: Int) {
+        if fields == fieldCapacity {
+            let bigger = fieldCapacity * 2
+            let s = UnsafeMutablePointer<Int>.allocate(capacity: bigger), e = UnsafeMutablePointer<Int>.allocate(capacity: bigger)
+            s.update(from: starts, count: fields); e.update(from: ends, count: fields)
+            starts.deallocate(); ends.deallocate()
+            starts = s; ends = e; fieldCapacity = bigger
+        }
+        starts[fields] = start
+        ends[fields] = end
+        fields += 1
+    }
+
+    deinit {
+        spill.deallocate(); filled.deallocate(); starts.deallocate(); ends.deallocate(); values.deallocate()
+    }
+}
+
 /// Reads one byte range of the file, validates each row and spills records by unit fingerprint.
 struct Pass1Worker {
     static func recordSize(_ slots: Int) -> Int { 13 + 8 * slots }
-    private static let flushBytes = 1 << 18
 
     let shared: Pass1Shared
     let index: Int
@@ -458,19 +505,28 @@ struct Pass1Worker {
     private var problemCounts: [String: Int] = [:]
     private var rowsRead = 0, rowsRejected = 0, line = 0
     private var daysSeen: [UInt64]
-    private var spills: [[UInt8]]
+    private let memory: WorkerMemory
     private var files: [Int32]
-    private var values: [Double]
-    private var starts: [Int] = [], ends: [Int] = []
     private var scratch: [UInt8] = []
+    /// Per-row lookups as plain values, private to this worker (see ``Accumulators/fold``).
+    private var types: [MetricType]
+    private let isJSONL: Bool
+    private var variantBytes: [UInt8] = []
+    private var variantRanges: [Range<Int>] = []
 
     init(shared: Pass1Shared, index: Int) {
         self.shared = shared
         self.index = index
         columns = shared.columns; metrics = shared.metrics; valueCount = shared.valueCount; usedSlots = shared.usedSlots
-        spills = Array(repeating: [], count: Ingestor.partitions)
+        types = metrics.map(\.type)
+        isJSONL = shared.format == "jsonl"
+        for v in shared.variants {
+            let start = variantBytes.count
+            variantBytes.append(contentsOf: Array(v.utf8))
+            variantRanges.append(start..<variantBytes.count)
+        }
         files = Array(repeating: -1, count: Ingestor.partitions)
-        values = [Double](repeating: .nan, count: shared.valueCount)
+        memory = WorkerMemory(valueCount: shared.valueCount)
         daysSeen = []
     }
 
@@ -526,10 +582,9 @@ struct Pass1Worker {
         if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
         if line.isEmpty { return }
         rowsRead += 1
-        starts.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
+        memory.fields = 0
         let fieldBase: UnsafeBufferPointer<UInt8>
-        if shared.format == "jsonl" {
+        if isJSONL {
             guard case .object(let o)? = try? JSONParser.parse(line) else {
                 reject("malformed_row") { "line \($0) is not a JSON object" }; return
             }
@@ -538,37 +593,38 @@ struct Pass1Worker {
                 let header = try shared.ingestor.readJSONLHeader(jsonlKeys, line: self.line)
                 jsonlHeader = header
                 columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
-                values = [Double](repeating: .nan, count: valueCount)
+                types = metrics.map(\.type)
+                memory.resizeValues(valueCount)
             }
             if let extra = o.keys.first(where: { !jsonlKeys.contains($0) }) {
                 reject("malformed_row") { "line \($0) has field \"\(extra)\" not in the first row" }; return
             }
             scratch.removeAll(keepingCapacity: true)
             for k in jsonlKeys {
-                starts.append(scratch.count)
+                let start = scratch.count
                 switch o[k] {
                 case .string(let s)?: scratch.append(contentsOf: s.utf8)
                 case .number(let d)?: scratch.append(contentsOf: JSON.number(d).serialized().utf8)
                 case .bool(let b)?: scratch.append(contentsOf: (b ? "1" : "0").utf8)
                 default: break
                 }
-                ends.append(scratch.count)
+                memory.addField(start, scratch.count)
             }
             return try scratch.withUnsafeBufferPointer { try row($0) }
         } else if memchr(line.baseAddress!, Int32(UInt8(ascii: "\"")), line.count) != nil {
             scratch.removeAll(keepingCapacity: true)
             for field in Ingestor.splitCSV(String(decoding: line, as: UTF8.self)) {
-                starts.append(scratch.count)
+                let start = scratch.count
                 scratch.append(contentsOf: field.utf8)
-                ends.append(scratch.count)
+                memory.addField(start, scratch.count)
             }
             return try scratch.withUnsafeBufferPointer { try row($0) }
         } else {
             var s = 0
             for i in 0..<line.count where line[i] == UInt8(ascii: ",") {
-                starts.append(s); ends.append(i); s = i + 1
+                memory.addField(s, i); s = i + 1
             }
-            starts.append(s); ends.append(line.count)
+            memory.addField(s, line.count)
             fieldBase = line
         }
         try row(fieldBase)
@@ -577,8 +633,9 @@ struct Pass1Worker {
     /// Validates one row whose fields are `starts`/`ends` in `base`, and spills it.
     private mutating func row(_ base: UnsafeBufferPointer<UInt8>) throws {
         func text(_ f: UnsafeBufferPointer<UInt8>, _ limit: Int = 60) -> String { String(decoding: f.prefix(limit), as: UTF8.self) }
-        guard starts.count == columns.count else {
-            let got = starts.count, want = columns.count
+        let values = memory.values, starts = memory.starts, ends = memory.ends
+        guard memory.fields == columns.count else {
+            let got = memory.fields, want = columns.count
             reject("malformed_row") { "line \($0) has \(got) columns, the header has \(want)" }
             return
         }
@@ -589,7 +646,7 @@ struct Pass1Worker {
             switch column {
             case .unit: unit = f
             case .variant:
-                guard let v = shared.variantBytes.firstIndex(where: { $0.elementsEqual(f) }) else {
+                guard let v = variantIndex(f) else {
                     let name = text(f), known = shared.variants.joined(separator: ", ")
                     reject("unknown_variant") { "line \($0): variant \"\(name)\" is not one of \(known)" }
                     return
@@ -609,7 +666,7 @@ struct Pass1Worker {
                     reject("malformed_row") { "line \($0): \(name) value \"\(shown)\" is not a number" }
                     return
                 }
-                switch (metrics[m].type, role) {
+                switch (types[m], role) {
                 case (.binomial, .value) where x != 0 && x != 1:
                     let name = metrics[m].name, shown = text(f)
                     reject("malformed_row") { "line \($0): \(name) is binomial and must be 0 or 1, got \(shown)" }
@@ -624,9 +681,9 @@ struct Pass1Worker {
             }
         }
         guard !unit.isEmpty else { reject("malformed_row") { "line \($0): unit_id is empty" }; return }
-        for (m, slot) in metrics.enumerated() where slot.type == .ratio {
+        for m in 0..<types.count where types[m] == .ratio {
             if values[m * 4 + 2].isNaN != values[m * 4 + 3].isNaN {
-                let name = slot.name
+                let name = metrics[m].name
                 reject("malformed_row") { "line \($0): \(name) needs both numerator and denominator" }
                 return
             }
@@ -639,17 +696,24 @@ struct Pass1Worker {
         let fp = Ingestor.fingerprint(unit)
         let p = Int(fp >> 57)
         let size = Pass1Worker.recordSize(usedSlots.count)
-        let at = spills[p].count
-        spills[p].append(contentsOf: repeatElement(0, count: size))
-        spills[p].withUnsafeMutableBytes { b in
-            b.storeBytes(of: fp.littleEndian, toByteOffset: at, as: UInt64.self)
-            b[at + 8] = UInt8(variant)
-            b.storeBytes(of: day.littleEndian, toByteOffset: at + 9, as: Int32.self)
-            for (j, k) in usedSlots.enumerated() {
-                b.storeBytes(of: values[k].bitPattern.littleEndian, toByteOffset: at + 13 + 8 * j, as: UInt64.self)
-            }
+        if memory.filled[p] + size > WorkerMemory.spillBytes { try flush(p) }
+        let b = memory.spill + p * WorkerMemory.spillBytes + memory.filled[p]
+        b.storeBytes(of: fp.littleEndian, toByteOffset: 0, as: UInt64.self)
+        b.storeBytes(of: UInt8(variant), toByteOffset: 8, as: UInt8.self)
+        b.storeBytes(of: day.littleEndian, toByteOffset: 9, as: Int32.self)
+        for (j, k) in usedSlots.enumerated() {
+            b.storeBytes(of: values[k].bitPattern.littleEndian, toByteOffset: 13 + 8 * j, as: UInt64.self)
         }
-        if spills[p].count >= Self.flushBytes { try flush(p) }
+        memory.filled[p] += size
+    }
+
+    private func variantIndex(_ f: UnsafeBufferPointer<UInt8>) -> Int? {
+        variantBytes.withUnsafeBufferPointer { all in
+            for (v, r) in variantRanges.enumerated() where r.count == f.count {
+                if f.isEmpty || memcmp(all.baseAddress! + r.lowerBound, f.baseAddress!, r.count) == 0 { return v }
+            }
+            return nil
+        }
     }
 
     private mutating func flush(_ p: Int) throws {
@@ -659,22 +723,20 @@ struct Pass1Worker {
             guard files[p] >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file in \(shared.dir.path): \(String(cString: strerror(errno)))") }
         }
         let fd = files[p]
-        try spills[p].withUnsafeBytes { b in
-            var done = 0
-            while done < b.count {
-                let n = write(fd, b.baseAddress! + done, b.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file: \(String(cString: strerror(errno)))") }
-                done += n
-            }
+        let b = memory.spill + p * WorkerMemory.spillBytes
+        var done = 0
+        while done < memory.filled[p] {
+            let n = write(fd, b + done, memory.filled[p] - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file: \(String(cString: strerror(errno)))") }
+            done += n
         }
-        spills[p].removeAll(keepingCapacity: true)
+        memory.filled[p] = 0
     }
 
     mutating func finish() throws -> Pass1Outcome {
-        for p in 0..<Ingestor.partitions where !spills[p].isEmpty { try flush(p) }
+        for p in 0..<Ingestor.partitions where memory.filled[p] > 0 { try flush(p) }
         for fd in files where fd >= 0 { close(fd) }
-        spills = []
         return Pass1Outcome(problems: problems, problemCounts: problemCounts, rowsRead: rowsRead, rowsRejected: rowsRejected,
                             lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader)
     }
@@ -740,7 +802,11 @@ struct Accumulators: Sendable {
         }
         if g.next.count < count { g.next = [Int32](repeating: -1, count: count) }
         g.slotsInUse.removeAll(keepingCapacity: true)
-        let metrics = layout.metrics, valueCount = layout.valueCount, position = layout.recordPosition
+        // Plain values only in the loops: copying a slot (it holds a String) would retain shared storage
+        // on every record, and both workers retaining the same object serialises them on its reference count.
+        let types = layout.metrics.map(\.type), hasPre = layout.metrics.map(\.hasPre)
+        let valueCount = layout.valueCount, position = layout.recordPosition, dense = layout.dense
+        let dayMin = layout.dayMin, days = layout.days, variants = layout.variants
         var unitValues = [Double](repeating: .nan, count: valueCount)
         records.withUnsafeBytes { raw in
             func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: UInt64.self)) }
@@ -780,13 +846,13 @@ struct Accumulators: Sendable {
                 for k in 0..<valueCount { unitValues[k] = .nan }
                 i = head
                 while i >= 0 {
-                    for (m, slot) in metrics.enumerated() {
+                    for m in 0..<types.count {
                         for role in 0..<4 {
                             let k = m * 4 + role
                             let x = value(i, k)
                             guard !x.isNaN else { continue }
                             if unitValues[k].isNaN { unitValues[k] = x; continue }
-                            switch (slot.type, role) {
+                            switch (types[m], role) {
                             case (.binomial, 0): unitValues[k] = max(unitValues[k], x)
                             case (.nps, 0), (_, 1): unitValues[k] = x       // last score; pre-period is per unit
                             default: unitValues[k] += x
@@ -796,19 +862,19 @@ struct Accumulators: Sendable {
                     i = Int(g.next[i])
                 }
                 unitsLoaded += 1
-                let d = Int(layout.dense[firstDay - layout.dayMin])
-                exposures[v0 * layout.days + d] += 1
-                for (m, slot) in metrics.enumerated() {
+                let d = Int(dense[firstDay - dayMin])
+                exposures[v0 * days + d] += 1
+                for m in 0..<types.count {
                     let x = unitValues[m * 4], pre = unitValues[m * 4 + 1], num = unitValues[m * 4 + 2], den = unitValues[m * 4 + 3]
-                    let c = ((m * layout.variants + v0) * layout.days + d) * 6
-                    switch slot.type {
+                    let c = ((m * variants + v0) * days + d) * 6
+                    switch types[m] {
                     case .binomial:
                         guard !x.isNaN else { continue }
                         cells[c] += 1; cells[c + 1] += x
                     case .continuous:
                         guard !x.isNaN else { continue }
                         cells[c] += 1; cells[c + 1] += x; cells[c + 2] += x * x
-                        if slot.hasPre {
+                        if hasPre[m] {
                             let pr = pre.isNaN ? 0 : pre
                             cells[c + 3] += pr; cells[c + 4] += pr * pr; cells[c + 5] += x * pr
                         }
