@@ -471,7 +471,7 @@ final class WorkerMemory {
         values = .allocate(capacity: max(count, 1))
     }
 
-    func addField(_ start: Int, _ end: Int) {
+    @inline(__always) func addField(_ start: Int, _ end: Int) {
         if fields == fieldCapacity {
             let bigger = fieldCapacity * 2
             let s = UnsafeMutablePointer<Int>.allocate(capacity: bigger), e = UnsafeMutablePointer<Int>.allocate(capacity: bigger)
@@ -758,13 +758,18 @@ struct Layout: Sendable {
 extension Ingestor.MetricSlot: @unchecked Sendable {}
 
 /// A hash table from unit fingerprint to the unit's records, chained in file order; reused between partitions.
+/// A slot keeps fingerprint, first and last record together, so a probe touches one cache line.
 struct UnitGrouping {
-    var fingerprints: [UInt64] = []
-    var heads: [Int32] = []
-    var tails: [Int32] = []
+    struct Slot { var fingerprint: UInt64; var head: Int32; var tail: Int32 }
+    var slots: [Slot] = []
+    var used: [Int32] = []
+    /// Per record: the next record of the same unit, or -1.
     var next: [Int32] = []
-    var slotsInUse: [Int32] = []
+    /// Per record: whether it is its unit's first.
+    var isHead: [Bool] = []
 }
+
+enum FoldRule { case sum, maximum, last }
 
 /// Sums per metric, variant and day (six numbers a cell: enough for every aggregate shape) and exposures.
 struct Accumulators: Sendable {
@@ -793,45 +798,54 @@ struct Accumulators: Sendable {
         var capacity = 16
         while capacity < count * 2 { capacity <<= 1 }
         let mask = capacity - 1
-        if g.fingerprints.count < capacity {
-            g.fingerprints = [UInt64](repeating: 0, count: capacity)
-            g.heads = [Int32](repeating: -1, count: capacity)
-            g.tails = [Int32](repeating: -1, count: capacity)
+        if g.slots.count != capacity {
+            g.slots = [UnitGrouping.Slot](repeating: .init(fingerprint: 0, head: -1, tail: -1), count: capacity)
         } else {
-            for slot in g.slotsInUse { g.heads[Int(slot)] = -1 }
+            for slot in g.used { g.slots[Int(slot)].head = -1 }
         }
-        if g.next.count < count { g.next = [Int32](repeating: -1, count: count) }
-        g.slotsInUse.removeAll(keepingCapacity: true)
+        g.used.removeAll(keepingCapacity: true)
+        if g.next.count < count {
+            g.next = [Int32](repeating: -1, count: count)
+            g.isHead = [Bool](repeating: false, count: count)
+        }
         // Plain values only in the loops: copying a slot (it holds a String) would retain shared storage
         // on every record, and both workers retaining the same object serialises them on its reference count.
         let types = layout.metrics.map(\.type), hasPre = layout.metrics.map(\.hasPre)
         let valueCount = layout.valueCount, position = layout.recordPosition, dense = layout.dense
         let dayMin = layout.dayMin, days = layout.days, variants = layout.variants
+        // The value slots a record holds, in record order, and how a unit's rows combine in each.
+        var slotKeys: [Int] = [], slotRules: [FoldRule] = []
+        for k in 0..<valueCount where position[k] >= 0 {
+            slotKeys.append(k)
+            switch (types[k / 4], k % 4) {
+            case (.binomial, 0): slotRules.append(.maximum)
+            case (.nps, 0), (_, 1): slotRules.append(.last)     // last score; pre-period is per unit
+            default: slotRules.append(.sum)
+            }
+        }
+        precondition(slotKeys.enumerated().allSatisfy { position[$0.element] == $0.offset })
         var unitValues = [Double](repeating: .nan, count: valueCount)
         records.withUnsafeBytes { raw in
             func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: UInt64.self)) }
             func variant(_ i: Int) -> Int { Int(raw[i * size + 8]) }
             func day(_ i: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * size + 9, as: Int32.self))) }
-            func value(_ i: Int, _ k: Int) -> Double {
-                let at = position[k]
-                guard at >= 0 else { return .nan }
-                return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * size + 13 + 8 * at, as: UInt64.self)))
-            }
             // Chain each unit's records in file order.
             for i in 0..<count {
                 let f = fp(i)
                 var slot = Int(truncatingIfNeeded: (f ^ (f >> 29)) & UInt64(mask))
-                while g.heads[slot] >= 0 && g.fingerprints[slot] != f { slot = (slot + 1) & mask }
+                while g.slots[slot].head >= 0 && g.slots[slot].fingerprint != f { slot = (slot + 1) & mask }
                 g.next[i] = -1
-                if g.heads[slot] < 0 {
-                    g.heads[slot] = Int32(i); g.tails[slot] = Int32(i); g.fingerprints[slot] = f
-                    g.slotsInUse.append(Int32(slot))
+                if g.slots[slot].head < 0 {
+                    g.slots[slot] = .init(fingerprint: f, head: Int32(i), tail: Int32(i))
+                    g.used.append(Int32(slot))
+                    g.isHead[i] = true
                 } else {
-                    g.next[Int(g.tails[slot])] = Int32(i); g.tails[slot] = Int32(i)
+                    g.next[Int(g.slots[slot].tail)] = Int32(i); g.slots[slot].tail = Int32(i)
+                    g.isHead[i] = false
                 }
             }
-            for slot in g.slotsInUse {
-                let head = Int(g.heads[Int(slot)])
+            // Units in order of their first record: the records are read nearly in sequence.
+            for head in 0..<count where g.isHead[head] {
                 let v0 = variant(head)
                 var firstDay = day(head)
                 var i = Int(g.next[head])
@@ -846,17 +860,16 @@ struct Accumulators: Sendable {
                 for k in 0..<valueCount { unitValues[k] = .nan }
                 i = head
                 while i >= 0 {
-                    for m in 0..<types.count {
-                        for role in 0..<4 {
-                            let k = m * 4 + role
-                            let x = value(i, k)
-                            guard !x.isNaN else { continue }
-                            if unitValues[k].isNaN { unitValues[k] = x; continue }
-                            switch (types[m], role) {
-                            case (.binomial, 0): unitValues[k] = max(unitValues[k], x)
-                            case (.nps, 0), (_, 1): unitValues[k] = x       // last score; pre-period is per unit
-                            default: unitValues[k] += x
-                            }
+                    let record = i * size + 13
+                    for j in 0..<slotKeys.count {
+                        let k = slotKeys[j]
+                        let x = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: record + 8 * j, as: UInt64.self)))
+                        guard !x.isNaN else { continue }
+                        if unitValues[k].isNaN { unitValues[k] = x; continue }
+                        switch slotRules[j] {
+                        case .maximum: unitValues[k] = max(unitValues[k], x)
+                        case .last: unitValues[k] = x
+                        case .sum: unitValues[k] += x
                         }
                     }
                     i = Int(g.next[i])
