@@ -1,3 +1,8 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Limits applied while parsing untrusted JSON.
 public struct JSONLimits: Sendable, Equatable {
     /// Maximum nesting of arrays and objects.
@@ -43,13 +48,22 @@ public struct JSONParser {
     }
 
     public static func parse(_ buffer: UnsafeBufferPointer<UInt8>, limits: JSONLimits = JSONLimits()) throws(JSONParseError) -> JSON {
+        try parse(buffer, limits: limits, parallel: true)
+    }
+
+    /// `parallel: false` is the reference the parallel parse of large arrays is tested against.
+    static func parse(_ buffer: UnsafeBufferPointer<UInt8>, limits: JSONLimits, parallel: Bool) throws(JSONParseError) -> JSON {
         var parser = JSONParser(bytes: buffer, limits: limits)
+        parser.mayParallelise = parallel
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
         guard parser.index == buffer.count else { throw parser.error("unexpected data after the JSON value") }
         return value
     }
+
+    /// False inside a worker of ``parseLargeArray(depth:)``: one level of parallelism is enough.
+    private var mayParallelise = true
 
     private init(bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits) {
         self.bytes = bytes
@@ -122,6 +136,7 @@ public struct JSONParser {
 
     private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSON {
         guard depth <= limits.maxDepth else { throw error("nesting deeper than \(limits.maxDepth) levels", limit: true) }
+        if mayParallelise, bytes.count - index >= Self.parallelBytes, let large = try parseLargeArray(depth: depth) { return large }
         index += 1
         var array: [JSON] = []
         skipWhitespace()
@@ -138,6 +153,71 @@ public struct JSONParser {
             if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(array) }
             throw error("expected ',' or ']' in array")
         }
+    }
+
+    private static let parallelBytes = 1 << 16
+    private static let workers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    /// A large array (a batch of requests) parsed on every core. A structural scan that skips over strings
+    /// finds the elements; each is then parsed by the strict parser, which must end exactly where the scan
+    /// put the next separator, so the value and any error (the first in byte order) are those of the
+    /// sequential parse. Anything the scan cannot settle (an unterminated string, an unclosed bracket, too
+    /// many elements, a small array) returns nil and the sequential parse takes over.
+    private mutating func parseLargeArray(depth: Int) throws(JSONParseError) -> JSON? {
+        var bounds: [Int] = []  // start and end of each element, in pairs
+        var i = index + 1, level = 0, elementStart = i, close = -1
+        scan: while i < bytes.count {
+            let b = bytes[i]
+            switch b {
+            case UInt8(ascii: "\""):
+                i += 1
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\"") { i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1 }
+            case UInt8(ascii: "["), UInt8(ascii: "{"): level += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                if level == 0 {
+                    guard b == UInt8(ascii: "]") else { return nil }
+                    bounds.append(elementStart); bounds.append(i)
+                    close = i
+                    break scan
+                }
+                level -= 1
+            case UInt8(ascii: ","):
+                if level == 0 { bounds.append(elementStart); bounds.append(i); elementStart = i + 1 }
+            default: break
+            }
+            i += 1
+        }
+        let count = bounds.count / 2
+        guard close >= 0, count >= 64, count <= limits.maxContainerLength else { return nil }
+        var values = [JSON](repeating: .null, count: count)
+        var failures = [JSONParseError?](repeating: nil, count: Self.workers)
+        nonisolated(unsafe) let source = bytes
+        let limits = self.limits, workers = Self.workers, elements = bounds
+        values.withUnsafeMutableBufferPointer { out in
+            failures.withUnsafeMutableBufferPointer { failed in
+                nonisolated(unsafe) let out = out, failed = failed
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var parser = JSONParser(bytes: source, limits: limits)
+                    parser.mayParallelise = false
+                    for e in (count * w / workers)..<(count * (w + 1) / workers) {
+                        do throws(JSONParseError) {
+                            parser.index = elements[2 * e]
+                            parser.skipWhitespace()
+                            let value = try parser.parseValue(depth: depth)
+                            parser.skipWhitespace()
+                            guard parser.index == elements[2 * e + 1] else { throw parser.error("expected ',' or ']' in array") }
+                            out[e] = value
+                        } catch {
+                            failed[w] = error
+                            return
+                        }
+                    }
+                }
+            }
+        }
+        if let first = failures.lazy.compactMap({ $0 }).first { throw first }
+        index = close + 1
+        return .array(values)
     }
 
     private mutating func parseNumber() throws(JSONParseError) -> Double {

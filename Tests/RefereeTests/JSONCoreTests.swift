@@ -1,5 +1,5 @@
 import Testing
-import JSONCore
+@testable import JSONCore
 
 @Suite struct JSONParserTests {
     @Test(arguments: [
@@ -81,5 +81,53 @@ import JSONCore
 
     @Test func millionAs() {
         #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
+
+/// Large arrays (a batch of requests) are parsed on every core: the value and, for broken input, the error
+/// (reason and byte offset) must be exactly those of the sequential parse.
+@Suite struct ParallelArrayParseTests {
+    func parse(_ text: String, parallel: Bool) -> Result<JSON, JSONParseError> {
+        var text = text
+        return text.withUTF8 { buffer in Result { () throws(JSONParseError) in try JSONParser.parse(buffer, limits: JSONLimits(), parallel: parallel) } }
+    }
+
+    func element(_ i: Int) -> String {
+        switch i % 5 {
+        case 0: return #"{"metric":"continuous","control":{"n":\#(1000 + i),"mean":10.25,"variance":4.5},"label":"a,b]}[{\"\\"}"#
+        case 1: return #"[\#(i), -0.5e3, true, null, "x\u00e9", {"k": [1, {"z": []}]}]"#
+        case 2: return #" "string with , and ] and \" inside" "#
+        case 3: return "\(Double(i) / 7)"
+        default: return #"{"nested":{"deeper":[[],[{}],"]"]}}"#
+        }
+    }
+
+    @Test func largeArraysParseAsSequentially() throws {
+        let items = (0..<3000).map(element)
+        let text = "[" + items.joined(separator: ",") + "]"
+        let parallel = try parse(text, parallel: true).get()
+        #expect(parallel == (try parse(text, parallel: false).get()))
+        #expect(parallel.arrayValue?.count == 3000)
+        let wrapped = #"{"jsonrpc":"2.0","params":{"comparisons":"# + text + "}}"
+        #expect(try parse(wrapped, parallel: true).get() == (try parse(wrapped, parallel: false).get()))
+    }
+
+    @Test func brokenLargeArraysFailAsSequentially() {
+        var rng = SystemRandomNumberGenerator()
+        let defects = ["1 2", "", "tru", "\"abc", "{\"a\":1,\"a\":2}", "[1,]", "\"\\x\"", "{\"a\" 1}", "}", "]", "[[", "1e400", "\"\u{01}\"", "01", "{\"k\":\"v\",}"]
+        for defect in defects {
+            for _ in 0..<4 {
+                var items = (0..<2000).map(element)
+                items[Int.random(in: 0..<items.count, using: &rng)] = defect
+                if Bool.random(using: &rng) { items[Int.random(in: 0..<items.count, using: &rng)] = defect }
+                for text in ["[" + items.joined(separator: ",") + "]", "[" + items.joined(separator: ",") + ",]", "[" + items.joined(separator: ",")] {
+                    let parallel = parse(text, parallel: true), sequential = parse(text, parallel: false)
+                    switch (parallel, sequential) {
+                    case (.failure(let a), .failure(let b)): #expect(a == b, "defect \(defect)")
+                    default: Issue.record("defect \(defect): \(parallel) vs \(sequential)")
+                    }
+                }
+            }
+        }
     }
 }
