@@ -508,9 +508,13 @@ def gen_chance_to_beat():
         ({"n": 100, "successes": 10}, {"n": 120, "successes": 17}, {"alpha": 0.5, "beta": 0.5}),
         ({"n": 1000, "successes": 300}, {"n": 900, "successes": 290}, {"alpha": 1.5, "beta": 2.5}),
         ({"n": 10 ** 5, "successes": 40000}, {"n": 10 ** 5, "successes": 40300}, {"alpha": 0.7, "beta": 1.3}),
-        # Known limitation (not recorded): when all four posterior parameters exceed ~1e6 (e.g. 2e8 successes
-        # out of 1e9 in both arms), GSL's incomplete beta fails inside the quadrature and the Swift code
-        # throws StatisticsError(field: "control.n") instead of returning a number.
+        # All four posterior parameters huge (no short finite sum; GSL's incomplete beta does not converge):
+        # boost's beta (scipy) is accurate here through its large-parameter expansions.
+        ({"n": 10 ** 9, "successes": 2 * 10 ** 8}, {"n": 10 ** 9, "successes": 2 * 10 ** 8 + 30000}, {"alpha": 1.0, "beta": 1.0}),
+        ({"n": 10 ** 9, "successes": 5 * 10 ** 8}, {"n": 9 * 10 ** 8, "successes": 45 * 10 ** 7 - 12000}, {"alpha": 1.0, "beta": 1.0}),
+        ({"n": 4 * 10 ** 8, "successes": 10 ** 8}, {"n": 4 * 10 ** 8, "successes": 10 ** 8 + 2000}, {"alpha": 0.5, "beta": 0.5}),
+        ({"n": 3 * 10 ** 7, "successes": 6 * 10 ** 6}, {"n": 3 * 10 ** 7, "successes": 6 * 10 ** 6 + 9000}, {"alpha": 1.0, "beta": 1.0}),
+        ({"n": 2 * 10 ** 9, "successes": 10 ** 9}, {"n": 2 * 10 ** 9, "successes": 10 ** 9 - 60000}, {"alpha": 1.0, "beta": 1.0}),
     ]):
         a_c, b_c = c["successes"] + prior["alpha"], c["n"] - c["successes"] + prior["beta"]
         a_t, b_t = t["successes"] + prior["alpha"], t["n"] - t["successes"] + prior["beta"]

@@ -20,8 +20,7 @@ public enum BayesianBinomial {
     /// parameters is an integer with the fewest terms (the other three forms follow by symmetry:
     /// p ↔ 1 − p and swapping arms). When no parameter is an integer, or every form would need more than
     /// 10⁶ terms, the probability is the integral ∫ f_c(x) (1 − F_t(x)) dx by GSL adaptive quadrature
-    /// (relative accuracy about 1e-8, and about 1e-7 once posterior parameters exceed ~10⁸, where GSL's
-    /// log-gamma based Beta density and CDF themselves lose digits).
+    /// (relative accuracy about 1e-9, also with billions of units per arm; see ``integral(aC:bC:aT:bT:)``).
     ///
     /// ```swift
     /// let p = try BayesianBinomial.chanceToBeat(control: .init(n: 1000, successes: 100),
@@ -69,26 +68,72 @@ public enum BayesianBinomial {
         return try Check.result(clipped, "control.n", "chance to beat control")
     }
 
-    /// ∫ f_c(x) · P(p_t > x) dx over the bulk of the control posterior (±40 sd, clipped to [0, 1]).
+    /// ∫ f_c(x) · P(p_t > x) dx over the bulk of the control posterior.
     ///
-    /// The control density is evaluated relative to its mean, `exp((a−1)·log1p(δ/m) + (b−1)·log1p(−δ/(1−m)))`,
-    /// and normalised by integrating it over the same pieces, so no log-gamma of huge arguments is needed.
+    /// Both posteriors are used as densities relative to their means (see ``ConcentratedBeta``), so no
+    /// log-gamma of huge arguments is needed. P(p_t > x) comes from GSL's Beta distribution while it is
+    /// accurate (α + β up to 10⁷); beyond, GSL's incomplete beta stops converging, and it is the treatment
+    /// density's own upper-tail integral, computed directly so a tiny tail keeps its relative accuracy.
     static func integral(aC: Double, bC: Double, aT: Double, bT: Double) throws(StatisticsError) -> Double {
-        let mean = aC / (aC + bC)
-        let sd = (aC * bC / ((aC + bC) * (aC + bC) * (aC + bC + 1))).squareRoot()
-        let cuts = [max(0, mean - 40 * sd), max(0, mean - 5 * sd), mean, min(1, mean + 5 * sd), min(1, mean + 40 * sd)]
-        let density = { (x: Double) -> Double in
-            let d = x - mean
-            let logRatio = (aC - 1) * Special.log1p(d / mean) + (bC - 1) * Special.log1p(-d / (1 - mean))
-            return logRatio.isFinite ? Special.exp(logRatio) : 0
+        let control = try ConcentratedBeta(a: aC, b: bC, field: "control.n")
+        let survival: (Double) -> Double
+        if aT + bT <= 1e7 {
+            survival = { x in gsl_cdf_beta_Q(x, aT, bT) }
+        } else {
+            let treatment = try ConcentratedBeta(a: aT, b: bT, field: "treatment.n")
+            survival = { x in (try? treatment.upperTail(x)) ?? .nan }
         }
-        var mass = 0.0, total = 0.0
-        for (a, b) in zip(cuts, cuts.dropFirst()) where b > a {
-            mass += try GSL.integrate(field: "control.n", from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-300, acceptableRelativeError: 1e-9, density)
+        var total = 0.0
+        for (a, b) in zip(control.cuts, control.cuts.dropFirst()) where b > a {
             total += try GSL.integrate(field: "control.n", from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-300, acceptableRelativeError: 1e-9) { x in
-                density(x) * gsl_cdf_beta_Q(x, aT, bT)
+                control.density(x) * survival(x)
             }
         }
-        return total / mass
+        return total / control.mass
+    }
+}
+
+/// A Beta(a, b) posterior with large parameters, as a density relative to its mean,
+/// `exp((a−1)·log1p(δ/m) + (b−1)·log1p(−δ/(1−m)))` with δ = x − m, normalised by its integral over the
+/// bulk (mean ± 40 sd, clipped to [0, 1], in pieces at ±5 sd); outside the bulk the density is below e⁻⁷⁰⁰.
+struct ConcentratedBeta {
+    let a: Double, b: Double, mean: Double
+    let cuts: [Double]
+    /// ∫ of ``density(_:)`` over the bulk.
+    private(set) var mass = 0.0
+    let field: String
+
+    init(a: Double, b: Double, field: String) throws(StatisticsError) {
+        self.a = a; self.b = b; self.field = field
+        mean = a / (a + b)
+        let sd = (a * b / ((a + b) * (a + b) * (a + b + 1))).squareRoot()
+        cuts = [max(0, mean - 40 * sd), max(0, mean - 5 * sd), mean, min(1, mean + 5 * sd), min(1, mean + 40 * sd)]
+        for (lo, hi) in zip(cuts, cuts.dropFirst()) where hi > lo {
+            mass += try piece(lo, hi)
+        }
+    }
+
+    func density(_ x: Double) -> Double {
+        let d = x - mean
+        let logRatio = (a - 1) * Special.log1p(d / mean) + (b - 1) * Special.log1p(-d / (1 - mean))
+        return logRatio.isFinite ? Special.exp(logRatio) : 0
+    }
+
+    /// P(p > x).
+    func upperTail(_ x: Double) throws(StatisticsError) -> Double {
+        guard x > cuts.first! else { return 1 }
+        guard x < cuts.last! else { return 0 }
+        var tail = 0.0
+        for (lo, hi) in zip(cuts, cuts.dropFirst()) where hi > x {
+            tail += try piece(max(lo, x), hi)
+        }
+        return min(1, tail / mass)
+    }
+
+    private func piece(_ lo: Double, _ hi: Double) throws(StatisticsError) -> Double {
+        guard hi > lo else { return 0 }
+        let f = self
+        return try GSL.integrate(field: field, from: lo, to: hi, relativeTolerance: 1e-12, absoluteTolerance: 1e-300,
+                                 acceptableRelativeError: 1e-9) { x in f.density(x) }
     }
 }
