@@ -141,3 +141,38 @@ struct ReferenceCompareTests {
         #expect(r.difference.rawValue == (c.input.difference ?? "absolute"))
     }
 }
+
+/// A third implementation: Spotify's confidence library (`Scripts/reference/generate_spotify_confidence.py`),
+/// for the settings whose definitions coincide (unpooled two-proportion z, Welch from sums; two-sided, absolute).
+struct SpotifyCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Expected: Decodable, Sendable {
+        let estimate: Double
+        let ci: [Double]
+        let pValue: Double
+    }
+    let id: String
+    let tol: Tolerance
+    let input: CompareCase.Input
+    let expected: Expected
+    var testDescription: String { id }
+    var compareCase: CompareCase { CompareCase(id: id, tol: tol, input: input, expected: nil, error: nil) }
+}
+
+@Suite("Reference: stats.compare against spotify-confidence")
+struct ReferenceSpotifyTests {
+    static let cases: [SpotifyCase] = Reference.load("compare_spotify")
+
+    @Test func coverage() {
+        #expect(Self.cases.filter { $0.id.hasPrefix("spotify-ztest-") }.count >= 100)
+        #expect(Self.cases.filter { $0.id.hasPrefix("spotify-welch-") }.count >= 100)
+    }
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: SpotifyCase) throws {
+        let r = try ABTest.compare(c.compareCase.arms(), options: c.compareCase.options())
+        expectAgree("estimate", r.estimate, c.expected.estimate, c.tol, c.id)
+        expectAgree("ci.lower", r.ci.lower, c.expected.ci[0], c.tol, c.id)
+        expectAgree("ci.upper", r.ci.upper, c.expected.ci[1], c.tol, c.id)
+        expectAgree("p_value", r.pValue, c.expected.pValue, c.tol, c.id)
+    }
+}
