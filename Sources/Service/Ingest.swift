@@ -37,6 +37,9 @@ final class Ingestor {
     var bytesPerWorker = 4 << 20
     /// Upper bound on workers in each pass.
     var maxWorkers = min(4, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// The most spilled bytes one pass-2 worker loads at once (all workers together hold at most 64 MB of
+    /// records); a larger partition is first split by further fingerprint bits, as often as needed.
+    lazy var maxPartitionBytes = max(1 << 22, (64 << 20) / maxWorkers)
     static let partitions = 128
 
     private var columns: [Column] = []
@@ -155,6 +158,7 @@ final class Ingestor {
         let folded = Mutex<Accumulators?>(nil)
         let foldFailure = Mutex<(any Error)?>(nil)
         let fileNames = (0..<Self.partitions).map { p in (0..<ranges.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
+        let budget = maxPartitionBytes
         DispatchQueue.concurrentPerform(iterations: min(maxWorkers, Self.partitions)) { _ in
             var acc = Accumulators(layout: layout)
             var grouping = UnitGrouping()
@@ -162,8 +166,8 @@ final class Ingestor {
                 while true {
                     let p = next.add(1, ordering: .relaxed).oldValue
                     guard p < Self.partitions else { break }
-                    let records = try Self.readAll(fileNames[p])
-                    acc.fold(records, layout: layout, grouping: &grouping)
+                    try Self.fold(fileNames[p], name: "p\(p)", usedBits: 7, budget: budget, dir: dir, layout: layout,
+                                  into: &acc, grouping: &grouping)
                 }
             } catch {
                 foldFailure.withLock { $0 = $0 ?? error }
@@ -177,6 +181,54 @@ final class Ingestor {
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
         return acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
+    }
+
+    /// Folds the records of one partition (its files in file order). A partition larger than `budget` is
+    /// first split into 16 by the next four fingerprint bits, streaming and keeping file order, and each part
+    /// is folded in turn; a unit's records share every fingerprint bit, so they stay together.
+    private static func fold(_ paths: [String], name: String, usedBits: Int, budget: Int, dir: URL, layout: Layout,
+                             into acc: inout Accumulators, grouping: inout UnitGrouping) throws {
+        let size = paths.reduce(0) { total, path in
+            var info = stat()
+            return total + (stat(path, &info) == 0 ? Int(info.st_size) : 0)
+        }
+        guard size > budget, usedBits <= 60 else {
+            acc.fold(try readAll(paths), layout: layout, grouping: &grouping)
+            return
+        }
+        let parts = (0..<16).map { dir.appendingPathComponent("\(name)-\($0)").path }
+        var writers = try parts.map { try SpillWriter(path: $0) }
+        let recordSize = layout.recordSize
+        var chunk = [UInt8](repeating: 0, count: recordSize * 8192)
+        for path in paths {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd); unlink(path) }
+            var offset = 0
+            while true {
+                var filled = 0
+                while filled < chunk.count {
+                    let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(offset + filled)) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n >= 0 else { throw RPCError.invalidParams(path: "path", "cannot read a spill file: \(String(cString: strerror(errno)))") }
+                    if n == 0 { break }
+                    filled += n
+                }
+                if filled == 0 { break }
+                offset += filled
+                try chunk.withUnsafeBytes { raw in
+                    for r in stride(from: 0, to: filled - recordSize + 1, by: recordSize) {
+                        let fp = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: r, as: UInt64.self))
+                        try writers[Int((fp << UInt64(usedBits)) >> 60)].append(UnsafeRawBufferPointer(rebasing: raw[r..<(r + recordSize)]))
+                    }
+                }
+            }
+        }
+        for i in writers.indices { try writers[i].close() }
+        for (k, part) in parts.enumerated() {
+            try fold([part], name: "\(name)-\(k)", usedBits: usedBits + 4, budget: budget, dir: dir, layout: layout, into: &acc, grouping: &grouping)
+            unlink(part)
+        }
     }
 
     /// Byte ranges of the body, one per worker, each starting at a line.
@@ -742,6 +794,42 @@ struct Pass1Worker {
     }
 }
 
+/// Appends to one file through a buffer.
+struct SpillWriter {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private static let bufferBytes = 1 << 18
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file \(path): \(String(cString: strerror(errno)))") }
+        buffer.reserveCapacity(Self.bufferBytes)
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= Self.bufferBytes { try flush() }
+    }
+
+    private mutating func flush() throws {
+        try buffer.withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    mutating func close() throws {
+        try flush()
+        Glibc.close(fd)
+    }
+}
+
 /// Where pass 2 finds things in a record and in the accumulators.
 struct Layout: Sendable {
     var metrics: [Ingestor.MetricSlot]
@@ -796,7 +884,7 @@ struct Accumulators: Sendable {
         let count = records.count / size
         guard count > 0 else { return }
         var capacity = 16
-        while capacity < count * 2 { capacity <<= 1 }
+        while capacity < count + count / 2 { capacity <<= 1 }
         let mask = capacity - 1
         if g.slots.count != capacity {
             g.slots = [UnitGrouping.Slot](repeating: .init(fingerprint: 0, head: -1, tail: -1), count: capacity)

@@ -264,14 +264,27 @@ import Statistics
         let path = dir.path("units.csv")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
 
-        func ingest(workers: Int) throws -> (Ingestor.Totals, Ingestor) {
+        func ingest(workers: Int, partitionBytes: Int? = nil) throws -> (Ingestor.Totals, Ingestor) {
             let ingestor = Ingestor(context: context, allowPartial: true)
             ingestor.maxWorkers = workers
             ingestor.bytesPerWorker = workers == 1 ? 1 << 30 : 4096
+            if let partitionBytes { ingestor.maxPartitionBytes = partitionBytes }
             return (try ingestor.run(path: path, format: "csv"), ingestor)
         }
         let (one, single) = try ingest(workers: 1)
         let (many, split) = try ingest(workers: 4)
+        // Partitions over the memory budget are split again by further fingerprint bits before they are folded.
+        let (resplit, small) = try ingest(workers: 2, partitionBytes: 1024)
+        #expect(small.unitsLoaded == single.unitsLoaded && small.unitsExcluded == single.unitsExcluded)
+        #expect(Set(resplit.keys) == Set(one.keys))
+        for (metric, perVariant) in one {
+            for (variant, perDay) in perVariant {
+                for (day, a) in perDay {
+                    let b = try #require(resplit[metric]?[variant]?[day])
+                    #expect(a.n == b.n && abs(a.mean - b.mean) <= 1e-12 * max(1, abs(a.mean)), "\(metric) \(variant) \(day)")
+                }
+            }
+        }
         #expect(single.problems.map(\.line) == Array(badLines.prefix(100)))
         #expect(split.problems.map(\.line) == single.problems.map(\.line))
         #expect(split.problems.map(\.message) == single.problems.map(\.message))
