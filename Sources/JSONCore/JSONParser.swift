@@ -188,7 +188,11 @@ public struct JSONParser {
             i += 1
         }
         let count = bounds.count / 2
-        guard close >= 0, count >= 64, count <= limits.maxContainerLength else { return nil }
+        guard close >= 0, count >= 64, count <= limits.maxContainerLength else {
+            // Whatever made the scan give up would make every nested array's scan give up too: scan once.
+            if close < 0 { mayParallelise = false }
+            return nil
+        }
         var values = [JSON](repeating: .null, count: count)
         var failures = [JSONParseError?](repeating: nil, count: Self.workers)
         nonisolated(unsafe) let source = bytes

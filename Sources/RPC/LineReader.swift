@@ -22,8 +22,6 @@ public struct LineReader {
     private var discarded = 0
     /// Set from a signal handler: stop reading at the next opportunity.
     public var interrupted: () -> Bool = { false }
-    /// Called when every complete line has been delivered and the reader is about to wait for input.
-    public var idle: () -> Void = {}
 
     public init(fd: Int32, maxLineBytes: Int, chunkSize: Int = 1 << 16) {
         self.fd = fd
@@ -85,7 +83,6 @@ public struct LineReader {
                 start = 0; end = pending
             }
             if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
-            idle()
             if interrupted() { return }
             if SignalFlag.wakeFD >= 0 {
                 var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: SignalFlag.wakeFD, events: Int16(POLLIN), revents: 0)]

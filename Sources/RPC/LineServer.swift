@@ -30,66 +30,102 @@ public final class LineServer {
         var reader = LineReader(fd: input, maxLineBytes: dispatcher.limits.maxLineBytes)
         let stop = shouldStop
         reader.interrupted = { SignalFlag.isRaised || stop() }
-        // Replies to a pipelined burst go out together: held until the reader has no complete line left
-        // (it is about to wait), a buffer's worth has built up, or the oldest has waited a millisecond.
-        var output = ReplyBuffer(fd: self.output)
-        reader.idle = { output.flush() }
+        let output = ReplyWriter(fd: self.output)
+        defer { output.finish() }
         let maxLine = dispatcher.limits.maxLineBytes
         reader.forEach { item in
             switch item {
             case .line(let bytes):
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
-                if let reply = dispatcher.handle(line: bytes, context: context) { output.append(reply) }
+                if let reply = dispatcher.handle(line: bytes, context: context) { output.send(reply) }
             case .oversized(let count):
                 logger.warning("refused a line of \(count) bytes (limit \(maxLine))")
-                output.append(dispatcher.errorLine(RPCError(
+                output.send(dispatcher.errorLine(RPCError(
                     code: .invalidRequest,
                     message: "Invalid request: line of \(count) bytes exceeds the limit of \(maxLine) bytes (--max-line-bytes)",
                     data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(maxLine), "got": JSON(count)])))
             }
             return !(SignalFlag.isRaised || stop())
         }
-        output.flush()
     }
 }
 
-/// Reply lines waiting to be written in one system call.
-struct ReplyBuffer {
+/// Writes reply lines from a thread of its own, so the requests that follow are served while replies go
+/// out, and replies to a pipelined burst leave in one system call: whatever accumulated while the previous
+/// write ran is written next. A reply is never held back for the next request. When the client reads
+/// slower than requests are served, `send` waits once `maxPending` bytes are queued (backpressure).
+final class ReplyWriter: @unchecked Sendable {
     private let fd: Int32
-    private var bytes: [UInt8] = []
-    private var oldest: UInt64 = 0
-    private static let flushBytes = 1 << 16
-    private static let maxWaitNanoseconds: UInt64 = 1_000_000
+    private var mutex = pthread_mutex_t()
+    private var ready = pthread_cond_t()      // replies queued, or finishing
+    private var drained = pthread_cond_t()    // the writer took the queue
+    private var queued: [UInt8] = []
+    private var finishing = false
+    private var thread = pthread_t()
+    private static let maxPending = 4 << 20
 
     init(fd: Int32) {
         self.fd = fd
-        bytes.reserveCapacity(Self.flushBytes * 2)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&ready, nil)
+        pthread_cond_init(&drained, nil)
+        let box = Unmanaged.passRetained(self)
+        pthread_create(&thread, nil, { arg in
+            Unmanaged<ReplyWriter>.fromOpaque(arg!).takeRetainedValue().writeLoop()
+            return nil
+        }, box.toOpaque())
     }
 
-    mutating func append(_ reply: [UInt8]) {
-        let now = Self.monotonicNanoseconds()
-        if bytes.isEmpty { oldest = now }
-        bytes.append(contentsOf: reply)
-        bytes.append(0x0A)
-        if bytes.count >= Self.flushBytes || now - oldest >= Self.maxWaitNanoseconds { flush() }
+    deinit {
+        pthread_cond_destroy(&ready)
+        pthread_cond_destroy(&drained)
+        pthread_mutex_destroy(&mutex)
     }
 
-    mutating func flush() {
-        guard !bytes.isEmpty else { return }
-        bytes.withUnsafeBufferPointer { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+    func send(_ reply: [UInt8]) {
+        pthread_mutex_lock(&mutex)
+        while queued.count >= Self.maxPending { pthread_cond_wait(&drained, &mutex) }
+        let wasEmpty = queued.isEmpty
+        queued.append(contentsOf: reply)
+        queued.append(0x0A)
+        if wasEmpty { pthread_cond_signal(&ready) }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Writes everything queued, then stops the writer thread.
+    func finish() {
+        pthread_mutex_lock(&mutex)
+        finishing = true
+        pthread_cond_signal(&ready)
+        pthread_mutex_unlock(&mutex)
+        pthread_join(thread, nil)
+    }
+
+    private func writeLoop() {
+        var batch: [UInt8] = []
+        var failed = false
+        while true {
+            pthread_mutex_lock(&mutex)
+            while queued.isEmpty && !finishing { pthread_cond_wait(&ready, &mutex) }
+            if queued.isEmpty {
+                pthread_mutex_unlock(&mutex)
+                return
             }
+            swap(&batch, &queued)
+            pthread_cond_broadcast(&drained)
+            pthread_mutex_unlock(&mutex)
+            // A client that went away: keep draining so the server never blocks on it.
+            if !failed {
+                batch.withUnsafeBufferPointer { buf in
+                    var offset = 0
+                    while offset < buf.count {
+                        let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
+                        if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { failed = true; return }
+                    }
+                }
+            }
+            batch.removeAll(keepingCapacity: batch.capacity <= Self.maxPending)
         }
-        bytes.removeAll(keepingCapacity: bytes.capacity <= Self.flushBytes * 4)
-    }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }
 

@@ -40,7 +40,11 @@ final class Ingestor {
     /// The most spilled bytes one pass-2 worker loads at once (all workers together hold at most 64 MB of
     /// records); a larger partition is first split by further fingerprint bits, as often as needed.
     lazy var maxPartitionBytes = max(1 << 22, (64 << 20) / maxWorkers)
+    /// Above this many sums, pass 2 keeps only the cells that occur (tests lower it).
+    var maxDenseSums = 1 << 22
     static let partitions = 128
+    /// Distinct days one file may hold (as before: about 178 years of daily rows).
+    static let maxDays = 65_000
 
     private var columns: [Column] = []
     private var metrics: [MetricSlot] = []
@@ -74,33 +78,46 @@ final class Ingestor {
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else {
             throw RPCError.invalidParams(path: "path", "cannot read \(path): not a regular file")
         }
-        let size = Int(info.st_size)
+        // A regular file is split between workers; a pipe or a device (`<(zcat …)`, /dev/stdin) is streamed by one.
+        let isRegular = (info.st_mode & S_IFMT) == S_IFREG
+        let size = isRegular ? Int(info.st_size) : 0
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-ingest-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
 
         // The header (CSV) is read here; the body is split between workers at line boundaries.
+        var sources: [Pass1Worker.Source]
         var bodyStart = 0
         if format == "csv" {
-            guard let (header, next) = try Self.firstLine(fd: fd, size: size) else {
-                throw RPCError.invalidParams(path: "path", "\(path) is empty: expected a header line")
+            let header: String?
+            if isRegular {
+                let first = try Self.firstLine(fd: fd, size: size)
+                header = first?.0
+                bodyStart = first?.1 ?? 0
+                sources = try split(fd: fd, from: bodyStart, to: size).map { .file(fd: fd, range: $0) }
+            } else {
+                let first = try Self.firstLine(stream: fd)
+                header = first.header
+                sources = [.stream(fd: fd, prefix: first.rest)]
             }
+            guard let header else { throw RPCError.invalidParams(path: "path", "\(path) is empty: expected a header line") }
             try readHeader(Self.splitCSV(header), line: 1)
-            bodyStart = next
+        } else {
+            sources = [isRegular ? .file(fd: fd, range: 0..<size) : .stream(fd: fd, prefix: [])]
         }
-        let ranges = format == "csv" ? try split(fd: fd, from: bodyStart, to: size) : [bodyStart..<size]
 
         // Pass 1: read, validate, spill.
         let shared = Pass1Shared(ingestor: self, format: format, dir: dir, firstLine: format == "csv" ? 2 : 1)
         let bytesDone = Atomic<Int>(bodyStart), rowsDone = Atomic<Int>(0)
-        let outcomes = Mutex([Pass1Outcome?](repeating: nil, count: ranges.count))
+        let outcomes = Mutex([Pass1Outcome?](repeating: nil, count: sources.count))
         let failure = Mutex<(any Error)?>(nil)
         // Only the first worker reports progress, so the callback is never called concurrently.
         nonisolated(unsafe) let report = progress
-        DispatchQueue.concurrentPerform(iterations: ranges.count) { w in
+        let work = sources
+        DispatchQueue.concurrentPerform(iterations: work.count) { w in
             var worker = Pass1Worker(shared: shared, index: w)
             do {
-                try worker.run(fd: fd, range: ranges[w]) { bytes, rows in
+                try worker.run(work[w]) { bytes, rows in
                     let b = bytesDone.add(bytes, ordering: .relaxed).newValue
                     let r = rowsDone.add(rows, ordering: .relaxed).newValue
                     if w == 0 { report?(b, r) }
@@ -119,20 +136,29 @@ final class Ingestor {
             usedSlots = header.usedSlots; recordPosition = header.recordPosition
             for p in header.problems { problem(p.line, p.kind, p.message) }
         }
+        // Every worker kept its first 100 problems with lines counted from its own start: number them from
+        // the file's start, and keep the first 100 of the file (header problems included) in line order.
+        var found = problems
         var lineBase = format == "csv" ? 1 : 0
         var seen: [UInt64] = []
         for r in results {
-            for p in r.problems { problem(lineBase + p.line, p.kind, p.render(lineBase + p.line)) }
-            // Counts beyond the first 100 problems each worker kept.
-            for (kind, n) in r.problemCounts { problemCounts[kind, default: 0] += n - r.problems.filter { $0.kind == kind }.count }
+            for p in r.problems { found.append(Problem(line: lineBase + p.line, kind: p.kind, message: p.render(lineBase + p.line))) }
+            for (kind, n) in r.problemCounts { problemCounts[kind, default: 0] += n }
             rowsRead += r.rowsRead
             rowsRejected += r.rowsRejected
             lineBase += r.lines
             if seen.isEmpty { seen = r.daysSeen } else { for (i, word) in r.daysSeen.enumerated() where word != 0 { seen[i] |= word } }
         }
-        progress?(size, rowsRead)
+        problems = Array(found.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.prefix(100).map(\.element))
+        progress?(max(size, bytesDone.load(ordering: .relaxed)), rowsRead)
         if !problems.isEmpty && !allowPartial { return [:] }
         if rowsRead - rowsRejected == 0 { return [:] }
+        let distinctDays = seen.reduce(0) { $0 + $1.nonzeroBitCount }
+        guard distinctDays <= Self.maxDays else {
+            throw RPCError(code: .invalidInput,
+                           message: "\(path) has rows on \(distinctDays) distinct days; at most \(Self.maxDays) are supported: aggregate to coarser days first",
+                           data: ["reason": "invalid_input", "field": "day", "distinct_days": JSON(distinctDays), "max": JSON(Self.maxDays)])
+        }
 
         // Days in use, densely numbered in calendar order.
         var dayMin = 0
@@ -153,31 +179,32 @@ final class Ingestor {
         // Pass 2: per partition, group by unit, exclude multi-variant units, fold and aggregate.
         let layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
                             recordPosition: recordPosition, recordSize: Pass1Worker.recordSize(usedSlots.count),
-                            dayMin: dayMin, dense: dense)
-        let next = Atomic<Int>(0)
-        let folded = Mutex<Accumulators?>(nil)
+                            dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums)
         let foldFailure = Mutex<(any Error)?>(nil)
-        let fileNames = (0..<Self.partitions).map { p in (0..<ranges.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
+        let fileNames = (0..<Self.partitions).map { p in (0..<sources.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
         let budget = maxPartitionBytes
-        DispatchQueue.concurrentPerform(iterations: min(maxWorkers, Self.partitions)) { _ in
+        // Partitions are dealt to workers by number and the workers' sums added in worker order, so the
+        // floating-point totals are the same on every run.
+        let workers = min(maxWorkers, Self.partitions)
+        let folded = Mutex([Accumulators?](repeating: nil, count: workers))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
             var acc = Accumulators(layout: layout)
             var grouping = UnitGrouping()
             do {
-                while true {
-                    let p = next.add(1, ordering: .relaxed).oldValue
-                    guard p < Self.partitions else { break }
+                for p in stride(from: w, to: Self.partitions, by: workers) {
                     try Self.fold(fileNames[p], name: "p\(p)", usedBits: 7, budget: budget, dir: dir, layout: layout,
                                   into: &acc, grouping: &grouping)
                 }
             } catch {
                 foldFailure.withLock { $0 = $0 ?? error }
             }
-            folded.withLock { total in
-                if total == nil { total = acc } else { total!.add(acc) }
-            }
+            folded.withLock { $0[w] = acc }
         }
         if let error = foldFailure.withLock({ $0 }) { throw error }
-        guard let acc = folded.withLock({ $0 }) else { return [:] }
+        var parts = folded.withLock { $0.compactMap { $0 } }
+        guard !parts.isEmpty else { return [:] }
+        var acc = parts.removeFirst()
+        for part in parts { acc.add(part) }
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
         return acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
@@ -197,7 +224,7 @@ final class Ingestor {
             return
         }
         let parts = (0..<16).map { dir.appendingPathComponent("\(name)-\($0)").path }
-        var writers = try parts.map { try SpillWriter(path: $0) }
+        let writers = try parts.map { try SpillWriter(path: $0) }
         let recordSize = layout.recordSize
         var chunk = [UInt8](repeating: 0, count: recordSize * 8192)
         for path in paths {
@@ -224,7 +251,7 @@ final class Ingestor {
                 }
             }
         }
-        for i in writers.indices { try writers[i].close() }
+        for writer in writers { try writer.close() }
         for (k, part) in parts.enumerated() {
             try fold([part], name: "\(name)-\(k)", usedBits: usedBits + 4, budget: budget, dir: dir, layout: layout, into: &acc, grouping: &grouping)
             unlink(part)
@@ -267,6 +294,28 @@ final class Ingestor {
         guard n == next else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         return (String(decoding: bytes, as: UTF8.self), next)
+    }
+
+    /// The first line of a stream (without CR/LF) and the bytes read after it.
+    private static func firstLine(stream fd: Int32) throws -> (header: String?, rest: [UInt8]) {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while bytes.count <= Pass1Worker.maxLineBytes {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            let start = bytes.count
+            bytes.append(contentsOf: chunk[0..<n])
+            if let nl = bytes[start...].firstIndex(of: 0x0A) {
+                var line = Array(bytes[..<nl])
+                if line.last == 0x0D { line.removeLast() }
+                return (String(decoding: line, as: UTF8.self), Array(bytes[(nl + 1)...]))
+            }
+        }
+        guard bytes.count <= Pass1Worker.maxLineBytes else { throw RPCError.invalidParams(path: "path", "the header line is longer than 1 MiB") }
+        if bytes.last == 0x0D { bytes.removeLast() }
+        return (bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self), [])
     }
 
     private static func readAll(_ paths: [String]) throws -> [UInt8] {
@@ -505,6 +554,8 @@ final class WorkerMemory {
     var fields = 0
     private(set) var values: UnsafeMutablePointer<Double>
     private(set) var valueCount: Int
+    /// Spill file of each partition, opened on first use; closed when the worker's memory goes, on any path.
+    var files = [Int32](repeating: -1, count: Ingestor.partitions)
 
     init(valueCount: Int) {
         spill = .allocate(byteCount: Ingestor.partitions * Self.spillBytes, alignment: 16)
@@ -537,6 +588,7 @@ final class WorkerMemory {
     }
 
     deinit {
+        for fd in files where fd >= 0 { close(fd) }
         spill.deallocate(); filled.deallocate(); starts.deallocate(); ends.deallocate(); values.deallocate()
     }
 }
@@ -558,7 +610,6 @@ struct Pass1Worker {
     private var rowsRead = 0, rowsRejected = 0, line = 0
     private var daysSeen: [UInt64]
     private let memory: WorkerMemory
-    private var files: [Int32]
     private var scratch: [UInt8] = []
     /// Per-row lookups as plain values, private to this worker (see ``Accumulators/fold``).
     private var types: [MetricType]
@@ -577,7 +628,6 @@ struct Pass1Worker {
             variantBytes.append(contentsOf: Array(v.utf8))
             variantRanges.append(start..<variantBytes.count)
         }
-        files = Array(repeating: -1, count: Ingestor.partitions)
         memory = WorkerMemory(valueCount: shared.valueCount)
         daysSeen = []
     }
@@ -588,32 +638,55 @@ struct Pass1Worker {
         if problems.count < 100 { problems.append(.init(line: line, kind: kind, render: render)) }
     }
 
-    mutating func run(fd: Int32, range: Range<Int>, progress: (_ bytes: Int, _ rows: Int) -> Void) throws {
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    /// Where a worker reads: a byte range of a regular file, or a whole stream (after `prefix`, already read).
+    enum Source {
+        case file(fd: Int32, range: Range<Int>)
+        case stream(fd: Int32, prefix: [UInt8])
+    }
+
+    /// A row longer than this is rejected and skipped, so a file without newlines cannot exhaust memory.
+    static let maxLineBytes = 1 << 20
+
+    mutating func run(_ source: Source, progress: (_ bytes: Int, _ rows: Int) -> Void) throws {
+        var buffer = [UInt8](repeating: 0, count: Self.maxLineBytes + (1 << 16))
         var filled = 0
-        var offset = range.lowerBound
+        var offset = 0, end = Int.max
+        let fd: Int32, streaming: Bool
+        switch source {
+        case .file(let f, let range): fd = f; offset = range.lowerBound; end = range.upperBound; streaming = false
+        case .stream(let f, let prefix):
+            fd = f; streaming = true
+            buffer.replaceSubrange(0..<prefix.count, with: prefix)
+            filled = prefix.count
+        }
+        var eof = offset >= end
+        var skipping = false      // inside a row longer than maxLineBytes
         var reportedRows = 0
-        while offset < range.upperBound || filled > 0 {
+        while true {
             var n = 0
-            if offset < range.upperBound {
-                if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
-                n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, min($0.count - filled, range.upperBound - offset), off_t(offset)) }
+            if !eof && filled < buffer.count {
+                n = buffer.withUnsafeMutableBytes { b in
+                    streaming ? read(fd, b.baseAddress! + filled, b.count - filled)
+                              : pread(fd, b.baseAddress! + filled, min(b.count - filled, end - offset), off_t(offset))
+                }
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw RPCError.invalidParams(path: "path", "read failed at byte \(offset): \(String(cString: strerror(errno)))") }
+                guard n >= 0 else { throw RPCError.invalidParams(path: "path", "read failed at byte \(offset): \(String(cString: strerror(errno)))") }
                 offset += n
                 filled += n
+                if n == 0 || offset >= end { eof = true }   // a file that shrank while read ends early
             }
-            let atEnd = offset >= range.upperBound
+            let atEnd = eof
             let consumed = try buffer.withUnsafeBufferPointer { all -> Int in
                 var start = 0
                 let base = all.baseAddress!
                 while start < filled {
                     guard let hit = memchr(base + start, 0x0A, filled - start) else {
-                        if atEnd { try handle(UnsafeBufferPointer(start: base + start, count: filled - start)); return filled }
-                        return start
+                        guard atEnd else { return start }
+                        if skipping { skipping = false } else { try consume(UnsafeBufferPointer(start: base + start, count: filled - start)) }
+                        return filled
                     }
                     let nl = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-                    try handle(UnsafeBufferPointer(start: base + start, count: nl - start))
+                    if skipping { skipping = false } else { try consume(UnsafeBufferPointer(start: base + start, count: nl - start)) }
                     start = nl + 1
                 }
                 return start
@@ -621,11 +694,26 @@ struct Pass1Worker {
             if consumed > 0 {
                 buffer.withUnsafeMutableBytes { b in b.baseAddress!.copyMemory(from: b.baseAddress! + consumed, byteCount: filled - consumed) }
                 filled -= consumed
+            } else if filled == buffer.count {
+                // No newline in a full buffer: reject the row once and drop its bytes up to its newline.
+                if !skipping { tooLong(); skipping = true }
+                filled = 0
             }
             progress(n, rowsRead - reportedRows)
             reportedRows = rowsRead
             if atEnd && filled == 0 { break }
         }
+    }
+
+    /// One line of the range: a row, or a rejection when it is longer than ``maxLineBytes``.
+    private mutating func consume(_ raw: UnsafeBufferPointer<UInt8>) throws {
+        if raw.count > Self.maxLineBytes { tooLong() } else { try handle(raw) }
+    }
+
+    private mutating func tooLong() {
+        line += 1
+        rowsRead += 1
+        reject("malformed_row") { "line \($0) is longer than 1 MiB" }
     }
 
     private mutating func handle(_ raw: UnsafeBufferPointer<UInt8>) throws {
@@ -769,12 +857,12 @@ struct Pass1Worker {
     }
 
     private mutating func flush(_ p: Int) throws {
-        if files[p] < 0 {
+        if memory.files[p] < 0 {
             let path = shared.dir.appendingPathComponent("w\(index)p\(p)").path
-            files[p] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard files[p] >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file in \(shared.dir.path): \(String(cString: strerror(errno)))") }
+            memory.files[p] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard memory.files[p] >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file in \(shared.dir.path): \(String(cString: strerror(errno)))") }
         }
-        let fd = files[p]
+        let fd = memory.files[p]
         let b = memory.spill + p * WorkerMemory.spillBytes
         var done = 0
         while done < memory.filled[p] {
@@ -788,15 +876,15 @@ struct Pass1Worker {
 
     mutating func finish() throws -> Pass1Outcome {
         for p in 0..<Ingestor.partitions where memory.filled[p] > 0 { try flush(p) }
-        for fd in files where fd >= 0 { close(fd) }
+        for p in memory.files.indices where memory.files[p] >= 0 { close(memory.files[p]); memory.files[p] = -1 }
         return Pass1Outcome(problems: problems, problemCounts: problemCounts, rowsRead: rowsRead, rowsRejected: rowsRejected,
                             lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader)
     }
 }
 
 /// Appends to one file through a buffer.
-struct SpillWriter {
-    private let fd: Int32
+final class SpillWriter {
+    private var fd: Int32
     private var buffer: [UInt8] = []
     private static let bufferBytes = 1 << 18
 
@@ -806,12 +894,15 @@ struct SpillWriter {
         buffer.reserveCapacity(Self.bufferBytes)
     }
 
-    mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
         buffer.append(contentsOf: bytes)
         if buffer.count >= Self.bufferBytes { try flush() }
     }
 
-    private mutating func flush() throws {
+    private func flush() throws {
+        let fd = self.fd
         try buffer.withUnsafeBytes { b in
             var done = 0
             while done < b.count {
@@ -824,9 +915,10 @@ struct SpillWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    mutating func close() throws {
+    func close() throws {
         try flush()
         Glibc.close(fd)
+        fd = -1
     }
 }
 
@@ -841,6 +933,7 @@ struct Layout: Sendable {
     /// Day index of `dense[0]`; `dense[day - dayMin]` is the day's position in the sorted list of days.
     var dayMin: Int
     var dense: [Int32]
+    var maxDenseSums: Int
 }
 
 extension Ingestor.MetricSlot: @unchecked Sendable {}
@@ -861,19 +954,49 @@ enum FoldRule { case sum, maximum, last }
 
 /// Sums per metric, variant and day (six numbers a cell: enough for every aggregate shape) and exposures.
 struct Accumulators: Sendable {
-    var cells: [Double]
-    var exposures: [Double]
+    /// Six sums per cell; cell `(m * variants + v) * days + d`, where metric index `metrics.count` holds the
+    /// exposures. Dense while every cell fits in 32 MB; beyond (many days, metrics and variants) only the
+    /// cells that occur are kept, found through `sparse`.
+    private(set) var cells: [Double]
+    private(set) var sparse: [Int: Int]?
     var unitsLoaded = 0
     var unitsExcluded = 0
 
     init(layout: Layout) {
-        cells = [Double](repeating: 0, count: layout.metrics.count * layout.variants * layout.days * 6)
-        exposures = [Double](repeating: 0, count: layout.variants * layout.days)
+        let count = (layout.metrics.count + 1) * layout.variants * layout.days * 6
+        if count <= layout.maxDenseSums {
+            cells = [Double](repeating: 0, count: count)
+        } else {
+            cells = []
+            sparse = [:]
+        }
+    }
+
+    /// Where the six sums of `cell` start.
+    @inline(__always) mutating func offset(_ cell: Int) -> Int {
+        guard sparse != nil else { return cell * 6 }
+        if let at = sparse![cell] { return at }
+        let at = cells.count
+        cells.append(contentsOf: repeatElement(0, count: 6))
+        sparse![cell] = at
+        return at
+    }
+
+    /// Every cell that has sums, with where they start.
+    var occupied: [(cell: Int, offset: Int)] {
+        if let sparse { return sparse.map { ($0.key, $0.value) }.sorted { $0.cell < $1.cell } }
+        return (0..<(cells.count / 6)).map { ($0, $0 * 6) }
     }
 
     mutating func add(_ other: Accumulators) {
-        for i in cells.indices { cells[i] += other.cells[i] }
-        for i in exposures.indices { exposures[i] += other.exposures[i] }
+        if sparse == nil {
+            for i in cells.indices { cells[i] += other.cells[i] }
+        } else {
+            for (cell, from) in other.occupied {
+                let to = offset(cell)
+                for j in 0..<6 { cells[to + j] += other.cells[from + j] }
+            }
+        }
         unitsLoaded += other.unitsLoaded
         unitsExcluded += other.unitsExcluded
     }
@@ -964,10 +1087,11 @@ struct Accumulators: Sendable {
                 }
                 unitsLoaded += 1
                 let d = Int(dense[firstDay - dayMin])
-                exposures[v0 * days + d] += 1
+                cells[offset((types.count * variants + v0) * days + d)] += 1
                 for m in 0..<types.count {
                     let x = unitValues[m * 4], pre = unitValues[m * 4 + 1], num = unitValues[m * 4 + 2], den = unitValues[m * 4 + 3]
-                    let c = ((m * variants + v0) * days + d) * 6
+                    if x.isNaN && (num.isNaN || den.isNaN) { continue }
+                    let c = offset(((m * variants + v0) * days + d))
                     switch types[m] {
                     case .binomial:
                         guard !x.isNaN else { continue }
@@ -994,37 +1118,33 @@ struct Accumulators: Sendable {
 
     func totals(layout: Layout, metricNames: [String], variants: [String], days: [String]) -> Ingestor.Totals {
         var totals: Ingestor.Totals = [:]
-        for (m, slot) in layout.metrics.enumerated() {
-            for v in 0..<layout.variants {
-                for d in 0..<layout.days {
-                    let c = ((m * layout.variants + v) * layout.days + d) * 6
-                    let x = cells[c..<(c + 6)].map { $0 }
-                    let aggregate: Aggregate
-                    switch slot.type {
-                    case .binomial:
-                        guard x[0] > 0 else { continue }
-                        aggregate = .binomial(n: x[0], successes: x[1])
-                    case .continuous where slot.hasPre:
-                        guard x[0] > 0 else { continue }
-                        aggregate = .cuped(n: x[0], post: .init(sum: x[1], sumSquares: x[2]), pre: .init(sum: x[3], sumSquares: x[4]), postPre: x[5])
-                    case .continuous:
-                        guard x[0] > 0 else { continue }
-                        aggregate = .continuous(n: x[0], sum: x[1], sumSquares: x[2])
-                    case .ratio:
-                        guard x[0] > 0 else { continue }
-                        aggregate = .ratio(n: x[0], numerator: .init(sum: x[1], sumSquares: x[2]), denominator: .init(sum: x[3], sumSquares: x[4]), product: x[5])
-                    case .nps:
-                        guard x[0] + x[1] + x[2] > 0 else { continue }
-                        aggregate = .nps(promoters: x[0], passives: x[1], detractors: x[2])
-                    }
-                    totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate
-                }
+        for (cell, c) in occupied {
+            let d = cell % layout.days, v = (cell / layout.days) % layout.variants, m = cell / (layout.days * layout.variants)
+            let x = cells[c..<(c + 6)].map { $0 }
+            guard m < layout.metrics.count else {
+                if x[0] > 0 { totals[exposuresMetric, default: [:]][variants[v], default: [:]][days[d]] = .exposures(n: x[0]) }
+                continue
             }
-        }
-        for v in 0..<layout.variants {
-            for d in 0..<layout.days where exposures[v * layout.days + d] > 0 {
-                totals[exposuresMetric, default: [:]][variants[v], default: [:]][days[d]] = .exposures(n: exposures[v * layout.days + d])
+            let slot = layout.metrics[m]
+            let aggregate: Aggregate
+            switch slot.type {
+            case .binomial:
+                guard x[0] > 0 else { continue }
+                aggregate = .binomial(n: x[0], successes: x[1])
+            case .continuous where slot.hasPre:
+                guard x[0] > 0 else { continue }
+                aggregate = .cuped(n: x[0], post: .init(sum: x[1], sumSquares: x[2]), pre: .init(sum: x[3], sumSquares: x[4]), postPre: x[5])
+            case .continuous:
+                guard x[0] > 0 else { continue }
+                aggregate = .continuous(n: x[0], sum: x[1], sumSquares: x[2])
+            case .ratio:
+                guard x[0] > 0 else { continue }
+                aggregate = .ratio(n: x[0], numerator: .init(sum: x[1], sumSquares: x[2]), denominator: .init(sum: x[3], sumSquares: x[4]), product: x[5])
+            case .nps:
+                guard x[0] + x[1] + x[2] > 0 else { continue }
+                aggregate = .nps(promoters: x[0], passives: x[1], detractors: x[2])
             }
+            totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate
         }
         return totals
     }

@@ -16,6 +16,8 @@ final class CommitWatch: @unchecked Sendable {
     /// The header's bytes at one moment.
     struct Token: Equatable {
         var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        /// Byte 12 of the header, `isInit`.
+        var isInitialised: Bool { withUnsafeBytes(of: words) { $0[12] } == 1 }
         static func == (a: Token, b: Token) -> Bool {
             a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2
                 && a.words.3 == b.words.3 && a.words.4 == b.words.4 && a.words.5 == b.words.5
@@ -30,7 +32,11 @@ final class CommitWatch: @unchecked Sendable {
     /// Maps the `-shm` file of the store at `path`; nil when there is none (not WAL, not opened yet).
     /// The store's own connections keep the file alive and initialised while this object exists.
     init?(storePath path: String) {
-        let fd = open(path + "-shm", O_RDONLY | O_CLOEXEC)
+        // SQLite names the `-shm` file after the database file with symbolic links resolved.
+        guard let resolved = realpath(path, nil) else { return nil }
+        let target = String(cString: resolved)
+        free(resolved)
+        let fd = open(target + "-shm", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         var info = stat()
         guard fstat(fd, &info) == 0, Int(info.st_size) >= Self.mappedBytes,
@@ -54,7 +60,7 @@ final class CommitWatch: @unchecked Sendable {
         atomicMemoryFence(ordering: .acquiring)
         let second = read(at: Self.headerBytes)
         // Byte 12 is `isInit`; a header that is not initialised says nothing.
-        guard first == second, base.load(fromByteOffset: 12, as: UInt8.self) == 1 else { return nil }
+        guard first == second, first.isInitialised else { return nil }
         return first
     }
 

@@ -100,7 +100,7 @@ public final class Store: @unchecked Sendable {
     let writer: any DatabaseWriter
     public let path: String
     /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory stores).
-    private let wireCache: CommitCache<String, JSON?>?
+    private let wireCache: CommitCache<[UInt8], JSON?>?
 
     /// Opens (creating if needed) the store at `path`; `":memory:"` gives a private in-memory store for tests.
     public init(path: String) throws(StoreError) {
@@ -164,7 +164,9 @@ public final class Store: @unchecked Sendable {
     public func experimentWire(_ key: String) throws -> JSON? {
         let load = { try self.readStatement { tx in try tx.experimentWire(key).map { JSON.raw($0.serialized()) } } }
         guard let wireCache else { return try load() }
-        return try wireCache.value(key, load: load)
+        // Keyed by the key's bytes, as SQLite compares them: Swift strings that are canonically equivalent
+        // (a Kelvin sign and a K) are equal, and must not share an answer.
+        return try wireCache.value(Array(key.utf8), load: load)
     }
 
     /// Runs `body` on a consistent snapshot.

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import JSONCore
 import Statistics
+import Registry
+import RPC
 @testable import Service
 
 /// Results: recording, ingestion, the pre-registered summary and its decision.
@@ -325,5 +327,51 @@ import Statistics
         #expect(lines.problems.map(\.line) == [3001, 3002])
         #expect(lines.problems.first?.message == "line 3001 is not a JSON object")
         #expect(fromCSV.count == 3 && fromCSV == fromJSONL)
+    }
+
+    @Test func pipesLongRowsManyDaysAndSparseSums() throws {
+        let dir = TemporaryDirectory()
+        let client = try TestClient()
+        try client.register()
+        let context = try client.service.resultsContext("checkout-green-button")
+        var csv = "unit_id,variant,day,checkout_conversion,revenue_per_user\n"
+        for i in 0..<4000 {
+            csv += "u\(i % 1500),\((i % 1500) % 2 == 0 ? "green" : "control"),2026-\(String(format: "%02d-%02d", 1 + i % 12, 1 + i % 28)),\(i % 3 == 0 ? 1 : 0),\(Double(i % 40) / 8)\n"
+        }
+        let long = "u1,green,2026-01-01,1," + String(repeating: "9", count: 1_100_000) + "\n"
+        try (csv + long + "u2,green,2026-01-01,1,2\n").write(toFile: dir.path("long.csv"), atomically: true, encoding: .utf8)
+        try csv.write(toFile: dir.path("u.csv"), atomically: true, encoding: .utf8)
+        let file = try Ingestor(context: context, allowPartial: false).run(path: dir.path("u.csv"), format: "csv")
+
+        // Only the cells that occur, instead of every metric x variant x day.
+        let sparse = Ingestor(context: context, allowPartial: false)
+        sparse.maxDenseSums = 0
+        #expect(try sparse.run(path: dir.path("u.csv"), format: "csv") == file)
+
+        // A pipe is streamed by one reader.
+        let fifo = dir.path("u.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let text = csv
+        let writer = Thread { try? text.write(toFile: fifo, atomically: false, encoding: .utf8) }
+        writer.start()
+        #expect(try Ingestor(context: context, allowPartial: false).run(path: fifo, format: "csv") == file)
+
+        // A row longer than 1 MiB is one problem with its line number; the rows after it still load.
+        let longRows = Ingestor(context: context, allowPartial: true)
+        let withLong = try longRows.run(path: dir.path("long.csv"), format: "csv")
+        #expect(longRows.problems.map(\.line) == [4002])
+        #expect(longRows.problems.first?.message == "line 4002 is longer than 1 MiB")
+        #expect(longRows.rowsRead == 4002 && longRows.rowsRejected == 1)
+        #expect(withLong["checkout_conversion"]?["green"]?["2026-01-01"]?.n == (file["checkout_conversion"]?["green"]?["2026-01-01"]?.n ?? 0) + 1)
+
+        // More distinct days than supported is one clear error, not a memory blow-up.
+        var days = "unit_id,variant,day,checkout_conversion\n"
+        for d in 0..<65_001 { days += "u\(d),green,\(Timestamp(seconds: Double(d) * 86_400 - 3e9).day),1\n" }
+        try days.write(toFile: dir.path("days.csv"), atomically: true, encoding: .utf8)
+        #expect {
+            try Ingestor(context: context, allowPartial: false).run(path: dir.path("days.csv"), format: "csv")
+        } throws: { error in
+            (error as? RPCError)?.message.contains("has rows on 65001 distinct days; at most 65000") == true
+        }
     }
 }
