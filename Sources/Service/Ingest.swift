@@ -178,7 +178,7 @@ final class Ingestor {
 
         // Pass 2: per partition, group by unit, exclude multi-variant units, fold and aggregate.
         let layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
-                            recordPosition: recordPosition, recordSize: Pass1Worker.recordSize(usedSlots.count),
+                            recordPosition: recordPosition, slots: usedSlots.count,
                             dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums)
         let foldFailure = Mutex<(any Error)?>(nil)
         let fileNames = (0..<Self.partitions).map { p in (0..<sources.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
@@ -225,30 +225,32 @@ final class Ingestor {
         }
         let parts = (0..<16).map { dir.appendingPathComponent("\(name)-\($0)").path }
         let writers = try parts.map { try SpillWriter(path: $0) }
-        let recordSize = layout.recordSize
-        var chunk = [UInt8](repeating: 0, count: recordSize * 8192)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
         for path in paths {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
             defer { close(fd); unlink(path) }
-            var offset = 0
+            var offset = 0, filled = 0
             while true {
-                var filled = 0
-                while filled < chunk.count {
-                    let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(offset + filled)) }
-                    if n < 0 && errno == EINTR { continue }
-                    guard n >= 0 else { throw RPCError.invalidParams(path: "path", "cannot read a spill file: \(String(cString: strerror(errno)))") }
-                    if n == 0 { break }
-                    filled += n
-                }
-                if filled == 0 { break }
-                offset += filled
-                try chunk.withUnsafeBytes { raw in
-                    for r in stride(from: 0, to: filled - recordSize + 1, by: recordSize) {
+                let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(offset)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw RPCError.invalidParams(path: "path", "cannot read a spill file: \(String(cString: strerror(errno)))") }
+                if n == 0 { break }
+                offset += n
+                filled += n
+                // Whole records go to their parts; a record cut by the chunk's end waits for the next read.
+                let used = try chunk.withUnsafeBytes { all -> Int in
+                    let raw = UnsafeRawBufferPointer(rebasing: all[0..<filled])
+                    var r = 0
+                    while let length = SpillRecord.length(raw, at: r, slots: layout.slots) {
                         let fp = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: r, as: UInt64.self))
-                        try writers[Int((fp << UInt64(usedBits)) >> 60)].append(UnsafeRawBufferPointer(rebasing: raw[r..<(r + recordSize)]))
+                        try writers[Int((fp << UInt64(usedBits)) >> 60)].append(UnsafeRawBufferPointer(rebasing: raw[r..<(r + length)]))
+                        r += length
                     }
+                    return r
                 }
+                chunk.withUnsafeMutableBytes { b in b.baseAddress!.copyMemory(from: b.baseAddress! + used, byteCount: filled - used) }
+                filled -= used
             }
         }
         for writer in writers { try writer.close() }
@@ -595,7 +597,6 @@ final class WorkerMemory {
 
 /// Reads one byte range of the file, validates each row and spills records by unit fingerprint.
 struct Pass1Worker {
-    static func recordSize(_ slots: Int) -> Int { 13 + 8 * slots }
 
     let shared: Pass1Shared
     let index: Int
@@ -620,7 +621,9 @@ struct Pass1Worker {
     init(shared: Pass1Shared, index: Int) {
         self.shared = shared
         self.index = index
-        columns = shared.columns; metrics = shared.metrics; valueCount = shared.valueCount; usedSlots = shared.usedSlots
+        // Copies of their own (map makes new storage): the row loop must not share reference counts with the
+        // other workers.
+        columns = shared.columns.map { $0 }; metrics = shared.metrics; valueCount = shared.valueCount; usedSlots = shared.usedSlots.map { $0 }
         types = metrics.map(\.type)
         isJSONL = shared.format == "jsonl"
         for v in shared.variants {
@@ -835,16 +838,9 @@ struct Pass1Worker {
         // Spill: fingerprint, variant, day, values.
         let fp = Ingestor.fingerprint(unit)
         let p = Int(fp >> 57)
-        let size = Pass1Worker.recordSize(usedSlots.count)
-        if memory.filled[p] + size > WorkerMemory.spillBytes { try flush(p) }
-        let b = memory.spill + p * WorkerMemory.spillBytes + memory.filled[p]
-        b.storeBytes(of: fp.littleEndian, toByteOffset: 0, as: UInt64.self)
-        b.storeBytes(of: UInt8(variant), toByteOffset: 8, as: UInt8.self)
-        b.storeBytes(of: day.littleEndian, toByteOffset: 9, as: Int32.self)
-        for (j, k) in usedSlots.enumerated() {
-            b.storeBytes(of: values[k].bitPattern.littleEndian, toByteOffset: 13 + 8 * j, as: UInt64.self)
-        }
-        memory.filled[p] += size
+        if memory.filled[p] + SpillRecord.maxSize(usedSlots.count) > WorkerMemory.spillBytes { try flush(p) }
+        memory.filled[p] += SpillRecord.write(fp: fp, variant: variant, day: day, values: values, slots: usedSlots,
+                                              to: memory.spill + p * WorkerMemory.spillBytes + memory.filled[p])
     }
 
     private func variantIndex(_ f: UnsafeBufferPointer<UInt8>) -> Int? {
@@ -879,6 +875,60 @@ struct Pass1Worker {
         for p in memory.files.indices where memory.files[p] >= 0 { close(memory.files[p]); memory.files[p] = -1 }
         return Pass1Outcome(problems: problems, problemCounts: problemCounts, rowsRead: rowsRead, rowsRejected: rowsRejected,
                             lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader)
+    }
+}
+
+/// The spilled form of one row: fingerprint (8 bytes), variant (1), day index (4), then per value slot a tag
+/// byte: 0 for no value, 1...254 for the whole numbers 0...253 (0/1 metrics, counts, scores), 255 followed by
+/// the 8 bytes of any other double. Most rows take half the bytes of fixed-width doubles, which halves what
+/// goes to disk and back.
+enum SpillRecord {
+    static let header = 13
+    static func maxSize(_ slots: Int) -> Int { header + 9 * slots }
+
+    /// Writes a record at `b`; returns its length.
+    @inline(__always)
+    static func write(fp: UInt64, variant: Int, day: Int32, values: UnsafeMutablePointer<Double>, slots: [Int],
+                      to b: UnsafeMutableRawPointer) -> Int {
+        b.storeBytes(of: fp.littleEndian, toByteOffset: 0, as: UInt64.self)
+        b.storeBytes(of: UInt8(variant), toByteOffset: 8, as: UInt8.self)
+        b.storeBytes(of: day.littleEndian, toByteOffset: 9, as: Int32.self)
+        var at = header
+        for k in slots {
+            let x = values[k]
+            if x.isNaN {
+                b.storeBytes(of: 0, toByteOffset: at, as: UInt8.self); at += 1
+            } else if x >= 0 && x <= 253 && x == x.rounded() && x.sign == .plus {
+                b.storeBytes(of: UInt8(x) + 1, toByteOffset: at, as: UInt8.self); at += 1
+            } else {
+                b.storeBytes(of: 255, toByteOffset: at, as: UInt8.self)
+                b.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: at + 1, as: UInt64.self)
+                at += 9
+            }
+        }
+        return at
+    }
+
+    /// The length of the record at `at`, or nil when `raw` ends inside it.
+    @inline(__always)
+    static func length(_ raw: UnsafeRawBufferPointer, at: Int, slots: Int) -> Int? {
+        var i = at + header
+        for _ in 0..<slots {
+            guard i < raw.count else { return nil }
+            i += raw[i] == 255 ? 9 : 1
+        }
+        return i <= raw.count ? i - at : nil
+    }
+
+    /// The value of the slot whose tag is at `at`, and where the next tag is.
+    @inline(__always)
+    static func value(_ raw: UnsafeRawBufferPointer, at: Int) -> (Double, Int) {
+        let tag = raw[at]
+        switch tag {
+        case 0: return (.nan, at + 1)
+        case 255: return (Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 1, as: UInt64.self))), at + 9)
+        default: return (Double(tag - 1), at + 1)
+        }
     }
 }
 
@@ -929,7 +979,8 @@ struct Layout: Sendable {
     var days: Int
     var valueCount: Int
     var recordPosition: [Int]
-    var recordSize: Int
+    /// Value slots per spilled record.
+    var slots: Int
     /// Day index of `dense[0]`; `dense[day - dayMin]` is the day's position in the sorted list of days.
     var dayMin: Int
     var dense: [Int32]
@@ -1003,8 +1054,13 @@ struct Accumulators: Sendable {
 
     /// Groups one partition's records by unit and adds every unit that stayed in one variant.
     mutating func fold(_ records: [UInt8], layout: Layout, grouping g: inout UnitGrouping) {
-        let size = layout.recordSize
-        let count = records.count / size
+        // Where each record starts (records have different lengths).
+        var starts: [Int] = []
+        records.withUnsafeBytes { raw in
+            var r = 0
+            while let length = SpillRecord.length(raw, at: r, slots: layout.slots) { starts.append(r); r += length }
+        }
+        let count = starts.count
         guard count > 0 else { return }
         var capacity = 16
         while capacity < count + count / 2 { capacity <<= 1 }
@@ -1037,9 +1093,9 @@ struct Accumulators: Sendable {
         precondition(slotKeys.enumerated().allSatisfy { position[$0.element] == $0.offset })
         var unitValues = [Double](repeating: .nan, count: valueCount)
         records.withUnsafeBytes { raw in
-            func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: UInt64.self)) }
-            func variant(_ i: Int) -> Int { Int(raw[i * size + 8]) }
-            func day(_ i: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * size + 9, as: Int32.self))) }
+            func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
+            func variant(_ i: Int) -> Int { Int(raw[starts[i] + 8]) }
+            func day(_ i: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i] + 9, as: Int32.self))) }
             // Chain each unit's records in file order.
             for i in 0..<count {
                 let f = fp(i)
@@ -1071,10 +1127,11 @@ struct Accumulators: Sendable {
                 for k in 0..<valueCount { unitValues[k] = .nan }
                 i = head
                 while i >= 0 {
-                    let record = i * size + 13
+                    var at = starts[i] + SpillRecord.header
                     for j in 0..<slotKeys.count {
                         let k = slotKeys[j]
-                        let x = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: record + 8 * j, as: UInt64.self)))
+                        let (x, next) = SpillRecord.value(raw, at: at)
+                        at = next
                         guard !x.isNaN else { continue }
                         if unitValues[k].isNaN { unitValues[k] = x; continue }
                         switch slotRules[j] {

@@ -374,4 +374,26 @@ import RPC
             (error as? RPCError)?.message.contains("has rows on 65001 distinct days; at most 65000") == true
         }
     }
+
+    @Test func spilledRecordsKeepEveryValueExactly() {
+        let values: [Double] = [.nan, 0, 1, 253, 254, -1, -0.0, 0.5, 1e300, -2.75, 12.34, 0.1 + 0.2, Double.leastNonzeroMagnitude]
+        let slots = Array(values.indices)
+        let input = UnsafeMutablePointer<Double>.allocate(capacity: values.count)
+        defer { input.deallocate() }
+        input.initialize(from: values, count: values.count)
+        var bytes = [UInt8](repeating: 0, count: SpillRecord.maxSize(slots.count) + 5)
+        let length = bytes.withUnsafeMutableBytes { SpillRecord.write(fp: 0xDEAD_BEEF_0123_4567, variant: 3, day: 738_000, values: input, slots: slots, to: $0.baseAddress!) }
+        #expect(length < SpillRecord.maxSize(slots.count))
+        bytes.withUnsafeBytes { raw in
+            #expect(SpillRecord.length(raw, at: 0, slots: slots.count) == length)
+            #expect(SpillRecord.length(UnsafeRawBufferPointer(rebasing: raw[0..<(length - 1)]), at: 0, slots: slots.count) == nil)
+            var at = SpillRecord.header
+            for v in values {
+                let (x, next) = SpillRecord.value(raw, at: at)
+                #expect(x.bitPattern == v.bitPattern || (x.isNaN && v.isNaN), "\(v)")
+                at = next
+            }
+            #expect(at == length)
+        }
+    }
 }
