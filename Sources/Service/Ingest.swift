@@ -107,7 +107,7 @@ final class Ingestor {
         }
 
         // Pass 1: read, validate, spill.
-        let shared = Pass1Shared(ingestor: self, format: format, dir: dir, firstLine: format == "csv" ? 2 : 1)
+        let shared = Pass1Shared(ingestor: self, format: format, dir: dir)
         let bytesDone = Atomic<Int>(bodyStart), rowsDone = Atomic<Int>(0)
         let outcomes = Mutex([Pass1Outcome?](repeating: nil, count: sources.count))
         let failure = Mutex<(any Error)?>(nil)
@@ -513,20 +513,16 @@ final class Pass1Shared: @unchecked Sendable {
     let valueCount: Int
     let usedSlots: [Int]
     let variants: [String]
-    let variantBytes: [[UInt8]]
     let format: String
     let dir: URL
-    let firstLine: Int
     let ingestor: Ingestor
 
-    init(ingestor: Ingestor, format: String, dir: URL, firstLine: Int) {
+    init(ingestor: Ingestor, format: String, dir: URL) {
         let header = ingestor.headerState()
         columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
         variants = ingestor.context.doc.variants.map(\.key)
-        variantBytes = variants.map { Array($0.utf8) }
         self.format = format
         self.dir = dir
-        self.firstLine = firstLine
         self.ingestor = ingestor
     }
 }
