@@ -31,7 +31,7 @@ public final class LineServer {
         let stop = shouldStop
         reader.interrupted = { SignalFlag.isRaised || stop() }
         let output = ReplyWriter(fd: self.output)
-        defer { output.finish() }
+        defer { output.finish(stopping: SignalFlag.isRaised || stop()) }
         let maxLine = dispatcher.limits.maxLineBytes
         reader.forEach { item in
             switch item {
@@ -54,78 +54,177 @@ public final class LineServer {
 /// out, and replies to a pipelined burst leave in one system call: whatever accumulated while the previous
 /// write ran is written next. A reply is never held back for the next request. When the client reads
 /// slower than requests are served, `send` waits once `maxPending` bytes are queued (backpressure).
+///
+/// A client that stops reading must not keep the daemon from stopping: once the server is asked to stop
+/// (`shutdown`, SIGTERM, SIGINT) the client gets `graceSeconds` to take its replies; then they are dropped
+/// and a blocked write is interrupted with SIGUSR2 (a no-op handler without SA_RESTART).
 final class ReplyWriter: @unchecked Sendable {
     private let fd: Int32
     private var mutex = pthread_mutex_t()
     private var ready = pthread_cond_t()      // replies queued, or finishing
-    private var drained = pthread_cond_t()    // the writer took the queue
+    private var drained = pthread_cond_t()    // the writer took the queue, or gave up
+    private var stopped = pthread_cond_t()    // the writer thread returned
     private var queued: [UInt8] = []
     private var finishing = false
+    private var abandoned = false             // replies are being dropped; the writer must not block
+    private var exited = false
     private var thread = pthread_t()
+    private var threaded = false
     private static let maxPending = 4 << 20
+    private static let graceSeconds = 5.0
+
+    private static let interruptHandler: Void = {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGUSR2, &action, nil)
+    }()
 
     init(fd: Int32) {
         self.fd = fd
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&ready, nil)
         pthread_cond_init(&drained, nil)
+        pthread_cond_init(&stopped, nil)
+        _ = Self.interruptHandler
         let box = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { arg in
+        let created = pthread_create(&thread, nil, { arg in
             Unmanaged<ReplyWriter>.fromOpaque(arg!).takeRetainedValue().writeLoop()
             return nil
         }, box.toOpaque())
+        // Out of threads: write from the caller instead.
+        if created != 0 { box.release() }
+        threaded = created == 0
     }
 
     deinit {
         pthread_cond_destroy(&ready)
         pthread_cond_destroy(&drained)
+        pthread_cond_destroy(&stopped)
         pthread_mutex_destroy(&mutex)
     }
 
     func send(_ reply: [UInt8]) {
+        guard threaded else {
+            if !abandoned { abandoned = !writeAll(reply + [0x0A]) }
+            return
+        }
         pthread_mutex_lock(&mutex)
-        while queued.count >= Self.maxPending { pthread_cond_wait(&drained, &mutex) }
-        let wasEmpty = queued.isEmpty
-        queued.append(contentsOf: reply)
-        queued.append(0x0A)
-        if wasEmpty { pthread_cond_signal(&ready) }
+        var deadline: Double?
+        while queued.count >= Self.maxPending && !abandoned {
+            wait(&drained)
+            if SignalFlag.isRaised {
+                deadline = deadline ?? Self.now() + Self.graceSeconds
+                if Self.now() > deadline! { abandonLocked() }
+            }
+        }
+        if !abandoned {
+            let wasEmpty = queued.isEmpty
+            queued.append(contentsOf: reply)
+            queued.append(0x0A)
+            if wasEmpty { pthread_cond_signal(&ready) }
+        }
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Writes everything queued, then stops the writer thread.
-    func finish() {
+    /// Writes everything queued, then stops the writer thread. At the end of input a client may still be
+    /// reading, so it gets all its replies; when the server is stopping (now or later, by signal), only
+    /// what it takes within the grace period.
+    func finish(stopping: Bool) {
+        guard threaded else { return }
         pthread_mutex_lock(&mutex)
         finishing = true
         pthread_cond_signal(&ready)
+        var deadline = stopping ? Self.now() + Self.graceSeconds : nil
+        while !exited {
+            if deadline == nil && SignalFlag.isRaised { deadline = Self.now() + Self.graceSeconds }
+            if let limit = deadline, !abandoned && Self.now() > limit { abandonLocked() }
+            wait(&stopped)
+            if abandoned && !exited { pthread_kill(thread, SIGUSR2) }
+        }
         pthread_mutex_unlock(&mutex)
         pthread_join(thread, nil)
     }
 
+    /// With the mutex held: drop what is queued and interrupt a write in progress.
+    private func abandonLocked() {
+        abandoned = true
+        queued.removeAll()
+        pthread_cond_broadcast(&drained)
+        pthread_kill(thread, SIGUSR2)
+    }
+
+    /// Waits on `condition` for at most 100 ms (the mutex held).
+    private func wait(_ condition: UnsafeMutablePointer<pthread_cond_t>) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        ts.tv_nsec += 100_000_000
+        if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
+        pthread_cond_timedwait(condition, &mutex, &ts)
+    }
+
     private func writeLoop() {
+        // The interrupt must reach this thread even if the parent started us with the signal blocked.
+        var interrupt = sigset_t()
+        sigemptyset(&interrupt)
+        sigaddset(&interrupt, SIGUSR2)
+        pthread_sigmask(SIG_UNBLOCK, &interrupt, nil)
         var batch: [UInt8] = []
-        var failed = false
         while true {
             pthread_mutex_lock(&mutex)
             while queued.isEmpty && !finishing { pthread_cond_wait(&ready, &mutex) }
-            if queued.isEmpty {
+            if queued.isEmpty || abandoned {
+                exited = true
+                pthread_cond_broadcast(&stopped)
                 pthread_mutex_unlock(&mutex)
                 return
             }
             swap(&batch, &queued)
             pthread_cond_broadcast(&drained)
             pthread_mutex_unlock(&mutex)
-            // A client that went away: keep draining so the server never blocks on it.
-            if !failed {
-                batch.withUnsafeBufferPointer { buf in
-                    var offset = 0
-                    while offset < buf.count {
-                        let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
-                        if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { failed = true; return }
-                    }
-                }
+            if !writeAll(batch) {
+                // The client went away, or would not read while the server stopped: drop the rest.
+                pthread_mutex_lock(&mutex)
+                abandoned = true
+                queued.removeAll()
+                pthread_cond_broadcast(&drained)
+                pthread_mutex_unlock(&mutex)
             }
             batch.removeAll(keepingCapacity: batch.capacity <= Self.maxPending)
         }
+    }
+
+    /// Writes all of `bytes`; false when the client is gone or the replies were abandoned. A non-blocking
+    /// descriptor is waited for with `poll`.
+    private func writeAll(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
+                if n > 0 { offset += n; continue }
+                guard n < 0, errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK else { return false }
+                if isAbandoned { return false }
+                if errno != EINTR {
+                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&p, 1, 100)
+                }
+            }
+            return true
+        }
+    }
+
+    private var isAbandoned: Bool {
+        guard threaded else { return abandoned }
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return abandoned
+    }
+
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
 

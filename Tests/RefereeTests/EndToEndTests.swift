@@ -163,6 +163,36 @@ import JSONCore
         #expect(d.waitForExit() == 0)
     }
 
+    /// A client that sends many requests and never reads the replies cannot keep the daemon from stopping:
+    /// SIGTERM gives it a grace period, then the replies are dropped and the daemon exits 0.
+    @Test func sigtermStopsEvenWhenTheClientNeverReads() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: refereeBinary)
+        process.arguments = ["serve", "--store", dir.path("stuck.sqlite"), "--actor", "pm.alice"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output   // never read
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // About 12 MB of replies: far more than the pipe and the daemon's queue hold.
+        let request = #"{"jsonrpc":"2.0","id":1,"method":"server.info"}"# + "\n"
+        let burst = Data(String(repeating: request, count: 40_000).utf8)
+        signal(SIGPIPE, SIG_IGN)   // the daemon exits before it has read everything: EPIPE, not death
+        let writer = Thread { try? input.fileHandleForWriting.write(contentsOf: burst) }
+        writer.start()
+        Thread.sleep(forTimeInterval: 1.5)
+        let started = Date()
+        process.terminate()   // SIGTERM
+        while process.isRunning && Date().timeIntervalSince(started) < 20 { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            Issue.record("the daemon did not stop within 20 s of SIGTERM")
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        try? input.fileHandleForWriting.close()
+    }
+
     /// Replays `Protocols/examples/transcript.jsonl`: each `>` line is sent, each `<` line is the expected
     /// response (timestamps masked).
     @Test func documentedTranscriptReplays() throws {
