@@ -480,6 +480,17 @@ def beta_integral(a_t, b_t, a_c, b_c):
     return val
 
 
+def beta_integral_near_one(a_t, b_t, a_c, b_c):
+    """For posteriors crowded against 1, where doubles are sparse: P(p_t > p_c) = P(1 - p_c > 1 - p_t), integrated
+    near 0 over the bulk of 1 - p_t ~ Beta(b_t, a_t), with scipy quad (boost's beta)."""
+    from scipy.integrate import quad
+    mean = b_t / (a_t + b_t)
+    sd = math.sqrt(a_t * b_t / ((a_t + b_t) ** 2 * (a_t + b_t + 1)))
+    g = lambda x: stats.beta.pdf(x, b_t, a_t) * stats.beta.sf(x, b_c, a_c)
+    val, err = quad(g, 0.0, mean + 40 * sd, points=[mean], epsabs=0, epsrel=1e-12, limit=500)
+    return val
+
+
 def gen_chance_to_beat():
     cases = []
     for i in range(250):
@@ -520,6 +531,17 @@ def gen_chance_to_beat():
         a_t, b_t = t["successes"] + prior["alpha"], t["n"] - t["successes"] + prior["beta"]
         cases.append({"id": f"ctb-integral-{i}", "tol": "integral", "input": {"control": c, "treatment": t, "prior": prior},
                       "expected": {"chance_to_beat_control": beta_integral(a_t, b_t, a_c, b_c)}})
+    # Rates crowded against 1 with huge counts (including all successes, where a prior below 1 makes the density
+    # unbounded at 1).
+    for i, (c, t, prior) in enumerate([
+        ({"n": 10 ** 9, "successes": 10 ** 9 - 20}, {"n": 2 * 10 ** 9, "successes": 2 * 10 ** 9 - 30}, {"alpha": 0.5, "beta": 0.5}),
+        ({"n": 10 ** 9, "successes": 10 ** 9}, {"n": 10 ** 9, "successes": 10 ** 9 - 3}, {"alpha": 0.5, "beta": 0.5}),
+        ({"n": 5 * 10 ** 8, "successes": 5 * 10 ** 8 - 1000}, {"n": 5 * 10 ** 8, "successes": 5 * 10 ** 8 - 1100}, {"alpha": 1.5, "beta": 0.7}),
+    ]):
+        a_c, b_c = c["successes"] + prior["alpha"], c["n"] - c["successes"] + prior["beta"]
+        a_t, b_t = t["successes"] + prior["alpha"], t["n"] - t["successes"] + prior["beta"]
+        cases.append({"id": f"ctb-near-one-{i}", "tol": "integral", "input": {"control": c, "treatment": t, "prior": prior},
+                      "expected": {"chance_to_beat_control": beta_integral_near_one(a_t, b_t, a_c, b_c)}})
     for i, (c, t, prior, field) in enumerate([
         ({"n": 10, "successes": 11}, {"n": 10, "successes": 1}, {"alpha": 1.0, "beta": 1.0}, "control.successes"),
         ({"n": 10, "successes": 1}, {"n": -1, "successes": 0}, {"alpha": 1.0, "beta": 1.0}, "treatment.n"),

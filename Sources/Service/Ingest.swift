@@ -70,13 +70,24 @@ final class Ingestor {
     /// Aggregates keyed by metric, variant and day ('' when the file has no day column).
     typealias Totals = [String: [String: [String: Aggregate]]]
 
+    /// When set (the shared socket), only a regular file owned by this user is read, checked on the open
+    /// descriptor (no symbolic link followed), so the file cannot be swapped between a check and the read.
+    var requiredOwner: uid_t?
+
     func run(path: String, format: String) throws -> Totals {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard variants.count <= 255 else {
+            throw RPCError.invalidParams(path: "key", "ingestion supports at most 255 variants; \(context.doc.key) has \(variants.count)")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (requiredOwner == nil ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw RPCError.invalidParams(path: "path", "cannot open \(path) for reading") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else {
             throw RPCError.invalidParams(path: "path", "cannot read \(path): not a regular file")
+        }
+        if let owner = requiredOwner, (info.st_mode & S_IFMT) != S_IFREG || info.st_uid != owner {
+            throw RegistryError.forbidden("over the shared socket, results.ingest reads only regular files owned by the caller; \(path) is not",
+                                          details: ["path": .string(path)])
         }
         // A regular file is split between workers; a pipe or a device (`<(zcat …)`, /dev/stdin) is streamed by one.
         let isRegular = (info.st_mode & S_IFMT) == S_IFREG
@@ -252,6 +263,7 @@ final class Ingestor {
                 chunk.withUnsafeMutableBytes { b in b.baseAddress!.copyMemory(from: b.baseAddress! + used, byteCount: filled - used) }
                 filled -= used
             }
+            guard filled == 0 else { throw RPCError.internalError("spill file \(path) ends inside a record") }
         }
         for writer in writers { try writer.close() }
         for (k, part) in parts.enumerated() {
@@ -290,7 +302,10 @@ final class Ingestor {
     /// The first line (without CR/LF) and the offset after it; nil for an empty file.
     private static func firstLine(fd: Int32, size: Int) throws -> (String, Int)? {
         guard size > 0 else { return nil }
-        let next = try nextLineStart(fd: fd, at: 0, end: size)
+        let next = try nextLineStart(fd: fd, at: 0, end: min(size, Pass1Worker.maxLineBytes + 2))
+        if next < size, next == Pass1Worker.maxLineBytes + 2 {
+            throw RPCError.invalidParams(path: "path", "the header line is longer than 1 MiB")
+        }
         var bytes = [UInt8](repeating: 0, count: next)
         let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, next, 0) }
         guard n == next else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
@@ -376,6 +391,9 @@ final class Ingestor {
         }
         if !seenUnit || !seenVariant {
             throw RPCError.invalidParams(path: "path", "the header (line \(line)) must name unit_id and variant columns")
+        }
+        guard names.count <= 4096 else {
+            throw RPCError.invalidParams(path: "path", "the header (line \(line)) has \(names.count) columns; at most 4096 are supported")
         }
         // Unknown metric columns (metric -1) are skipped in the records; they were reported above.
         valueCount = metrics.count * 4
@@ -706,7 +724,8 @@ struct Pass1Worker {
 
     /// One line of the range: a row, or a rejection when it is longer than ``maxLineBytes``.
     private mutating func consume(_ raw: UnsafeBufferPointer<UInt8>) throws {
-        if raw.count > Self.maxLineBytes { tooLong() } else { try handle(raw) }
+        let length = raw.count - (raw.last == 0x0D ? 1 : 0)
+        if length > Self.maxLineBytes { tooLong() } else { try handle(raw) }
     }
 
     private mutating func tooLong() {
@@ -1205,11 +1224,12 @@ struct Accumulators: Sendable {
 extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.
     public func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,
-                       progress: ((Int, Int) -> Void)? = nil) throws -> JSON {
+                       requiredOwner: uid_t? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> JSON {
         let c = try resultsContext(key)
         let fmt = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? "jsonl" : "csv")
         guard fmt == "csv" || fmt == "jsonl" else { throw FieldError(path: "format", message: "must be csv or jsonl") }
         let ingestor = Ingestor(context: c, allowPartial: allowPartial, progress: progress)
+        ingestor.requiredOwner = requiredOwner
         let totals = try ingestor.run(path: path, format: fmt)
         var report = ingestor.report.objectValue!
         if !ingestor.problems.isEmpty && !allowPartial {
@@ -1254,6 +1274,7 @@ extension RefereeService {
         }
         let format = try p.has("format") ? p.choice("format", ["csv", "jsonl"]) : nil
         return try ingest(key: try p.string("key"), path: try p.string("path"), format: format,
-                          allowPartial: try p.optionalBool("allow_partial") ?? false, principal: ctx.principal)
+                          allowPartial: try p.optionalBool("allow_partial") ?? false, principal: ctx.principal,
+                          requiredOwner: ctx.transport == .socket ? (ctx.peerUID ?? UInt32.max) : nil)
     }
 }

@@ -75,22 +75,42 @@ public enum BayesianBinomial {
     /// accurate (α + β up to 10⁷); beyond, GSL's incomplete beta stops converging, and it is the treatment
     /// density's own upper-tail integral, computed directly so a tiny tail keeps its relative accuracy.
     static func integral(aC: Double, bC: Double, aT: Double, bT: Double) throws(StatisticsError) -> Double {
-        let control = try ConcentratedBeta(a: aC, b: bC, field: "control.n")
-        let survival: (Double) -> Double
-        if aT + bT <= 1e7 {
-            survival = { x in gsl_cdf_beta_Q(x, aT, bT) }
-        } else {
-            let treatment = try ConcentratedBeta(a: aT, b: bT, field: "treatment.n")
-            survival = { x in (try? treatment.upperTail(x)) ?? .nan }
+        // Doubles are dense near 0 and sparse near 1: a posterior crowded against 1 is integrated mirrored,
+        // P(p_t > p_c) = P(1 − p_c > 1 − p_t), with 1 − p ~ Beta(b, a).
+        if aC / (aC + bC) > 0.5 {
+            return try probabilityGreater(outer: (bT, aT, "treatment.n"), inner: (bC, aC, "control.n"))
         }
-        var total = 0.0
-        for (a, b) in zip(control.cuts, control.cuts.dropFirst()) where b > a {
-            total += try GSL.integrate(field: "control.n", from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-300, acceptableRelativeError: 1e-9) { x in
-                control.density(x) * survival(x)
+        return try probabilityGreater(outer: (aC, bC, "control.n"), inner: (aT, bT, "treatment.n"))
+    }
+
+    /// P(inner > outer) = ∫ f_outer(x) · P(inner > x) dx over the bulk of the outer posterior.
+    private static func probabilityGreater(outer: (a: Double, b: Double, field: String),
+                                           inner: (a: Double, b: Double, field: String)) throws(StatisticsError) -> Double {
+        let density = try ConcentratedBeta(a: outer.a, b: outer.b, field: outer.field)
+        let failure = FailureBox()
+        let survival: (Double) -> Double
+        if inner.a + inner.b <= 1e7 {
+            survival = { x in gsl_cdf_beta_Q(x, inner.a, inner.b) }
+        } else {
+            let tail = try ConcentratedBeta(a: inner.a, b: inner.b, field: inner.field)
+            survival = { x in
+                do throws(StatisticsError) { return try tail.upperTail(x) } catch { failure.error = failure.error ?? error; return 0 }
             }
         }
-        return total / control.mass
+        var total = 0.0
+        for (a, b) in zip(density.cuts, density.cuts.dropFirst()) where b > a {
+            let singular = (a == 0 && outer.a < 1) || (b == 1 && outer.b < 1)
+            total += try GSL.integrate(field: outer.field, from: a, to: b, relativeTolerance: 1e-12, absoluteTolerance: 1e-300,
+                                       acceptableRelativeError: 1e-9, singular: singular) { x in
+                density.density(x) * survival(x)
+            }
+        }
+        if let error = failure.error { throw error }
+        return total / density.mass
     }
+
+    /// The first failure inside an integrand (which cannot throw), reported under the right field.
+    private final class FailureBox: @unchecked Sendable { var error: StatisticsError? }
 }
 
 /// A Beta(a, b) posterior with large parameters, as a density relative to its mean,
@@ -133,7 +153,9 @@ struct ConcentratedBeta {
     private func piece(_ lo: Double, _ hi: Double) throws(StatisticsError) -> Double {
         guard hi > lo else { return 0 }
         let f = self
+        // A parameter below 1 makes the density unbounded at 0 or 1.
+        let singular = (lo == 0 && a < 1) || (hi == 1 && b < 1)
         return try GSL.integrate(field: field, from: lo, to: hi, relativeTolerance: 1e-12, absoluteTolerance: 1e-300,
-                                 acceptableRelativeError: 1e-9) { x in f.density(x) }
+                                 acceptableRelativeError: 1e-9, singular: singular) { x in f.density(x) }
     }
 }

@@ -76,9 +76,11 @@ enum GSL {
     }
 
     /// ∫ f over [a, b] with adaptive Gauss–Kronrod (`gsl_integration_qag`, 61-point rule).
+    /// - Parameter singular: the integrand may be unbounded at an end (a Beta density with a parameter
+    ///   below 1): GSL's QAGS, which extrapolates, instead of QAG.
     static func integrate(
         field: String, from a: Double, to b: Double, relativeTolerance: Double = 1e-12, absoluteTolerance: Double = 0, acceptableRelativeError: Double = 1e-10,
-        _ f: @escaping (Double) -> Double
+        singular: Bool = false, _ f: @escaping (Double) -> Double
     ) throws(StatisticsError) -> Double {
         ensureInitialized()
         let limit = 2000
@@ -88,7 +90,9 @@ enum GSL {
         defer { gsl_integration_workspace_free(ws) }
         var value = 0.0, abserr = 0.0
         let status: Int32 = withGSLFunction(f) { fn in
-            gsl_integration_qag(&fn, a, b, absoluteTolerance, relativeTolerance, limit, Int32(GSL_INTEG_GAUSS61), ws, &value, &abserr)
+            singular
+                ? gsl_integration_qags(&fn, a, b, absoluteTolerance, relativeTolerance, limit, ws, &value, &abserr)
+                : gsl_integration_qag(&fn, a, b, absoluteTolerance, relativeTolerance, limit, Int32(GSL_INTEG_GAUSS61), ws, &value, &abserr)
         }
         // When GSL stops early (round-off, subdivision limit) its estimate is still usable if the error
         // bound is small; anything else is an error.

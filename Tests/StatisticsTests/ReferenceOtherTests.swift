@@ -233,3 +233,31 @@ struct ReferenceMannWhitneyTests {
         expectAgree("p_value", r.pValue, x.pValue, tol, c.id)
     }
 }
+
+/// P(p_t > p_c) equals, with successes and failures exchanged (and the prior's α and β), P(p_c' > p_t'):
+/// posteriors crowded against 1 must give what their mirror images near 0 give, where doubles are dense.
+@Suite("stats.chance_to_beat near a rate of 1")
+struct ChanceToBeatMirrorTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let nC: Double, sC: Double, nT: Double, sT: Double, alpha: Double, beta: Double
+        var testDescription: String { "control \(sC)/\(nC), treatment \(sT)/\(nT), prior \(alpha)/\(beta)" }
+    }
+    static let cases: [Case] = [
+        Case(nC: 1e9, sC: 1e9, nT: 1e9, sT: 1e9 - 3, alpha: 0.5, beta: 0.5),
+        Case(nC: 1e9, sC: 1e9 - 20, nT: 2e9, sT: 2e9 - 30, alpha: 0.5, beta: 0.5),
+        Case(nC: 5e8, sC: 5e8 - 1000, nT: 5e8, sT: 5e8 - 1100, alpha: 1.5, beta: 0.7),
+        Case(nC: 3e7, sC: 3e7 - 400, nT: 3e7, sT: 3e7 - 330, alpha: 0.5, beta: 2.5),
+    ]
+
+    @Test(arguments: cases)
+    func mirroredInputsAgree(_ c: Case) throws {
+        let (nC, sC, nT, sT, alpha, beta) = (c.nC, c.sC, c.nT, c.sT, c.alpha, c.beta)
+        let nearOne = try BayesianBinomial.chanceToBeat(control: BinomialArm(n: nC, successes: sC), treatment: BinomialArm(n: nT, successes: sT),
+                                                        prior: BetaPrior(alpha: alpha, beta: beta))
+        // Failures become successes; the arms swap because the order of the rates flips.
+        let nearZero = try BayesianBinomial.chanceToBeat(control: BinomialArm(n: nT, successes: nT - sT), treatment: BinomialArm(n: nC, successes: nC - sC),
+                                                         prior: BetaPrior(alpha: beta, beta: alpha))
+        #expect(abs(nearOne - nearZero) <= 1e-9 * max(nearZero, 1e-300), "\(nearOne) vs \(nearZero)")
+        #expect(nearZero > 0 && nearZero < 1)
+    }
+}
