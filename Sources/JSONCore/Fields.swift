@@ -44,9 +44,16 @@ public struct Fields: Sendable {
         return s
     }
 
+    /// The member when present and not null (one lookup; the optional accessors build on it).
+    private func present(_ key: String) -> JSON? {
+        guard let v = members[key], !v.isNull else { return nil }
+        return v
+    }
+
     public func optionalString(_ key: String) throws(FieldError) -> String? {
-        guard has(key) else { return nil }
-        return try string(key)
+        guard let v = present(key) else { return nil }
+        guard let s = v.stringValue else { throw typeError(key, "a string", v) }
+        return s
     }
 
     public func double(_ key: String) throws(FieldError) -> Double {
@@ -56,8 +63,9 @@ public struct Fields: Sendable {
     }
 
     public func optionalDouble(_ key: String) throws(FieldError) -> Double? {
-        guard has(key) else { return nil }
-        return try double(key)
+        guard let v = present(key) else { return nil }
+        guard let d = v.doubleValue else { throw typeError(key, "a number", v) }
+        return d
     }
 
     public func int(_ key: String) throws(FieldError) -> Int {
@@ -117,11 +125,11 @@ public struct Fields: Sendable {
 
     /// A string restricted to a fixed set of choices.
     public func choice(_ key: String, _ choices: [String], default fallback: String? = nil) throws(FieldError) -> String {
-        guard has(key) else {
+        guard let v = present(key) else {
             if let fallback { return fallback }
             throw FieldError(path: fieldPath(key), message: "is required; one of \(choices.joined(separator: ", "))")
         }
-        let s = try string(key)
+        guard let s = v.stringValue else { throw typeError(key, "a string", v) }
         guard choices.contains(s) else {
             throw FieldError(path: fieldPath(key), message: "\"\(s)\" is not one of \(choices.joined(separator: ", "))")
         }
@@ -130,7 +138,8 @@ public struct Fields: Sendable {
 
     /// Rejects members not in `allowed`, so typos are reported rather than ignored.
     public func rejectUnknown(_ allowed: Set<String>) throws(FieldError) {
-        guard members.keys.contains(where: { !allowed.contains($0) }) else { return }
+        // Few members and few allowed names: comparing strings is cheaper than hashing them.
+        guard members.keys.contains(where: { key in !allowed.contains(where: { $0 == key }) }) else { return }
         if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
             throw FieldError(path: fieldPath(unknown), message: "is not a known field; expected one of \(allowed.sorted().joined(separator: ", "))")
         }

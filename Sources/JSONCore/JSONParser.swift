@@ -287,20 +287,28 @@ public struct JSONParser {
     private mutating func parseString() throws(JSONParseError) -> String {
         index += 1  // opening quote
         let start = index
-        // Fast path: no escapes, validate UTF-8 in one go.
+        // Fast path: no escapes, validate UTF-8 in one go (nothing to validate when every byte is ASCII).
+        var ascii = true
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 guard slice.count <= limits.maxStringBytes else { throw error("string longer than \(limits.maxStringBytes) bytes", limit: true) }
-                guard let s = String(validating: slice, as: UTF8.self) else {
-                    throw JSONParseError(offset: start, reason: "invalid UTF-8 in string", isLimit: false)
+                let text: String
+                if ascii {
+                    text = String(decoding: slice, as: UTF8.self)
+                } else {
+                    guard let s = String(validating: slice, as: UTF8.self) else {
+                        throw JSONParseError(offset: start, reason: "invalid UTF-8 in string", isLimit: false)
+                    }
+                    text = s
                 }
                 index += 1
-                return s
+                return text
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { throw error("unescaped control character in string") }
+            if b >= 0x80 { ascii = false }
             index += 1
         }
         guard index < bytes.count else { throw error("unterminated string") }

@@ -181,8 +181,10 @@ if only == nil || only == "daemon" {
         }
         batchLines.append(#"{"jsonrpc":"2.0","id":\#(b),"method":"stats.compare_batch","params":{"comparisons":[\#(items.joined(separator: ","))]}}"#)
     }
-    let batch = pump(batchLines, store: dir.appendingPathComponent("stats.sqlite").path)
-    report("daemon stats.compare_batch (stdin/stdout)", 200_000 / batch.seconds, "comparisons/s", ["responses": batch.responses])
+    // The machine is shared and noisy: three runs each, the best reported and all of them listed.
+    let batchRuns = (0..<3).map { _ in pump(batchLines, store: dir.appendingPathComponent("stats.sqlite").path) }
+    report("daemon stats.compare_batch (stdin/stdout)", 200_000 / batchRuns.map(\.seconds).min()!, "comparisons/s",
+           ["responses": batchRuns[0].responses, "runs": batchRuns.map { (200_000 / $0.seconds).rounded() }])
 
     // experiment.get: register one experiment, then 100,000 pipelined gets.
     let example = try! String(contentsOfFile: "Protocols/examples/checkout-green-button.json", encoding: .utf8)
@@ -190,8 +192,9 @@ if only == nil || only == "daemon" {
     let store = dir.appendingPathComponent("get.sqlite").path
     _ = pump([#"{"jsonrpc":"2.0","id":0,"method":"experiment.register","params":{"experiment":\#(example)}}"#], store: store)
     let gets = (1...100_000).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"experiment.get","params":{"key":"checkout-green-button"}}"# }
-    let got = pump(gets, store: store)
-    report("daemon experiment.get pipelined (stdin/stdout)", Double(got.responses) / got.seconds, "requests/s", ["responses": got.responses])
+    let getRuns = (0..<3).map { _ in pump(gets, store: store) }
+    report("daemon experiment.get pipelined (stdin/stdout)", Double(getRuns[0].responses) / getRuns.map(\.seconds).min()!, "requests/s",
+           ["responses": getRuns[0].responses, "runs": getRuns.map { (Double($0.responses) / $0.seconds).rounded() }])
 
     // experiment.check of a new proposal against the store, pipelined.
     let probe = example.replacingOccurrences(of: "checkout-green-button", with: "probe")
