@@ -2,7 +2,7 @@ import Foundation
 import Statistics
 import Testing
 
-struct CompareCase: Decodable, Sendable, CustomTestStringConvertible {
+enum CompareReference {
     struct MomentsJSON: Decodable, Sendable {
         let sum: Double
         let sumSquares: Double
@@ -55,17 +55,15 @@ struct CompareCase: Decodable, Sendable, CustomTestStringConvertible {
         let controlMean: Double
         let treatmentMean: Double
     }
-    let id: String
-    let tol: Tolerance?
-    let input: Input
-    let expected: Expected?
-    let error: ExpectedError?
-    var testDescription: String { id }
+}
+
+extension CompareReference.Input {
+    typealias Arm = CompareReference.Arm
 
     /// The mapping a JSON-RPC handler performs from wire params to the Swift API.
     func arms() -> ComparisonArms {
-        let c = input.control, t = input.treatment
-        switch input.metric {
+        let c = control, t = treatment
+        switch metric {
         case "binomial":
             return .binomial(control: BinomialArm(n: c.n!, successes: c.successes!), treatment: BinomialArm(n: t.n!, successes: t.successes!))
         case "continuous":
@@ -90,21 +88,22 @@ struct CompareCase: Decodable, Sendable, CustomTestStringConvertible {
 
     func options() -> CompareOptions {
         var o = CompareOptions()
-        if let d = input.difference { o.difference = DifferenceKind(rawValue: d)! }
-        if let t = input.test { o.test = TestKind(rawValue: t)! }
-        if let v = input.variance { o.variance = ProportionVariance(rawValue: v)! }
-        if let a = input.alpha { o.alpha = a }
-        if let a = input.alternative { o.alternative = Alternative(rawValue: a)! }
-        switch input.analysis {
-        case "sequential": o.analysis = .sequential(tuning: input.sequentialTuning ?? 5000)
+        if let d = difference { o.difference = DifferenceKind(rawValue: d)! }
+        if let t = test { o.test = TestKind(rawValue: t)! }
+        if let v = variance { o.variance = ProportionVariance(rawValue: v)! }
+        if let a = alpha { o.alpha = a }
+        if let a = alternative { o.alternative = Alternative(rawValue: a)! }
+        switch analysis {
+        case "sequential": o.analysis = .sequential(tuning: sequentialTuning ?? 5000)
         case "bayesian":
-            let p = input.prior.map { GaussianPrior(mean: $0.mean, stddev: $0.stddev, proper: $0.proper) } ?? GaussianPrior()
+            let p = prior.map { GaussianPrior(mean: $0.mean, stddev: $0.stddev, proper: $0.proper) } ?? GaussianPrior()
             o.analysis = .bayesian(prior: p)
         default: break
         }
         return o
     }
 }
+typealias CompareCase = ReferenceCase<CompareReference.Input, CompareReference.Expected>
 
 @Suite("Reference: stats.compare")
 struct ReferenceCompareTests {
@@ -120,11 +119,11 @@ struct ReferenceCompareTests {
     @Test(arguments: cases)
     func matchesReference(_ c: CompareCase) throws {
         if let e = c.error {
-            expectError(e.field, c.id) { () throws(StatisticsError) in try ABTest.compare(c.arms(), options: c.options()) }
+            expectError(e.field, c.id) { () throws(StatisticsError) in try ABTest.compare(c.input.arms(), options: c.input.options()) }
             return
         }
         let x = try #require(c.expected), tol = try #require(c.tol)
-        let r = try ABTest.compare(c.arms(), options: c.options())
+        let r = try ABTest.compare(c.input.arms(), options: c.input.options())
         expectAgree("estimate", r.estimate, x.estimate, tol, c.id)
         expectAgree("se", r.se, x.se, tol, c.id)
         expectAgree("statistic", r.statistic, x.statistic, tol, c.id)
@@ -144,19 +143,12 @@ struct ReferenceCompareTests {
 
 /// A third implementation: Spotify's confidence library (`Scripts/reference/generate_spotify_confidence.py`),
 /// for the settings whose definitions coincide (unpooled two-proportion z, Welch from sums; two-sided, absolute).
-struct SpotifyCase: Decodable, Sendable, CustomTestStringConvertible {
-    struct Expected: Decodable, Sendable {
-        let estimate: Double
-        let ci: [Double]
-        let pValue: Double
-    }
-    let id: String
-    let tol: Tolerance
-    let input: CompareCase.Input
-    let expected: Expected
-    var testDescription: String { id }
-    var compareCase: CompareCase { CompareCase(id: id, tol: tol, input: input, expected: nil, error: nil) }
+struct SpotifyExpected: Decodable, Sendable {
+    let estimate: Double
+    let ci: [Double]
+    let pValue: Double
 }
+typealias SpotifyCase = ReferenceCase<CompareReference.Input, SpotifyExpected>
 
 @Suite("Reference: stats.compare against spotify-confidence")
 struct ReferenceSpotifyTests {
@@ -169,10 +161,11 @@ struct ReferenceSpotifyTests {
 
     @Test(arguments: cases)
     func matchesReference(_ c: SpotifyCase) throws {
-        let r = try ABTest.compare(c.compareCase.arms(), options: c.compareCase.options())
-        expectAgree("estimate", r.estimate, c.expected.estimate, c.tol, c.id)
-        expectAgree("ci.lower", r.ci.lower, c.expected.ci[0], c.tol, c.id)
-        expectAgree("ci.upper", r.ci.upper, c.expected.ci[1], c.tol, c.id)
-        expectAgree("p_value", r.pValue, c.expected.pValue, c.tol, c.id)
+        let x = try #require(c.expected), tol = try #require(c.tol)
+        let r = try ABTest.compare(c.input.arms(), options: c.input.options())
+        expectAgree("estimate", r.estimate, x.estimate, tol, c.id)
+        expectAgree("ci.lower", r.ci.lower, x.ci[0], tol, c.id)
+        expectAgree("ci.upper", r.ci.upper, x.ci[1], tol, c.id)
+        expectAgree("p_value", r.pValue, x.pValue, tol, c.id)
     }
 }

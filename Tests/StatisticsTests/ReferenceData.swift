@@ -23,6 +23,17 @@ enum Reference {
     }
 }
 
+/// One generated reference case: an input, and either the expected output (with its tolerance class)
+/// or the field the error must name.
+struct ReferenceCase<Input: Decodable & Sendable, Expected: Decodable & Sendable>: Decodable, Sendable, CustomTestStringConvertible {
+    let id: String
+    let tol: Tolerance?
+    let input: Input
+    let expected: Expected?
+    let error: ExpectedError?
+    var testDescription: String { id }
+}
+
 /// Tolerance class of a reference value.
 enum Tolerance: String, Decodable, Sendable {
     /// Closed form: relative 1e-9, absolute 1e-12 near zero.

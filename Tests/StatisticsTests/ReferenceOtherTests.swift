@@ -4,25 +4,22 @@ import Testing
 
 // MARK: stats.chance_to_beat
 
-struct ChanceToBeatCase: Decodable, Sendable, CustomTestStringConvertible {
+enum ChanceToBeatReference {
     struct Arm: Decodable, Sendable { let n: Double; let successes: Double }
     struct Prior: Decodable, Sendable { let alpha: Double; let beta: Double }
-    struct Input: Decodable, Sendable { let control: Arm; let treatment: Arm; let prior: Prior }
-    struct Expected: Decodable, Sendable { let chanceToBeatControl: Double }
-    let id: String
-    let tol: Tolerance?
-    let input: Input
-    let expected: Expected?
-    let error: ExpectedError?
-    var testDescription: String { id }
+    struct Input: Decodable, Sendable {
+        let control: Arm; let treatment: Arm; let prior: Prior
 
-    func run() throws(StatisticsError) -> Double {
-        try BayesianBinomial.chanceToBeat(
-            control: BinomialArm(n: input.control.n, successes: input.control.successes),
-            treatment: BinomialArm(n: input.treatment.n, successes: input.treatment.successes),
-            prior: BetaPrior(alpha: input.prior.alpha, beta: input.prior.beta))
+        func run() throws(StatisticsError) -> Double {
+            try BayesianBinomial.chanceToBeat(
+                control: BinomialArm(n: control.n, successes: control.successes),
+                treatment: BinomialArm(n: treatment.n, successes: treatment.successes),
+                prior: BetaPrior(alpha: prior.alpha, beta: prior.beta))
+        }
     }
+    struct Expected: Decodable, Sendable { let chanceToBeatControl: Double }
 }
+typealias ChanceToBeatCase = ReferenceCase<ChanceToBeatReference.Input, ChanceToBeatReference.Expected>
 
 @Suite("Reference: stats.chance_to_beat")
 struct ReferenceChanceToBeatTests {
@@ -30,24 +27,19 @@ struct ReferenceChanceToBeatTests {
 
     @Test(arguments: cases)
     func matchesReference(_ c: ChanceToBeatCase) throws {
-        if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.run() }; return }
+        if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.input.run() }; return }
         let x = try #require(c.expected)
-        expectAgree("chance_to_beat_control", try c.run(), x.chanceToBeatControl, try #require(c.tol), c.id)
+        expectAgree("chance_to_beat_control", try c.input.run(), x.chanceToBeatControl, try #require(c.tol), c.id)
     }
 }
 
 // MARK: stats.srm
 
-struct SRMCase: Decodable, Sendable, CustomTestStringConvertible {
+enum SRMReference {
     struct Input: Decodable, Sendable { let observed: [Double]; let weights: [Double]; let threshold: Double? }
     struct Expected: Decodable, Sendable { let chi2: Double; let df: Double; let pValue: Double; let mismatch: Bool }
-    let id: String
-    let tol: Tolerance?
-    let input: Input
-    let expected: Expected?
-    let error: ExpectedError?
-    var testDescription: String { id }
 }
+typealias SRMCase = ReferenceCase<SRMReference.Input, SRMReference.Expected>
 
 @Suite("Reference: stats.srm")
 struct ReferenceSRMTests {
@@ -68,16 +60,11 @@ struct ReferenceSRMTests {
 
 // MARK: stats.adjust
 
-struct AdjustCase: Decodable, Sendable, CustomTestStringConvertible {
+enum AdjustReference {
     struct Input: Decodable, Sendable { let pValues: [Double]; let method: String; let alpha: Double? }
     struct Expected: Decodable, Sendable { let adjusted: [Double]; let reject: [Bool] }
-    let id: String
-    let tol: Tolerance?
-    let input: Input
-    let expected: Expected?
-    let error: ExpectedError?
-    var testDescription: String { id }
 }
+typealias AdjustCase = ReferenceCase<AdjustReference.Input, AdjustReference.Expected>
 
 @Suite("Reference: stats.adjust")
 struct ReferenceAdjustTests {
@@ -196,29 +183,24 @@ struct ReferencePowerTests {
 
 // MARK: stats.mann_whitney
 
-struct MannWhitneyCase: Decodable, Sendable, CustomTestStringConvertible {
+enum MannWhitneyReference {
     struct Input: Decodable, Sendable {
         let control: [Double]
         let treatment: [Double]
         let alternative: String?
         let useContinuity: Bool?
         let method: String?
+
+        func run() throws(StatisticsError) -> MannWhitneyResult {
+            try MannWhitney.test(control: control, treatment: treatment,
+                                 alternative: Alternative(rawValue: alternative ?? "two-sided")!,
+                                 useContinuity: useContinuity ?? true,
+                                 method: MannWhitneyMethod(rawValue: method ?? "asymptotic")!)
+        }
     }
     struct Expected: Decodable, Sendable { let uTreatment: Double; let uControl: Double; let pValue: Double }
-    let id: String
-    let tol: Tolerance?
-    let input: Input
-    let expected: Expected?
-    let error: ExpectedError?
-    var testDescription: String { id }
-
-    func run() throws(StatisticsError) -> MannWhitneyResult {
-        try MannWhitney.test(control: input.control, treatment: input.treatment,
-                             alternative: Alternative(rawValue: input.alternative ?? "two-sided")!,
-                             useContinuity: input.useContinuity ?? true,
-                             method: MannWhitneyMethod(rawValue: input.method ?? "asymptotic")!)
-    }
 }
+typealias MannWhitneyCase = ReferenceCase<MannWhitneyReference.Input, MannWhitneyReference.Expected>
 
 @Suite("Reference: stats.mann_whitney")
 struct ReferenceMannWhitneyTests {
@@ -226,9 +208,9 @@ struct ReferenceMannWhitneyTests {
 
     @Test(arguments: cases)
     func matchesReference(_ c: MannWhitneyCase) throws {
-        if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.run() }; return }
+        if let e = c.error { expectError(e.field, c.id) { () throws(StatisticsError) in try c.input.run() }; return }
         let x = try #require(c.expected), tol = try #require(c.tol)
-        let r = try c.run()
+        let r = try c.input.run()
         #expect(r.uTreatment == x.uTreatment && r.uControl == x.uControl, "\(c.id) U")
         expectAgree("p_value", r.pValue, x.pValue, tol, c.id)
     }
