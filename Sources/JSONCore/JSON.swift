@@ -75,3 +75,22 @@ extension JSON {
     public init(_ values: [String]) { self = .array(values.map { .string($0) }) }
     public init(_ values: [Double]) { self = .array(values.map { .number($0) }) }
 }
+
+extension Double {
+    /// The value as a whole number for messages: `Int` text when it fits exactly, else the shortest
+    /// double text. Never traps, whatever came from outside (`Int(Double)` aborts on a value out of range).
+    public var wholeText: String {
+        guard isFinite else { return "\(self)" }
+        let r = rounded()
+        if abs(r) < 9.0e15 { return String(Int(r)) }
+        return "\(r)"
+    }
+
+    /// The value as an `Int`, clamped to `Int`'s range (NaN gives `nil`); for counts that came from outside.
+    public var clampedInt: Int? {
+        guard !isNaN else { return nil }
+        if self >= 9.2e18 { return Int.max }
+        if self <= -9.2e18 { return Int.min }
+        return Int(self)
+    }
+}

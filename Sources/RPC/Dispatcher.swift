@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import JSONCore
 
 /// Limits on one request line; each is configurable and each refusal is a clear error.
@@ -75,7 +78,23 @@ public final class Dispatcher: @unchecked Sendable {
         } catch {
             return encode(.failure(id: .null, error: .parseError(error.reason, offset: error.offset)))
         }
-        return reply(to: value, context: context).map(encode)
+        // A JSON string holds U+0000 only as the escape `\u0000`: look for NUL only in lines that have one.
+        let mayHoldNUL = Self.contains(line, Array(#"\u0000"#.utf8))
+        guard var reply = reply(to: value, context: context, checkNUL: mayHoldNUL) else { return nil }
+        reply.restoreExactIDs(from: line)
+        return encode(reply)
+    }
+
+    private static func contains(_ line: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard line.count >= needle.count, let base = line.baseAddress else { return false }
+        var from = 0
+        while from + needle.count <= line.count {
+            guard let hit = memchr(base + from, Int32(needle[0]), line.count - from) else { return false }
+            let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if at + needle.count <= line.count, (0..<needle.count).allSatisfy({ line[at + $0] == needle[$0] }) { return true }
+            from = at + 1
+        }
+        return false
     }
 
     /// An error response for a line that could not even be read (e.g. oversized).
@@ -85,10 +104,10 @@ public final class Dispatcher: @unchecked Sendable {
 
     /// Handles a request already in memory (in-process callers); nil when nothing is due.
     public func handle(message: JSON, context: RPCContext) -> JSON? {
-        reply(to: message, context: context)?.json
+        reply(to: message, context: context, checkNUL: true)?.json
     }
 
-    private func reply(to message: JSON, context: RPCContext) -> Reply? {
+    private func reply(to message: JSON, context: RPCContext, checkNUL: Bool) -> Reply? {
         if case .array(let batch) = message {
             guard !batch.isEmpty else { return .failure(id: .null, error: .invalidRequest("empty batch")) }
             guard batch.count <= limits.maxBatch else {
@@ -97,13 +116,13 @@ public final class Dispatcher: @unchecked Sendable {
                     message: "Invalid request: batch of \(batch.count) requests exceeds the limit of \(limits.maxBatch); split it",
                     data: ["reason": "limit_exceeded", "limit": "max_batch", "max": JSON(limits.maxBatch), "got": JSON(batch.count)]))
             }
-            let replies = batch.compactMap { handleSingle($0, context: context) }
+            let replies = batch.compactMap { handleSingle($0, context: context, checkNUL: checkNUL) }
             return replies.isEmpty ? nil : .batch(replies)
         }
-        return handleSingle(message, context: context)
+        return handleSingle(message, context: context, checkNUL: checkNUL)
     }
 
-    private func handleSingle(_ message: JSON, context: RPCContext) -> Reply? {
+    private func handleSingle(_ message: JSON, context: RPCContext, checkNUL: Bool) -> Reply? {
         guard case .object(let envelope) = message else {
             return .failure(id: .null, error: .invalidRequest("a request must be a JSON object, got \(message.typeName)"))
         }
@@ -133,7 +152,9 @@ public final class Dispatcher: @unchecked Sendable {
             }
         }
         let result: Result<JSON, RPCError>
-        if let handler = handlers[method] {
+        if checkNUL, let path = params?.pathOfNUL() {
+            result = .failure(.invalidParams(path: path, "must not contain the NUL character (U+0000)"))
+        } else if let handler = handlers[method] {
             do throws(RPCError) {
                 result = .success(try handler(params, context))
             } catch {
@@ -156,6 +177,49 @@ public final class Dispatcher: @unchecked Sendable {
         out.reserveCapacity(512)
         reply.write(into: &out)
         return out
+    }
+}
+
+extension Reply {
+    /// Numeric ids that a double does not hold exactly (beyond 2^53, fractions) are echoed from the request's
+    /// own text, so a client always gets back the id it sent.
+    mutating func restoreExactIDs(from line: UnsafeBufferPointer<UInt8>) {
+        func needsText(_ id: JSON) -> Bool {
+            guard case .number(let d) = id else { return false }
+            return !(d.rounded() == d && abs(d) < 9_007_199_254_740_992)
+        }
+        switch self {
+        case .success(let id, let result) where needsText(id):
+            if let text = RawMember.texts("id", in: line).first ?? nil { self = .success(id: .raw(text), result: result) }
+        case .failure(let id, let error) where needsText(id):
+            if let text = RawMember.texts("id", in: line).first ?? nil { self = .failure(id: .raw(text), error: error) }
+        case .batch(let replies) where replies.contains(where: { needsText($0.id) }):
+            // Replies keep the requests' order, minus notifications: match them by value.
+            var texts = RawMember.texts("id", in: line).compactMap { $0 }[...]
+            self = .batch(replies.map { reply in
+                guard needsText(reply.id) else { return reply }
+                while let text = texts.popFirst() {
+                    if let parsed = try? JSONParser.parse(text), parsed == reply.id { return reply.with(id: .raw(text)) }
+                }
+                return reply
+            })
+        default: break
+        }
+    }
+
+    var id: JSON {
+        switch self {
+        case .success(let id, _), .failure(let id, _): id
+        case .batch: .null
+        }
+    }
+
+    func with(id: JSON) -> Reply {
+        switch self {
+        case .success(_, let result): .success(id: id, result: result)
+        case .failure(_, let error): .failure(id: id, error: error)
+        case .batch: self
+        }
     }
 }
 

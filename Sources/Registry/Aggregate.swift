@@ -30,6 +30,24 @@ public enum Aggregate: Sendable, Equatable {
         }
     }
 
+    /// The largest count stored: 2^53, below which every whole number is exact in a double.
+    public static let maxCount = 9_007_199_254_740_992.0
+
+    /// Every component is finite and every count is a whole number within ``maxCount``: what the store
+    /// accepts, so a summary never meets an infinity or a count it cannot print.
+    public var isFinite: Bool {
+        func ok(_ x: Moments) -> Bool { x.sum.isFinite && x.sumSquares.isFinite }
+        func count(_ x: Double) -> Bool { x >= 0 && x <= Self.maxCount && x.rounded() == x }
+        switch self {
+        case let .binomial(n, s): return count(n) && count(s)
+        case let .continuous(n, s, q): return count(n) && s.isFinite && q.isFinite
+        case let .cuped(n, post, pre, x): return count(n) && ok(post) && ok(pre) && x.isFinite
+        case let .ratio(n, num, den, x): return count(n) && ok(num) && ok(den) && x.isFinite
+        case let .nps(p, q, d): return count(p) && count(q) && count(d)
+        case let .exposures(n): return count(n)
+        }
+    }
+
     /// Sum of two aggregates of the same shape; nil when the shapes differ.
     public static func + (a: Aggregate, b: Aggregate) -> Aggregate? {
         func m(_ x: Moments, _ y: Moments) -> Moments { Moments(sum: x.sum + y.sum, sumSquares: x.sumSquares + y.sumSquares) }
@@ -80,6 +98,15 @@ public enum Aggregate: Sendable, Equatable {
     /// Reads the arm shape given for a metric of `type`; every problem names its field under `path`.
     public static func read(_ value: JSON, type: MetricType, path: String) throws(FieldError) -> Aggregate {
         let f = try Fields(value, path: path)
+        // Counts are whole numbers that a double holds exactly; sums are finite. Anything else would poison
+        // every later summary of the experiment, so it is refused on the way in.
+        func count(_ key: String) throws(FieldError) -> Double {
+            let v = try f.double(key)
+            guard v >= 0, v <= Aggregate.maxCount, v.rounded() == v else {
+                throw FieldError(path: f.fieldPath(key), message: "must be a whole number of units from 0 to 2^53 (9007199254740992), got \(v)")
+            }
+            return v
+        }
         func nonNegative(_ key: String) throws(FieldError) -> Double {
             let v = try f.double(key)
             guard v >= 0, v.isFinite else { throw FieldError(path: f.fieldPath(key), message: "must be a finite number ≥ 0, got \(v)") }
@@ -90,32 +117,38 @@ public enum Aggregate: Sendable, Equatable {
             try o.rejectUnknown(["sum", "sum_squares"])
             return Moments(sum: try o.double("sum"), sumSquares: try o.double("sum_squares"))
         }
+        func checked(_ a: Aggregate) throws(FieldError) -> Aggregate {
+            guard a.isFinite else {
+                throw FieldError(path: path, message: "its sums overflow a double (not finite); send values whose sums and sums of squares stay below 1.8e308")
+            }
+            return a
+        }
         switch type {
         case .binomial:
             try f.rejectUnknown(["n", "successes"])
-            let n = try nonNegative("n"), s = try nonNegative("successes")
+            let n = try count("n"), s = try count("successes")
             guard s <= n else { throw FieldError(path: f.fieldPath("successes"), message: "\(s) exceeds n \(n)") }
             return .binomial(n: n, successes: s)
         case .continuous:
             if f.has("pre") {
                 try f.rejectUnknown(["n", "post", "pre", "post_pre_sum_of_products"])
-                return .cuped(n: try nonNegative("n"), post: try moments("post"), pre: try moments("pre"), postPre: try f.double("post_pre_sum_of_products"))
+                return try checked(.cuped(n: try count("n"), post: try moments("post"), pre: try moments("pre"), postPre: try f.double("post_pre_sum_of_products")))
             }
             if f.has("mean") {
                 try f.rejectUnknown(["n", "mean", "variance"])
-                let n = try nonNegative("n"), mean = try f.double("mean"), variance = try nonNegative("variance")
+                let n = try count("n"), mean = try f.double("mean"), variance = try nonNegative("variance")
                 // Sums from moments: Σx = n·mean, Σx² = (n − 1)·s² + n·mean².
-                return .continuous(n: n, sum: n * mean, sumSquares: (n - 1) * variance + n * mean * mean)
+                return try checked(.continuous(n: n, sum: n * mean, sumSquares: max(n - 1, 0) * variance + n * mean * mean))
             }
             try f.rejectUnknown(["n", "sum", "sum_squares"])
-            return .continuous(n: try nonNegative("n"), sum: try f.double("sum"), sumSquares: try nonNegative("sum_squares"))
+            return try checked(.continuous(n: try count("n"), sum: try f.double("sum"), sumSquares: try nonNegative("sum_squares")))
         case .ratio:
             try f.rejectUnknown(["n", "numerator", "denominator", "numerator_denominator_sum_of_products"])
-            return .ratio(n: try nonNegative("n"), numerator: try moments("numerator"), denominator: try moments("denominator"),
-                          product: try f.double("numerator_denominator_sum_of_products"))
+            return try checked(.ratio(n: try count("n"), numerator: try moments("numerator"), denominator: try moments("denominator"),
+                                      product: try f.double("numerator_denominator_sum_of_products")))
         case .nps:
             try f.rejectUnknown(["promoters", "passives", "detractors"])
-            return .nps(promoters: try nonNegative("promoters"), passives: try nonNegative("passives"), detractors: try nonNegative("detractors"))
+            return try checked(.nps(promoters: try count("promoters"), passives: try count("passives"), detractors: try count("detractors")))
         }
     }
 

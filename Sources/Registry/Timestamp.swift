@@ -62,6 +62,8 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, with milliseconds when the instant has a fraction.
     public var description: String {
+        // Open-ended windows use ±infinity; nothing outside years 0000–9999 reaches a conversion that traps.
+        guard seconds.isFinite, abs(seconds) < 253_402_300_800 else { return seconds < 0 ? "-infinity" : "infinity" }
         let whole = seconds.rounded(.down)
         var days = Int(whole / 86_400)
         var rem = Int(whole) - days * 86_400

@@ -30,6 +30,12 @@ public struct ValidationOutcome: Sendable, Equatable {
 }
 
 public enum Validator {
+    /// The smallest variant weight: assignment hashes units to 10,000 positions.
+    public static let smallestWeight = 1e-4
+    public static let maxDailyUnits = 1e12
+    /// Plans longer than this (about 2,700 years) are refused rather than computed.
+    static let maxPlanDays = 1e6
+
     /// Validates a document against the protocol it names.
     public static func validate(_ json: JSON, protocols: ProtocolSet, limits: DocumentLimits = DocumentLimits()) -> (ExperimentDocument?, ValidationOutcome) {
         let (doc, shapeViolations) = ExperimentDocument.read(json, limits: limits)
@@ -77,8 +83,13 @@ public enum Validator {
         if !proto.analyses.contains(analysis) {
             add("design.analysis", "analysis", "analysis \"\(analysis)\" is not allowed by protocol '\(name)'; use \(proto.analyses.map { "\"\($0)\"" }.joined(separator: " or "))")
         }
-        if let daily = doc.expectedDailyUnits, !(daily > 0 && daily.isFinite) {
-            add("design.expected_daily_units", "range", "must be a positive number of units per day, got \(daily)")
+        if let daily = doc.expectedDailyUnits, !(daily >= 1 && daily <= Self.maxDailyUnits) {
+            add("design.expected_daily_units", "range", "must be from 1 to 1e12 units per day, got \(daily)")
+        }
+        // A layer has 10,000 buckets: less traffic than one bucket gives the experiment no units at all.
+        let smallestTraffic = 1 / Double(GrowthBookHash.buckets)
+        if doc.json["traffic"] != nil, doc.traffic < smallestTraffic - 1e-15 {
+            add("traffic", "traffic_min", "traffic \(doc.traffic) is less than one of the layer's \(GrowthBookHash.buckets) buckets; the smallest traffic a layer can give is \(smallestTraffic) (one bucket)")
         }
 
         // Schedule.
@@ -111,6 +122,7 @@ public enum Validator {
             if variant.key.isEmpty { add("variants[\(i)].key", "format", "must not be empty") }
             if !seen.insert(variant.key).inserted { add("variants[\(i)].key", "duplicate", "variant key \"\(variant.key)\" is used twice") }
             if !(variant.weight > 0 && variant.weight <= 1) { add("variants[\(i)].weight", "range", "must be greater than 0 and at most 1, got \(variant.weight)") }
+            else if variant.weight < Self.smallestWeight { add("variants[\(i)].weight", "weight_min", "weight \(variant.weight) is below \(Self.smallestWeight), the resolution of assignment (units hash to one of 10,000 positions); give the variant at least \(Self.smallestWeight)") }
         }
         let sum = doc.variants.reduce(0) { $0 + $1.weight }
         if count > 0, abs(sum - 1) > 1e-9 { add("variants", "weights_sum", "weights sum to \(fmt(sum)); they must sum to 1") }
@@ -195,7 +207,13 @@ public enum Validator {
         let dailyUnits = daily * doc.traffic
         let smallestWeight = doc.variants.map(\.weight).min() ?? 1
         let days = (Double(perArm) / (dailyUnits * smallestWeight)).rounded(.up)
-        let total = Int((Double(perArm) / smallestWeight).rounded(.up))
+        let totalUnits = (Double(perArm) / smallestWeight).rounded(.up)
+        // Extreme designs must not reach a whole-number conversion that traps; they are violations instead.
+        guard days.isFinite, days <= Self.maxPlanDays, totalUnits <= PowerAnalysis.maxUnitsPerArm else {
+            return .invalid(Violation(path: "design.mde", rule: "underpowered",
+                                      message: "needs \(perArm) units per arm, which takes more than \(Int(Self.maxPlanDays)) days at \(fmt(dailyUnits)) units/day; use a larger design.mde or more traffic"))
+        }
+        let total = Int(totalUnits)
         return .planned(Plan(perArm: perArm, perArmExact: size.control, arms: doc.variants.count, totalUnits: total,
                              dailyUnits: dailyUnits, daysNeeded: Int(days), formula: formula))
     }

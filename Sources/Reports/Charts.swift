@@ -1,3 +1,4 @@
+import JSONCore
 /// Inline SVG charts. Every chart is a well-formed XML fragment (no HTML entities, no external
 /// references, not even an xmlns URL: inline SVG in HTML5 does not need one), with `role="img"`,
 /// an `aria-label`, a `<title>` and a `<desc>`. Colours come from the Okabe–Ito palette and every
@@ -34,7 +35,7 @@ enum Axis {
     static func px(_ x: Double) -> String {
         guard x.isFinite else { return "0" }
         let r = (x * 10).rounded() / 10
-        return r == r.rounded() ? String(Int(r)) : String(r)
+        return r == r.rounded() ? r.wholeText : String(r)
     }
 
     /// A 1-2-2.5-5 × 10^k step giving about `count` intervals over `span`.

@@ -58,7 +58,12 @@ extension RefereeService {
         let day = try p.optionalString("day") ?? ""
         if !day.isEmpty { guard day.count == 10, Timestamp(rfc3339: day) != nil else { throw FieldError(path: "day", message: "must be a UTC date YYYY-MM-DD") } }
         let segment = try p.optionalString("segment") ?? ""
-        let aggregate = try Aggregate.read(try p.value("stats"), type: def.type, path: "stats")
+        let stats = try p.value("stats")
+        let aggregate: Aggregate
+        do { aggregate = try Aggregate.read(stats, type: def.type, path: "stats") } catch {
+            // A value out of range is degenerate input (1009), like the statistics methods say.
+            throw StatisticsError(field: error.path, reason: error.message)
+        }
         let at = now().description
         try store.write { tx in
             try tx.upsertResult(key: c.doc.key, metric: metric, variant: variant, day: day, segment: segment, stats: aggregate.storageText, source: "record", at: at)
@@ -232,7 +237,7 @@ extension RefereeService {
             reasons.append("no results recorded yet")
         } else if srmMismatch {
             recommendation = "invalid"
-            reasons.append("sample-ratio mismatch: observed \(zip(c.doc.variants, observed).map { "\($0.key) \(Int($1))" }.joined(separator: ", ")) against weights \(c.doc.variants.map { "\($0.weight)" }.joined(separator: "/")) (p = \(short(srmJSON["p_value"]?.doubleValue ?? 0)) < \(c.proto.srmThreshold)); the assignment is broken, do not read any lift")
+            reasons.append("sample-ratio mismatch: observed \(zip(c.doc.variants, observed).map { "\($0.key) \($1.wholeText)" }.joined(separator: ", ")) against weights \(c.doc.variants.map { "\($0.weight)" }.joined(separator: "/")) (p = \(short(srmJSON["p_value"]?.doubleValue ?? 0)) < \(c.proto.srmThreshold)); the assignment is broken, do not read any lift")
         } else if !guardrailHarms.isEmpty {
             recommendation = "rollback"
             reasons += guardrailHarms
@@ -243,7 +248,7 @@ extension RefereeService {
             let describe = { (x: (variant: String, result: Statistics.ComparisonResult, relative: Statistics.ComparisonResult?)) -> String in
                 var s = "\(name) \(x.variant): \(signed(x.result.estimate, primaryDef?.type))"
                 if let lo = x.result.ci.lower, let hi = x.result.ci.upper {
-                    s += " (\(Int(((1 - alpha) * 100).rounded()))% CI \(signed(lo, primaryDef?.type)) to \(signed(hi, primaryDef?.type)))"
+                    s += " (\(((1 - alpha) * 100).wholeText)% CI \(signed(lo, primaryDef?.type)) to \(signed(hi, primaryDef?.type)))"
                 }
                 if let p = x.result.pValue { s += ", p = \(short(p))" }
                 if let ctw = x.result.chanceToWin { s += ", chance to win \(short(ctw * 100))%" }
@@ -252,7 +257,7 @@ extension RefereeService {
             switch analysis {
             case "fixed" where !reachedSample && !reachedEnd:
                 recommendation = "keep_running"
-                reasons.append("fixed-horizon design: \(Int(minArm)) of \(Int(perArmPlanned ?? 0)) planned units per arm and \(Int(daysElapsed)) of \(Int(daysScheduled)) days; results are not read before the planned sample or the scheduled end, whatever the p-value")
+                reasons.append("fixed-horizon design: \(minArm.wholeText) of \((perArmPlanned ?? 0).wholeText) planned units per arm and \(daysElapsed.rounded(.down).wholeText) of \(daysScheduled.wholeText) days; results are not read before the planned sample or the scheduled end, whatever the p-value")
             case "bayesian":
                 let best = primaryComparisons.max { ($0.result.chanceToWin ?? 0) < ($1.result.chanceToWin ?? 0) }
                 let ctw = best?.result.chanceToWin ?? 0.5
@@ -333,6 +338,6 @@ func short(_ x: Double) -> String {
     if x == 0 { return "0" }
     let magnitude = abs(x)
     if magnitude < 0.001 { return String(format: "%.1e", x) }
-    let decimals = max(0, 2 - Int(log10(magnitude).rounded(.down)))
+    let decimals = max(0, 2 - (log10(magnitude).rounded(.down).clampedInt ?? 0))
     return String(format: "%.\(decimals)f", x)
 }

@@ -12,6 +12,9 @@ public struct BetaPrior: Sendable, Equatable {
 
 /// Exact Bayesian comparison of two conversion rates (`stats.chance_to_beat`).
 public enum BayesianBinomial {
+    /// The largest arm `chanceToBeat` computes exactly (documented in the README).
+    public static let maxUnitsPerArm = 1e12
+
     /// P(p_treatment > p_control) under independent Beta(α + successes, β + failures) posteriors.
     ///
     /// Evan Miller's closed form (https://www.evanmiller.org/bayesian-ab-testing.html#binary_ab_derivation):
@@ -32,11 +35,17 @@ public enum BayesianBinomial {
         let c = try ABTest.binomial(control, "control", minN: 0)
         let t = try ABTest.binomial(treatment, "treatment", minN: 0)
         _ = (c, t)
+        // The exact integral's cost grows with the posteriors' concentration; past this size it would run for
+        // minutes, so the limit is stated rather than the CPU spent.
+        for (arm, field) in [(control, "control.n"), (treatment, "treatment.n")] where arm.n > maxUnitsPerArm {
+            throw StatisticsError(field: field, reason: "\(arm.n) units exceed the limit of 1e12 per arm for the exact chance to beat; at that size use stats.compare (the normal approximation is exact to many digits)")
+        }
         let a0 = try Check.positive(prior.alpha, "prior.alpha")
         let b0 = try Check.positive(prior.beta, "prior.beta")
         let aC = control.successes + a0, bC = control.n - control.successes + b0
         let aT = treatment.successes + a0, bT = treatment.n - treatment.successes + b0
         for (v, f) in [(aC, "control.successes"), (bC, "control.n"), (aT, "treatment.successes"), (bT, "treatment.n")] {
+            guard v < 2 * maxUnitsPerArm else { throw StatisticsError(field: f, reason: "the posterior parameter \(v) exceeds 2e12; use a smaller prior") }
             _ = try Check.result(v, f, "posterior parameter")
         }
         /// Σ_{i=0}^{a1−1} B(a2 + i, b2 + b1) / ((b1 + i) B(1 + i, b1) B(a2, b2)) = P(X > Y), X ~ Beta(a1, b1), Y ~ Beta(a2, b2).

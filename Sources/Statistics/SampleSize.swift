@@ -310,10 +310,23 @@ public enum PowerAnalysis {
     }
 
     static func sized(_ nc: Double, _ k: Double) throws(StatisticsError) -> SampleSize {
-        guard nc.isFinite, nc > 0, (nc * k).rounded(.up) < 9e18 else {
+        guard nc.isFinite, nc > 0, (nc * k).isFinite else {
             throw StatisticsError(field: "mde", reason: "the required sample size is not finite; use a larger effect")
         }
+        // Sizes are reported as whole numbers of units; beyond 10^15 per arm no experiment can run anyway.
+        guard nc.rounded(.up) <= PowerAnalysis.maxUnitsPerArm, (nc * k).rounded(.up) <= PowerAnalysis.maxUnitsPerArm else {
+            throw StatisticsError(field: "mde", reason: "needs \(Self.scientific(max(nc, nc * k))) units in one arm, more than the limit of 1e15; use a larger effect or a ratio closer to 1")
+        }
         return SampleSize(control: nc, treatment: nc * k)
+    }
+
+    /// The largest sample size per arm reported (10^15: exact as a double and as an `Int`).
+    public static let maxUnitsPerArm = 1e15
+
+    static func scientific(_ x: Double) -> String {
+        var e = 0, m = x
+        while m >= 10 { m /= 10; e += 1 }
+        return "\((m * 10).rounded() / 10)e\(e)"
     }
 
     static func baselineRate(_ p1: Double) throws(StatisticsError) {
