@@ -11,6 +11,9 @@ public struct RPCErrorCode: RawRepresentable, Hashable, Sendable {
     public static let methodNotFound = RPCErrorCode(rawValue: -32601)
     public static let invalidParams = RPCErrorCode(rawValue: -32602)
     public static let internalError = RPCErrorCode(rawValue: -32603)
+    /// Implementation-defined server error (JSON-RPC reserves −32000…−32099): a shared server that does not
+    /// admit another connection now.
+    public static let serverBusy = RPCErrorCode(rawValue: -32000)
 }
 
 /// The `error` member of a response: code, message and structured data (`data.reason` names the error).

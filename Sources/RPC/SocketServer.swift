@@ -2,6 +2,7 @@
 import Glibc
 #endif
 internal import Logging
+import JSONCore
 
 /// Serves the JSON-lines protocol to many concurrent clients on a Unix domain socket.
 ///
@@ -9,23 +10,72 @@ internal import Logging
 /// kernel (`SO_PEERCRED`), so a client cannot claim another identity. The socket file is created with
 /// mode 0660. SIGTERM/SIGINT stop accepting; requests in flight are answered before `run` returns.
 public final class SocketServer: @unchecked Sendable {
+    /// Limits that keep one user from taking the service from the others.
+    public struct Limits: Sendable {
+        /// Connections open at once from one operating-system user.
+        public var perUser: Int
+        /// Connections open at once in all.
+        public var total: Int
+        /// A connection with nothing pending for this long is closed.
+        public var idleSeconds: Double
+        /// A request line must arrive in full within this time of its first byte.
+        public var partialLineSeconds: Double
+        /// A client that takes no reply bytes for this long while replies wait is disconnected.
+        public var writeStallSeconds: Double
+        /// Unfinished request lines of all connections together hold at most this many bytes beyond each
+        /// connection's first 64 KiB buffer.
+        public var bufferBudgetBytes: Int
+
+        public init(perUser: Int = 256, total: Int = 4096, idleSeconds: Double = 600, partialLineSeconds: Double = 30,
+                    writeStallSeconds: Double = 30, bufferBudgetBytes: Int = 256 << 20) {
+            self.perUser = perUser
+            self.total = total
+            self.idleSeconds = idleSeconds
+            self.partialLineSeconds = partialLineSeconds
+            self.writeStallSeconds = writeStallSeconds
+            self.bufferBudgetBytes = bufferBudgetBytes
+        }
+    }
+
     private let path: String
     private let dispatcher: Dispatcher
+    private let limits: Limits
     private let logger = Logger(label: "referee.socket")
     private let shouldStop: @Sendable () -> Bool
     private let lock = PThreadMutex()
     private var active = 0
+    private var perUser: [UInt32: Int] = [:]
+    private let budget: ByteBudget
 
-    public init(path: String, dispatcher: Dispatcher, shouldStop: @escaping @Sendable () -> Bool) {
+    public init(path: String, dispatcher: Dispatcher, limits: Limits = Limits(), shouldStop: @escaping @Sendable () -> Bool) {
         self.path = path
         self.dispatcher = dispatcher
+        self.limits = limits
         self.shouldStop = shouldStop
+        self.budget = ByteBudget(bytes: limits.bufferBudgetBytes)
     }
 
     public struct SocketError: Error, CustomStringConvertible { public var description: String }
 
+    /// Raises the soft descriptor limit so `total` connections fit (with room for the store and spill files).
+    static func raiseDescriptorLimit(toFit connections: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return -1 }
+        let wanted = rlim_t(connections + 256)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(limit.rlim_cur)
+    }
+
     public func run() throws(SocketError) {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptors = Self.raiseDescriptorLimit(toFit: limits.total)
+        if descriptors >= 0 && descriptors < limits.total + 64 {
+            logger.warning("the descriptor limit is \(descriptors), below --max-connections \(limits.total); raise it (ulimit -n, LimitNOFILE=) or lower --max-connections")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError(description: "socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var address = sockaddr_un()
@@ -45,30 +95,87 @@ public final class SocketServer: @unchecked Sendable {
         guard bound == 0 else { throw SocketError(description: "cannot bind \(path): \(String(cString: strerror(errno)))") }
         defer { unlink(path) }
         chmod(path, 0o660)
-        guard listen(fd, 128) == 0 else { throw SocketError(description: "listen(): \(String(cString: strerror(errno)))") }
-        logger.info("listening on \(path)")
+        guard listen(fd, 512) == 0 else { throw SocketError(description: "listen(): \(String(cString: strerror(errno)))") }
+        // One descriptor held in reserve: when the process runs out, it is given up to accept and close the
+        // waiting connection, so the listener does not spin on a connection it can never take.
+        var reserve = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if reserve >= 0 { close(reserve) } }
+        logger.info("listening on \(path) (at most \(limits.perUser) connections per user, \(limits.total) in all)")
+        var lastExhaustedLog = 0.0
         while !(SignalFlag.isRaised || shouldStop()) {
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: SignalFlag.wakeFD, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, SignalFlag.wakeFD >= 0 ? 2 : 1, 500)
             if ready <= 0 || fds[0].revents == 0 { continue }
             let client = accept(fd, nil, nil)
-            if client < 0 { continue }
+            if client < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    if reserve >= 0 { close(reserve); reserve = -1 }
+                    let shed = accept(fd, nil, nil)
+                    if shed >= 0 { Self.refuse(shed, "the server has no free file descriptors; try again shortly"); close(shed) }
+                    reserve = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                    let now = LineReader.now()
+                    if now - lastExhaustedLog > 10 { logger.error("out of file descriptors (\(active) connections); shedding new connections"); lastExhaustedLog = now }
+                    usleep(10_000)
+                }
+                continue
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             guard let (principal, uid) = Self.peer(client) else { close(client); continue }
-            lock.withLock { active += 1 }
-            let thread = Thread { [self] in
+            let admitted: String? = lock.withLock {
+                if active >= limits.total { return "the server has \(active) connections, its limit (--max-connections \(limits.total)); try again later" }
+                if perUser[uid, default: 0] >= limits.perUser {
+                    return "\(principal) already has \(limits.perUser) connections open, the limit per user (--max-connections-per-user); close some"
+                }
+                active += 1
+                perUser[uid, default: 0] += 1
+                return nil
+            }
+            if let refusal = admitted {
+                Self.refuse(client, refusal)
+                close(client)
+                continue
+            }
+            // A write that cannot progress returns after a second, so a client that never reads is noticed.
+            var timeout = timeval(tv_sec: 1, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let connection = ConnectionLimits(idleSeconds: limits.idleSeconds, partialLineSeconds: limits.partialLineSeconds,
+                                              writeStallSeconds: limits.writeStallSeconds, budget: budget)
+            let started = Thread { [self] in
                 let server = LineServer(dispatcher: dispatcher, input: client, output: client,
-                                        context: RPCContext(principal: principal, transport: .socket, peerUID: uid), shouldStop: shouldStop)
+                                        context: RPCContext(principal: principal, transport: .socket, peerUID: uid),
+                                        connection: connection, shouldStop: shouldStop)
                 server.run()
                 close(client)
-                lock.withLock { active -= 1 }
+                lock.withLock {
+                    active -= 1
+                    perUser[uid, default: 1] -= 1
+                    if perUser[uid] == 0 { perUser[uid] = nil }
+                }
+            }.start()
+            if !started {
+                Self.refuse(client, "the server cannot start another connection now; try again shortly")
+                close(client)
+                lock.withLock {
+                    active -= 1
+                    perUser[uid, default: 1] -= 1
+                    if perUser[uid] == 0 { perUser[uid] = nil }
+                }
             }
-            thread.start()
         }
         // Stop accepting; let clients finish the request they are in.
         var waited = 0
         while lock.withLock({ active }) > 0 && waited < 100 { usleep(50_000); waited += 1 }
         logger.info("stopped")
+    }
+
+    /// Tells a connection that is not admitted why, in one JSON-RPC error line, without waiting for it.
+    static func refuse(_ fd: Int32, _ message: String) {
+        let line = JSON.object(["jsonrpc": "2.0", "id": .null, "error": .object([
+            "code": JSON(RPCErrorCode.serverBusy.rawValue), "message": .string("Server busy: " + message),
+            "data": ["reason": "server_busy", "detail": .string(message)]])]).serialized() + "\n"
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = line.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 
     /// The user name and id of the process at the other end of a Unix socket, from the kernel.
@@ -98,14 +205,18 @@ final class PThreadMutex: @unchecked Sendable {
 final class Thread {
     private let body: () -> Void
     init(_ body: @escaping () -> Void) { self.body = body }
-    func start() {
+    /// False when no thread could be created (the body does not run).
+    @discardableResult
+    func start() -> Bool {
         let box = Unmanaged.passRetained(self)
         var tid = pthread_t()
-        pthread_create(&tid, nil, { arg in
+        let created = pthread_create(&tid, nil, { arg in
             let t = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
             t.body()
             return nil
         }, box.toOpaque())
+        guard created == 0 else { box.release(); return false }
         pthread_detach(tid)
+        return true
     }
 }

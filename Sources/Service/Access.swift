@@ -2,6 +2,7 @@ import RPC
 import Registry
 import Store
 import JSONCore
+import Foundation
 
 /// Roles and what each may do.
 ///
@@ -49,17 +50,21 @@ extension RefereeService {
     /// Checks a request against the roles in the store; refusals are audited and answered with 1004.
     func authorize(_ method: String, _ params: JSON?, _ ctx: RPCContext) throws {
         let permission = Permission.of(method)
-        if permission == .read || permission == .session || method == "server.info" { return }
-        let (enforced, roles) = try store.read { tx in (try tx.hasGrants(), try tx.roles(of: ctx.principal)) }
-        if !enforced {
-            // Open mode. A shared socket server still never lets a client stop it.
-            if permission == .shutdown && ctx.transport == .socket {
-                throw RegistryError.forbidden("shutdown over the socket needs the admin role and a store with grants; stop the service with SIGTERM",
-                                              details: ["principal": .string(ctx.principal), "needed": ["admin"]])
-            }
-            return
+        if method == "server.info" { return }
+        // A shared socket server never lets a client stop it, whatever its roles: SIGTERM stops a service.
+        if permission == .shutdown && ctx.transport == .socket {
+            throw RegistryError.forbidden("shutdown is refused over the shared socket, for every principal; stop the service with SIGTERM (systemctl stop referee)",
+                                          details: ["principal": .string(ctx.principal), "needed": []])
         }
-        if permission == .shutdown && ctx.transport != .socket { return }
+        if permission == .shutdown { return }
+        let (enforced, roles) = try store.access(of: ctx.principal)
+        if !enforced { return }
+        // Least privilege: once grants exist, even reading needs a role (server.info excepted).
+        if permission == .read || permission == .session {
+            guard roles.isEmpty else { return }
+            try refuse(method, params?["key"]?.stringValue, roles: roles, needed: Role.allCases.map(\.rawValue), ctx,
+                       message: "\(ctx.principal) (roles: none) may not call \(method): once a store has grants, every method but server.info needs a role; ask an admin for one (access.grant)")
+        }
         let held = roles.compactMap(Role.init(rawValue:))
         let key = params?["key"]?.stringValue
         let target = params?["to"]?.stringValue
@@ -76,10 +81,18 @@ extension RefereeService {
         let message = "\(ctx.principal) (roles: \(roles.isEmpty ? "none" : roles.joined(separator: ", "))) may not call \(method)"
             + (key.map { " on \"\($0)\"" } ?? "") + "; it needs " + needed.joined(separator: " or ")
             + (permission == .editOwn || permission == .transition ? " (pm: own experiments only)" : "")
-        let at = now().description
-        _ = try? store.write { tx in
-            try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.session.onBehalfOf ?? ctx.onBehalfOf, method: "access.refused", key: key,
-                               before: .null, after: ["method": .string(method), "roles": JSON(roles), "needed": JSON(needed)], reason: message)
+        try refuse(method, key, roles: roles, needed: needed, ctx, message: message)
+    }
+
+    /// Audits a refusal (bounded, rate-limited per principal) and throws 1004.
+    func refuse(_ method: String, _ key: String?, roles: [String], needed: [String], _ ctx: RPCContext, message: String) throws -> Never {
+        if refusalLimiter.admit(ctx.principal, now: now().seconds) {
+            let at = now().description
+            let (shownKey, shownMessage) = (key.map(AuditBounds.cut), AuditBounds.cut(message))
+            _ = try? store.write { tx in
+                try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: (ctx.session.onBehalfOf ?? ctx.onBehalfOf).map(AuditBounds.cut), method: "access.refused", key: shownKey,
+                                   before: .null, after: ["method": .string(AuditBounds.cut(method)), "roles": JSON(roles), "needed": JSON(needed)], reason: shownMessage)
+            }
         }
         throw RegistryError.forbidden(message, details: ["principal": .string(ctx.principal), "roles": JSON(roles), "needed": JSON(needed), "method": .string(method)])
     }
@@ -138,5 +151,48 @@ extension RefereeService {
         let actor = try p.string("actor")
         ctx.session.onBehalfOf = actor.isEmpty ? nil : actor
         return ["principal": .string(ctx.principal), "on_behalf_of": JSON(ctx.session.onBehalfOf)]
+    }
+}
+
+/// Long values in refusal entries are cut and hashed, so a refused request cannot grow the append-only log
+/// by more than a few hundred bytes.
+enum AuditBounds {
+    static let maxText = 200
+
+    static func cut(_ text: String) -> String {
+        guard text.utf8.count > maxText else { return text }
+        var prefix = ""
+        for ch in text {
+            if prefix.utf8.count + ch.utf8.count > maxText - 80 { break }
+            prefix.append(ch)
+        }
+        return "\(prefix)… (\(text.utf8.count) bytes, sha256 \(SHA256.hex(text)))"
+    }
+}
+
+/// At most `burst` audited refusals per principal, refilled at `perMinute`: refusals past that are still
+/// answered with 1004 but not written, so a client cannot fill the disk with them.
+final class RefusalLimiter: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var buckets: [String: (tokens: Double, at: Double)] = [:]
+    let burst: Double
+    let perMinute: Double
+
+    init(burst: Double = 20, perMinute: Double = 10) {
+        self.burst = burst
+        self.perMinute = perMinute
+    }
+
+    func admit(_ principal: String, now: Double) -> Bool {
+        mutex.lock()
+        defer { mutex.unlock() }
+        if buckets.count > 10_000 { buckets.removeAll() }
+        var b = buckets[principal] ?? (burst, now)
+        b.tokens = min(burst, b.tokens + max(0, now - b.at) * perMinute / 60)
+        b.at = now
+        let ok = b.tokens >= 1
+        if ok { b.tokens -= 1 }
+        buckets[principal] = b
+        return ok
     }
 }

@@ -17,6 +17,7 @@ public final class RefereeService: @unchecked Sendable {
     let now: @Sendable () -> Timestamp
     let logger = Logger(label: "referee.service")
     let conflicts = ConflictCache()
+    let refusalLimiter = RefusalLimiter()
     /// Set by the `shutdown` method; the transport stops after answering it.
     public private(set) var shutdownRequested = false
 
@@ -60,7 +61,8 @@ public final class RefereeService: @unchecked Sendable {
             ("access.list", { [unowned self] _, _ in try accessList() }),
             ("session.act_for", { [unowned self] p, ctx in try actFor(Fields(p), ctx) }),
             ("audit.log", { [unowned self] p, _ in try auditLog(Fields(p)) }),
-            ("audit.verify", { [unowned self] _, _ in try auditVerify() }),
+            ("audit.verify", { [unowned self] p, _ in try auditVerify(Fields(p)) }),
+            ("audit.head", { [unowned self] _, _ in try auditHead() }),
             ("store.integrity", { [unowned self] _, _ in ["integrity_check": .string(try store.integrityCheck())] }),
         ]
         for (name, body) in methods {
@@ -107,10 +109,54 @@ public final class RefereeService: @unchecked Sendable {
         return ["entries": .array(entries.map(\.json))]
     }
 
-    func auditVerify() throws -> JSON {
-        let result = try store.read { tx in try tx.verifyAudit() }
-        return ["ok": .bool(result.firstBroken == nil), "entries": JSON(result.entries),
-                "first_broken": result.firstBroken.map { JSON($0) } ?? .null]
+    /// `audit.head`: the chain's newest position and hash, to record somewhere the service user cannot write.
+    func auditHead() throws -> JSON {
+        let head = try store.read { tx in try tx.auditHead() }
+        return ["entries": JSON(head.entries), "hash": .string(head.hash)]
+    }
+
+    /// `audit.verify {expected_head?}`: the chain recomputed, every record and grant against the log's
+    /// newest entry for it, and, when given, the recorded head still on the chain (truncation and a
+    /// recomputed chain are caught by it).
+    func auditVerify(_ p: Fields) throws -> JSON {
+        try p.rejectUnknown(["expected_head"])
+        var expected: (entries: Int, hash: String)?
+        if let head = try p.optionalObject("expected_head") {
+            try head.rejectUnknown(["entries", "hash"])
+            let entries = try head.int("entries")
+            guard entries >= 0 else { throw FieldError(path: "expected_head.entries", message: "must be ≥ 0, got \(entries)") }
+            expected = (entries, try head.string("hash"))
+        }
+        let (chain, reconciliation, headAt) = try store.read { tx in
+            (try tx.verifyAudit(), try tx.reconcileAudit(), try expected.map { e in try tx.auditEntries(limit: 1, afterSeq: e.entries - 1).first })
+        }
+        var problems: [String] = []
+        var headJSON: JSON = .null
+        if let expected {
+            var ok = true
+            if expected.entries > 0 {
+                if let entry = headAt ?? nil, entry.seq == expected.entries {
+                    if entry.hash != expected.hash {
+                        ok = false
+                        problems.append("entry \(expected.entries) has hash \(entry.hash), not the recorded \(expected.hash): the log was rewritten")
+                    }
+                } else {
+                    ok = false
+                    problems.append("the log has \(chain.entries) entries, fewer than the \(expected.entries) recorded: entries were removed")
+                }
+            } else if expected.hash != String(repeating: "0", count: 64) {
+                ok = false
+                problems.append("expected_head.hash of an empty log is 64 zeros")
+            }
+            headJSON = ["ok": .bool(ok), "entries": JSON(expected.entries), "hash": .string(expected.hash)]
+        }
+        if let broken = chain.firstBroken { problems.insert("the hash chain breaks at entry \(broken)", at: 0) }
+        problems += reconciliation.records.prefix(100).map { "experiment \"\($0.key)\" \($0.problem)" }
+        problems += reconciliation.grants.prefix(100).map { "grant \($0.role) to \($0.principal) is \($0.problem)" }
+        return ["ok": .bool(problems.isEmpty), "entries": JSON(chain.entries),
+                "first_broken": chain.firstBroken.map { JSON($0) } ?? .null,
+                "records_ok": .bool(reconciliation.records.isEmpty), "grants_ok": .bool(reconciliation.grants.isEmpty),
+                "expected_head": headJSON, "problems": JSON(problems)]
     }
 }
 
@@ -141,4 +187,11 @@ extension RefereeService {
 
     public var storePath: String { store.path }
     public var protocolsOrigin: String { protocols.origin }
+}
+
+extension RefereeService {
+    /// Why the store at `path` must not be served on a shared socket, with the fix (see ``StoreFiles``).
+    public static func problemForSharedService(_ path: String) -> String? {
+        StoreFiles.problemForSharedService(path)
+    }
 }

@@ -101,6 +101,14 @@ public final class Store: @unchecked Sendable {
     public let path: String
     /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory stores).
     private let wireCache: CommitCache<[UInt8], JSON?>?
+    /// Whether grants exist and a principal's roles, on the same terms as `wireCache`.
+    private let accessCache: CommitCache<[UInt8], Access>?
+
+    /// What authorization needs to know about one principal.
+    public struct Access: Sendable, Equatable {
+        public var enforced: Bool
+        public var roles: [String]
+    }
 
     /// Opens (creating if needed) the store at `path`; `":memory:"` gives a private in-memory store for tests.
     public init(path: String) throws(StoreError) {
@@ -128,6 +136,7 @@ public final class Store: @unchecked Sendable {
                 try Store.migrator.migrate(opened)
                 writer = opened
                 wireCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
+                accessCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
                 break
             } catch let error as DatabaseError where attempt < 200 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
                                                                            || (error.message ?? "").contains("already exists")) {
@@ -167,6 +176,14 @@ public final class Store: @unchecked Sendable {
         // Keyed by the key's bytes, as SQLite compares them: Swift strings that are canonically equivalent
         // (a Kelvin sign and a K) are equal, and must not share an answer.
         return try wireCache.value(Array(key.utf8), load: load)
+    }
+
+    /// Whether the store has grants and the roles of `principal`, from one snapshot; answered from memory
+    /// while nobody has committed (every request is authorized, reads included).
+    public func access(of principal: String) throws -> (enforced: Bool, roles: [String]) {
+        let load = { try self.read { tx in Access(enforced: try tx.hasGrants(), roles: try tx.roles(of: principal)) } }
+        let a = try accessCache.map { try $0.value(Array(principal.utf8), load: load) } ?? load()
+        return (a.enforced, a.roles)
     }
 
     /// Runs `body` on a consistent snapshot.
@@ -301,6 +318,68 @@ public struct StoreTransaction {
             expectedSeq += 1
         }
         return (count, nil)
+    }
+
+    /// The newest entry's position and hash: an operator or a CI job records it, and a later
+    /// `verifyAudit(expectedHead:)` proves that nothing up to it was removed or rewritten.
+    public func auditHead() throws -> (entries: Int, hash: String) {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return (last?["seq"] as Int? ?? 0, last?["hash"] as String? ?? String(repeating: "0", count: 64))
+    }
+
+    /// What the audit log says the registry holds, against what it holds.
+    public struct AuditReconciliation: Sendable {
+        /// Experiments whose stored record differs from the `after` of their newest audit entry, or that
+        /// exist on one side only: `(key, what)`.
+        public var records: [(key: String, problem: String)] = []
+        /// Grants the log does not account for, or that it says exist but do not: `(principal, role, what)`.
+        public var grants: [(principal: String, role: String, problem: String)] = []
+    }
+
+    /// Recomputes the chain, and replays it against the stored records and grants. The hash of each
+    /// experiment's newest `after` is kept, not the record, so memory stays small for large registries.
+    public func reconcileAudit() throws -> AuditReconciliation {
+        var latest: [String: String] = [:]          // key → SHA-256 of the newest `after` text (empty: absent)
+        var grants = Set<[String]>()
+        let cursor = try Row.fetchCursor(db, sql: "SELECT method, key, before, after FROM audit ORDER BY seq")
+        while let row = try cursor.next() {
+            let method: String = row[0]
+            switch method {
+            case "experiment.register", "experiment.update", "experiment.amend", "experiment.transition":
+                if let key: String = row[1] { latest[key] = SHA256.hex(row[3] as String) }
+            case "access.bootstrap", "access.grant":
+                if let after = try? JSONParser.parse(row[3] as String), let p = after["principal"]?.stringValue, let r = after["role"]?.stringValue { grants.insert([p, r]) }
+            case "access.revoke":
+                if let before = try? JSONParser.parse(row[2] as String), let p = before["principal"]?.stringValue, let r = before["role"]?.stringValue { grants.remove([p, r]) }
+            default: break
+            }
+        }
+        var out = AuditReconciliation()
+        let records = try Row.fetchCursor(db, sql: "SELECT \(Self.recordColumns) FROM experiments ORDER BY key")
+        var seen = Set<String>()
+        while let row = try records.next() {
+            let record = Self.record(row)
+            seen.insert(record.key)
+            guard let expected = latest[record.key] else {
+                out.records.append((record.key, "exists in the store but no audit entry created it"))
+                continue
+            }
+            if SHA256.hex(record.json.serialized()) != expected {
+                out.records.append((record.key, "differs from the after of its newest audit entry (changed outside Referee)"))
+            }
+        }
+        for key in latest.keys.sorted() where !seen.contains(key) {
+            out.records.append((key, "the audit log records it but the store has no such experiment (deleted outside Referee)"))
+        }
+        var stored = Set<[String]>()
+        for g in try self.grants() { stored.insert([g.principal, g.role]) }
+        for g in stored.subtracting(grants).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            out.grants.append((g[0], g[1], "granted in the store without an audit entry (written outside Referee)"))
+        }
+        for g in grants.subtracting(stored).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            out.grants.append((g[0], g[1], "granted in the audit log but missing from the store (removed outside Referee)"))
+        }
+        return out
     }
 
     /// Roles granted to principals: `(principal, role, granted_by, granted_at)`.

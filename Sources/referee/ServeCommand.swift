@@ -24,10 +24,28 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Serve many clients on this Unix domain socket instead of stdin/stdout; each client's principal comes from the kernel (SO_PEERCRED).")
     var socket: String?
 
+    @Option(help: "With --socket: connections open at once from one user.")
+    var maxConnectionsPerUser: Int = 256
+
+    @Option(help: "With --socket: connections open at once in all (the descriptor limit is raised to fit).")
+    var maxConnections: Int = 4096
+
+    @Option(help: "With --socket: seconds a connection may stay idle before it is closed.")
+    var idleTimeout: Double = 600
+
+    @Option(help: "With --socket: seconds one request line may take to arrive in full.")
+    var partialLineTimeout: Double = 30
+
+    @Option(help: "With --socket: MiB that unfinished request lines of all clients may hold together.")
+    var requestBufferMib: Int = 256
+
     func validate() throws {
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard maxDepth >= 4 else { throw ValidationError("--max-depth must be at least 4") }
+        guard maxConnectionsPerUser >= 1, maxConnections >= 1 else { throw ValidationError("--max-connections and --max-connections-per-user must be at least 1") }
+        guard idleTimeout > 0, partialLineTimeout > 0 else { throw ValidationError("--idle-timeout and --partial-line-timeout must be positive seconds") }
+        guard requestBufferMib >= 8 else { throw ValidationError("--request-buffer-mib must be at least 8") }
     }
 
     func run() throws {
@@ -38,6 +56,14 @@ struct ServeCommand: ParsableCommand {
         SignalFlag.install()
 
         let logger = Logger(label: "referee.serve")
+        if socket != nil {
+            // The shared service's files belong to the service user alone: clients need only the socket.
+            umask(0o077)
+            if let problem = RefereeService.problemForSharedService(options.storePath) {
+                logger.critical("\(problem)")
+                throw ExitCode(2)
+            }
+        }
         let service: RefereeService
         do { service = try options.makeService() } catch {
             logger.critical("\(error)")
@@ -47,10 +73,15 @@ struct ServeCommand: ParsableCommand {
         let dispatcher = Dispatcher(limits: limits)
         service.install(on: dispatcher)
         if let socket {
-            // The shared service keeps people out: the store is readable by its owner (and group) only.
-            for suffix in ["", "-wal", "-shm"] { chmod(service.storePath + suffix, 0o660) }
+            // Checked again once SQLite has created its -wal and -shm files.
+            if let problem = RefereeService.problemForSharedService(service.storePath) {
+                logger.critical("\(problem)")
+                throw ExitCode(2)
+            }
             logger.info("serving store \(service.storePath) on socket \(socket) with protocols from \(service.protocolsOrigin)")
-            let server = SocketServer(path: socket, dispatcher: dispatcher, shouldStop: { [service] in service.shutdownRequested })
+            let limits = SocketServer.Limits(perUser: maxConnectionsPerUser, total: maxConnections, idleSeconds: idleTimeout,
+                                             partialLineSeconds: partialLineTimeout, bufferBudgetBytes: requestBufferMib << 20)
+            let server = SocketServer(path: socket, dispatcher: dispatcher, limits: limits, shouldStop: { [service] in service.shutdownRequested })
             do { try server.run() } catch {
                 logger.critical("\(error)")
                 throw ExitCode(2)
