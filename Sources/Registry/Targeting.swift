@@ -45,7 +45,8 @@ public indirect enum AttributeTest: Hashable, Sendable {
     case compare(Ordering, AttributeValue)
     case exists(Bool)
     case version(VersionOperator, String)
-    case regex(String)
+    /// Matched in linear time (see ``LinearRegex``); patterns that need backtracking are refused.
+    case regex(LinearRegex)
     /// `{"attr": {"$not": {...}}}`: negation of a conjunction of tests on the same attribute.
     case not([AttributeTest])
 }
@@ -59,7 +60,8 @@ public indirect enum AttributeTest: Hashable, Sendable {
 /// - `$ne`, `$nin`, `$vne` are the negations of `$eq`, `$in`, `$veq`, so they hold for a missing attribute;
 /// - version operators compare GrowthBook's padded version strings; a missing attribute counts as version "0",
 ///   as in GrowthBook's SDKs;
-/// - `$regex` is accepted; conflict detection treats it as "can overlap" and says so.
+/// - `$regex` takes ECMAScript syntax without backreferences or lookaround, matched in linear time
+///   (``LinearRegex``); conflict detection treats it as "can overlap" and says so.
 public indirect enum Condition: Hashable, Sendable {
     case all([Condition])
     case any([Condition])
@@ -204,11 +206,11 @@ public indirect enum Condition: Hashable, Sendable {
                         violations.append(syntax(opPath, "$regex takes a pattern string, got \(operand.typeName)"))
                         continue
                     }
-                    guard (try? Regex(pattern)) != nil else {
-                        violations.append(syntax(opPath, "$regex pattern does not compile"))
-                        continue
+                    do {
+                        tests.append(.regex(try LinearRegex(pattern)))
+                    } catch {
+                        violations.append(Violation(path: opPath, rule: error.isSyntax ? "targeting_syntax" : "regex_not_linear", message: error.description))
                     }
-                    tests.append(.regex(pattern))
                 case "$not":
                     if let inner = parseTests(operand, path: opPath, nodes: &nodes, limits: limits, violations: &violations) {
                         tests.append(.not(inner))
@@ -269,10 +271,9 @@ extension AttributeTest {
             case .vlt: return VersionString.less(a, b)
             case .vlte: return !VersionString.less(b, a)
             }
-        case .regex(let pattern):
+        case .regex(let regex):
             guard case .string(let s)? = actual else { return false }
-            guard let regex = try? Regex(pattern) else { return false }
-            return s.contains(regex)
+            return regex.matches(s)
         case .not(let tests): return !tests.allSatisfy { $0.evaluate(actual) }
         }
     }

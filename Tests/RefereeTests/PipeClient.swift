@@ -107,6 +107,7 @@ final class PipeClient: @unchecked Sendable {
         return reply
     }
 
+    @discardableResult
     func result(_ method: String, _ params: JSON = [:]) throws -> JSON {
         let reply = try request(method, params)
         guard let result = reply["result"] else { throw PipeError.error(reply) }

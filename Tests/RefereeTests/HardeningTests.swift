@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+import JSONCore
+import Registry
+import RPC
+
+/// The holes of the hardening issue, each proven closed through the real binary where the defect was seen.
+@Suite struct HardeningTests {
+    let dir = TemporaryDirectory()
+
+    // MARK: 2, 3, 11, 14, 17: extreme numbers get structured answers and the daemon lives
+
+    @Test func extremeDesignNumbersAreViolationsNotCrashes() throws {
+        let daemon = try PipeClient(store: dir.path("n.sqlite"))
+        var weights = exampleExperiment()
+        weights = try weights.merging(patch: ["variants": [["key": "control", "weight": 1, "control": true], ["key": "green", "weight": 1e-300]]])
+        let cases: [(JSON, String)] = [
+            (exampleExperiment(["design": ["expected_daily_units": 1e-300]]), "design.expected_daily_units"),
+            (exampleExperiment(["traffic": 5e-324]), "traffic"),
+            (exampleExperiment(["traffic": 0.00004]), "traffic"),
+            (weights, "variants[1].weight"),
+            (exampleExperiment(["design": ["mde": ["absolute": 1e-9]]]), "design.mde"),
+            (exampleExperiment(["design": ["mde": ["absolute": 7e-10], "expected_daily_units": 1e12]]), "design.mde"),
+        ]
+        for (doc, path) in cases {
+            let r = try daemon.result("experiment.check", ["experiment": doc])
+            #expect(r["valid"] == false)
+            let paths = r["violations"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
+            #expect(paths.contains(path), "expected a violation at \(path), got \(paths)")
+        }
+        #expect(try daemon.result("experiment.check", ["experiment": exampleExperiment(["traffic": 0.00004])])["violations"]?.arrayValue?.first?["message"]?.stringValue?.contains("0.0001") == true)
+        // Sample sizes beyond 10^15 per arm are 1009 naming the field.
+        for params: JSON in [["metric": "binomial", "baseline": ["rate": 0.1], "mde": ["absolute": 1e-8], "ratio": 1e-3],
+                             ["metric": "binomial", "baseline": ["rate": 0.1], "mde": ["absolute": 7e-10]]] {
+            let e = try daemon.request("stats.sample_size", params)["error"]
+            #expect(e?["code"] == 1009)
+            #expect(e?["data"]?["field"] == "mde")
+        }
+        #expect(try daemon.result("server.info")["name"] == "referee")
+    }
+
+    @Test func oneStoredAggregateCannotPoisonSummaries() throws {
+        let store = dir.path("a.sqlite")
+        do {
+            let daemon = try PipeClient(store: store)
+            try daemon.result("experiment.register", ["experiment": exampleExperiment()])
+            for stats: JSON in [["n": 1e19, "successes": 1], ["n": 2.5, "successes": 1], ["n": -1, "successes": 0]] {
+                let e = try daemon.request("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "control", "stats": stats])["error"]
+                #expect(e?["code"] == 1009)
+                #expect(e?["data"]?["field"] == "stats.n")
+            }
+            // Overflowing sums are refused, never stored as null.
+            let e = try daemon.request("results.record", ["key": "checkout-green-button", "metric": "revenue_per_user", "variant": "control", "stats": ["n": 100, "mean": 1e300, "variance": 1e300]])["error"]
+            #expect(e?["code"] == 1009)
+            try daemon.result("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "control", "stats": ["n": 9e15, "successes": 1]])
+            try daemon.result("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "green", "stats": ["n": 9e15, "successes": 2]])
+            #expect(try daemon.result("results.summary", ["key": "checkout-green-button"])["experiment"] == "checkout-green-button")
+        }
+        // Also after a restart.
+        let again = try PipeClient(store: store)
+        #expect(try again.result("results.summary", ["key": "checkout-green-button"])["experiment"] == "checkout-green-button")
+    }
+
+    @Test func chanceToBeatHasADocumentedLimit() throws {
+        let daemon = try PipeClient(store: dir.path("c.sqlite"))
+        let e = try daemon.request("stats.chance_to_beat", ["control": ["n": 1e15, "successes": 5e14], "treatment": ["n": 1e15, "successes": 5e14]])["error"]
+        #expect(e?["code"] == 1009)
+        #expect(e?["data"]?["field"] == "control.n")
+        let ok = try daemon.result("stats.chance_to_beat", ["control": ["n": 1e12, "successes": 5e11], "treatment": ["n": 1e12, "successes": 5e11]])
+        #expect(abs((ok["chance_to_beat_control"]?.doubleValue ?? 0) - 0.5) < 1e-3)
+    }
+
+    // MARK: 4: NUL characters
+
+    @Test func nulIsRefusedInEveryTextField() throws {
+        let daemon = try PipeClient(store: dir.path("nul.sqlite"))
+        try daemon.result("experiment.register", ["experiment": exampleExperiment()])
+        for (method, params, path) in [
+            ("experiment.get", #"{"key":"checkout-green-button\u0000junk"}"#, "key"),
+            ("session.act_for", #"{"actor":"bob\u0000"}"#, "actor"),
+            ("access.revoke", #"{"principal":"alice\u0000","role":"admin"}"#, "principal"),
+            ("experiment.check", #"{"experiment":{"key":"k","targeting":{"a\u0000":1}}}"#, "experiment.targeting.a\\u0000"),
+            ("experiment.list", #"{"owner":["x"],"state":"dr\u0000aft"}"#, "state"),
+        ] {
+            daemon.send(raw: #"{"jsonrpc":"2.0","id":7,"method":"\#(method)","params":\#(params)}"#)
+            let reply = try daemon.readJSON()
+            #expect(reply["error"]?["code"] == -32602, "\(method)")
+            #expect(reply["error"]?["data"]?["path"]?.stringValue == path, "\(method)")
+        }
+        // An escaped backslash followed by "u0000" is not NUL.
+        daemon.send(raw: #"{"jsonrpc":"2.0","id":8,"method":"experiment.get","params":{"key":"a\\u0000"}}"#)
+        #expect(try daemon.readJSON()["error"]?["code"] == 1003)
+        #expect(try daemon.result("audit.verify")["ok"] == true)
+    }
+
+    // MARK: 16: ids
+
+    @Test func idsComeBackExactlyAsSent() throws {
+        let daemon = try PipeClient(store: dir.path("id.sqlite"))
+        for id in ["9007199254740993", "-9007199254740993", "1.50", "12345678901234567890123", "1e300", "\"x\""] {
+            daemon.send(raw: #"{"jsonrpc":"2.0","id":\#(id),"method":"stats.srm","params":{"observed":[1,1],"weights":[1,1]}}"#)
+            let line = try daemon.readLine()
+            #expect(line.contains(#""id":\#(id),"#), "\(line)")
+        }
+        daemon.send(raw: #"[{"jsonrpc":"2.0","id":9007199254740993,"method":"nope"},{"jsonrpc":"2.0","method":"nope"},{"jsonrpc":"2.0","id":9007199254740995,"method":"nope"}]"#)
+        let batch = try daemon.readLine()
+        #expect(batch.contains(#""id":9007199254740993,"#) && batch.contains(#""id":9007199254740995,"#), "\(batch)")
+    }
+
+    // MARK: 6: regular expressions in linear time, with JavaScript's answers
+
+    @Test func regexAgreesWithJavaScript() throws {
+        let url = repositoryRoot.appendingPathComponent("Tests/RefereeTests/Reference/regex_vectors.json")
+        let doc = try JSONParser.parse(try String(contentsOf: url, encoding: .utf8))
+        let cases = try #require(doc["cases"]?.arrayValue)
+        #expect(cases.count > 2000)
+        var disagreements: [String] = []
+        for c in cases {
+            let pattern = c["pattern"]!.stringValue!, value = c["value"]!.stringValue!
+            do {
+                let plain = try LinearRegex(pattern), folded = try LinearRegex(pattern, caseInsensitive: true)
+                if plain.matches(value) != c["test"]?.boolValue { disagreements.append("/\(pattern)/ on \(value.debugDescription)") }
+                if folded.matches(value) != c["test_i"]?.boolValue { disagreements.append("/\(pattern)/i on \(value.debugDescription)") }
+            } catch {
+                disagreements.append("/\(pattern)/ refused: \(error)")
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.count) disagreements, e.g. \(disagreements.prefix(10))")
+    }
+
+    @Test func backtrackingFeaturesAreRefusedAtRegistration() throws {
+        let c = try TestClient()
+        for (pattern, rule) in [("(a)\\1", "regex_not_linear"), ("(?=a)b", "regex_not_linear"), ("(?<!a)b", "regex_not_linear"),
+                                ("(?<n>a)\\k<n>", "regex_not_linear"), ("(a{1000}){1000}", "regex_not_linear"), ("(", "targeting_syntax"), ("a**", "targeting_syntax")] {
+            let r = try c.ok("experiment.check", ["experiment": exampleExperiment(["key": "re", "targeting": ["email": ["$regex": .string(pattern)]]])])
+            let rules = r["violations"]?.arrayValue?.compactMap { $0["rule"]?.stringValue } ?? []
+            #expect(rules.contains(rule), "\(pattern): \(rules)")
+            #expect(r["violations"]?.arrayValue?.contains { $0["path"] == "targeting.email.$regex" } == true)
+        }
+    }
+
+    @Test func pathologicalRegexAnswersAssignAtOnce() throws {
+        let daemon = try PipeClient(store: dir.path("re.sqlite"), actor: "root")
+        _ = try daemon.result("experiment.register", ["experiment": exampleExperiment(["targeting": ["email": ["$regex": "^(a+)+$"]]])])
+        _ = try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"])
+        _ = try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"])
+        _ = try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "running"])
+        // A backtracking engine needs 2^n steps here: with n = 5,000 it would never answer.
+        let hostile = String(repeating: "a", count: 5000) + "!"
+        let r = try daemon.result("assign", ["unit": "u1", "layer": "checkout", "attributes": ["email": .string(hostile), "country": "US", "platform": "ios"], "at": "2026-12-02T00:00:00Z"])
+        #expect(r["experiment"] == .null)
+        let hit = try daemon.result("assign", ["unit": "u1", "layer": "checkout", "attributes": ["email": .string(String(repeating: "a", count: 5000)), "country": "US", "platform": "ios"], "at": "2026-12-02T00:00:00Z"])
+        #expect(hit["layer"] == "checkout")
+    }
+}
