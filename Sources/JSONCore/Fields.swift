@@ -2,9 +2,13 @@
 public struct FieldError: Error, Equatable, Sendable, CustomStringConvertible {
     public var path: String
     public var message: String
-    public init(path: String, message: String) {
+    /// The value has the right shape but a magnitude the method cannot take (a count beyond 2^53, a sum
+    /// that overflows): degenerate input (1009) rather than invalid params.
+    public var outOfRange: Bool
+    public init(path: String, message: String, outOfRange: Bool = false) {
         self.path = path
         self.message = message
+        self.outOfRange = outOfRange
     }
     public var description: String { "\(path): \(message)" }
 }

@@ -8,11 +8,15 @@ public struct RPCLimits: Sendable {
     public var maxLineBytes: Int
     public var maxBatch: Int
     public var json: JSONLimits
+    /// The largest reply line (one response, or a whole batch): past it a reply is an error and the rest of a
+    /// batch is not run.
+    public var maxReplyBytes: Int
 
-    public init(maxLineBytes: Int = 8 << 20, maxBatch: Int = 1000, json: JSONLimits = JSONLimits()) {
+    public init(maxLineBytes: Int = 8 << 20, maxBatch: Int = 1000, json: JSONLimits = JSONLimits(), maxReplyBytes: Int = 64 << 20) {
         self.maxLineBytes = maxLineBytes
         self.maxBatch = maxBatch
         self.json = json
+        self.maxReplyBytes = maxReplyBytes
     }
 }
 
@@ -80,9 +84,59 @@ public final class Dispatcher: @unchecked Sendable {
         }
         // A JSON string holds U+0000 only as the escape `\u0000`: look for NUL only in lines that have one.
         let mayHoldNUL = Self.contains(line, Array(#"\u0000"#.utf8))
+        if case .array(let batch) = value, !batch.isEmpty, batch.count <= limits.maxBatch {
+            return encodeBatch(batch, line: line, context: context, checkNUL: mayHoldNUL)
+        }
         guard var reply = reply(to: value, context: context, checkNUL: mayHoldNUL) else { return nil }
         reply.restoreExactIDs(from: line)
-        return encode(reply)
+        let bytes = encode(reply)
+        guard bytes.count > limits.maxReplyBytes else { return bytes }
+        return encode(.failure(id: reply.id, error: replyTooLarge(bytes.count)))
+    }
+
+    private func replyTooLarge(_ bytes: Int) -> RPCError {
+        RPCError(code: .invalidRequest,
+                 message: "Invalid request: the reply of \(bytes) bytes exceeds the limit of \(limits.maxReplyBytes) bytes (--max-reply-bytes); ask for less (experiment.list pages with limit and after)",
+                 data: ["reason": "limit_exceeded", "limit": "max_reply_bytes", "max": JSON(limits.maxReplyBytes), "got": JSON(bytes)])
+    }
+
+    /// A batch is answered one request at a time into the reply, so memory is one reply at a time plus the
+    /// reply line; once the line passes `maxReplyBytes`, the requests left are not run.
+    private func encodeBatch(_ batch: [JSON], line: UnsafeBufferPointer<UInt8>, context: RPCContext, checkNUL: Bool) -> [UInt8]? {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        var any = false
+        var full = false
+        var exactIDs: [String?]?
+        for (i, message) in batch.enumerated() {
+            var reply: Reply
+            if full {
+                guard let id = message["id"] else { continue }
+                reply = .failure(id: id, error: RPCError(
+                    code: .invalidRequest, message: "Invalid request: not run; the batch's replies reached the limit of \(limits.maxReplyBytes) bytes (--max-reply-bytes); send it again in a later batch",
+                    data: ["reason": "limit_exceeded", "limit": "max_reply_bytes", "max": JSON(limits.maxReplyBytes)]))
+            } else {
+                guard let r = handleSingle(message, context: context, checkNUL: checkNUL) else { continue }
+                reply = r
+            }
+            if case .number(let d) = reply.id, !(d.rounded() == d && abs(d) < 9_007_199_254_740_992) {
+                exactIDs = exactIDs ?? RawMember.texts("id", in: line)
+                if let texts = exactIDs, i < texts.count, let text = texts[i] { reply = reply.with(id: .raw(text)) }
+            }
+            var bytes: [UInt8] = []
+            reply.write(into: &bytes)
+            if !full && out.count + bytes.count > limits.maxReplyBytes {
+                full = true
+                var refused: [UInt8] = []
+                Reply.failure(id: reply.id, error: replyTooLarge(out.count + bytes.count)).write(into: &refused)
+                bytes = refused
+            }
+            if any { out.append(UInt8(ascii: ",")) }
+            out += bytes
+            any = true
+        }
+        guard any else { return nil }
+        out.append(UInt8(ascii: "]"))
+        return out
     }
 
     private static func contains(_ line: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
@@ -182,7 +236,7 @@ public final class Dispatcher: @unchecked Sendable {
 
 extension Reply {
     /// Numeric ids that a double does not hold exactly (beyond 2^53, fractions) are echoed from the request's
-    /// own text, so a client always gets back the id it sent.
+    /// own text, so a client always gets back the id it sent (batches: in ``Dispatcher/encodeBatch``).
     mutating func restoreExactIDs(from line: UnsafeBufferPointer<UInt8>) {
         func needsText(_ id: JSON) -> Bool {
             guard case .number(let d) = id else { return false }
@@ -193,16 +247,6 @@ extension Reply {
             if let text = RawMember.texts("id", in: line).first ?? nil { self = .success(id: .raw(text), result: result) }
         case .failure(let id, let error) where needsText(id):
             if let text = RawMember.texts("id", in: line).first ?? nil { self = .failure(id: .raw(text), error: error) }
-        case .batch(let replies) where replies.contains(where: { needsText($0.id) }):
-            // Replies keep the requests' order, minus notifications: match them by value.
-            var texts = RawMember.texts("id", in: line).compactMap { $0 }[...]
-            self = .batch(replies.map { reply in
-                guard needsText(reply.id) else { return reply }
-                while let text = texts.popFirst() {
-                    if let parsed = try? JSONParser.parse(text), parsed == reply.id { return reply.with(id: .raw(text)) }
-                }
-                return reply
-            })
         default: break
         }
     }

@@ -103,7 +103,7 @@ public enum Aggregate: Sendable, Equatable {
         func count(_ key: String) throws(FieldError) -> Double {
             let v = try f.double(key)
             guard v >= 0, v <= Aggregate.maxCount, v.rounded() == v else {
-                throw FieldError(path: f.fieldPath(key), message: "must be a whole number of units from 0 to 2^53 (9007199254740992), got \(v)")
+                throw FieldError(path: f.fieldPath(key), message: "must be a whole number of units from 0 to 2^53 (9007199254740992), got \(v)", outOfRange: true)
             }
             return v
         }
@@ -119,7 +119,7 @@ public enum Aggregate: Sendable, Equatable {
         }
         func checked(_ a: Aggregate) throws(FieldError) -> Aggregate {
             guard a.isFinite else {
-                throw FieldError(path: path, message: "its sums overflow a double (not finite); send values whose sums and sums of squares stay below 1.8e308")
+                throw FieldError(path: path, message: "its sums overflow a double (not finite); send values whose sums and sums of squares stay below 1.8e308", outOfRange: true)
             }
             return a
         }

@@ -121,7 +121,11 @@ public struct Finding: Sendable, Equatable {
                 .object(w.attributes.mapValues { $0?.json ?? .null })
             } ?? .null,
         ]
-        if let w = witness, w.approximate { o["witness_note"] = "a $regex test was not decided: the audiences can overlap; the witness satisfies every other test" }
+        if let w = witness, w.budgetReached {
+            o["witness_note"] = .string("the search for a common unit reached its budget of \(Satisfiability.searchBudget) steps before deciding: the audiences are treated as overlapping; the witness is partial")
+        } else if let w = witness, w.approximate {
+            o["witness_note"] = "a $regex test was not decided: the audiences can overlap; the witness satisfies every other test"
+        }
         if let subject {
             o["with"] = experiments.first { $0 != subject }.map { .string($0) } ?? .null
         } else {

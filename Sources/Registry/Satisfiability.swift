@@ -5,6 +5,9 @@ public struct Witness: Sendable, Equatable {
     /// True when a `$regex` test could not be decided: the conditions *can* overlap, but the witness is
     /// only guaranteed to satisfy the other tests.
     public var approximate: Bool
+    /// True when the search stopped at ``Satisfiability/searchBudget`` before deciding: the audiences are
+    /// reported as overlapping, never as disjoint, and the witness is not checked.
+    public var budgetReached = false
 
     /// The attributes that are present, as `assign` takes them.
     public var presentAttributes: Attributes { attributes.compactMapValues { $0 } }
@@ -18,6 +21,12 @@ public struct Witness: Sendable, Equatable {
 /// keeps one per distinct truth pattern, and searches assignments with three-valued pruning.
 /// `$regex` tests are undecided: they count as "may hold" and mark the witness approximate.
 public enum Satisfiability {
+    /// Partial assignments the search for a witness may try (each costs one evaluation of the formula).
+    /// Conditions that are not plain conjunctions can make the search exponential in their attributes; past
+    /// this budget the answer is "can overlap" with a note, so a check costs at most about budget × formula
+    /// size evaluations (about 50 ms for a 500-condition targeting on this machine) and is never wrong.
+    public static let searchBudget = 20_000
+
     /// Solutions per attribute for conjunctive conditions, reused across the pairs of one scan.
     public final class Cache {
         var perAttribute: [[AttributeTest]: AttributeValue??] = [:]
@@ -76,7 +85,11 @@ public enum Satisfiability {
         domains = order.map { domains[$0] }
         var assignment: [String: AttributeValue?] = [:]
         var approximate = false
+        var steps = 0
+        var exhausted = false
         func search(_ i: Int) -> Bool {
+            steps += 1
+            if steps > searchBudget { exhausted = true; return true }
             let value = evaluate(formula, assignment)
             if value == .no { return false }
             if i == orderedNames.count {
@@ -91,6 +104,7 @@ public enum Satisfiability {
             return false
         }
         guard search(0) else { return nil }
+        if exhausted { return Witness(attributes: assignment, approximate: true, budgetReached: true) }
         return Witness(attributes: assignment, approximate: approximate)
     }
 

@@ -198,9 +198,15 @@ extension RefereeService {
     }
 
     /// `assign.bulk {units, layer | key, attributes?, at?}` → `{assignments}` in the order given.
+    /// Units per `assign.bulk` call: bounds the request's memory (about 200 bytes a unit in and out).
+    static let maxBulkUnits = 100_000
+
     func assignBulk(_ p: Fields) throws -> JSON {
         try p.rejectUnknown(["units", "layer", "key", "attributes", "at"])
         let units = try p.strings("units")
+        guard units.count <= Self.maxBulkUnits else {
+            throw FieldError(path: "units", message: "has \(units.count) units; the limit is \(Self.maxBulkUnits) per call, split them into several calls")
+        }
         let (table, attributes) = try assignmentContext(p)
         return ["assignments": .array(units.map { assignOne($0, table, attributes) })]
     }

@@ -1,6 +1,7 @@
 public import RPC
 import JSONCore
 import Registry
+import Store
 import Statistics
 
 extension RPCErrorCode {
@@ -13,6 +14,7 @@ extension RPCErrorCode {
     public static let duplicateKey = RPCErrorCode(rawValue: 1007)
     public static let lockedField = RPCErrorCode(rawValue: 1008)
     public static let invalidInput = RPCErrorCode(rawValue: 1009)
+    public static let storeUnavailable = RPCErrorCode(rawValue: 1011)
 }
 
 extension RegistryError {
@@ -80,6 +82,8 @@ func mapErrors(_ body: () throws -> JSON) throws(RPCError) -> JSON {
         throw .invalidParams(e)
     } catch let e as StatisticsError {
         throw e.rpc
+    } catch let e as StoreUnavailable {
+        throw RPCError(code: .storeUnavailable, message: e.message, data: ["reason": "store_unavailable", "detail": .string(e.message)])
     } catch {
         throw .internalError(String(describing: error))
     }

@@ -40,13 +40,26 @@ extension RefereeService {
         return record
     }
 
+    /// Page sizes of `experiment.list`: the default bounds a reply (and a batch of them) for any registry size.
+    static let listPageDefault = 100
+    static let listPageMax = 1000
+
     func list(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["state", "owner", "layer"])
+        try p.rejectUnknown(["state", "owner", "layer", "limit", "after"])
         let state = try p.has("state") ? p.choice("state", ExperimentState.allCases.map(\.rawValue)) : nil
         let owner = try p.optionalString("owner")
         let layer = try p.optionalString("layer")
-        let records = try store.read { tx in try tx.experiments(state: state, owner: owner, layer: layer) }
-        return ["experiments": .array(records.map(\.json)), "count": JSON(records.count)]
+        let limit = try p.optionalInt("limit") ?? Self.listPageDefault
+        guard (1...Self.listPageMax).contains(limit) else {
+            throw FieldError(path: "limit", message: "must be from 1 to \(Self.listPageMax), got \(limit); page with after")
+        }
+        let after = try p.optionalString("after")
+        // One more than the page tells whether another page follows.
+        var records = try store.read { tx in try tx.experiments(state: state, owner: owner, layer: layer, after: after, limit: limit + 1) }
+        let more = records.count > limit
+        if more { records.removeLast() }
+        return ["experiments": .array(records.map(\.json)), "count": JSON(records.count),
+                "next_after": more ? .string(records.last!.key) : .null]
     }
 
     /// `experiment.update {key, version, changes}`: a JSON Merge Patch on a draft or an experiment in review.

@@ -59,11 +59,10 @@ extension RefereeService {
         if !day.isEmpty { guard day.count == 10, Timestamp(rfc3339: day) != nil else { throw FieldError(path: "day", message: "must be a UTC date YYYY-MM-DD") } }
         let segment = try p.optionalString("segment") ?? ""
         let stats = try p.value("stats")
-        let aggregate: Aggregate
-        do { aggregate = try Aggregate.read(stats, type: def.type, path: "stats") } catch {
-            // A value out of range is degenerate input (1009), like the statistics methods say.
-            throw StatisticsError(field: error.path, reason: error.message)
-        }
+        let read = Result { () throws(FieldError) in try Aggregate.read(stats, type: def.type, path: "stats") }
+        // A value out of range is degenerate input (1009), as the statistics methods say.
+        if case .failure(let e) = read, e.outOfRange { throw StatisticsError(field: e.path, reason: e.message) }
+        let aggregate = try read.get()
         let at = now().description
         try store.write { tx in
             try tx.upsertResult(key: c.doc.key, metric: metric, variant: variant, day: day, segment: segment, stats: aggregate.storageText, source: "record", at: at)

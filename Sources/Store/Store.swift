@@ -85,6 +85,13 @@ public struct AuditEntry: Sendable, Equatable {
     }
 }
 
+/// The store can no longer be written safely (its files were replaced or removed under the daemon): every
+/// write is refused until the daemon is restarted.
+public struct StoreUnavailable: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
 /// Failures of the storage layer itself (not domain rules).
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public var message: String
@@ -101,6 +108,8 @@ public final class Store: @unchecked Sendable {
     public let path: String
     /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory stores).
     private let wireCache: CommitCache<[UInt8], JSON?>?
+    /// The files this process has open; a write is refused once the files on disk are other ones.
+    private let identity: FileIdentity?
     /// Whether grants exist and a principal's roles, on the same terms as `wireCache`.
     private let accessCache: CommitCache<[UInt8], Access>?
 
@@ -137,6 +146,7 @@ public final class Store: @unchecked Sendable {
                 writer = opened
                 wireCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
                 accessCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
+                identity = path == ":memory:" ? nil : FileIdentity(storePath: path)
                 break
             } catch let error as DatabaseError where attempt < 200 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
                                                                            || (error.message ?? "").contains("already exists")) {
@@ -153,9 +163,12 @@ public final class Store: @unchecked Sendable {
     /// Runs `body` in one immediate write transaction; any thrown error rolls everything back.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         var result: T?
+        if let problem = identity?.problem() { throw StoreUnavailable(message: problem) }
         try writer.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 result = try body(StoreTransaction(db: db))
+                // Checked again under the write lock, just before the commit is acknowledged.
+                if let problem = identity?.problem() { throw StoreUnavailable(message: problem) }
                 return .commit
             }
         }
@@ -172,7 +185,8 @@ public final class Store: @unchecked Sendable {
     /// while nobody, in any process, has committed since it was read.
     public func experimentWire(_ key: String) throws -> JSON? {
         let load = { try self.readStatement { tx in try tx.experimentWire(key).map { JSON.raw($0.serialized()) } } }
-        guard let wireCache else { return try load() }
+        // A cache that watches a `-shm` file no longer on disk would miss other processes' commits.
+        guard let wireCache, identity?.recentlyIntact() ?? true else { return try load() }
         // Keyed by the key's bytes, as SQLite compares them: Swift strings that are canonically equivalent
         // (a Kelvin sign and a K) are equal, and must not share an answer.
         return try wireCache.value(Array(key.utf8), load: load)
@@ -182,7 +196,8 @@ public final class Store: @unchecked Sendable {
     /// while nobody has committed (every request is authorized, reads included).
     public func access(of principal: String) throws -> (enforced: Bool, roles: [String]) {
         let load = { try self.read { tx in Access(enforced: try tx.hasGrants(), roles: try tx.roles(of: principal)) } }
-        let a = try accessCache.map { try $0.value(Array(principal.utf8), load: load) } ?? load()
+        let cache = identity?.recentlyIntact() ?? true ? accessCache : nil
+        let a = try cache.map { try $0.value(Array(principal.utf8), load: load) } ?? load()
         return (a.enforced, a.roles)
     }
 
@@ -214,7 +229,8 @@ public struct StoreTransaction {
         return record.json
     }
 
-    public func experiments(state: String? = nil, owner: String? = nil, layer: String? = nil, states: [ExperimentState]? = nil) throws -> [ExperimentRecord] {
+    public func experiments(state: String? = nil, owner: String? = nil, layer: String? = nil, states: [ExperimentState]? = nil,
+                            after: String? = nil, limit: Int? = nil) throws -> [ExperimentRecord] {
         var clauses: [String] = []
         var args: [any DatabaseValueConvertible] = []
         if let state { clauses.append("state = ?"); args.append(state) }
@@ -224,8 +240,11 @@ public struct StoreTransaction {
             clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
             args += states.map(\.rawValue)
         }
+        if let after { clauses.append("key > ?"); args.append(after) }
         let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-        return try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM experiments\(whereSQL) ORDER BY key", arguments: StatementArguments(args)).map(Self.record)
+        var sql = "SELECT \(Self.recordColumns) FROM experiments\(whereSQL) ORDER BY key"
+        if let limit { sql += " LIMIT ?"; args.append(limit) }
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.record)
     }
 
     public func insert(_ r: ExperimentRecord) throws {
@@ -472,5 +491,74 @@ public struct StoreTransaction {
             let ends = part.split(separator: "-").compactMap { Int($0) }
             return ends.count == 2 && ends[0] < ends[1] ? ends[0]..<ends[1] : nil
         }
+    }
+}
+
+/// The device and inode of the store's three files when they were opened. SQLite keeps writing to the
+/// files it has open: if someone deletes `-wal` or `-shm` (or replaces the store) under a running daemon,
+/// its commits go to files nobody else will read, and two daemons no longer share locks. Comparing with
+/// what is on disk before each commit turns that silent loss into a refusal.
+final class FileIdentity: @unchecked Sendable {
+    private let paths: [String]
+    private let opened: [(dev: UInt64, ino: UInt64)?]
+    private let mutex = NSLockLike()
+    private var broken: String?
+    private var lastCheck = 0.0
+
+    init(storePath: String) {
+        paths = ["", "-wal", "-shm"].map { storePath + $0 }
+        opened = paths.map(Self.identity)
+    }
+
+    static func identity(_ path: String) -> (dev: UInt64, ino: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Why writes must stop, or nil; once broken, broken until the process restarts.
+    func problem() -> String? {
+        mutex.withLock {
+            if let broken { return broken }
+            for (path, was) in zip(paths, opened) {
+                guard let was else { continue }
+                guard let now = Self.identity(path) else {
+                    broken = "\(path) was deleted while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
+                    return broken
+                }
+                if now != was {
+                    broken = "\(path) was replaced while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
+                    return broken
+                }
+            }
+            return nil
+        }
+    }
+
+    /// `problem() == nil`, checked at most every 50 ms (for hot reads).
+    func recentlyIntact() -> Bool {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        let now = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        let due = mutex.withLock { () -> Bool in
+            if broken != nil { return false }
+            if now - lastCheck < 0.05 { return false }
+            lastCheck = now
+            return true
+        }
+        if due { return problem() == nil }
+        return mutex.withLock { broken == nil }
+    }
+}
+
+/// A pthread mutex (the store does not import Foundation).
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
     }
 }

@@ -94,15 +94,20 @@ struct ListCommand: ParsableCommand {
     @Option(help: "Only this state.") var state: String?
     @Option(help: "Only this owner.") var owner: String?
     @Option(help: "Only this layer.") var layer: String?
+    @Option(help: "At most this many experiments (1 to 1000, default 100).") var limit: Int?
+    @Option(help: "Start after this key (the next_after of the previous page).") var after: String?
 
     func run() throws {
         var params: [String: JSON] = [:]
+        if let limit { params["limit"] = JSON(limit) }
+        if let after { params["after"] = .string(after) }
         if let state { params["state"] = .string(state) }
         if let owner { params["owner"] = .string(owner) }
         if let layer { params["layer"] = .string(layer) }
         try OneShot(options: options, json: json).call("experiment.list", .object(params)) { r in
             let rows = (r["experiments"]?.arrayValue ?? []).map(describeRecord)
-            return rows.isEmpty ? "no experiments" : rows.joined(separator: "\n")
+            let more = r["next_after"]?.stringValue.map { "\n(more: referee list --after \($0))" } ?? ""
+            return (rows.isEmpty ? "no experiments" : rows.joined(separator: "\n")) + more
         }
     }
 }

@@ -21,6 +21,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Deepest accepted JSON nesting.")
     var maxDepth: Int = 64
 
+    @Option(help: "Largest reply line in bytes (one response, or a whole batch).")
+    var maxReplyBytes: Int = 64 << 20
+
     @Option(help: "Serve many clients on this Unix domain socket instead of stdin/stdout; each client's principal comes from the kernel (SO_PEERCRED).")
     var socket: String?
 
@@ -41,6 +44,7 @@ struct ServeCommand: ParsableCommand {
 
     func validate() throws {
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
+        guard maxReplyBytes >= 1 << 16 else { throw ValidationError("--max-reply-bytes must be at least 65536") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard maxDepth >= 4 else { throw ValidationError("--max-depth must be at least 4") }
         guard maxConnectionsPerUser >= 1, maxConnections >= 1 else { throw ValidationError("--max-connections and --max-connections-per-user must be at least 1") }
@@ -69,7 +73,7 @@ struct ServeCommand: ParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(2)
         }
-        let limits = RPCLimits(maxLineBytes: maxLineBytes, maxBatch: maxBatch, json: JSONLimits(maxDepth: maxDepth))
+        let limits = RPCLimits(maxLineBytes: maxLineBytes, maxBatch: maxBatch, json: JSONLimits(maxDepth: maxDepth), maxReplyBytes: maxReplyBytes)
         let dispatcher = Dispatcher(limits: limits)
         service.install(on: dispatcher)
         if let socket {

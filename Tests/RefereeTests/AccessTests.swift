@@ -20,8 +20,10 @@ import RPC
         let last = try c.ok("audit.log")["entries"]?.arrayValue?.last
         #expect(last?["method"] == "access.refused")
         #expect(last?["principal"] == "stranger")
-        // Reads stay open to everyone.
-        #expect(try c.ok("experiment.get", ["key": "checkout-green-button"], as: "stranger")["key"] == "checkout-green-button")
+        // Least privilege: once grants exist, reading needs a role too (server.info excepted).
+        #expect(c.error("experiment.get", ["key": "checkout-green-button"], as: "stranger")?.code == 1004)
+        #expect(try c.ok("server.info", as: "stranger")["name"] == "referee")
+        #expect(try c.ok("experiment.get", ["key": "checkout-green-button"], as: "pm.carol")["key"] == "checkout-green-button")
     }
 
     @Test func eachRoleMayDoWhatItsDescriptionSays() throws {
@@ -97,7 +99,8 @@ import RPC
         let server = try startServer(store: store, socket: socket)
         let mode = try FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int
         #expect(mode == 0o660)
-        #expect((try FileManager.default.attributesOfItem(atPath: store)[.posixPermissions] as? Int) == 0o660)
+        // The store belongs to the service user alone; clients need only the socket.
+        #expect((try FileManager.default.attributesOfItem(atPath: store)[.posixPermissions] as? Int) == 0o600)
         let info = try call(socket, "server.info")
         #expect(info.status == 0)
         #expect(info.json?["principal"]?.stringValue == String(cString: getpwuid(geteuid())!.pointee.pw_name))
