@@ -79,8 +79,19 @@ public enum Satisfiability {
         collect(formula, into: &tests)
         let names = tests.keys.sorted()
         var domains: [[AttributeValue?]] = names.map { candidates(for: tests[$0]!) }
-        // Search the most constrained attributes first.
-        let order = names.indices.sorted { (domains[$0].count, names[$0]) < (domains[$1].count, names[$1]) }
+        // Search first the attributes that every solution must satisfy directly (tests in the top-level
+        // conjunction: one wrong value prunes the whole subtree), then the most constrained ones.
+        var forced = Set<String>()
+        var conjuncts = conditions
+        while let c = conjuncts.popLast() {
+            switch c {
+            case .all(let cs): conjuncts += cs
+            case .attribute(let name, _): forced.insert(name)
+            default: break
+            }
+        }
+        let rank = names.map { forced.contains($0) ? 0 : 1 }
+        let order = names.indices.sorted { (rank[$0], domains[$0].count, names[$0]) < (rank[$1], domains[$1].count, names[$1]) }
         let orderedNames = order.map { names[$0] }
         domains = order.map { domains[$0] }
         var assignment: [String: AttributeValue?] = [:]

@@ -153,3 +153,128 @@ import RPC
         #expect(hit["layer"] == "checkout")
     }
 }
+
+/// Item 5: the conflict search is bounded and never answers a wrong "disjoint".
+@Suite struct SatisfiabilityBudgetTests {
+    static func disjunction(_ n: Int, from: Int = 1) -> JSON { .array((from...n).map { ["x\($0)": true] }) }
+
+    @Test func forcedAttributesAreDecidedFirst() throws {
+        // z ∈ {1, 3} against z = 2 is disjoint whatever the 40 alternatives say: decided exactly, at once.
+        let a = try Condition.parse(["z": ["$in": [1, 3]], "$or": Self.disjunction(40)]).get()
+        let b = try Condition.parse(["z": 2]).get()
+        #expect(Satisfiability.witness([a, b]) == nil)
+    }
+
+    /// The pigeonhole principle: 7 pigeons in 6 holes is impossible, and tree search needs exponential time
+    /// to find out (no partial assignment of a few attributes refutes it).
+    static func pigeonhole(pigeons: Int = 7, holes: Int = 6) -> JSON {
+        var clauses: [JSON] = []
+        for i in 0..<pigeons { clauses.append(["$or": .array((0..<holes).map { ["p\(i)h\($0)": true] })]) }
+        for h in 0..<holes {
+            for i in 0..<pigeons { for k in (i + 1)..<pigeons { clauses.append(["$not": ["p\(i)h\(h)": true, "p\(k)h\(h)": true]]) } }
+        }
+        return ["$and": .array(clauses)]
+    }
+
+    @Test func pastTheBudgetTheAnswerIsCanOverlapWithANote() throws {
+        let hard = try Condition.parse(Self.pigeonhole()).get()
+        let w = try #require(Satisfiability.witness([hard]))
+        #expect(w.budgetReached)
+        #expect(w.approximate)
+        // Every witness the solver does return really satisfies both conditions when it is exact.
+        let easy = try Condition.parse(["$or": Self.disjunction(12), "z": 2]).get()
+        let exact = try #require(Satisfiability.witness([easy]))
+        #expect(!exact.approximate && easy.evaluate(exact.presentAttributes))
+    }
+
+    @Test func theRegisterPathAnswersAndSaysTheBudgetWasReached() throws {
+        let c = try TestClient(principal: "root")
+        try c.register(["key": "a", "layer": "one", "targeting": Self.pigeonhole()])
+        let r = try c.ok("experiment.check", ["experiment": exampleExperiment(["key": "b", "layer": "two"])])
+        let finding = try #require(r["conflicts"]?.arrayValue?.first { $0["kind"] == "parameter" })
+        #expect(finding["witness_note"]?.stringValue?.contains("budget") == true)
+    }
+}
+
+/// Items 9, 10, 12: the audit log and the store's files against people who can reach them.
+@Suite(.serialized) struct AuditTamperTests {
+    let dir = TemporaryDirectory()
+
+    /// Runs SQL on a store as someone with the service user's file rights would (Python's sqlite3).
+    func tamper(_ store: String, _ sql: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", store, sql]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test func verifyCatchesEditedRecordsGrantsAndTruncation() throws {
+        let store = dir.path("t.sqlite")
+        let daemon = try PipeClient(store: store, actor: "root")
+        try daemon.result("access.grant", ["principal": "root", "role": "admin"])
+        try daemon.result("experiment.register", ["experiment": exampleExperiment()])
+        try daemon.result("experiment.update", ["key": "checkout-green-button", "version": 1, "changes": ["name": "renamed"]])
+        let head = try daemon.result("audit.head")
+        #expect(head["entries"] == 4)
+        #expect(try daemon.result("audit.verify", ["expected_head": head])["ok"] == true)
+        // Remove the newest entry and recompute nothing: the head proves the truncation.
+        try tamper(store, "DROP TRIGGER audit_append_only_delete; DELETE FROM audit WHERE seq = 4;")
+        var v = try daemon.result("audit.verify", ["expected_head": head])
+        #expect(v["ok"] == false)
+        #expect(v["expected_head"]?["ok"] == false)
+        #expect(v["records_ok"] == false, "the record no longer equals its newest audit entry")
+        // Change state, owner and traffic behind the service's back.
+        try daemon.result("experiment.update", ["key": "checkout-green-button", "version": 2, "changes": ["name": "again"]])
+        let head2 = try daemon.result("audit.head")
+        try tamper(store, "UPDATE experiments SET state = 'running', owner = 'mallory', document = replace(document, '\"traffic\":0.5', '\"traffic\":1')")
+        v = try daemon.result("audit.verify", ["expected_head": head2])
+        #expect(v["ok"] == false)
+        #expect((v["problems"]?.arrayValue ?? []).contains { $0.stringValue?.contains("changed outside Referee") == true })
+        // A grant written with the sqlite3 shell is not in the chain.
+        try tamper(store, "INSERT INTO grants VALUES ('mallory', 'admin', 'mallory', '2026-01-01')")
+        v = try daemon.result("audit.verify", ["expected_head": head2])
+        #expect(v["grants_ok"] == false)
+        let wrongHead = try daemon.result("audit.verify", ["expected_head": ["entries": head2["entries"]!, "hash": .string(String(repeating: "a", count: 64))]])
+        #expect(wrongHead["expected_head"]?["ok"] == false)
+    }
+
+    @Test func refusalsCannotFillTheDisk() throws {
+        let store = dir.path("r.sqlite")
+        let daemon = try PipeClient(store: store, actor: "root")
+        try daemon.result("access.grant", ["principal": "pm.alice", "role": "pm"])
+        try daemon.result("experiment.register", ["experiment": exampleExperiment()])
+        let before = try FileManager.default.attributesOfItem(atPath: store + "-wal")[.size] as? Int ?? 0
+        let stranger = try PipeClient(store: store, actor: "stranger")
+        let hugeKey = String(repeating: "k", count: 256 << 10)
+        for _ in 0..<25 {
+            #expect(try stranger.request("experiment.update", ["key": .string(hugeKey), "version": 1, "changes": [:]])["error"]?["code"] == 1004)
+        }
+        let files = ["", "-wal"].map { (try? FileManager.default.attributesOfItem(atPath: store + $0)[.size] as? Int) ?? 0 }
+        #expect(files.reduce(0, +) - before < 512 << 10, "store grew by \(files.reduce(0, +) - before) bytes")
+        let refusals = try daemon.result("audit.log", ["limit": 1000])["entries"]?.arrayValue?.filter { $0["method"] == "access.refused" } ?? []
+        #expect(refusals.count < 25 && refusals.count > 0, "\(refusals.count) of 25 refusals audited (a burst of 20, then 10 a minute)")
+        #expect(refusals.allSatisfy { ($0["key"]?.stringValue?.utf8.count ?? 0) < 300 })
+        #expect(try daemon.result("audit.verify")["ok"] == true)
+    }
+
+    @Test func deletedWALStopsAcknowledgingWrites() throws {
+        let store = dir.path("w.sqlite")
+        let daemon = try PipeClient(store: store)
+        try daemon.result("experiment.register", ["experiment": exampleExperiment(["key": "before"])])
+        try FileManager.default.removeItem(atPath: store + "-wal")
+        try FileManager.default.removeItem(atPath: store + "-shm")
+        for i in 0..<5 {
+            let reply = try daemon.request("experiment.register", ["experiment": exampleExperiment(["key": .string("after-\(i)")])])
+            #expect(reply["error"]?["code"] == 1011)
+            #expect(reply["error"]?["message"]?.stringValue?.contains("restart") == true)
+        }
+        kill(daemon.process.processIdentifier, SIGKILL)
+        daemon.process.waitUntilExit()
+        let fresh = try PipeClient(store: store)
+        for i in 0..<5 { #expect(try fresh.request("experiment.get", ["key": .string("after-\(i)")])["error"]?["code"] == 1003) }
+        try fresh.result("experiment.register", ["experiment": exampleExperiment(["key": "later"])])
+        #expect(try fresh.result("store.integrity")["integrity_check"] == "ok")
+    }
+}

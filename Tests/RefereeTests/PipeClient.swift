@@ -83,12 +83,15 @@ final class PipeClient: @unchecked Sendable {
     /// Reads one response line (blocking, with a deadline).
     func readLine(timeout: TimeInterval = 30) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
+        var scanned = buffer.startIndex   // bytes before this hold no newline (long replies arrive in many chunks)
         while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
+            if let nl = buffer[scanned...].firstIndex(of: 0x0A) {
                 let line = buffer[buffer.startIndex..<nl]
-                buffer.removeSubrange(buffer.startIndex...nl)
-                return String(decoding: line, as: UTF8.self)
+                let text = String(decoding: line, as: UTF8.self)
+                buffer = Data(buffer[(nl + 1)...])
+                return text
             }
+            scanned = buffer.endIndex
             guard Date() < deadline else { throw PipeError.timeout }
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { throw PipeError.closed }
