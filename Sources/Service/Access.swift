@@ -97,6 +97,12 @@ extension RefereeService {
         throw RegistryError.forbidden(message, details: ["principal": .string(ctx.principal), "roles": JSON(roles), "needed": JSON(needed), "method": .string(method)])
     }
 
+    /// The same check as the dispatcher's, for a CLI command that calls the service in-process
+    /// (`referee ingest`): on a store with grants, the CLI cannot do what the control interface refuses.
+    public func authorizeInProcess(_ method: String, _ params: JSON, principal: String) throws {
+        try authorize(method, params, RPCContext(principal: principal, transport: .inProcess))
+    }
+
     /// `access.grant {principal, role}`; in open mode the caller first becomes admin (bootstrap).
     func grant(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
         try p.rejectUnknown(["principal", "role"])

@@ -14,6 +14,8 @@ extension RPCErrorCode {
     public static let duplicateKey = RPCErrorCode(rawValue: 1007)
     public static let lockedField = RPCErrorCode(rawValue: 1008)
     public static let invalidInput = RPCErrorCode(rawValue: 1009)
+    /// Input or output failed (cannot read, no data, disk full): `data.path` names the file.
+    public static let ioError = RPCErrorCode(rawValue: 1010)
     public static let storeUnavailable = RPCErrorCode(rawValue: 1011)
 }
 

@@ -70,6 +70,62 @@ final class Ingestor {
     /// Aggregates keyed by metric, variant and day ('' when the file has no day column).
     typealias Totals = [String: [String: [String: Aggregate]]]
 
+    /// Spill folders are named `referee-ingest-PID-RANDOM`; one whose process is gone is removed by the next run.
+    static let spillPrefix = "referee-ingest-"
+    /// Values beyond this magnitude are rejected row by row: their squares would overflow a double.
+    static let maxValueMagnitude = 1e150
+    /// Where spill folders go: `$TMPDIR`, else the system's temporary directory.
+    var spillDirectory = FileManager.default.temporaryDirectory
+    /// A pipe or device that produces nothing for this long is given up (`REFEREE_INGEST_STREAM_TIMEOUT`, seconds).
+    var streamIdleSeconds: Double = {
+        if let text = ProcessInfo.processInfo.environment["REFEREE_INGEST_STREAM_TIMEOUT"], let s = Double(text), s > 0 { return s }
+        return 30
+    }()
+    /// The path being streamed (not a regular file), for messages.
+    fileprivate(set) var streamPath: String?
+    /// Checked between chunks and partitions: an interrupted CLI stops, and the spill folder is removed.
+    var cancelled: @Sendable () -> Bool = { false }
+
+    /// A row that runs this far without a newline ends the reading: the source is not line-oriented
+    /// (`/dev/zero`, a binary file) and would otherwise be read for ever.
+    static let maxBytesWithoutNewline = 64 << 20
+
+    /// Removes spill folders left by ingestions whose process no longer exists (killed, or the machine stopped).
+    static func removeStaleSpills(in root: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return }
+        for name in names where name.hasPrefix(spillPrefix) {
+            let rest = name.dropFirst(spillPrefix.count)
+            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0, pid != getpid() else { continue }
+            var info = stat()
+            let path = root.appendingPathComponent(name).path
+            guard lstat(path, &info) == 0, info.st_uid == geteuid(), (info.st_mode & S_IFMT) == S_IFDIR else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }
+
+    /// `read` on a pipe or device, waiting at most `streamIdleSeconds` for data.
+    func readStream(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws -> Int {
+        while true {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, Int32(min(streamIdleSeconds, 86_400) * 1000))
+            if ready < 0 && errno == EINTR { if cancelled() { throw Ingestor.cancellation }; continue }
+            if ready == 0 {
+                throw RPCError(code: .ioError, message: "\(streamPath ?? "the input") produced no data for \(streamIdleSeconds.wholeText) s (a pipe without a writer?); nothing was written",
+                               data: ["reason": "io_error", "path": JSON(streamPath), "detail": .string("no data within \(streamIdleSeconds.wholeText) s")])
+            }
+            let n = read(fd, buffer, count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { continue }
+            if n < 0 {
+                throw RPCError(code: .ioError, message: "cannot read \(streamPath ?? "the input"): \(String(cString: strerror(errno)))",
+                               data: ["reason": "io_error", "path": JSON(streamPath), "detail": .string(String(cString: strerror(errno)))])
+            }
+            return n
+        }
+    }
+
+    static let cancellation = RPCError(code: .ioError, message: "ingestion interrupted; nothing was written", data: ["reason": "io_error", "detail": "interrupted"])
+
     /// When set (the shared socket), only a regular file owned by this user is read, checked on the open
     /// descriptor (no symbolic link followed), so the file cannot be swapped between a check and the read.
     var requiredOwner: uid_t?
@@ -78,12 +134,18 @@ final class Ingestor {
         guard variants.count <= 255 else {
             throw RPCError.invalidParams(path: "key", "ingestion supports at most 255 variants; \(context.doc.key) has \(variants.count)")
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC | (requiredOwner == nil ? 0 : O_NOFOLLOW))
+        // Opened without blocking: a FIFO without a writer would otherwise hang the open itself.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (requiredOwner == nil ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw RPCError.invalidParams(path: "path", "cannot open \(path) for reading") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else {
             throw RPCError.invalidParams(path: "path", "cannot read \(path): not a regular file")
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG {
+            // A pipe or device is read blocking, each read waiting at most `streamIdleSeconds` for data.
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            streamPath = path
         }
         if let owner = requiredOwner, (info.st_mode & S_IFMT) != S_IFREG || info.st_uid != owner {
             throw RegistryError.forbidden("over the shared socket, results.ingest reads only regular files owned by the caller; \(path) is not",
@@ -92,8 +154,10 @@ final class Ingestor {
         // A regular file is split between workers; a pipe or a device (`<(zcat …)`, /dev/stdin) is streamed by one.
         let isRegular = (info.st_mode & S_IFMT) == S_IFREG
         let size = isRegular ? Int(info.st_size) : 0
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-ingest-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let spillRoot = spillDirectory
+        Self.removeStaleSpills(in: spillRoot)
+        let dir = spillRoot.appendingPathComponent("\(Self.spillPrefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: dir) }
 
         // The header (CSV) is read here; the body is split between workers at line boundaries.
@@ -107,7 +171,7 @@ final class Ingestor {
                 bodyStart = first?.1 ?? 0
                 sources = try split(fd: fd, from: bodyStart, to: size).map { .file(fd: fd, range: $0) }
             } else {
-                let first = try Self.firstLine(stream: fd)
+                let first = try firstLine(stream: fd)
                 header = first.header
                 sources = [.stream(fd: fd, prefix: first.rest)]
             }
@@ -197,12 +261,14 @@ final class Ingestor {
         // Partitions are dealt to workers by number and the workers' sums added in worker order, so the
         // floating-point totals are the same on every run.
         let workers = min(maxWorkers, Self.partitions)
+        let isCancelled = cancelled
         let folded = Mutex([Accumulators?](repeating: nil, count: workers))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var acc = Accumulators(layout: layout)
             var grouping = UnitGrouping()
             do {
                 for p in stride(from: w, to: Self.partitions, by: workers) {
+                    if isCancelled() { throw Ingestor.cancellation }
                     try Self.fold(fileNames[p], name: "p\(p)", usedBits: 7, budget: budget, dir: dir, layout: layout,
                                   into: &acc, grouping: &grouping)
                 }
@@ -218,7 +284,18 @@ final class Ingestor {
         for part in parts { acc.add(part) }
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
-        return acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
+        let totals = acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
+        // Values below 1e150 can still sum past the largest double over enough rows: never store a sum that is not finite.
+        for (metric, perVariant) in totals.sorted(by: { $0.key < $1.key }) {
+            for (variant, perDay) in perVariant.sorted(by: { $0.key < $1.key }) {
+                for (day, aggregate) in perDay.sorted(by: { $0.key < $1.key }) where !aggregate.isFinite {
+                    throw RPCError(code: .invalidInput,
+                                   message: "the sums of \(metric) for \(variant)\(day.isEmpty ? "" : " on \(day)") overflow a double (not finite); nothing was written. Scale the values down (e.g. cents to thousands)",
+                                   data: ["reason": "invalid_input", "field": .string(metric), "variant": .string(variant), "day": .string(day)])
+                }
+            }
+        }
+        return totals
     }
 
     /// Folds the records of one partition (its files in file order). A partition larger than `budget` is
@@ -314,13 +391,11 @@ final class Ingestor {
     }
 
     /// The first line of a stream (without CR/LF) and the bytes read after it.
-    private static func firstLine(stream fd: Int32) throws -> (header: String?, rest: [UInt8]) {
+    private func firstLine(stream fd: Int32) throws -> (header: String?, rest: [UInt8]) {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while bytes.count <= Pass1Worker.maxLineBytes {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
+            let n = try chunk.withUnsafeMutableBytes { try readStream(fd, $0.baseAddress!, $0.count) }
             if n == 0 { break }
             let start = bytes.count
             bytes.append(contentsOf: chunk[0..<n])
@@ -357,6 +432,15 @@ final class Ingestor {
 
     /// The file's columns, from the CSV header or the first JSON line.
     fileprivate func readHeader(_ names: [some StringProtocol], line: Int) throws {
+        // A column named twice has no one meaning: which of the two values would count?
+        var counts: [String: Int] = [:]
+        for raw in names { counts[String(raw), default: 0] += 1 }
+        let repeated = counts.filter { $0.value > 1 }.keys.sorted()
+        if !repeated.isEmpty {
+            throw RPCError(code: .invalidInput,
+                           message: "the header (line \(line)) names \(repeated.map { "\"\($0.prefix(60))\"" }.joined(separator: ", ")) more than once; each column must appear once. Nothing was written",
+                           data: ["reason": "invalid_input", "field": "path", "line": JSON(line), "duplicate_columns": JSON(repeated.map { String($0.prefix(200)) })])
+        }
         var seenUnit = false, seenVariant = false
         let known = context.metrics.map(\.name)
         for raw in names {
@@ -678,12 +762,14 @@ struct Pass1Worker {
         }
         var eof = offset >= end
         var skipping = false      // inside a row longer than maxLineBytes
+        var skipped = 0           // bytes of that row dropped so far
         var reportedRows = 0
         while true {
             var n = 0
             if !eof && filled < buffer.count {
-                n = buffer.withUnsafeMutableBytes { b in
-                    streaming ? read(fd, b.baseAddress! + filled, b.count - filled)
+                if shared.ingestor.cancelled() { throw Ingestor.cancellation }
+                n = try buffer.withUnsafeMutableBytes { b in
+                    streaming ? try shared.ingestor.readStream(fd, b.baseAddress! + filled, b.count - filled)
                               : pread(fd, b.baseAddress! + filled, min(b.count - filled, end - offset), off_t(offset))
                 }
                 if n < 0 && errno == EINTR { continue }
@@ -713,8 +799,14 @@ struct Pass1Worker {
                 filled -= consumed
             } else if filled == buffer.count {
                 // No newline in a full buffer: reject the row once and drop its bytes up to its newline.
-                if !skipping { tooLong(); skipping = true }
+                if !skipping { tooLong(); skipping = true; skipped = 0 }
+                skipped += filled
                 filled = 0
+                if skipped > Ingestor.maxBytesWithoutNewline {
+                    throw RPCError(code: .invalidInput,
+                                   message: "\(shared.ingestor.streamPath ?? "the file") has no newline in \(Ingestor.maxBytesWithoutNewline >> 20) MiB after line \(line): not a file of rows; nothing was written",
+                                   data: ["reason": "invalid_input", "field": "path", "line": JSON(line)])
+                }
             }
             progress(n, rowsRead - reportedRows)
             reportedRows = rowsRead
@@ -822,6 +914,12 @@ struct Pass1Worker {
                 guard let x = Ingestor.number(f), x.isFinite else {
                     let name = metrics[m].name, shown = text(f, 40)
                     reject("malformed_row") { "line \($0): \(name) value \"\(shown)\" is not a number" }
+                    return
+                }
+                // Sums of squares and products must stay finite; 1e154 squared already is not.
+                guard abs(x) < Ingestor.maxValueMagnitude else {
+                    let name = metrics[m].name, shown = text(f, 40)
+                    reject("value_out_of_range") { "line \($0): \(name) value \(shown) is too large (its sums of squares would overflow); values must be below 1e150 in magnitude" }
                     return
                 }
                 switch (types[m], role) {
@@ -1224,12 +1322,14 @@ struct Accumulators: Sendable {
 extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.
     public func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,
-                       requiredOwner: uid_t? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> JSON {
+                       requiredOwner: uid_t? = nil, progress: ((Int, Int) -> Void)? = nil,
+                       cancelled: @escaping @Sendable () -> Bool = { false }) throws -> JSON {
         let c = try resultsContext(key)
         let fmt = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? "jsonl" : "csv")
         guard fmt == "csv" || fmt == "jsonl" else { throw FieldError(path: "format", message: "must be csv or jsonl") }
         let ingestor = Ingestor(context: c, allowPartial: allowPartial, progress: progress)
         ingestor.requiredOwner = requiredOwner
+        ingestor.cancelled = cancelled
         let totals = try ingestor.run(path: path, format: fmt)
         var report = ingestor.report.objectValue!
         if !ingestor.problems.isEmpty && !allowPartial {

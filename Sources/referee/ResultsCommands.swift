@@ -23,6 +23,14 @@ struct IngestCommand: ParsableCommand {
         guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         let service = try options.makeService()
+        // The same authorization as results.ingest over the control interface.
+        do { try service.authorizeInProcess("results.ingest", ["key": .string(key), "path": .string(file)], principal: options.principal) } catch {
+            let wire = RefereeService.wireError(error)
+            if json { print(wire.json.serialized()) } else { FileHandleStderr.write("referee: \(wire.message)\n") }
+            throw ExitCode(wire.code.rawValue >= 1000 ? 1 : 2)
+        }
+        // Ctrl-C stops the ingestion cleanly: nothing written, the spill folder removed.
+        SignalFlag.install()
         let started = Date()
         var lastDraw = Date.distantPast
         let showProgress = size > 8 << 20 || isatty(STDERR_FILENO) != 0
@@ -38,7 +46,8 @@ struct IngestCommand: ParsableCommand {
         }
         let report: JSON
         do {
-            report = try service.ingest(key: key, path: file, format: format, allowPartial: allowPartial, principal: options.principal, progress: progress)
+            report = try service.ingest(key: key, path: file, format: format, allowPartial: allowPartial, principal: options.principal,
+                                        progress: progress, cancelled: { SignalFlag.isRaised })
             if showProgress { FileHandleStderr.write("\n") }
         } catch {
             if showProgress { FileHandleStderr.write("\n") }
@@ -49,7 +58,8 @@ struct IngestCommand: ParsableCommand {
             if let problems = payload["data"]?["problems"]?.arrayValue, !json {
                 for p in problems { FileHandleStderr.write("  \(p["message"]?.stringValue ?? "")\n") }
             }
-            throw ExitCode(code >= 1000 ? 1 : 2)
+            // I/O errors (1010) exit 2, like every other I/O error of the CLI.
+            throw ExitCode(code >= 1000 && code != 1010 ? 1 : 2)
         }
         if json { print(report.serialized()) } else {
             print("loaded \(report["units_loaded"]?.intValue ?? 0) units from \(report["rows_read"]?.intValue ?? 0) rows into \(key); "

@@ -278,3 +278,89 @@ import RPC
         #expect(try fresh.result("store.integrity")["integrity_check"] == "ok")
     }
 }
+
+/// Items 11, 13, 18, 19 and the CLI bypass: ingestion refuses what it cannot store exactly, and cleans up.
+@Suite(.serialized) struct IngestHardeningTests {
+    let dir = TemporaryDirectory()
+
+    func setUp(_ env: [String: String] = [:]) throws -> [String] {
+        let store = ["--store", dir.path("i.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        let file = dir.path("e.json")
+        try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["register", file, "--actor", "pm.alice"] + store).status == 0)
+        return store
+    }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let path = dir.path(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func overflowingSumsAreARejectionNeverANull() throws {
+        let store = try setUp()
+        let big = try write("big.csv", "unit_id,variant,revenue_per_user\nu1,control,1e308\nu2,control,1e308\nu3,green,1\n")
+        let r = try runReferee(["ingest", "checkout-green-button", big, "--json"] + store)
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("revenue_per_user") && r.stdout.contains("line 2"), "\(r.stdout)")
+        // Below the bound, values load and their sums of squares stay finite.
+        var many = "unit_id,variant,revenue_per_user\n"
+        for i in 0..<3 { many += "u\(i),control,9e149\n" }
+        let rows = try write("many.csv", many)
+        #expect(try runReferee(["ingest", "checkout-green-button", rows, "--json"] + store).status == 0)
+        let summary = try runReferee(["call", "results.summary", #"{"key":"checkout-green-button"}"#, "--json"] + store)
+        #expect(summary.status == 0)
+        #expect(!summary.stdout.contains(":null,\"sum"))
+    }
+
+    @Test func duplicateColumnsAreRefusedByName() throws {
+        let store = try setUp()
+        for header in ["unit_id,variant,checkout_conversion,checkout_conversion", "unit_id,variant,unit_id,checkout_conversion"] {
+            let file = try write("dup.csv", header + "\nu1,control,1,0\n")
+            let r = try runReferee(["ingest", "checkout-green-button", file, "--json"] + store)
+            #expect(r.status == 1)
+            #expect(r.stdout.contains("duplicate_columns") && r.stdout.contains("more than once"), "\(r.stdout)")
+        }
+    }
+
+    @Test func endlessAndSilentSourcesAreBounded() throws {
+        let store = try setUp()
+        // /dev/zero as JSON lines: no newline ever; refused after a bounded read.
+        let zero = try runReferee(["ingest", "checkout-green-button", "/dev/zero", "--format", "jsonl", "--json"] + store)
+        #expect(zero.status == 1)
+        #expect(zero.stdout.contains("no newline"), "\(zero.stdout)")
+        // A FIFO nobody writes to: given up after the stream timeout, as an I/O error (exit 2).
+        let fifo = dir.path("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let silent = try runReferee(["ingest", "checkout-green-button", fifo, "--json"] + store, environment: ["REFEREE_INGEST_STREAM_TIMEOUT": "1"])
+        #expect(silent.status == 2)
+        #expect(silent.stdout.contains("1010") && silent.stdout.contains("no data"), "\(silent.stdout)")
+    }
+
+    @Test func staleSpillFoldersOfDeadProcessesAreRemoved() throws {
+        let store = try setUp()
+        let tmp = dir.path("tmp")
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        // A folder left by a killed ingestion (pid 2^22 + 1 is above Linux's default pid_max, so not alive).
+        let stale = tmp + "/referee-ingest-4194305-77"
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        try "x".write(toFile: stale + "/w0p0", atomically: true, encoding: .utf8)
+        let mine = tmp + "/referee-ingest-\(getpid())-78"   // a live process's: kept
+        try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: true)
+        let file = try write("ok.csv", "unit_id,variant,checkout_conversion\nu1,control,1\nu2,green,0\n")
+        let r = try runReferee(["ingest", "checkout-green-button", file, "--json"] + store, environment: ["TMPDIR": tmp])
+        #expect(r.status == 0)
+        let left = try FileManager.default.contentsOfDirectory(atPath: tmp).sorted()
+        #expect(left == ["referee-ingest-\(getpid())-78"], "\(left)")
+    }
+
+    @Test func theCLICannotIngestWhatTheControlInterfaceRefuses() throws {
+        let store = try setUp()
+        #expect(try runReferee(["call", "access.grant", #"{"principal":"analyst.eve","role":"analyst"}"#, "--actor", "root"] + store).status == 0)
+        let file = try write("rows.csv", "unit_id,variant,checkout_conversion\nu1,control,1\nu2,green,0\n")
+        let refused = try runReferee(["ingest", "checkout-green-button", file, "--json", "--actor", "pm.alice"] + store)
+        #expect(refused.status == 1)
+        #expect(refused.stdout.contains("1004"), "\(refused.stdout)")
+        #expect(try runReferee(["ingest", "checkout-green-button", file, "--json", "--actor", "analyst.eve"] + store).status == 0)
+    }
+}
