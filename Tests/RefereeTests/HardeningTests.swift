@@ -364,3 +364,90 @@ import RPC
         #expect(try runReferee(["ingest", "checkout-green-button", file, "--json", "--actor", "analyst.eve"] + store).status == 0)
     }
 }
+
+/// Item 2's property test: every numeric field of every method, fed extreme and subnormal values, gets a
+/// structured answer, and the daemon stays alive.
+@Suite struct ExtremeNumberPropertyTests {
+    /// One valid call of each method with numbers in its params (experiment documents included).
+    static func templates() -> [(String, JSON)] {
+        let doc = exampleExperiment(["key": "extreme"])
+        let binomial: JSON = ["metric": "binomial", "control": ["n": 83, "successes": 5], "treatment": ["n": 99, "successes": 12]]
+        return [
+            ("experiment.check", ["experiment": doc]),
+            ("experiment.register", ["experiment": doc]),
+            ("experiment.update", ["key": "extreme", "version": 1, "changes": ["traffic": 0.4, "design": ["alpha": 0.05, "expected_daily_units": 100]]]),
+            ("experiment.transition", ["key": "extreme", "version": 1, "to": "aborted"]),
+            ("experiment.list", ["limit": 10]),
+            ("audit.log", ["limit": 10, "after": 0]),
+            ("audit.verify", ["expected_head": ["entries": 1, "hash": "00"]]),
+            ("assign", ["unit": "u1", "layer": "checkout", "attributes": ["country": "US", "platform": "ios", "age": 30]]),
+            ("conflicts.scan", [:]),
+            ("stats.compare", binomial),
+            ("stats.compare", ["metric": "continuous", "control": ["n": 10, "mean": 1, "variance": 2], "treatment": ["n": 12, "mean": 1.5, "variance": 2], "alpha": 0.05]),
+            ("stats.compare", ["metric": "continuous", "control": ["n": 10, "sum": 10, "sum_squares": 30], "treatment": ["n": 12, "sum": 18, "sum_squares": 40]]),
+            ("stats.compare", ["metric": "ratio", "control": ["n": 10, "numerator": ["sum": 10, "sum_squares": 20], "denominator": ["sum": 20, "sum_squares": 50], "numerator_denominator_sum_of_products": 25],
+                               "treatment": ["n": 10, "numerator": ["sum": 12, "sum_squares": 22], "denominator": ["sum": 20, "sum_squares": 50], "numerator_denominator_sum_of_products": 26]]),
+            ("stats.compare", ["metric": "binomial", "control": ["n": 1000, "successes": 100], "treatment": ["n": 1000, "successes": 120], "analysis": "bayesian", "prior": ["mean": 0, "variance": 1]]),
+            ("stats.compare", ["metric": "binomial", "control": ["n": 1000, "successes": 100], "treatment": ["n": 1000, "successes": 120], "analysis": "sequential", "sequential_tuning": 5000]),
+            ("stats.compare_batch", ["comparisons": [binomial]]),
+            ("stats.chance_to_beat", ["control": ["n": 100, "successes": 10], "treatment": ["n": 100, "successes": 12], "prior": ["alpha": 1, "beta": 1]]),
+            ("stats.srm", ["observed": [89, 37, 30], "weights": [40, 20, 20], "threshold": 0.001]),
+            ("stats.sample_size", ["metric": "binomial", "baseline": ["rate": 0.5], "mde": ["absolute": 0.25], "alpha": 0.05, "power": 0.9, "ratio": 1]),
+            ("stats.sample_size", ["metric": "continuous", "baseline": ["mean": 10, "sd": 3], "mde": ["relative": 0.05], "alpha": 0.05, "power": 0.8, "formula": "t"]),
+            ("stats.power", ["metric": "binomial", "baseline": ["rate": 0.5], "mde": ["absolute": 0.25], "n_control": 50, "alpha": 0.05]),
+            ("stats.mde", ["metric": "continuous", "baseline": ["mean": 10, "sd": 3], "n_control": 500, "alpha": 0.05, "power": 0.8]),
+            ("stats.adjust", ["p_values": [0.01, 0.04, 0.03], "method": "holm", "alpha": 0.05]),
+            ("stats.mann_whitney", ["treatment": [19, 22, 16, 29, 24], "control": [20, 11, 17, 12]]),
+            ("results.record", ["key": "extreme", "metric": "checkout_conversion", "variant": "control", "stats": ["n": 100, "successes": 10]]),
+            ("results.record", ["key": "extreme", "metric": "revenue_per_user", "variant": "control", "stats": ["n": 100, "mean": 3, "variance": 4]]),
+            ("results.record", ["key": "extreme", "metric": "revenue_per_user", "variant": "green", "stats": ["n": 100, "post": ["sum": 300, "sum_squares": 1000], "pre": ["sum": 280, "sum_squares": 900], "post_pre_sum_of_products": 950]]),
+            ("results.summary", ["key": "extreme"]),
+            ("results.timeseries", ["key": "extreme"]),
+        ]
+    }
+
+    /// Paths of the numeric leaves of a value.
+    static func numericPaths(_ value: JSON, _ path: [JSON] = []) -> [[JSON]] {
+        switch value {
+        case .number: return [path]
+        case .object(let o): return o.keys.sorted().flatMap { numericPaths(o[$0]!, path + [.string($0)]) }
+        case .array(let a): return a.indices.flatMap { numericPaths(a[$0], path + [JSON($0)]) }
+        default: return []
+        }
+    }
+
+    static func replacing(_ value: JSON, at path: ArraySlice<JSON>, with new: String) -> JSON {
+        guard let head = path.first else { return .raw(new) }
+        switch (value, head) {
+        case (.object(var o), .string(let k)): o[k] = replacing(o[k] ?? .null, at: path.dropFirst(), with: new); return .object(o)
+        case (.array(var a), .number(let i)): a[Int(i)] = replacing(a[Int(i)], at: path.dropFirst(), with: new); return .array(a)
+        default: return value
+        }
+    }
+
+    static let extremes = ["0", "-0", "5e-324", "-5e-324", "1e-300", "1e300", "-1e300", "1.7976931348623157e308", "-1.7976931348623157e308",
+                           "9007199254740993", "123456789012345678901234567890", "-9223372036854775809", "0.5", "-1"]
+
+    @Test func everyNumericFieldGetsAStructuredAnswer() throws {
+        let dir = TemporaryDirectory()
+        let daemon = try PipeClient(store: dir.path("x.sqlite"), actor: "root")
+        try daemon.result("experiment.register", ["experiment": exampleExperiment(["key": "extreme"])])
+        var sent = 0
+        for (method, params) in Self.templates() {
+            for path in Self.numericPaths(params) {
+                for value in Self.extremes {
+                    let mutated = Self.replacing(params, at: path[...], with: value)
+                    daemon.send(raw: #"{"jsonrpc":"2.0","id":\#(sent),"method":"\#(method)","params":\#(mutated.serialized())}"#)
+                    let reply = try daemon.readJSON()
+                    let structured = reply["result"] != nil || (reply["error"]?["code"]?.intValue != nil && reply["error"]?["message"]?.stringValue != nil)
+                    #expect(structured, "\(method) with \(path) = \(value): \(reply.serialized().prefix(200))")
+                    #expect(reply["error"]?["code"] != -32603, "internal error for \(method) \(path) = \(value): \(reply.serialized().prefix(300))")
+                    sent += 1
+                }
+            }
+        }
+        #expect(sent > 1000)
+        #expect(try daemon.result("server.info")["name"] == "referee")
+        #expect(try daemon.result("audit.verify")["ok"] == true)
+    }
+}
