@@ -155,10 +155,13 @@ import Statistics
         let client = try TestClient()
         _ = try live(client, ["traffic": 1.0, "targeting": nil,
                               "variants": [["key": "control", "weight": 0.2, "control": true], ["key": "b", "weight": 0.3], ["key": "c", "weight": 0.5]]])
-        let units = (0..<300_000).map { "user-\($0)" }
-        let result = try client.ok("assign.bulk", ["units": JSON(units), "key": "checkout-green-button", "at": "2026-12-10T00:00:00Z"])
         var counts: [String: Double] = [:]
-        for a in result["assignments"]!.arrayValue! { counts[a["variant"]!.stringValue!, default: 0] += 1 }
+        // assign.bulk takes at most 100,000 units a call.
+        for part in 0..<3 {
+            let units = (part * 100_000..<(part + 1) * 100_000).map { "user-\($0)" }
+            let result = try client.ok("assign.bulk", ["units": JSON(units), "key": "checkout-green-button", "at": "2026-12-10T00:00:00Z"])
+            for a in result["assignments"]!.arrayValue! { counts[a["variant"]!.stringValue!, default: 0] += 1 }
+        }
         let observed = ["control", "b", "c"].map { counts[$0] ?? 0 }
         let expected = [0.2, 0.3, 0.5].map { $0 * 300_000 }
         let chi2 = zip(observed, expected).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) / $1.1 }
