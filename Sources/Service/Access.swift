@@ -13,30 +13,18 @@ enum Role: String, CaseIterable {
     case admin, pm, approver, ci, analyst
 }
 
-enum Permission {
-    case read, check, stats, register, editOwn, transition, resultsWrite, admin, session, shutdown
-
-    static func of(_ method: String) -> Permission {
-        switch method {
-        case "experiment.check", "conflicts.scan": .check
-        case _ where method.hasPrefix("stats."): .stats
-        case "experiment.register": .register
-        case "experiment.update", "experiment.amend": .editOwn
-        case "experiment.transition": .transition
-        case "results.record", "results.ingest": .resultsWrite
-        case "access.grant", "access.revoke": .admin
-        case "session.act_for": .session
-        case "shutdown": .shutdown
-        default: .read
-        }
-    }
+/// What a method needs, declared with it in ``RefereeService/catalog``.
+enum Permission: Sendable {
+    /// Anyone, also without a role on an enforced store (`server.info`, `rpc.discover`).
+    case `public`
+    case read, check, stats, register, editOwn, transition, resultsWrite, admin, shutdown
 }
 
 extension RefereeService {
     /// The roles that allow `permission` (admin allows everything).
     static func rolesAllowing(_ permission: Permission, transitionTo: String?) -> [Role] {
         switch permission {
-        case .read, .session: Role.allCases
+        case .public, .read: Role.allCases
         case .check: [.admin, .ci, .pm]
         case .stats: [.admin, .ci, .analyst]
         case .register: [.admin, .pm]
@@ -48,9 +36,8 @@ extension RefereeService {
     }
 
     /// Checks a request against the roles in the store; refusals are audited and answered with 1004.
-    func authorize(_ method: String, _ params: JSON?, _ ctx: RPCContext) throws {
-        let permission = Permission.of(method)
-        if method == "server.info" { return }
+    func authorize(_ method: String, _ permission: Permission, _ params: JSON?, _ ctx: RPCContext) throws {
+        if permission == .public { return }
         // A shared socket server never lets a client stop it, whatever its roles: SIGTERM stops a service.
         if permission == .shutdown && ctx.transport == .socket {
             throw RegistryError.forbidden("shutdown is refused over the shared socket, for every principal; stop the service with SIGTERM (systemctl stop referee)",
@@ -59,11 +46,11 @@ extension RefereeService {
         if permission == .shutdown { return }
         let (enforced, roles) = try store.access(of: ctx.principal)
         if !enforced { return }
-        // Least privilege: once grants exist, even reading needs a role (server.info excepted).
-        if permission == .read || permission == .session {
+        // Least privilege: once grants exist, even reading needs a role (server.info and rpc.discover excepted).
+        if permission == .read {
             guard roles.isEmpty else { return }
             try refuse(method, params?["key"]?.stringValue, roles: roles, needed: Role.allCases.map(\.rawValue), ctx,
-                       message: "\(ctx.principal) (roles: none) may not call \(method): once a store has grants, every method but server.info needs a role; ask an admin for one (access.grant)")
+                       message: "\(ctx.principal) (roles: none) may not call \(method): once a store has grants, every method but server.info and rpc.discover needs a role; ask an admin for one (access.grant)")
         }
         let held = roles.compactMap(Role.init(rawValue:))
         let key = params?["key"]?.stringValue
@@ -100,12 +87,12 @@ extension RefereeService {
     /// The same check as the dispatcher's, for a CLI command that calls the service in-process
     /// (`referee ingest`): on a store with grants, the CLI cannot do what the control interface refuses.
     public func authorizeInProcess(_ method: String, _ params: JSON, principal: String) throws {
-        try authorize(method, params, RPCContext(principal: principal, transport: .inProcess))
+        guard let descriptor = Self.catalogByName[method] else { throw RPCError.methodNotFound(method, known: Self.catalog.map(\.name)) }
+        try authorize(method, descriptor.permission, params, RPCContext(principal: principal, transport: .inProcess))
     }
 
     /// `access.grant {principal, role}`; in open mode the caller first becomes admin (bootstrap).
     func grant(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["principal", "role"])
         let principal = try p.string("principal")
         let role = try p.choice("role", Role.allCases.map(\.rawValue))
         guard !principal.isEmpty else { throw FieldError(path: "principal", message: "must not be empty") }
@@ -128,7 +115,6 @@ extension RefereeService {
     }
 
     func revoke(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["principal", "role"])
         let principal = try p.string("principal")
         let role = try p.choice("role", Role.allCases.map(\.rawValue))
         let at = now().description
@@ -153,7 +139,6 @@ extension RefereeService {
 
     /// `session.act_for {actor}`: a socket client names whom it acts for; recorded with its mutations, grants nothing.
     func actFor(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["actor"])
         let actor = try p.string("actor")
         ctx.session.onBehalfOf = actor.isEmpty ? nil : actor
         return ["principal": .string(ctx.principal), "on_behalf_of": JSON(ctx.session.onBehalfOf)]

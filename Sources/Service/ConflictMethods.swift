@@ -49,7 +49,6 @@ extension RefereeService {
     /// With `with: [documents]`, also checks against those proposals as if they were registered drafts
     /// (how `referee check` finds two files of one pull request that collide).
     func check(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["experiment", "with"])
         let json = try p.value("experiment")
         let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
         var proposals: [ConflictSubject] = []
@@ -106,7 +105,6 @@ extension RefereeService {
 
     /// `conflicts.scan {at?, window?: {start, end}}`.
     func scan(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["at", "window"])
         var from: Timestamp?, to: Timestamp?
         if let at = try p.optionalString("at") {
             guard let t = Timestamp(rfc3339: at) else { throw FieldError(path: "at", message: "must be an RFC 3339 time") }
@@ -191,7 +189,6 @@ extension RefereeService {
 
     /// `assign {unit, layer | key, attributes?, at?}` → `{layer, bucket, experiment, variant}`.
     func assign(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["unit", "layer", "key", "attributes", "at"])
         let unit = try p.string("unit")
         let (table, attributes) = try assignmentContext(p)
         return assignOne(unit, table, attributes)
@@ -202,7 +199,6 @@ extension RefereeService {
     static let maxBulkUnits = 100_000
 
     func assignBulk(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["units", "layer", "key", "attributes", "at"])
         let units = try p.strings("units")
         guard units.count <= Self.maxBulkUnits else {
             throw FieldError(path: "units", message: "has \(units.count) units; the limit is \(Self.maxBulkUnits) per call, split them into several calls")

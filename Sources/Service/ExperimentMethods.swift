@@ -7,7 +7,6 @@ extension RefereeService {
     /// `experiment.register {experiment}`: validates against the named protocol and stores a draft at version 1.
     /// Errors: 1001 with every violation; 1007 when the key exists.
     func register(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["experiment"])
         let json = try p.value("experiment")
         let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
         guard let doc, outcome.isValid, let proto = protocols.protocols[doc.protocolName] else {
@@ -34,7 +33,6 @@ extension RefereeService {
     }
 
     func get(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["key"])
         let key = try p.string("key")
         guard let record = try store.experimentWire(key) else { throw RegistryError.notFound(key) }
         return record
@@ -45,7 +43,6 @@ extension RefereeService {
     static let listPageMax = 1000
 
     func list(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["state", "owner", "layer", "limit", "after"])
         let state = try p.has("state") ? p.choice("state", ExperimentState.allCases.map(\.rawValue)) : nil
         let owner = try p.optionalString("owner")
         let layer = try p.optionalString("layer")
@@ -64,7 +61,6 @@ extension RefereeService {
 
     /// `experiment.update {key, version, changes}`: a JSON Merge Patch on a draft or an experiment in review.
     func update(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["key", "version", "changes", "reason"])
         let key = try p.string("key")
         let version = try p.int("version")
         let changes = try p.value("changes")
@@ -79,7 +75,6 @@ extension RefereeService {
 
     /// `experiment.amend {key, version, changes, reason}`: changes to a live experiment, refused for locked fields.
     func amend(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["key", "version", "changes", "reason"])
         let key = try p.string("key")
         let version = try p.int("version")
         let changes = try p.value("changes")
@@ -140,7 +135,6 @@ extension RefereeService {
 
     /// `experiment.transition {key, version, to, reason?, decision?}`.
     func transition(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["key", "version", "to", "reason", "decision"])
         let key = try p.string("key")
         let version = try p.int("version")
         let to = try p.string("to")

@@ -1360,7 +1360,6 @@ extension RefereeService {
     }
 
     func ingestMethod(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["key", "path", "format", "allow_partial"])
         if ctx.transport == .socket {
             // The shared service reads files with its own rights: only accept a regular file that the client owns,
             // so a client cannot make the service read what the client itself may not.

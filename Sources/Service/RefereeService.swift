@@ -35,54 +35,34 @@ public final class RefereeService: @unchecked Sendable {
         return Timestamp(seconds: Double(ts.tv_sec) + Double(ts.tv_nsec / 1_000_000) / 1000)
     }
 
-    /// Registers every method of the control interface on `dispatcher`.
+    /// Registers every method of ``catalog`` on `dispatcher`: authorization by the method's declared
+    /// permission, unknown params refused by its declared fields, then its handler.
     public func install(on dispatcher: Dispatcher) {
-        let methods: [(String, (JSON?, RPCContext) throws -> JSON)] = [
-            ("server.info", { [unowned self] _, ctx in serverInfo(ctx, methods: dispatcher.methods) }),
-            ("shutdown", { [unowned self] _, _ in shutdownRequested = true; return ["stopping": true] }),
-            ("protocol.list", { [unowned self] _, _ in protocolList() }),
-            ("protocol.get", { [unowned self] p, _ in try protocolGet(Fields(p)) }),
-            ("experiment.register", { [unowned self] p, ctx in try register(Fields(p), ctx) }),
-            ("experiment.get", { [unowned self] p, _ in try get(Fields(p)) }),
-            ("experiment.list", { [unowned self] p, _ in try list(Fields(p)) }),
-            ("experiment.update", { [unowned self] p, ctx in try update(Fields(p), ctx) }),
-            ("experiment.amend", { [unowned self] p, ctx in try amend(Fields(p), ctx) }),
-            ("experiment.transition", { [unowned self] p, ctx in try transition(Fields(p), ctx) }),
-            ("experiment.check", { [unowned self] p, _ in try check(Fields(p)) }),
-            ("conflicts.scan", { [unowned self] p, _ in try scan(Fields(p)) }),
-            ("assign", { [unowned self] p, _ in try assign(Fields(p)) }),
-            ("assign.bulk", { [unowned self] p, _ in try assignBulk(Fields(p)) }),
-            ("results.record", { [unowned self] p, ctx in try recordResult(Fields(p), ctx) }),
-            ("results.ingest", { [unowned self] p, ctx in try ingestMethod(Fields(p), ctx) }),
-            ("results.summary", { [unowned self] p, _ in try summary(Fields(p)) }),
-            ("results.timeseries", { [unowned self] p, _ in try timeseries(Fields(p)) }),
-            ("access.grant", { [unowned self] p, ctx in try grant(Fields(p), ctx) }),
-            ("access.revoke", { [unowned self] p, ctx in try revoke(Fields(p), ctx) }),
-            ("access.list", { [unowned self] _, _ in try accessList() }),
-            ("session.act_for", { [unowned self] p, ctx in try actFor(Fields(p), ctx) }),
-            ("audit.log", { [unowned self] p, _ in try auditLog(Fields(p)) }),
-            ("audit.verify", { [unowned self] p, _ in try auditVerify(Fields(p)) }),
-            ("audit.head", { [unowned self] _, _ in try auditHead() }),
-            ("store.integrity", { [unowned self] _, _ in ["integrity_check": .string(try store.integrityCheck())] }),
-        ]
-        for (name, body) in methods {
-            dispatcher.register(name) { [unowned self] params, context throws(RPCError) in
+        for method in Self.catalog {
+            let allowed = Set(method.params.map(\.name))
+            dispatcher.register(method.name) { [unowned self] params, context throws(RPCError) in
                 try mapErrors {
-                    try authorize(name, params, context)
+                    try authorize(method.name, method.permission, params, context)
+                    let fields = try Fields(params)
+                    try fields.rejectUnknown(allowed)
                     var ctx = context
                     if ctx.onBehalfOf == nil { ctx.onBehalfOf = context.session.onBehalfOf }
-                    return try body(params, ctx)
+                    return try method.run(self, fields, ctx)
                 }
             }
         }
-        installStats(on: dispatcher)
     }
 
-    func serverInfo(_ ctx: RPCContext, methods: [String]) -> JSON {
+    func requestShutdown() -> JSON {
+        shutdownRequested = true
+        return ["stopping": true]
+    }
+
+    func serverInfo(_ ctx: RPCContext) -> JSON {
         ["name": "referee", "version": .string(Self.version), "store": .string(store.path),
          "protocols": .array(protocols.protocols.values.sorted { $0.name < $1.name }.map(\.summary)),
          "protocols_origin": .string(protocols.origin), "catalog_hash": .string(protocols.catalog.contentHash),
-         "principal": .string(ctx.principal), "methods": JSON(methods)]
+         "principal": .string(ctx.principal), "methods": JSON(Self.catalog.map(\.name).sorted())]
     }
 
     func protocolList() -> JSON {
@@ -91,7 +71,6 @@ public final class RefereeService: @unchecked Sendable {
     }
 
     func protocolGet(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["name"])
         let name = try p.string("name")
         guard let proto = protocols.protocols[name] else {
             throw RPCError(code: .notFound, message: "no protocol named \"\(name)\"; loaded: \(protocols.protocols.keys.sorted().joined(separator: ", "))",
@@ -101,7 +80,6 @@ public final class RefereeService: @unchecked Sendable {
     }
 
     func auditLog(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["key", "limit", "after"])
         let key = try p.optionalString("key")
         let limit = try p.optionalInt("limit")
         let after = try p.optionalInt("after") ?? 0
@@ -119,7 +97,6 @@ public final class RefereeService: @unchecked Sendable {
     /// newest entry for it, and, when given, the recorded head still on the chain (truncation and a
     /// recomputed chain are caught by it).
     func auditVerify(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["expected_head"])
         var expected: (entries: Int, hash: String)?
         if let head = try p.optionalObject("expected_head") {
             try head.rejectUnknown(["entries", "hash"])

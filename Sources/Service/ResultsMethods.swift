@@ -45,7 +45,6 @@ extension RefereeService {
 
     /// `results.record {key, metric, variant, day?, segment?, stats}`: an upsert of one aggregate.
     func recordResult(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        try p.rejectUnknown(["key", "metric", "variant", "day", "segment", "stats"])
         let c = try resultsContext(try p.string("key"))
         let metric = try p.string("metric")
         guard c.metrics.contains(where: { $0.name == metric }), let def = c.catalog.metrics[metric] else {
@@ -105,7 +104,6 @@ extension RefereeService {
 
     /// `results.summary {key, as_of?, segment?}`: the pre-registered analysis and a decision.
     func summary(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["key", "as_of", "segment"])
         let c = try resultsContext(try p.string("key"))
         var asOf = now()
         if let text = try p.optionalString("as_of") {
@@ -292,7 +290,6 @@ extension RefereeService {
 
     /// `results.timeseries {key, metric}`: cumulative comparisons per day, for charts.
     func timeseries(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["key", "metric", "segment"])
         let c = try resultsContext(try p.string("key"))
         let metric = try p.optionalString("metric") ?? c.doc.primaryMetric ?? ""
         guard c.catalog.metrics[metric] != nil, c.metrics.contains(where: { $0.name == metric }) else {

@@ -10,30 +10,8 @@ import Glibc
 /// `stats.*`: the statistics module over the control interface. Inputs are sufficient statistics;
 /// degenerate input is error 1009 `invalid_input` naming the field.
 extension RefereeService {
-    func installStats(on dispatcher: Dispatcher) {
-        let methods: [(String, (Fields) throws -> JSON)] = [
-            ("stats.compare", { try Self.compare($0).json }),
-            ("stats.compare_batch", Self.compareBatch),
-            ("stats.chance_to_beat", Self.chanceToBeat),
-            ("stats.srm", Self.srm),
-            ("stats.sample_size", Self.sampleSize),
-            ("stats.power", Self.power),
-            ("stats.mde", Self.mde),
-            ("stats.adjust", Self.adjust),
-            ("stats.mann_whitney", Self.mannWhitney),
-        ]
-        for (name, body) in methods {
-            dispatcher.register(name) { [unowned self] params, context throws(RPCError) in
-                try mapErrors {
-                    try authorize(name, params, context)
-                    return try body(try Fields(params))
-                }
-            }
-        }
-    }
-
-    static let compareFields: Set<String> = ["metric", "control", "treatment", "difference", "test", "variance", "alpha",
-                                             "alternative", "analysis", "prior", "sequential_tuning"]
+    /// The members of one comparison, as `stats.compare` declares them (elements of a batch are checked against it).
+    static let compareFields = Set(catalogByName["stats.compare"]!.params.map(\.name))
 
     static let binomialFields: Set<String> = ["n", "successes"]
     static let momentFields: Set<String> = ["sum", "sum_squares"]
@@ -135,7 +113,6 @@ extension RefereeService {
     /// `stats.compare_batch {comparisons}` → `{results: [result | {error}]}`; one bad comparison never fails the rest.
     /// The comparisons are independent: they run on every core and are written straight to wire text.
     static func compareBatch(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["comparisons"])
         let items = try p.array("comparisons")
         let workers = min(max(1, items.count / 256), max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let parts = Mutex([[UInt8]](repeating: [], count: workers))
@@ -188,7 +165,6 @@ extension RefereeService {
     }
 
     static func chanceToBeat(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["control", "treatment", "prior"])
         var prior = BetaPrior()
         if let pr = try p.optionalObject("prior") {
             try pr.rejectUnknown(["alpha", "beta"])
@@ -200,7 +176,6 @@ extension RefereeService {
     }
 
     static func srm(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["observed", "weights", "threshold"])
         let r = try SRM.check(observed: try p.doubles("observed"), weights: try p.doubles("weights"), threshold: try p.optionalDouble("threshold") ?? 0.001)
         return ["chi2": .number(r.chi2), "df": .number(r.df), "p_value": .number(r.pValue), "mismatch": .bool(r.mismatch)]
     }
@@ -248,7 +223,6 @@ extension RefereeService {
     static let powerFields: Set<String> = ["metric", "baseline", "mde", "alpha", "power", "alternative", "ratio", "formula", "n_control"]
 
     static func sampleSize(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(powerFields.subtracting(["n_control"]))
         let i = try powerInputs(p)
         let mde = try effect(p)
         let power = try p.optionalDouble("power") ?? 0.8
@@ -260,7 +234,6 @@ extension RefereeService {
     }
 
     static func power(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(powerFields.subtracting(["power"]))
         let i = try powerInputs(p)
         let mde = try effect(p)
         let n = try p.double("n_control")
@@ -271,7 +244,6 @@ extension RefereeService {
     }
 
     static func mde(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(powerFields.subtracting(["mde"]))
         let i = try powerInputs(p)
         let n = try p.double("n_control")
         let power = try p.optionalDouble("power") ?? 0.8
@@ -282,14 +254,12 @@ extension RefereeService {
     }
 
     static func adjust(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["p_values", "method", "alpha"])
         let method = AdjustmentMethod(rawValue: try p.choice("method", AdjustmentMethod.allCases.map(\.rawValue)))!
         let r = try MultipleTesting.adjust(pValues: try p.doubles("p_values"), method: method, alpha: try p.optionalDouble("alpha") ?? 0.05)
         return ["adjusted": JSON(r.adjusted), "reject": .array(r.reject.map { .bool($0) })]
     }
 
     static func mannWhitney(_ p: Fields) throws -> JSON {
-        try p.rejectUnknown(["control", "treatment", "alternative", "use_continuity"])
         let r = try MannWhitney.test(
             control: try p.doubles("control"), treatment: try p.doubles("treatment"),
             alternative: Alternative(rawValue: try p.choice("alternative", Self.alternativeChoices, default: "two-sided"))!,
