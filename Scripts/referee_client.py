@@ -135,6 +135,21 @@ def find_binary(binary=None):
         % REPO)
 
 
+def _json_type_matches(value, wanted):
+    """Whether a Python value has the JSON Schema type ``wanted`` (a name or a list of names)."""
+    names = wanted if isinstance(wanted, list) else [wanted]
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, (list, tuple)),
+        "null": lambda v: v is None,
+    }
+    return any(checks.get(n, lambda v: True)(value) for n in names)
+
+
 def _encode(obj):
     # allow_nan=False: NaN/Infinity are not JSON; fail here rather than in the daemon.
     return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -153,6 +168,7 @@ class RefereeClient:
     def __init__(self, binary=None, store=None, protocols=None, actor=None, socket=None,
                  extra_args=(), timeout=None, shutdown_on_close=None, env=None):
         self.timeout = timeout
+        self._methods = None
         self._lock = threading.RLock()
         self._next_id = 0
         self._lines = queue.Queue()
@@ -282,6 +298,52 @@ class RefereeClient:
     def call(self, method, /, **params):
         """Call ``method`` with keyword parameters; return its ``result``."""
         return self.call_params(method, params if params else None)
+
+    def methods(self):
+        """The daemon's methods from ``rpc.discover`` (OpenRPC 1.3): ``{name: method object}``, fetched once."""
+        if self._methods is None:
+            document = self.call_params("rpc.discover")
+            self._methods = {m["name"]: m for m in document["methods"]}
+        return self._methods
+
+    def check_params(self, method, params):
+        """Validates ``params`` against the method's declared params before sending: unknown methods, unknown
+        or missing parameter names and JSON types are refused here with :class:`ValueError`, naming them."""
+        methods = self.methods()
+        if method not in methods:
+            raise ValueError("unknown method %r; the daemon offers: %s" % (method, ", ".join(sorted(methods))))
+        declared = {p["name"]: p for p in methods[method]["params"]}
+        params = params or {}
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise ValueError("%s: unknown parameter %s; expected %s" % (method, ", ".join(unknown), ", ".join(sorted(declared)) or "none"))
+        missing = sorted(n for n, p in declared.items() if p.get("required") and n not in params)
+        if missing:
+            raise ValueError("%s: missing required parameter %s" % (method, ", ".join(missing)))
+        for name, value in params.items():
+            wanted = declared[name]["schema"].get("type")
+            if wanted and value is not None and not _json_type_matches(value, wanted):
+                raise ValueError("%s: parameter %s must be %s, got %s" % (method, name, wanted, type(value).__name__))
+
+    def checked_call(self, method, /, **params):
+        """:meth:`call` after :meth:`check_params`: mistakes are caught before anything is sent."""
+        self.check_params(method, params)
+        return self.call(method, **params)
+
+    def __getattr__(self, name):
+        """``client.experiment_get(key=...)`` calls ``experiment.get`` (checked): every method the daemon
+        describes is offered, with the dot written as an underscore."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        methods = self.methods()
+        for method in methods:
+            if method.replace(".", "_") == name:
+                def bound(**params):
+                    return self.checked_call(method, **params)
+                bound.__name__ = name
+                bound.__doc__ = methods[method].get("summary", "")
+                return bound
+        raise AttributeError("%s: no method %s in rpc.discover" % (type(self).__name__, name))
 
     def call_params(self, method, params=None, timeout=None):
         """Call ``method`` with ``params`` (dict, list or None); return its ``result``.

@@ -77,6 +77,46 @@ class DaemonTests(DaemonTestCase):
         self.assertIn("stats.compare", info["methods"])
         self.assertIn("standard", [p["name"] for p in info["protocols"]])
 
+    def test_every_read_only_method_from_rpc_discover(self):
+        with open(os.path.join(REPO, "Protocols", "examples", "checkout-green-button.json")) as f:
+            doc = json.load(f)
+        self.client.checked_call("experiment.register", experiment=doc)
+        key = doc["key"]
+        binomial = {"metric": "binomial", "control": {"n": 83, "successes": 5}, "treatment": {"n": 99, "successes": 12}}
+        examples = {
+            "server.info": {}, "rpc.discover": {}, "experiment.get": {"key": key}, "experiment.list": {"limit": 10},
+            "experiment.check": {"experiment": dict(doc, key="other")}, "conflicts.scan": {},
+            "assign": {"unit": "u1", "layer": "checkout"}, "assign.bulk": {"units": ["u1", "u2"], "layer": "checkout"},
+            "stats.compare": binomial, "stats.compare_batch": {"comparisons": [binomial]},
+            "stats.chance_to_beat": {"control": {"n": 100, "successes": 10}, "treatment": {"n": 100, "successes": 12}},
+            "stats.srm": {"observed": [10, 12], "weights": [1, 1]},
+            "stats.sample_size": {"metric": "binomial", "baseline": {"rate": 0.5}, "mde": {"absolute": 0.25}, "power": 0.9},
+            "stats.power": {"metric": "binomial", "baseline": {"rate": 0.5}, "mde": {"absolute": 0.25}, "n_control": 50},
+            "stats.mde": {"metric": "binomial", "baseline": {"rate": 0.5}, "n_control": 500, "power": 0.8},
+            "stats.adjust": {"p_values": [0.01, 0.04], "method": "holm"},
+            "stats.mann_whitney": {"control": [1, 2, 3], "treatment": [4, 5, 6]},
+            "results.summary": {"key": key}, "results.timeseries": {"key": key}, "access.list": {}, "audit.log": {"limit": 5},
+            "audit.head": {}, "audit.verify": {}, "store.integrity": {}, "protocol.list": {}, "protocol.get": {"name": "standard"},
+        }
+        methods = self.client.methods()
+        writes = {"experiment.register", "experiment.update", "experiment.amend", "experiment.transition", "results.record",
+                  "results.ingest", "access.grant", "access.revoke", "session.act_for", "shutdown"}
+        self.assertEqual(set(methods) - writes, set(examples), "every read-only method has an example here")
+        for method, params in examples.items():
+            bound = getattr(self.client, method.replace(".", "_"))
+            self.assertIsNotNone(bound(**params), method)
+        # Mistakes are caught before anything is sent, naming them.
+        with self.assertRaisesRegex(ValueError, "unknown parameter kee"):
+            self.client.experiment_get(kee=key)
+        with self.assertRaisesRegex(ValueError, "missing required parameter key"):
+            self.client.experiment_get()
+        with self.assertRaisesRegex(ValueError, "parameter limit must be integer"):
+            self.client.experiment_list(limit="ten")
+        with self.assertRaisesRegex(ValueError, "unknown method"):
+            self.client.check_params("experiment.nope", {})
+        with self.assertRaises(AttributeError):
+            self.client.experiment_nope
+
     def test_register_then_get(self):
         with open(EXAMPLE) as f:
             doc = json.load(f)

@@ -91,13 +91,15 @@ public final class Dispatcher: @unchecked Sendable {
         reply.restoreExactIDs(from: line)
         let bytes = encode(reply)
         guard bytes.count > limits.maxReplyBytes else { return bytes }
-        return encode(.failure(id: reply.id, error: replyTooLarge(bytes.count)))
+        return encode(.failure(id: reply.id, error: replyTooLarge(bytes.count, executed: reply.succeeded)))
     }
 
-    private func replyTooLarge(_ bytes: Int) -> RPCError {
+    /// `executed`: the request ran (and any change it made is committed); only its reply is withheld.
+    private func replyTooLarge(_ bytes: Int, executed: Bool) -> RPCError {
         RPCError(code: .invalidRequest,
-                 message: "Invalid request: the reply of \(bytes) bytes exceeds the limit of \(limits.maxReplyBytes) bytes (--max-reply-bytes); ask for less (experiment.list pages with limit and after)",
-                 data: ["reason": "limit_exceeded", "limit": "max_reply_bytes", "max": JSON(limits.maxReplyBytes), "got": JSON(bytes)])
+                 message: "Invalid request: the reply of \(bytes) bytes exceeds the limit of \(limits.maxReplyBytes) bytes (--max-reply-bytes)"
+                    + (executed ? "; the request ran and its changes are kept, only the reply is withheld (read the result back in smaller parts)" : "; ask for less (experiment.list pages with limit and after)"),
+                 data: ["reason": "limit_exceeded", "limit": "max_reply_bytes", "max": JSON(limits.maxReplyBytes), "got": JSON(bytes), "executed": .bool(executed)])
     }
 
     /// A batch is answered one request at a time into the reply, so memory is one reply at a time plus the
@@ -110,7 +112,16 @@ public final class Dispatcher: @unchecked Sendable {
         for (i, message) in batch.enumerated() {
             var reply: Reply
             if full {
-                guard let id = message["id"] else { continue }
+                // Not run; the same envelope rules as a request that is run.
+                guard case .object(let envelope) = message else {
+                    reply = .failure(id: .null, error: .invalidRequest("a request must be a JSON object, got \(message.typeName)"))
+                    out.append(UInt8(ascii: ","))
+                    reply.write(into: &out)
+                    continue
+                }
+                guard let rawID = envelope["id"] else { continue }
+                let id: JSON
+                switch rawID { case .string, .number, .null: id = rawID; default: id = .null }
                 reply = .failure(id: id, error: RPCError(
                     code: .invalidRequest, message: "Invalid request: not run; the batch's replies reached the limit of \(limits.maxReplyBytes) bytes (--max-reply-bytes); send it again in a later batch",
                     data: ["reason": "limit_exceeded", "limit": "max_reply_bytes", "max": JSON(limits.maxReplyBytes)]))
@@ -127,7 +138,7 @@ public final class Dispatcher: @unchecked Sendable {
             if !full && out.count + bytes.count > limits.maxReplyBytes {
                 full = true
                 var refused: [UInt8] = []
-                Reply.failure(id: reply.id, error: replyTooLarge(out.count + bytes.count)).write(into: &refused)
+                Reply.failure(id: reply.id, error: replyTooLarge(out.count + bytes.count, executed: reply.succeeded)).write(into: &refused)
                 bytes = refused
             }
             if any { out.append(UInt8(ascii: ",")) }
@@ -250,6 +261,8 @@ extension Reply {
         default: break
         }
     }
+
+    var succeeded: Bool { if case .success = self { true } else { false } }
 
     var id: JSON {
         switch self {

@@ -58,6 +58,8 @@ public struct LineReader {
         while true {
             // Emit every complete line in the buffer.
             while let newline = firstNewline() {
+                // A line arrived in full: whatever follows is a new line, with a deadline of its own.
+                partialSince = nil
                 let lineEnd = newline
                 if discarding {
                     discarded += lineEnd - start

@@ -65,7 +65,8 @@ public final class LineServer {
                     message: "Invalid request: line of \(count) bytes exceeds the limit of \(maxLine) bytes (--max-line-bytes)",
                     data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(maxLine), "got": JSON(count)])))
             }
-            return !(SignalFlag.isRaised || stop())
+            // A client whose replies were given up (it stopped reading) gets no more work done for it.
+            return !(SignalFlag.isRaised || stop() || output.isAbandoned)
         }
     }
 }
@@ -254,7 +255,7 @@ final class ReplyWriter: @unchecked Sendable {
         }
     }
 
-    private var isAbandoned: Bool {
+    var isAbandoned: Bool {
         guard threaded else { return abandoned }
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }

@@ -115,7 +115,11 @@ public struct ExperimentDocument: Sendable, Equatable {
         if let t = root["targeting"], !t.isNull {
             switch Condition.parse(t, path: "targeting", limits: limits.targeting) {
             case .success(let c): doc.targeting = c
-            case .failure(let f): r.violations += f.violations
+            case .failure(let f):
+                // Targeting that does not parse (a stored document whose $regex the linear engine refuses, say)
+                // matches no one, never everyone.
+                doc.targeting = .never
+                r.violations += f.violations
             }
         }
         if let schedule = r.object(root, "schedule", path: "schedule") {

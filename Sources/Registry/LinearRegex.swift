@@ -146,7 +146,15 @@ enum Matcher: Sendable, Hashable {
         case .unit(let u):
             return u == c || (caseInsensitive && Self.canonical(u) == Self.canonical(c))
         case .set(let ranges, let negated):
-            func member(_ x: UInt16) -> Bool { ranges.contains { $0.contains(x) } }
+            // Ranges are sorted and merged at compile time: a binary search.
+            func member(_ x: UInt16) -> Bool {
+                var lo = 0, hi = ranges.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if ranges[mid].upperBound < x { lo = mid + 1 } else { hi = mid }
+                }
+                return lo < ranges.count && ranges[lo].contains(x)
+            }
             var found = member(c)
             if !found && caseInsensitive {
                 let target = Self.canonical(c)
@@ -189,6 +197,19 @@ enum Matcher: Sendable, Hashable {
     static let word: [ClosedRange<UInt16>] = [0x30...0x39, 0x41...0x5A, 0x5F...0x5F, 0x61...0x7A]
     static let space: [ClosedRange<UInt16>] = [0x09...0x0D, 0x20...0x20, 0xA0...0xA0, 0x1680...0x1680, 0x2000...0x200A,
                                                 0x2028...0x2029, 0x202F...0x202F, 0x205F...0x205F, 0x3000...0x3000, 0xFEFF...0xFEFF]
+
+    /// Sorted, non-overlapping, non-adjacent ranges covering the same units.
+    static func merged(_ ranges: [ClosedRange<UInt16>]) -> [ClosedRange<UInt16>] {
+        var out: [ClosedRange<UInt16>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = out.last, UInt32(r.lowerBound) <= UInt32(last.upperBound) + 1 {
+                out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
+    }
 
     /// The complement of sorted, possibly overlapping ranges.
     static func complement(_ ranges: [ClosedRange<UInt16>]) -> [ClosedRange<UInt16>] {
@@ -402,8 +423,8 @@ private struct Parser {
             if let l = peek(), (l >= 0x41 && l <= 0x5A) || (l >= 0x61 && l <= 0x7A) { index += 1; return .unit(l % 32) }
             index -= 1
             return .unit(Self.ascii("\\"))
-        case Self.ascii("1")...Self.ascii("9") where inClass:
-            // Annex B: in a class, \1 is an octal escape.
+        case Self.ascii("1")...Self.ascii("7") where inClass:
+            // Annex B: in a class, \1 to \7 are octal escapes (\8 and \9 are the digits).
             return .unit(c - 0x30)
         default:
             // Identity escape (`\.`, `\/`, `\-`, and in Annex B any other character).
@@ -468,7 +489,7 @@ private struct Parser {
                 ranges += lowRanges
             }
         }
-        return .set(ranges, negated: negated)
+        return .set(Matcher.merged(ranges), negated: negated)
     }
 }
 
@@ -476,14 +497,24 @@ private struct Parser {
 private struct Compiler {
     let caseInsensitive: Bool
     var program: [LinearRegex.Instruction] = []
+    /// Instructions plus the ranges their classes hold: what one input unit can cost.
+    var weight = 0
+    /// Calls of `emit`: repetitions of parts that emit nothing must not run for ever either.
+    var work = 0
 
     init(caseInsensitive: Bool) { self.caseInsensitive = caseInsensitive }
 
     mutating func emit(_ node: RegexNode) throws(LinearRegex.CompileError) {
-        guard program.count <= LinearRegex.maxProgramSize else { throw .tooLarge(program.count) }
+        work += 1
+        guard program.count <= LinearRegex.maxProgramSize, weight <= LinearRegex.maxProgramSize, work <= 10 * LinearRegex.maxProgramSize else {
+            throw .tooLarge(max(program.count, weight))
+        }
         switch node {
         case .empty: break
-        case .unit(let m): program.append(.unit(m))
+        case .unit(let m):
+            program.append(.unit(m))
+            weight += 1
+            if case .set(let ranges, _) = m { weight += ranges.count / 8 }
         case .start: program.append(.assertStart)
         case .end: program.append(.assertEnd)
         case .wordBoundary(let b): program.append(.wordBoundary(b))
@@ -504,6 +535,11 @@ private struct Compiler {
             }
             for j in jumps { program[j] = .jump(program.count) }
         case .repetition(let inner, let min, let max):
+            // A part that emits nothing (an empty group, x{0}) is the same however often it repeats.
+            let before = program.count
+            try emit(inner)
+            if program.count == before { return }
+            program.removeSubrange(before...)
             for _ in 0..<min { try emit(inner) }
             if let max {
                 // (inner (inner (…)?)?)? for the optional copies.

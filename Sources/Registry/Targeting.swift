@@ -69,6 +69,8 @@ public indirect enum Condition: Hashable, Sendable {
     case attribute(String, AttributeTest)
 
     public static let always = Condition.all([])
+    /// Holds for no unit (an empty `$or`).
+    public static let never = Condition.any([])
 
     /// Parses a condition; every syntax problem is reported with its path under `basePath`.
     public static func parse(_ json: JSON, path basePath: String = "targeting", limits: TargetingLimits = TargetingLimits()) -> Result<Condition, ParseFailure> {

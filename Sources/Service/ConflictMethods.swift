@@ -142,13 +142,18 @@ extension RefereeService {
         return LayerTable(layer: layer, owner: owner, subjects: holders, ranges: holders.map { GrowthBookHash.ranges(weights: $0.variantWeights) })
     }
 
-    func assignOne(_ unit: String, _ table: LayerTable, _ attributes: Attributes) -> JSON {
+    /// `matches[i]`: whether the call's attributes satisfy subject `i`'s targeting, decided once per call (the
+    /// attributes are the same for every unit of `assign.bulk`).
+    func assignOne(_ unit: String, _ table: LayerTable, _ attributes: Attributes, _ matches: inout [Bool?]) -> JSON {
         let bucket = GrowthBookHash.bucket(seed: table.layer, value: unit)
         var experiment: JSON = .null, variant: JSON = .null
         let i = Int(table.owner[bucket])
         if i >= 0 {
             let s = table.subjects[i]
-            if s.targeting.evaluate(attributes),
+            if matches.count < table.subjects.count { matches = [Bool?](repeating: nil, count: table.subjects.count) }
+            let eligible = matches[i] ?? s.targeting.evaluate(attributes)
+            matches[i] = eligible
+            if eligible,
                let v = GrowthBookHash.chooseVariation(GrowthBookHash.hashV2(seed: s.seed, value: unit), table.ranges[i]) {
                 experiment = .string(s.key)
                 variant = .string(s.variantKeys[v])
@@ -172,6 +177,9 @@ extension RefereeService {
                 guard let v = AttributeValue(value) else {
                     throw FieldError(path: a.fieldPath(name), message: "must be a string, number or boolean, got \(value.typeName)")
                 }
+                if case .string(let text) = v, text.utf8.count > Self.maxAttributeBytes {
+                    throw FieldError(path: a.fieldPath(name), message: "is \(text.utf8.count) bytes; attribute values are at most \(Self.maxAttributeBytes) bytes")
+                }
                 attributes[name] = v
             }
         }
@@ -191,10 +199,14 @@ extension RefereeService {
     func assign(_ p: Fields) throws -> JSON {
         let unit = try p.string("unit")
         let (table, attributes) = try assignmentContext(p)
-        return assignOne(unit, table, attributes)
+        var matches: [Bool?] = []
+        return assignOne(unit, table, attributes, &matches)
     }
 
     /// `assign.bulk {units, layer | key, attributes?, at?}` → `{assignments}` in the order given.
+    /// The longest attribute value `assign` takes (a URL or a user agent fits; a megabyte does not).
+    static let maxAttributeBytes = 16 << 10
+
     /// Units per `assign.bulk` call: bounds the request's memory (about 200 bytes a unit in and out).
     static let maxBulkUnits = 100_000
 
@@ -204,6 +216,7 @@ extension RefereeService {
             throw FieldError(path: "units", message: "has \(units.count) units; the limit is \(Self.maxBulkUnits) per call, split them into several calls")
         }
         let (table, attributes) = try assignmentContext(p)
-        return ["assignments": .array(units.map { assignOne($0, table, attributes) })]
+        var matches: [Bool?] = []
+        return ["assignments": .array(units.map { assignOne($0, table, attributes, &matches) })]
     }
 }

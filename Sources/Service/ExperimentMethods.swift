@@ -41,6 +41,7 @@ extension RefereeService {
     /// Page sizes of `experiment.list`: the default bounds a reply (and a batch of them) for any registry size.
     static let listPageDefault = 100
     static let listPageMax = 1000
+    static let listPageBytes = 16 << 20
 
     func list(_ p: Fields) throws -> JSON {
         let state = try p.has("state") ? p.choice("state", ExperimentState.allCases.map(\.rawValue)) : nil
@@ -53,9 +54,22 @@ extension RefereeService {
         let after = try p.optionalString("after")
         // One more than the page tells whether another page follows.
         var records = try store.read { tx in try tx.experiments(state: state, owner: owner, layer: layer, after: after, limit: limit + 1) }
-        let more = records.count > limit
+        var more = records.count > limit
         if more { records.removeLast() }
-        return ["experiments": .array(records.map(\.json)), "count": JSON(records.count),
+        // A page also ends at about 16 MiB of records (large documents): memory stays bounded per request.
+        var bytes = 0
+        var page: [JSON] = []
+        for (i, record) in records.enumerated() {
+            let json = record.json
+            bytes += record.document.serialized().utf8.count + 512
+            if bytes > Self.listPageBytes && !page.isEmpty {
+                more = true
+                records.removeSubrange(i...)
+                break
+            }
+            page.append(json)
+        }
+        return ["experiments": .array(page), "count": JSON(page.count),
                 "next_after": more ? .string(records.last!.key) : .null]
     }
 

@@ -802,7 +802,8 @@ struct Pass1Worker {
                 if !skipping { tooLong(); skipping = true; skipped = 0 }
                 skipped += filled
                 filled = 0
-                if skipped > Ingestor.maxBytesWithoutNewline {
+                // A regular file ends; a stream without newlines (/dev/zero) would not.
+                if streaming && skipped > Ingestor.maxBytesWithoutNewline {
                     throw RPCError(code: .invalidInput,
                                    message: "\(shared.ingestor.streamPath ?? "the file") has no newline in \(Ingestor.maxBytesWithoutNewline >> 20) MiB after line \(line): not a file of rows; nothing was written",
                                    data: ["reason": "invalid_input", "field": "path", "line": JSON(line)])

@@ -506,7 +506,10 @@ final class FileIdentity: @unchecked Sendable {
     private var lastCheck = 0.0
 
     init(storePath: String) {
-        paths = ["", "-wal", "-shm"].map { storePath + $0 }
+        // SQLite names -wal and -shm after the database path with symbolic links resolved.
+        var resolved = storePath
+        if let real = realpath(storePath, nil) { resolved = String(cString: real); free(real) }
+        paths = ["", "-wal", "-shm"].map { resolved + $0 }
         opened = paths.map(Self.identity)
     }
 

@@ -12,6 +12,9 @@ public enum StoreFiles {
     /// files are 0600 and the directory is not writable by anyone else. The server never widens a mode.
     public static func problemForSharedService(_ path: String) -> String? {
         guard path != ":memory:" else { return nil }
+        // The files SQLite uses are named after the path with symbolic links resolved; check those.
+        var path = path
+        if let real = realpath(path, nil) { path = String(cString: real); free(real) }
         let me = geteuid()
         let directory = parent(of: path)
         var info = stat()

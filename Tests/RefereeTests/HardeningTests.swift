@@ -451,3 +451,52 @@ import RPC
         #expect(try daemon.result("audit.verify")["ok"] == true)
     }
 }
+
+/// Review findings: compile-time and match-time bounds of `$regex`, busy pipelining clients, stale targeting.
+@Suite struct HardeningReviewTests {
+    @Test func regexCompilationAndMatchingStayBounded() throws {
+        // Repeating a part that emits nothing must not run for ever.
+        #expect(throws: Never.self) { _ = try LinearRegex("(?:(?:){999999}){999999}") }
+        #expect(try LinearRegex("(?:a{0}){999999}b").matches("b"))
+        // A huge class repeated: refused by weight, not matched in quadratic time.
+        let big = "[^" + stride(from: 0x100, to: 0x4100, by: 2).map { String(UnicodeScalar($0)!) }.joined() + "]{19000}"
+        #expect(throws: LinearRegex.CompileError.self) { _ = try LinearRegex(big) }
+        // Class ranges are merged and searched: [a-cb-dx] is [a-dx].
+        let r = try LinearRegex("^[a-cb-dx]+$")
+        #expect(r.matches("abcdx") && !r.matches("abcde"))
+        #expect(try LinearRegex("[\\8]").matches("8"))
+    }
+
+    @Test func storedTargetingThatNoLongerParsesMatchesNoOne() throws {
+        let parsed = ExperimentDocument.read(exampleExperiment(["targeting": ["email": ["$regex": "(?!test)"]]]))
+        #expect(parsed.0?.targeting == .never)
+        #expect(parsed.0?.targeting.evaluate(["email": .string("x")]) == false)
+    }
+
+    @Test func aBusyPipeliningClientIsNotTakenForAHalfSentLine() throws {
+        let dir = TemporaryDirectory()
+        let server = try SharedServiceHardeningTests.Server(store: dir.path("p.sqlite"), socket: dir.path("p.sock"), extra: ["--partial-line-timeout", "1"])
+        defer { server.stop() }
+        let fd = SharedServiceHardeningTests.connect(server.socket)
+        defer { close(fd) }
+        // Lines that always straddle the writes: there is always a partial line pending, but each completes at once.
+        let line = #"{"jsonrpc":"2.0","id":1,"method":"stats.srm","params":{"observed":[10,12],"weights":[1,1]}}"# + "\n"
+        let deadline = Date().addingTimeInterval(3)
+        var sent = 0
+        var received = 0
+        while Date() < deadline {
+            let text = String(repeating: line, count: 5)
+            let cut = text.index(text.startIndex, offsetBy: line.count * 2 + 17)
+            SharedServiceHardeningTests.send(fd, String(text[..<cut]))
+            usleep(20_000)
+            SharedServiceHardeningTests.send(fd, String(text[cut...]))
+            sent += 5
+            let (got, closed) = SharedServiceHardeningTests.drain(fd, timeout: 0.05)
+            #expect(!closed, "the server closed a busy connection")
+            if closed { return }
+            received += got.split(separator: "\n").count
+        }
+        received += SharedServiceHardeningTests.drain(fd, timeout: 1).text.split(separator: "\n").count
+        #expect(received == sent)
+    }
+}
