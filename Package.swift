@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Synthetic", dependencies: ["Registry"], swiftSettings: strictness),
         // Release-mode benchmarks (Scripts/bench).
         .executableTarget(name: "RefereeBench", dependencies: ["Synthetic", "Registry", "Service", "Store", "RPC", "JSONCore", "Statistics"], swiftSettings: strictness),
-        // The method handlers under libFuzzer (Scripts/fuzz handlers); a replay tool in a plain build.
+        // The method handlers under libFuzzer (Scripts/dev/fuzz handlers); a replay tool in a plain build.
         .executableTarget(name: "RefereeFuzz", dependencies: ["Service", "RPC", "JSONCore"], swiftSettings: strictness),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "JSONCore"]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),

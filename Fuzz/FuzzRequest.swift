@@ -1,4 +1,4 @@
-// libFuzzer entry for the request decoder and the targeting parser (built by Scripts/fuzz, not by SwiftPM).
+// libFuzzer entry for the request decoder and the targeting parser (built by Scripts/dev/fuzz, not by SwiftPM).
 // Any crash, hang or sanitizer report is a bug: every input must end in a value or a structured error.
 
 @_cdecl("LLVMFuzzerTestOneInput")

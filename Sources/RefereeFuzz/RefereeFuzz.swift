@@ -1,7 +1,7 @@
 // The method handlers under libFuzzer: every input is one line of the control interface (a request or a batch),
 // sent through the same dispatcher, authorization and handlers as the daemon, on an in-memory store that holds
 // a registered and a running experiment. Any crash, trap or sanitizer report is a bug: every line must end in a
-// response or a structured error. Built by `Scripts/fuzz handlers` with `-sanitize=fuzzer -D FUZZING`; a plain
+// response or a structured error. Built by `Scripts/dev/fuzz handlers` with `-sanitize=fuzzer -D FUZZING`; a plain
 // `swift build` makes a replay tool instead: `referee-fuzz FILE...` runs each file's lines and prints the answers.
 import RPC
 import Service

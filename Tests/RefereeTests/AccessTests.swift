@@ -117,7 +117,7 @@ import RPC
         let server = try startServer(store: store, socket: socket)
         defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
         let script = """
-            import sys; sys.path.insert(0, "Scripts")
+            import sys; sys.path.insert(0, "clients/python")
             from referee_client import RefereeClient, RefereeError
             with RefereeClient(socket=sys.argv[1], timeout=30) as c:
                 print(c.call("server.info")["principal"])

@@ -6,7 +6,7 @@ import Testing
     @Test func pythonClientSuitePasses() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", repositoryRoot.appendingPathComponent("Scripts/test_referee_client.py").path]
+        p.arguments = ["python3", repositoryRoot.appendingPathComponent("clients/python/tests/test_referee_client.py").path]
         p.currentDirectoryURL = repositoryRoot
         var env = ProcessInfo.processInfo.environment
         env["REFEREE_BIN"] = refereeBinary

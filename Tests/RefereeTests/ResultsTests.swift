@@ -219,14 +219,14 @@ import RPC
         #expect(page.hasPrefix("<!doctype html>") || page.hasPrefix("<!DOCTYPE html>"))
         #expect(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"))
         #expect(page.contains("data-band"), "the cumulative lift chart has its interval band")
-        // A real headless Chromium renders it to a non-trivial PNG (Scripts/setup installs chromium).
+        // A real headless Chromium renders it to a non-trivial PNG (Scripts/dev/setup installs chromium).
         let render = Process()
         render.executableURL = URL(fileURLWithPath: "/bin/bash")
-        render.arguments = [repositoryRoot.appendingPathComponent("Scripts/render-check").path, html, png]
+        render.arguments = [repositoryRoot.appendingPathComponent("Scripts/dev/render-check").path, html, png]
         render.standardOutput = FileHandle.nullDevice
         try render.run()
         render.waitUntilExit()
-        #expect(render.terminationStatus == 0, "Scripts/render-check failed")
+        #expect(render.terminationStatus == 0, "Scripts/dev/render-check failed")
         #expect(((try? FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0) > 10_240)
         #expect(try runReferee(["summary", "nope"] + store).status == 1)
     }

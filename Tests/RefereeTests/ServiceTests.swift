@@ -179,7 +179,7 @@ import JSONCore
     @Test func builtInProtocolsMatchTheShippedFiles() throws {
         let builtIn = try ProtocolLoader.builtIn()
         #expect(builtIn.protocols.mapValues(\.contentHash) == shippedProtocols.protocols.mapValues(\.contentHash),
-                "run Scripts/embed-protocols after editing Protocols/")
+                "run Scripts/codegen/embed-protocols after editing Protocols/")
         #expect(builtIn.catalog == shippedProtocols.catalog)
     }
 }

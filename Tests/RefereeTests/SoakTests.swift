@@ -4,7 +4,7 @@ import JSONCore
 import RPC
 
 /// The hardening issue's soak: a shared socket server, 8 well-behaved clients and 4 hostile ones
-/// (`Scripts/soak/hostile.py`, run as `nobody`: floods, half-sent and endless lines, extreme numbers,
+/// (`Scripts/dev/soak/hostile.py`, run as `nobody`: floods, half-sent and endless lines, extreme numbers,
 /// NUL strings, pathological targeting, a backtracking regex) for `REFEREE_SOAK_SECONDS` (default 60).
 @Suite(.serialized) struct HardeningSoakTests {
     static var seconds: Double { Double(ProcessInfo.processInfo.environment["REFEREE_SOAK_SECONDS"] ?? "") ?? 60 }
@@ -39,7 +39,7 @@ import RPC
         let hostile = Process()
         hostile.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         hostile.arguments = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
-                             repositoryRoot.appendingPathComponent("Scripts/soak/hostile.py").path, socket, String(Self.seconds),
+                             repositoryRoot.appendingPathComponent("Scripts/dev/soak/hostile.py").path, socket, String(Self.seconds),
                              repositoryRoot.appendingPathComponent("Protocols/examples/checkout-green-button.json").path]
         let hostileOut = Pipe()
         hostile.standardOutput = hostileOut

@@ -300,7 +300,7 @@ struct HTMLReportTests {
         #expect(ReportFormat(rawValue: "markdown") == .markdown)
     }
 
-    /// Writes sample reports when REPORTS_RENDER_DIR is set (for Scripts/render-check and eyeballing).
+    /// Writes sample reports when REPORTS_RENDER_DIR is set (for Scripts/dev/render-check and eyeballing).
     @Test func writeSamplesWhenAsked() throws {
         guard let dir = ProcessInfo.processInfo.environment["REPORTS_RENDER_DIR"] else { return }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -37,7 +37,7 @@ Other entry points:
   returns, in order, each result or a :class:`RefereeError` instance;
 * ``summary_rows(summary)`` / ``summary_frame(summary)`` flatten a
   ``results.summary`` result into one row per (metric, compared variant);
-* from a shell: ``python3 Scripts/referee_client.py stats.compare '{"metric": ...}'``
+* from a shell: ``python3 clients/python/referee_client.py stats.compare '{"metric": ...}'``
   (``--store``, ``--protocols``, ``--actor``, ``--binary``, ``--socket`` as above).
 
 The binary is the ``binary`` argument, else ``$REFEREE_BIN``, else ``referee``
@@ -66,7 +66,8 @@ __all__ = [
     "SUMMARY_COLUMNS",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
+# The repository, when the client runs from its checkout (clients/python/referee_client.py).
+REPO = Path(__file__).resolve().parent.parent.parent
 
 SUMMARY_COLUMNS = (
     "experiment", "as_of", "metric", "role", "variant",

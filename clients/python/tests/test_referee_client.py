@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Tests for Scripts/referee_client.py (stdlib unittest).
+"""Tests for clients/python/referee_client.py (stdlib unittest).
 
-Run from the repository root:  python3 Scripts/test_referee_client.py
+Run from the repository root:  python3 clients/python/tests/test_referee_client.py
 The daemon tests use $REFEREE_BIN, else <repo>/.build/debug/referee.
 """
 
@@ -19,8 +19,9 @@ from pathlib import Path
 from unittest import mock
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
+CLIENT = HERE.parent
+REPO = CLIENT.parent.parent
+sys.path.insert(0, str(CLIENT))
 
 import referee_client  # noqa: E402
 from referee_client import (  # noqa: E402

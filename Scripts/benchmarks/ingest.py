@@ -3,7 +3,7 @@
 times `referee ingest` on it (wall time and peak memory) and DuckDB computing the same per-variant sums from the
 same file, and prints both and the ratio as RESULT lines.
 
-    python3 Scripts/bench_ingest.py ROWS REFEREE_BINARY
+    python3 Scripts/benchmarks/ingest.py ROWS REFEREE_BINARY
 """
 import json, os, random, resource, subprocess, sys, tempfile, time
 
