@@ -31,6 +31,9 @@ func handle(_ bytes: [UInt8], _ dispatcher: Dispatcher, _ context: RPCContext) -
 }
 
 #if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 { fuzzOne(data, size) }
+
 func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data else { return 0 }
     let (dispatcher, context) = harness
