@@ -25,7 +25,8 @@ public enum RegistryError: Error, Equatable, Sendable {
     /// 1004
     case forbidden(String, details: [String: JSON] = [:])
     /// 1005: `allowed` lists the states reachable from `from`.
-    case invalidTransition(from: ExperimentState, to: String, allowed: [ExperimentState])
+    /// `why`: a reason beyond the lifecycle graph (a schedule that has ended), with the fix.
+    case invalidTransition(from: ExperimentState, to: String, allowed: [ExperimentState], why: String? = nil)
     /// 1006
     case versionConflict(key: String, expected: Int, actual: Int)
     /// 1007

@@ -166,7 +166,8 @@ extension RefereeService {
                    errors: [.notFound, .invalidInput, .forbidden, .storeUnavailable]) { s, f, ctx in try s.recordResult(f, ctx) },
             method("results.ingest", "Loads a unit-level CSV or JSON-lines file into aggregates; all or nothing unless allow_partial.", .resultsWrite,
                    [key, p("path", Schema.string, "the file (over the socket: a regular file the caller owns)", required: true),
-                    p("format", Schema.oneOf(["csv", "jsonl"]), "from the file name by default"), p("allow_partial", Schema.boolean, "load the valid rows")],
+                    p("format", Schema.oneOf(["csv", "jsonl"]), "from the file name by default"), p("allow_partial", Schema.boolean, "load the valid rows"),
+                    p("strict_dates", Schema.boolean, "rows dated outside the schedule reject the file (default: they are left out and counted)")],
                    result: Schema.object(["loaded": Schema.boolean, "rows_read": Schema.integer, "units_loaded": Schema.integer], additional: true),
                    errors: [.notFound, .invalidInput, .ioError, .forbidden, .storeUnavailable]) { s, f, ctx in try s.ingestMethod(f, ctx) },
             method("results.summary", "The pre-registered analysis and a decision.", .read,
@@ -212,6 +213,15 @@ extension RefereeService {
                    result: Schema.object(["stopping": Schema.boolean]), errors: [.forbidden]) { s, _, _ in s.requestShutdown() },
         ]
     }()
+
+    /// Whether a method only reads (a CLI command running it must not create a store).
+    public static func isReadOnly(_ method: String) -> Bool {
+        guard let m = catalogByName[method] else { return false }
+        switch m.permission {
+        case .public, .read, .check, .stats: return method != "session.act_for"
+        default: return false
+        }
+    }
 
     static let catalogByName: [String: MethodDescriptor] = Dictionary(uniqueKeysWithValues: catalog.map { ($0.name, $0) })
 

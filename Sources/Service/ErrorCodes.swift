@@ -36,7 +36,12 @@ extension RegistryError {
             var data = details
             data["reason"] = "forbidden"
             return RPCError(code: .forbidden, message: message, data: .object(data))
-        case .invalidTransition(let from, let to, let allowed):
+        case .invalidTransition(let from, let to, let allowed, let why):
+            if let why {
+                return RPCError(code: .invalidTransition, message: "cannot move from \(from.rawValue) to \(to): \(why)",
+                                data: ["reason": "invalid_transition", "from": .string(from.rawValue), "to": .string(to), "detail": .string(why),
+                                       "allowed": JSON(from.allowedNext.map(\.rawValue))])
+            }
             let options = allowed.isEmpty ? "none: \(from.rawValue) is final" : allowed.map(\.rawValue).joined(separator: ", ")
             return RPCError(code: .invalidTransition,
                             message: "cannot move from \(from.rawValue) to \(to); allowed from \(from.rawValue): \(options)",

@@ -13,14 +13,20 @@ extension RefereeService {
             throw RegistryError.protocolViolation(outcome.violations)
         }
         let at = now().description
+        let owner = doc.owner ?? ctx.principal
         return try store.write { tx in
+            // With grants in force, a pm registers under its own name only; an admin may name another owner.
+            if owner != ctx.principal, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
+                throw RegistryError.forbidden("\(ctx.principal) may register experiments only with itself as owner (document owner: \(owner)); set owner to \(ctx.principal), or ask an admin to register it for \(owner)",
+                                              details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
+            }
             if try tx.experiment(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
             var warnings: [JSON] = []
             if let s = ConflictSubject(document: doc, state: .draft, cooldownDays: cooldown(doc.protocolName)) {
                 warnings = try refuseErrors(try index(tx).check(s), from: doc.key)
             }
             let record = ExperimentRecord(
-                key: doc.key, state: .draft, version: 1, owner: doc.owner ?? ctx.principal, layer: doc.layer,
+                key: doc.key, state: .draft, version: 1, owner: owner, layer: doc.layer,
                 protocolName: proto.name, protocolHash: proto.contentHash, document: json,
                 plan: outcome.plan?.json ?? .null, decision: nil, createdAt: at, updatedAt: at,
                 createdBy: ctx.principal, updatedBy: ctx.principal)
@@ -160,10 +166,33 @@ extension RefereeService {
             guard before.version == version else { throw RegistryError.versionConflict(key: key, expected: version, actual: before.version) }
             let target = try Lifecycle.check(from: before.state, to: to, decision: decision)
             var after = before
-            if target == .approved, ctx.principal == before.owner {
-                throw RegistryError.forbidden(
-                    "\(ctx.principal) owns \"\(key)\" and cannot approve it (four-eyes rule); ask another principal to approve",
-                    details: ["principal": .string(ctx.principal), "owner": .string(before.owner), "rule": "four_eyes"])
+            if target == .approved {
+                // Four eyes: the approver is neither the owner nor anyone who wrote the document (from the audit log),
+                // so changing `owner` cannot make an author its own approver.
+                let authors = try tx.auditEntries(key: key).filter { ["experiment.register", "experiment.update", "experiment.amend"].contains($0.method) }
+                var excluded: [(String, String)] = [(before.owner, "owns it")]
+                for entry in authors where !excluded.contains(where: { $0.0 == entry.principal }) {
+                    excluded.append((entry.principal, entry.method == "experiment.register" ? "registered it" : (entry.method == "experiment.update" ? "updated it" : "amended it")))
+                }
+                if let why = excluded.first(where: { $0.0 == ctx.principal }) {
+                    let list = excluded.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+                    throw RegistryError.forbidden(
+                        "\(ctx.principal) \(why.1) and cannot approve \"\(key)\" (four-eyes rule: the owner and everyone who registered, updated or amended it are excluded: \(list)); ask another principal to approve",
+                        details: ["principal": .string(ctx.principal), "owner": .string(before.owner), "rule": "four_eyes",
+                                  "excluded": .array(excluded.map { ["principal": .string($0.0), "because": .string($0.1)] })])
+                }
+            }
+            var scheduleWarning: JSON?
+            if target == .running, let (doc, _) = Optional(ExperimentDocument.read(before.document, limits: limits)), let doc, let start = doc.start, let end = doc.end {
+                let today = now()
+                if !(today < end) {
+                    throw RegistryError.invalidTransition(from: before.state, to: to, allowed: [],
+                                                          why: "its schedule ended at \(end); amend schedule.end first (experiment.amend), then start it")
+                }
+                if today < start {
+                    scheduleWarning = ["kind": "schedule", "severity": "warning",
+                                       "message": .string("running before the scheduled start \(start): units assigned now are outside the planned window, and rows before it are not counted")]
+                }
             }
             if target == .running {
                 let (_, outcome) = Validator.validate(before.document, protocols: protocols, limits: limits)
@@ -180,6 +209,7 @@ extension RefereeService {
                 after.buckets = admitted.buckets
                 warnings = admitted.warnings
             }
+            if let scheduleWarning { warnings.append(scheduleWarning) }
             if target == .concluded { after.decision = decision }
             after.state = target
             after.version += 1

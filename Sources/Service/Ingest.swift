@@ -83,6 +83,23 @@ final class Ingestor {
     }()
     /// The path being streamed (not a regular file), for messages.
     fileprivate(set) var streamPath: String?
+    /// Rows dated outside the schedule make the file a rejection instead of being left out.
+    var strictDates = false
+    /// Day indexes of the schedule (first and last day included): rows dated outside are left out, or with
+    /// `strictDates` rejected. Set by `RefereeService.ingest` from the document; nil reads every day.
+    var scheduleDays: ClosedRange<Int32>?
+
+    /// The schedule of a document as day indexes (the end instant is exclusive).
+    static func scheduleDays(of doc: ExperimentDocument) -> ClosedRange<Int32>? {
+        guard let start = doc.start, let end = doc.end,
+              let first = Array(start.day.utf8).withUnsafeBufferPointer({ CalendarDay.parse($0) }),
+              let last = Array(Timestamp(seconds: end.seconds - 0.001).day.utf8).withUnsafeBufferPointer({ CalendarDay.parse($0) }),
+              first <= last else { return nil }
+        return first...last
+    }
+    private(set) var outsideSchedule = 0
+    private(set) var outsideDays: ClosedRange<Int32>?
+
     /// Checked between chunks and partitions: an interrupted CLI stops, and the spill folder is removed.
     var cancelled: @Sendable () -> Bool = { false }
 
@@ -221,6 +238,8 @@ final class Ingestor {
             for (kind, n) in r.problemCounts { problemCounts[kind, default: 0] += n }
             rowsRead += r.rowsRead
             rowsRejected += r.rowsRejected
+            outsideSchedule += r.outsideSchedule
+            if let d = r.outsideDays { outsideDays = outsideDays.map { min($0.lowerBound, d.lowerBound)...max($0.upperBound, d.upperBound) } ?? d }
             lineBase += r.lines
             if seen.isEmpty { seen = r.daysSeen } else { for (i, word) in r.daysSeen.enumerated() where word != 0 { seen[i] |= word } }
         }
@@ -559,7 +578,10 @@ final class Ingestor {
         ["rows_read": JSON(rowsRead), "rows_rejected": JSON(rowsRejected), "units_loaded": JSON(unitsLoaded),
          "units_in_several_variants": JSON(unitsExcluded),
          "problems": .array(problems.map { ["line": JSON($0.line), "kind": .string($0.kind), "message": .string($0.message)] }),
-         "problem_counts": .object(problemCounts.mapValues { JSON($0) })]
+         "problem_counts": .object(problemCounts.mapValues { JSON($0) }),
+         "rows_outside_schedule": ["count": JSON(outsideSchedule),
+                                   "first_day": outsideDays.map { .string(CalendarDay.format(Int($0.lowerBound))) } ?? .null,
+                                   "last_day": outsideDays.map { .string(CalendarDay.format(Int($0.upperBound))) } ?? .null]]
     }
 }
 
@@ -618,6 +640,8 @@ final class Pass1Shared: @unchecked Sendable {
     let format: String
     let dir: URL
     let ingestor: Ingestor
+    /// Day indexes (``CalendarDay``) of the schedule, first and last day included; rows outside are not counted.
+    let scheduleDays: ClosedRange<Int32>?
 
     init(ingestor: Ingestor, format: String, dir: URL) {
         let header = ingestor.headerState()
@@ -626,6 +650,7 @@ final class Pass1Shared: @unchecked Sendable {
         self.format = format
         self.dir = dir
         self.ingestor = ingestor
+        scheduleDays = ingestor.scheduleDays
     }
 }
 
@@ -640,6 +665,9 @@ struct Pass1Outcome: @unchecked Sendable {
     /// Bit i set: day index i (``CalendarDay``) occurs; empty when the file has no day column.
     var daysSeen: [UInt64]
     var jsonlHeader: HeaderState?
+    /// Rows dated outside the schedule (not counted), with their first and last day index.
+    var outsideSchedule: Int
+    var outsideDays: ClosedRange<Int32>?
 }
 
 /// A pass-1 worker's buffers, allocated once: a write buffer per partition, and the current row's
@@ -708,6 +736,8 @@ struct Pass1Worker {
     private var problemCounts: [String: Int] = [:]
     private var rowsRead = 0, rowsRejected = 0, line = 0
     private var daysSeen: [UInt64]
+    private var outsideSchedule = 0
+    private var outsideDays: ClosedRange<Int32>?
     private let memory: WorkerMemory
     private var scratch: [UInt8] = []
     /// Per-row lookups as plain values, private to this worker (see ``Accumulators/fold``).
@@ -945,6 +975,17 @@ struct Pass1Worker {
                 return
             }
         }
+        if hasDay, let window = shared.scheduleDays, !window.contains(day) {
+            // Dated outside the schedule: not counted (or, with strict dates, a problem of the file).
+            if shared.ingestor.strictDates {
+                let shown = CalendarDay.format(Int(day)), lo = CalendarDay.format(Int(window.lowerBound)), hi = CalendarDay.format(Int(window.upperBound))
+                reject("outside_schedule") { "line \($0): day \(shown) is outside the schedule (\(lo) to \(hi))" }
+                return
+            }
+            outsideSchedule += 1
+            outsideDays = outsideDays.map { min($0.lowerBound, day)...max($0.upperBound, day) } ?? day...day
+            return
+        }
         if hasDay {
             if daysSeen.isEmpty { daysSeen = [UInt64](repeating: 0, count: CalendarDay.span / 64 + 1) }
             daysSeen[Int(day) / 64] |= 1 << UInt64(day % 64)
@@ -988,7 +1029,7 @@ struct Pass1Worker {
         for p in 0..<Ingestor.partitions where memory.filled[p] > 0 { try flush(p) }
         for p in memory.files.indices where memory.files[p] >= 0 { close(memory.files[p]); memory.files[p] = -1 }
         return Pass1Outcome(problems: problems, problemCounts: problemCounts, rowsRead: rowsRead, rowsRejected: rowsRejected,
-                            lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader)
+                            lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader, outsideSchedule: outsideSchedule, outsideDays: outsideDays)
     }
 }
 
@@ -1324,13 +1365,16 @@ extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.
     public func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,
                        requiredOwner: uid_t? = nil, progress: ((Int, Int) -> Void)? = nil,
-                       cancelled: @escaping @Sendable () -> Bool = { false }) throws -> JSON {
+                       cancelled: @escaping @Sendable () -> Bool = { false }, strictDates: Bool = false) throws -> JSON {
         let c = try resultsContext(key)
+        try requireHasRun(c)
         let fmt = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? "jsonl" : "csv")
         guard fmt == "csv" || fmt == "jsonl" else { throw FieldError(path: "format", message: "must be csv or jsonl") }
         let ingestor = Ingestor(context: c, allowPartial: allowPartial, progress: progress)
         ingestor.requiredOwner = requiredOwner
         ingestor.cancelled = cancelled
+        ingestor.strictDates = strictDates
+        ingestor.scheduleDays = Ingestor.scheduleDays(of: c.doc)
         let totals = try ingestor.run(path: path, format: fmt)
         var report = ingestor.report.objectValue!
         if !ingestor.problems.isEmpty && !allowPartial {
@@ -1375,6 +1419,7 @@ extension RefereeService {
         let format = try p.has("format") ? p.choice("format", ["csv", "jsonl"]) : nil
         return try ingest(key: try p.string("key"), path: try p.string("path"), format: format,
                           allowPartial: try p.optionalBool("allow_partial") ?? false, principal: ctx.principal,
-                          requiredOwner: ctx.transport == .socket ? (ctx.peerUID ?? UInt32.max) : nil)
+                          requiredOwner: ctx.transport == .socket ? (ctx.peerUID ?? UInt32.max) : nil,
+                          strictDates: try p.optionalBool("strict_dates") ?? false)
     }
 }

@@ -43,9 +43,25 @@ extension RefereeService {
                               treatments: doc.variants.filter { !$0.isControl })
     }
 
+    /// Results belong to experiments that have run: data for a draft, a review or an approved experiment
+    /// (or one aborted before it ran) is refused, so nothing is read that the protocol did not govern.
+    func requireHasRun(_ c: ResultsContext) throws {
+        switch c.record.state {
+        case .running, .stopped, .concluded, .archived: return
+        case .aborted:
+            let ran = try store.read { tx in
+                try tx.auditEntries(key: c.record.key).contains { $0.method == "experiment.transition" && $0.after["state"] == "running" }
+            }
+            if ran { return }
+        default: break
+        }
+        throw StatisticsError(field: "key", reason: "experiment \"\(c.record.key)\" is \(c.record.state.rawValue) and has never run; results are recorded only for experiments that have run (move it to running first)")
+    }
+
     /// `results.record {key, metric, variant, day?, segment?, stats}`: an upsert of one aggregate.
     func recordResult(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
         let c = try resultsContext(try p.string("key"))
+        try requireHasRun(c)
         let metric = try p.string("metric")
         guard c.metrics.contains(where: { $0.name == metric }), let def = c.catalog.metrics[metric] else {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")

@@ -16,6 +16,7 @@ struct CheckCommand: ParsableCommand {
     @OptionGroup var options: StoreOptions
     @Option(help: "Output format: text, json or junit.") var format: Format = .text
     @Flag(help: "Fail on warnings too.") var strict = false
+    @Flag(help: "Check against an empty registry when the store does not exist (by default a missing store is an error, exit 2).") var allowEmptyStore = false
     @Argument(help: "Experiment documents (JSON).") var files: [String]
 
     func validate() throws {
@@ -36,7 +37,9 @@ struct CheckCommand: ParsableCommand {
                 documents.append((file, nil, "\(error)"))
             }
         }
-        let service = try options.makeService()
+        var storeOptions = options
+        if allowEmptyStore, !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
+        let service = try storeOptions.makeService(readOnly: true)
         let dispatcher = Dispatcher()
         service.install(on: dispatcher)
         let context = RPCContext(principal: options.principal)

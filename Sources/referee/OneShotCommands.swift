@@ -11,7 +11,7 @@ struct OneShot {
     var json: Bool
 
     func call(_ method: String, _ params: JSON, text: (JSON) -> String) throws {
-        let service = try options.makeService()
+        let service = try options.makeService(readOnly: RefereeService.isReadOnly(method))
         let dispatcher = Dispatcher()
         service.install(on: dispatcher)
         let request: JSON = ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params]

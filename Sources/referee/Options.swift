@@ -29,9 +29,15 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Most conditions one targeting expression may hold.")
     var maxTargetingConditions: Int = 500
 
-    func makeService() throws -> RefereeService {
+    /// `readOnly`: the command only reads, so it never creates a store: a path with no store is an I/O error
+    /// (exit 2) instead of an empty registry that would make every check pass.
+    func makeService(readOnly: Bool = false) throws -> RefereeService {
+        let path = storePath
+        if readOnly, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
+            throw CLIError.io("no store at \(path); pass --store with the registry's path (or set REFEREE_STORE)")
+        }
         do {
-            return try RefereeService.open(storePath: storePath, protocolsDirectory: protocols, maxVariants: maxVariants,
+            return try RefereeService.open(storePath: path, protocolsDirectory: protocols, maxVariants: maxVariants,
                                            maxTargetingConditions: maxTargetingConditions)
         } catch {
             throw CLIError.io(error.description)

@@ -15,6 +15,7 @@ struct IngestCommand: ParsableCommand {
     @OptionGroup var options: StoreOptions
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "Load the valid rows even when some are bad.") var allowPartial = false
+    @Flag(help: "Reject the file when rows are dated outside the experiment's schedule (default: leave them out and count them).") var strictDates = false
     @Option(help: "csv or jsonl (default: from the file name).") var format: String?
     @Argument var key: String
     @Argument var file: String
@@ -47,7 +48,7 @@ struct IngestCommand: ParsableCommand {
         let report: JSON
         do {
             report = try service.ingest(key: key, path: file, format: format, allowPartial: allowPartial, principal: options.principal,
-                                        progress: progress, cancelled: { SignalFlag.isRaised })
+                                        progress: progress, cancelled: { SignalFlag.isRaised }, strictDates: strictDates)
             if showProgress { FileHandleStderr.write("\n") }
         } catch {
             if showProgress { FileHandleStderr.write("\n") }
@@ -82,7 +83,7 @@ struct SummaryCommand: ParsableCommand {
     @Argument var key: String
 
     func run() throws {
-        let service = try options.makeService()
+        let service = try options.makeService(readOnly: true)
         let dispatcher = Dispatcher()
         service.install(on: dispatcher)
         let context = RPCContext(principal: options.principal, transport: .inProcess)

@@ -41,6 +41,8 @@ import RPC
         #expect(c.error("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "pm.dave")?.code == 1004)
         #expect(c.error("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "ci.bot")?.code == 1004)
         try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "approver.bob")
+        // Results are recorded for experiments that have run.
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 4, "to": "running"], as: "pm.alice")
         // ci checks and scans, runs statistics, but cannot register or record results.
         try c.ok("experiment.check", ["experiment": exampleExperiment(["key": "new"])], as: "ci.bot")
         try c.ok("conflicts.scan", as: "ci.bot")
@@ -148,6 +150,14 @@ import RPC
         let server = try startServer(store: store, socket: socket)
         defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
         #expect(try call(socket, "experiment.register", JSON.object(["experiment": exampleExperiment()]).serialized()).status == 0)
+        for (v, to) in [(1, "review"), (2, "approved"), (3, "running")] {
+            // The registrant (root, over the socket) may not approve: approver.bob does, through stdio.
+            if to == "approved" {
+                #expect(try runReferee(["transition", "checkout-green-button", to, "--actor", "approver.bob", "--store", store]).status == 0)
+            } else {
+                #expect(try call(socket, "experiment.transition", #"{"key":"checkout-green-button","version":\#(v),"to":"\#(to)"}"#).status == 0)
+            }
+        }
         let csv = dir.path("rows.csv")
         try "unit_id,variant,checkout_conversion\nu1,control,1\nu2,green,0\n".write(toFile: csv, atomically: true, encoding: .utf8)
         let params = JSON.object(["key": "checkout-green-button", "path": .string(csv)]).serialized()

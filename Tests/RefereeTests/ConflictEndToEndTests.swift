@@ -14,6 +14,8 @@ import JSONCore
         let store = dir.path("race.sqlite")
         let a = try PipeClient(store: store, actor: "approver.a")
         let b = try PipeClient(store: store, actor: "approver.b")
+        // The registrant may not approve (four eyes): a third principal registers.
+        let registrar = try PipeClient(store: store, actor: "pm.registrar")
         for round in 0..<20 {
             // Alternate between a layer-capacity race and a cross-layer parameter race.
             let capacity = round % 2 == 0
@@ -24,8 +26,8 @@ import JSONCore
             let y = exampleExperiment(["key": .string("y\(round)"), "owner": "pm.y", "schedule": schedule,
                                        "layer": .string(capacity ? "L\(round)" : "M\(round)"),
                                        "traffic": capacity ? 0.6 : 0.3, "parameters": [.string(capacity ? "py\(round)" : "shared\(round)")]])
-            _ = try a.result("experiment.register", ["experiment": x])
-            _ = try a.result("experiment.register", ["experiment": y])
+            _ = try registrar.result("experiment.register", ["experiment": x])
+            _ = try registrar.result("experiment.register", ["experiment": y])
             _ = try a.result("experiment.transition", ["key": .string("x\(round)"), "version": 1, "to": "review"])
             _ = try a.result("experiment.transition", ["key": .string("y\(round)"), "version": 1, "to": "review"])
             let line = { (key: String, id: Int) in

@@ -145,7 +145,9 @@ import JSONCore
             let processes = (0..<4).map { _ -> Process in
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: refereeBinary)
-                p.arguments = ["call", "server.info", "--json", "--store", store]
+                // serve (with no input) opens, and so creates, the store; read-only commands never create one.
+                p.arguments = ["serve", "--store", store]
+                p.standardInput = FileHandle.nullDevice
                 p.standardOutput = FileHandle.nullDevice
                 p.standardError = FileHandle.nullDevice
                 return p
@@ -273,6 +275,8 @@ func maskVolatile(_ value: JSON) -> JSON {
     }
 
     @Test func binaryOutsideTheRepositoryUsesBuiltInProtocols() throws {
+        // A read-only command does not create a store: the store is made by serve first.
+        #expect(try runReferee(["serve", "--store", dir.path("bi.sqlite")], cwd: dir.url.path).status == 0)
         let run = try runReferee(["call", "server.info", "--json", "--store", dir.path("bi.sqlite")], cwd: dir.url.path)
         #expect(run.status == 0)
         let info = try JSONParser.parse(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))

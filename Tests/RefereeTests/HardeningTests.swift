@@ -44,6 +44,10 @@ import RPC
         do {
             let daemon = try PipeClient(store: store)
             try daemon.result("experiment.register", ["experiment": exampleExperiment()])
+            let approver = try PipeClient(store: store, actor: "approver.bob")
+            try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"])
+            try approver.result("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"])
+            try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "running"])
             for stats: JSON in [["n": 1e19, "successes": 1], ["n": 2.5, "successes": 1], ["n": -1, "successes": 0]] {
                 let e = try daemon.request("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "control", "stats": stats])["error"]
                 #expect(e?["code"] == 1009)
@@ -143,7 +147,8 @@ import RPC
         let daemon = try PipeClient(store: dir.path("re.sqlite"), actor: "root")
         _ = try daemon.result("experiment.register", ["experiment": exampleExperiment(["targeting": ["email": ["$regex": "^(a+)+$"]]])])
         _ = try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"])
-        _ = try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"])
+        let approver = try PipeClient(store: dir.path("re.sqlite"), actor: "approver.bob")
+        _ = try approver.result("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"])
         _ = try daemon.result("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "running"])
         // A backtracking engine needs 2^n steps here: with n = 5,000 it would never answer.
         let hostile = String(repeating: "a", count: 5000) + "!"
@@ -288,6 +293,7 @@ import RPC
         let file = dir.path("e.json")
         try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try runReferee(["register", file, "--actor", "pm.alice"] + store).status == 0)
+        try makeRunning(store)
         return store
     }
 

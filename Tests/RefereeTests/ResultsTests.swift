@@ -137,6 +137,7 @@ import RPC
         let file = dir.path("e.json")
         try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try runReferee(["register", file, "--actor", "pm.alice"] + store).status == 0)
+        try makeRunning(store)
         return store
     }
 
@@ -245,6 +246,7 @@ import RPC
         let dir = TemporaryDirectory()
         let client = try TestClient()
         try client.register()
+        try client.advance("checkout-green-button", to: ["review", "approved", "running"])
         let context = try client.service.resultsContext("checkout-green-button")
         var rng = SystemRandomNumberGenerator()
         var text = "unit_id,variant,day,checkout_conversion,revenue_per_user,revenue_per_user.pre,crash_rate\n"
@@ -311,6 +313,7 @@ import RPC
         let dir = TemporaryDirectory()
         let client = try TestClient()
         try client.register()
+        try client.advance("checkout-green-button", to: ["review", "approved", "running"])
         let context = try client.service.resultsContext("checkout-green-button")
         var csv = "unit_id,variant,day,checkout_conversion,revenue_per_user\n", jsonl = ""
         for i in 0..<3000 {
@@ -333,6 +336,7 @@ import RPC
         let dir = TemporaryDirectory()
         let client = try TestClient()
         try client.register()
+        try client.advance("checkout-green-button", to: ["review", "approved", "running"])
         let context = try client.service.resultsContext("checkout-green-button")
         var csv = "unit_id,variant,day,checkout_conversion,revenue_per_user\n"
         for i in 0..<4000 {

@@ -28,7 +28,11 @@ import RPC
         _ = try ok("access.grant", ["principal": "root", "role": "admin"])
         _ = try ok("access.grant", ["principal": "nobody", "role": "ci"])
         _ = try ok("experiment.register", ["experiment": exampleExperiment(["key": "soak-0", "targeting": ["email": ["$regex": "^(a+)+$"]]])])
-        for (v, to) in [(1, "review"), (2, "approved"), (3, "running")] { _ = try ok("experiment.transition", ["key": "soak-0", "version": JSON(v), "to": .string(to)]) }
+        _ = try ok("access.grant", ["principal": "approver.bob", "role": "approver"])
+        _ = try ok("experiment.transition", ["key": "soak-0", "version": 1, "to": "review"])
+        // Four eyes: root registered it, so approver.bob approves (through stdio on the same store).
+        #expect(try runReferee(["transition", "soak-0", "approved", "--actor", "approver.bob", "--store", dir.path("soak.sqlite")]).status == 0)
+        _ = try ok("experiment.transition", ["key": "soak-0", "version": 3, "to": "running"])
         let expectedRecord = try ok("experiment.get", ["key": "soak-0"])
         let compareParams: JSON = ["metric": "binomial", "control": ["n": 1000, "successes": 100], "treatment": ["n": 1000, "successes": 125]]
         let expectedCompare = try ok("stats.compare", compareParams)

@@ -109,3 +109,12 @@ final class TemporaryDirectory {
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
     deinit { try? FileManager.default.removeItem(at: url) }
 }
+
+/// Moves the example experiment to running through the CLI, each step by a principal allowed to take it
+/// (results are recorded only for experiments that have run; the registrant never approves).
+func makeRunning(_ store: [String], key: String = "checkout-green-button") throws {
+    for (state, actor) in [("review", "pm.alice"), ("approved", "approver.bob"), ("running", "pm.alice")] {
+        let r = try runReferee(["transition", key, state, "--actor", actor] + store)
+        #expect(r.status == 0, "transition to \(state): \(r.stderr)")
+    }
+}
