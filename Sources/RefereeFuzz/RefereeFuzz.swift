@@ -10,7 +10,8 @@ import JSONCore
 import Glibc
 #endif
 
-let harness: (Dispatcher, RPCContext) = {
+/// The service stays alive with the dispatcher: its handlers hold it unowned, as the daemon's do.
+let harness: (Dispatcher, RPCContext, RefereeService) = {
     let service = try! RefereeService.open(storePath: ":memory:", protocolsDirectory: nil)
     let dispatcher = Dispatcher(limits: RPCLimits(maxLineBytes: 1 << 20, maxBatch: 50, json: JSONLimits(maxDepth: 32, maxContainerLength: 10_000, maxStringBytes: 1 << 16)))
     service.install(on: dispatcher)
@@ -23,7 +24,7 @@ let harness: (Dispatcher, RPCContext) = {
         #"{"jsonrpc":"2.0","id":5,"method":"results.record","params":{"key":"fz","metric":"checkout_conversion","variant":"control","stats":{"n":1000,"successes":120}}}"#,
     ]
     for line in setup { _ = handle(Array(line.utf8), dispatcher, context) }
-    return (dispatcher, context)
+    return (dispatcher, context, service)
 }()
 
 func handle(_ bytes: [UInt8], _ dispatcher: Dispatcher, _ context: RPCContext) -> [UInt8]? {
@@ -36,7 +37,7 @@ public func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 { fuz
 
 func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data else { return 0 }
-    let (dispatcher, context) = harness
+    let (dispatcher, context, _) = harness
     if let reply = handle(Array(UnsafeBufferPointer(start: data, count: size)), dispatcher, context) {
         // Every reply is one line of valid JSON.
         precondition(!reply.contains(0x0A) && (try? JSONParser.parse(reply)) != nil)
@@ -61,7 +62,7 @@ import Foundation
 
 @main struct Replay {
     static func main() {
-        let (dispatcher, context) = harness
+        let (dispatcher, context, _) = harness
         for path in CommandLine.arguments.dropFirst() {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
             for line in text.split(separator: "\n") {
