@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+import JSONCore
+
+/// Gates that say no: four eyes from the audit log, owners, the schedule, results before running, missing stores.
+@Suite struct GatesTests {
+    @Test func fourEyesExcludesEveryAuthorNotOnlyTheOwnerField() throws {
+        // Open mode: registering with someone else as owner does not make the registrant an approver.
+        let c = try TestClient(principal: "pm.mallory")
+        try c.register(["owner": "pm.zed"])
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"])
+        let e = try #require(c.error("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"]))
+        #expect(e.code == 1004)
+        #expect(e.message.contains("pm.mallory registered it") && e.message.contains("pm.zed (owns it)"), "\(e.message)")
+        // Changing owner with experiment.update does not help either.
+        try c.ok("experiment.update", ["key": "checkout-green-button", "version": 2, "changes": ["owner": "pm.other"]], as: "pm.eve")
+        #expect(c.error("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "pm.eve")?.message.contains("pm.eve updated it") == true)
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "approver.bob")
+    }
+
+    @Test func withGrantsAPmRegistersOnlyAsOwner() throws {
+        let c = try TestClient(principal: "root")
+        try c.ok("access.grant", ["principal": "pm.alice", "role": "pm"])
+        let e = try #require(c.error("experiment.register", ["experiment": exampleExperiment(["owner": "pm.zed"])], as: "pm.alice"))
+        #expect(e.code == 1004 && e.message.contains("only with itself as owner"))
+        let r = try c.ok("experiment.register", ["experiment": exampleExperiment(["owner": "pm.zed"])], as: "root")
+        #expect(r["owner"] == "pm.zed" && r["created_by"] == "root")
+        let entry = try c.ok("audit.log", ["key": "checkout-green-button"])["entries"]?.arrayValue?.last
+        #expect(entry?["principal"] == "root" && entry?["after"]?["owner"] == "pm.zed")
+    }
+
+    @Test func theScheduleGatesRunning() throws {
+        // The fixed clock is 2026-11-20: before the example's start (warning), after a past schedule's end (refused).
+        let c = try TestClient()
+        try c.register()
+        try c.advance("checkout-green-button", to: ["review", "approved"])
+        let early = try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "running"])
+        #expect(early["warnings"]?.arrayValue?.contains { $0["kind"] == "schedule" && $0["message"]?.stringValue?.contains("before the scheduled start") == true } == true)
+        try c.register(["key": "past", "layer": "other", "schedule": ["start": "2026-10-01T00:00:00Z", "end": "2026-10-29T00:00:00Z"]])
+        try c.advance("past", to: ["review", "approved"])
+        let late = try #require(c.error("experiment.transition", ["key": "past", "version": 3, "to": "running"]))
+        #expect(late.code == 1005)
+        #expect(late.message.contains("schedule ended") && late.message.contains("experiment.amend"), "\(late.message)")
+    }
+
+    @Test func resultsNeedAnExperimentThatHasRun() throws {
+        let c = try TestClient()
+        try c.register()
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"])
+        let e = try #require(c.error("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": "control", "stats": ["n": 10, "successes": 1]]))
+        #expect(e.code == 1009 && e.message.contains("has never run"))
+    }
+}
+
+@Suite(.serialized) struct GatesEndToEndTests {
+    let dir = TemporaryDirectory()
+
+    @Test func rowsOutsideTheScheduleAreLeftOutAndCounted() throws {
+        let store = ["--store", dir.path("s.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        let doc = dir.path("e.json")
+        try exampleExperiment().serialized().write(toFile: doc, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["register", doc, "--actor", "pm.alice"] + store).status == 0)
+        let csv = dir.path("rows.csv")
+        try """
+        unit_id,variant,day,checkout_conversion
+        u1,control,2026-12-01,1
+        u2,green,2026-12-28,0
+        u3,green,2023-01-05,1
+        u4,control,2027-02-01,0
+        """.write(toFile: csv, atomically: true, encoding: .utf8)
+        // Before running: refused.
+        let draft = try runReferee(["ingest", "checkout-green-button", csv, "--json"] + store)
+        #expect(draft.status == 1 && draft.stdout.contains("has never run"), "\(draft.stdout)")
+        try makeRunning(store)
+        let strict = try runReferee(["ingest", "checkout-green-button", csv, "--json", "--strict-dates"] + store)
+        #expect(strict.status == 1 && strict.stdout.contains("outside_schedule"), "\(strict.stdout)")
+        let run = try runReferee(["ingest", "checkout-green-button", csv, "--json"] + store)
+        #expect(run.status == 0)
+        let report = try JSONParser.parse(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(report["units_loaded"] == 2)
+        #expect(report["rows_outside_schedule"] == ["count": 2, "first_day": "2023-01-05", "last_day": "2027-02-01"])
+    }
+
+    @Test func readOnlyCommandsNeverCreateAStore() throws {
+        let missing = dir.path("nope.sqlite")
+        let file = dir.path("e.json")
+        try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
+        for args in [["check", file, "--store", missing], ["get", "k", "--store", missing], ["list", "--store", missing],
+                     ["call", "protocol.get", #"{"name":"standard"}"#, "--store", missing]] {
+            let r = try runReferee(args)
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("no store at"), "\(args): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: missing), "\(args) created the store")
+        }
+        // Checking against nothing is possible when said so.
+        let empty = try runReferee(["check", file, "--store", missing, "--allow-empty-store", "--protocols", repositoryRoot.appendingPathComponent("Protocols").path])
+        #expect(empty.status == 0, "\(empty.stdout) \(empty.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+
+    /// The CI script exits 2 with the fix when git cannot tell what changed.
+    @Test func theCIGateFailsLoudlyWhenGitCannot() throws {
+        let repo = dir.path("repo"), clone = dir.path("shallow")
+        func sh(_ command: String, in cwd: String) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = ["-c", command]
+            p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+            var env = ProcessInfo.processInfo.environment
+            env["REFEREE"] = refereeBinary
+            env["GIT_AUTHOR_NAME"] = "t"; env["GIT_AUTHOR_EMAIL"] = "t@x"; env["GIT_COMMITTER_NAME"] = "t"; env["GIT_COMMITTER_EMAIL"] = "t@x"
+            p.environment = env
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        let script = repositoryRoot.appendingPathComponent("Scripts/ci/check-experiments").path
+        // main: one, two, three; the pull request branched at two and adds an experiment.
+        _ = try sh("""
+            git init -q -b main && mkdir experiments && echo '{}' > experiments/a.json && git add . && git commit -qm one \
+            && git commit -q --allow-empty -m two && git checkout -q -b feature && echo '{}' > experiments/b.json && git add . \
+            && git commit -qm feature && git checkout -q main && git commit -q --allow-empty -m three
+            """, in: repo)
+        let missingBase = try sh("git checkout -q feature && \(script) origin/main", in: repo)
+        #expect(missingBase.0 == 2 && missingBase.1.contains("fetch it first"), "\(missingBase.1)")
+        // A CI checkout: the branch at depth 1, the base fetched at depth 1: no common ancestor here.
+        _ = try sh("git clone -q --depth 1 -b feature file://\(repo) \(clone)", in: dir.url.path)
+        let shallow = try sh("git fetch -q --depth 1 origin main:refs/remotes/origin/main && \(script) origin/main", in: clone)
+        #expect(shallow.0 == 2 && shallow.1.contains("full depth"), "\(shallow.1)")
+    }
+}
