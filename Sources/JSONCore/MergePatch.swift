@@ -24,3 +24,15 @@ extension JSON {
         }
     }
 }
+
+extension JSON {
+    /// The JSON Merge Patch (RFC 7386) that turns `self` into `target`: `self.merging(patch: p) == target`
+    /// for objects (arrays and scalars are replaced whole; a member that becomes null cannot be expressed).
+    public func mergePatch(to target: JSON) -> JSON {
+        guard case .object(let from) = self, case .object(let to) = target else { return target }
+        var patch: [String: JSON] = [:]
+        for (k, v) in to where from[k] != v { patch[k] = from[k].map { $0.mergePatch(to: v) } ?? v }
+        for k in from.keys where to[k] == nil { patch[k] = .null }
+        return .object(patch)
+    }
+}

@@ -50,25 +50,54 @@ extension RefereeService {
     /// (how `referee check` finds two files of one pull request that collide).
     func check(_ p: Fields) throws -> JSON {
         let json = try p.value("experiment")
-        let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
+        var (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
+        // Proposed: the document and those in `with` are meant to run (the files of a pull request), so findings
+        // among them take the severity they would have between approved experiments.
+        let proposedState: ExperimentState = try p.optionalBool("proposed") ?? false ? .approved : .draft
         var proposals: [ConflictSubject] = []
         if p.has("with") {
             for (i, other) in try p.array("with").enumerated() {
                 let (otherDoc, _) = ExperimentDocument.read(other, limits: limits)
                 guard let otherDoc else { throw FieldError(path: "with[\(i)]", message: "is not an experiment document with a key and protocol") }
-                if let s = ConflictSubject(document: otherDoc, state: .draft, cooldownDays: cooldown(otherDoc.protocolName)) { proposals.append(s) }
+                if let s = ConflictSubject(document: otherDoc, state: proposedState, cooldownDays: cooldown(otherDoc.protocolName)) { proposals.append(s) }
             }
         }
         var findings: [Finding] = []
-        if let doc, let s = ConflictSubject(document: doc, state: .draft, cooldownDays: cooldown(doc.protocolName)) {
+        var registered: JSON = .null
+        var checkedAs = "new"
+        if let doc {
             findings = try store.read { tx in
                 var idx = try index(tx)
+                // A key that is registered is checked as the change it is, never as a conflict with itself.
+                var state = proposedState
+                if let existing = try tx.experiment(doc.key) {
+                    idx.remove(existing.key)
+                    registered = ["state": .string(existing.state.rawValue), "version": JSON(existing.version)]
+                    if existing.state.isEditable {
+                        checkedAs = "update"
+                    } else if existing.state == .approved || existing.state == .running {
+                        checkedAs = "amendment"
+                        state = existing.state
+                        let held = try heldProtocol(existing, tx)
+                        let changed = JSON.touchedPaths(ofPatch: existing.document.mergePatch(to: json))
+                        for path in changed where held.isLocked(path) || path == "key" {
+                            outcome.violations.append(Violation(path: path, rule: "locked_field",
+                                message: "\(path) cannot change while \(doc.key) is \(existing.state.rawValue) (locked by protocol '\(held.name)'); this file amends the registered experiment"))
+                        }
+                    } else {
+                        checkedAs = "closed"
+                        outcome.violations.append(Violation(path: "key", rule: "duplicate_key",
+                            message: "\(doc.key) is registered and \(existing.state.rawValue); it can no longer change: choose another key"))
+                    }
+                }
+                guard let s = ConflictSubject(document: doc, state: state, cooldownDays: cooldown(doc.protocolName)) else { return [] }
                 for proposal in proposals where proposal.key != s.key { idx.upsert(proposal) }
                 return idx.check(s)
             }
         }
         let key = doc?.key
         return ["valid": .bool(outcome.isValid), "violations": .array(outcome.violations.map(\.json)),
+                "registered": registered, "checked_as": .string(checkedAs),
                 "conflicts": .array(findings.map { $0.json(from: key) }),
                 "errors": JSON(findings.filter { $0.severity == .error }.count),
                 "warnings": JSON(findings.filter { $0.severity == .warning }.count),

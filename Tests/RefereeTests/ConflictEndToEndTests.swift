@@ -76,17 +76,17 @@ import JSONCore
         let p1 = try write("p1.json", exampleExperiment(["key": "p1", "layer": "a", "parameters": ["same"], "targeting": ["platform": "web"]]))
         let p2 = try write("p2.json", exampleExperiment(["key": "p2", "layer": "b", "parameters": ["same"], "targeting": ["platform": "web"]]))
         let pair = try runReferee(["check", p1, p2, "--format", "json"] + args)
-        #expect(pair.status == 0)  // warnings only: both are proposals
+        // The files are proposals meant to run: a parameter both change from two layers is an error, as at approval.
+        #expect(pair.status == 1)
         let report = try JSONParser.parse(pair.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(report["warnings"]?.intValue ?? 0 >= 2)
-        #expect(report["files"]?.arrayValue?.first?["conflicts"]?.arrayValue?.contains { $0["with"] == "p2" && $0["kind"] == "parameter" } == true)
-        #expect(try runReferee(["check", p1, p2, "--strict"] + args).status == 1)
+        #expect(report["errors"]?.intValue ?? 0 >= 2)
+        #expect(report["files"]?.arrayValue?.first?["conflicts"]?.arrayValue?.contains { $0["with"] == "p2" && $0["kind"] == "parameter" && $0["severity"] == "error" } == true)
 
         let junit = try runReferee(["check", conflicting, clean, "--format", "junit"] + args)
         #expect(junit.status == 1)
         #expect(junit.stdout.hasPrefix("<?xml"))
-        #expect(junit.stdout.contains("<failure message=\""))
-        #expect(junit.stdout.contains("name=\"valid and conflict-free\""))
+        #expect(junit.stdout.contains("<failure type=\"finding\" message=\""))
+        #expect(junit.stdout.contains("name=\"protocol and conflicts\""))
         // The XML parses.
         let xml = try XMLDocument(data: Data(junit.stdout.utf8))
         #expect(try xml.nodes(forXPath: "//testcase/failure").count >= 1)

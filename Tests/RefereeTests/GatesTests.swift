@@ -134,3 +134,83 @@ import JSONCore
         #expect(shallow.0 == 2 && shallow.1.contains("full depth"), "\(shallow.1)")
     }
 }
+
+/// `referee check` as CI's gate: proposals, registered keys, duplicates, JUnit and GitHub output.
+@Suite(.serialized) struct CheckGateTests {
+    let dir = TemporaryDirectory()
+
+    func files(_ docs: [(String, JSON)]) throws -> [String] {
+        try docs.map { name, doc in
+            let path = dir.path(name)
+            try doc.serialized().write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+    }
+
+    var store: [String] { ["--store", dir.path("s.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path] }
+
+    func newStore() throws {
+        #expect(try runReferee(["serve"] + store).status == 0)
+    }
+
+    @Test func twoFilesChangingOneParameterFromTwoLayersFail() throws {
+        try newStore()
+        let paths = try files([("a.json", exampleExperiment(["key": "a", "layer": "one"])), ("b.json", exampleExperiment(["key": "b", "layer": "two"]))])
+        let text = try runReferee(["check"] + paths + store)
+        #expect(text.status == 1, "\(text.stdout)")
+        #expect(text.stdout.contains("error parameter"), "\(text.stdout)")
+        let last = text.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains("exit 1") && last.contains("2 errors"), "\(last)")
+        let github = try runReferee(["check"] + paths + store + ["--format", "github"])
+        #expect(github.stdout.contains("::error file=\(paths[0]),line="), "\(github.stdout)")
+        let junit = try runReferee(["check"] + paths + store + ["--format", "junit"])
+        #expect(junit.status == 1)
+        #expect(junit.stdout.contains("<failure"))
+        let xml = dir.path("report.xml")
+        try junit.stdout.write(toFile: xml, atomically: true, encoding: .utf8)
+        let lint = Process()
+        lint.executableURL = URL(fileURLWithPath: "/usr/bin/xmllint")
+        lint.arguments = ["--noout", "--schema", repositoryRoot.appendingPathComponent("Tests/RefereeTests/Reference/junit/junit-10.xsd").path, xml]
+        lint.standardError = FileHandle.nullDevice
+        try lint.run()
+        lint.waitUntilExit()
+        #expect(lint.terminationStatus == 0, "the JUnit report does not validate against junit-10.xsd")
+        #expect(junit.stdout.contains("file=\"\(paths[0])\"") && junit.stdout.contains("timestamp=") && junit.stdout.contains("errors=\"0\""))
+    }
+
+    @Test func unreadableFilesAreJUnitErrorsAndExitTwo() throws {
+        try newStore()
+        let bad = dir.path("bad.json")
+        try "{ not json".write(toFile: bad, atomically: true, encoding: .utf8)
+        let junit = try runReferee(["check", bad] + store + ["--format", "junit"])
+        #expect(junit.status == 2)
+        #expect(junit.stdout.contains("<error") && !junit.stdout.contains("<failure"))
+        let text = try runReferee(["check", bad] + store)
+        #expect(text.stdout.contains("1 unreadable file; exit 2"), "\(text.stdout)")
+    }
+
+    @Test func aKeyInTwoFilesIsAnErrorNamingBoth() throws {
+        try newStore()
+        let paths = try files([("x.json", exampleExperiment(["key": "same", "layer": "one", "parameters": ["p.x"]])),
+                               ("y.json", exampleExperiment(["key": "same", "layer": "two", "parameters": ["p.y"]]))])
+        let r = try runReferee(["check"] + paths + store)
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("duplicate_key") && r.stdout.contains(paths[1]), "\(r.stdout)")
+    }
+
+    @Test func aRunningExperimentsLockedFieldsAreErrorsNotAValidFile() throws {
+        let doc = exampleExperiment()
+        let path = try files([("live.json", doc)])[0]
+        #expect(try runReferee(["register", path, "--actor", "pm.alice"] + store).status == 0)
+        try makeRunning(store)
+        // The same file: registered and unchanged, checked as an amendment, no conflict with itself.
+        let same = try runReferee(["check", path] + store)
+        #expect(same.status == 0, "\(same.stdout)")
+        #expect(same.stdout.contains("registered (running): checked as an amendment") && same.stdout.contains("0 findings"), "\(same.stdout)")
+        let changed = try files([("changed.json", try doc.merging(patch: ["layer": "elsewhere", "unit": "device_id", "design": ["mde": ["absolute": 0.03]]]))])[0]
+        let r = try runReferee(["check", changed] + store)
+        #expect(r.status == 1)
+        for p in ["layer", "unit", "design.mde"] { #expect(r.stdout.contains("violation \(p)") || r.stdout.contains("violation \(p)."), "\(p): \(r.stdout)") }
+        #expect(r.stdout.contains("locked_field"))
+    }
+}
