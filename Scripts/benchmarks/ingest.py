@@ -18,7 +18,7 @@ work = tempfile.mkdtemp(prefix="referee-ingest-bench-")
 csv = os.path.join(work, "units.csv")
 protocols = os.path.join(work, "protocols")
 os.mkdir(protocols)
-repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 for name in ("standard.json", "sequential.json", "metrics.json"):
     with open(os.path.join(repo, "Protocols", name)) as src, open(os.path.join(protocols, name), "w") as dst:
         dst.write(src.read())
@@ -49,6 +49,9 @@ json.dump(doc, open(exp, "w"))
 store = os.path.join(work, "s.sqlite")
 common = ["--store", store, "--protocols", protocols]
 subprocess.run([binary, "register", exp] + common, check=True, stdout=subprocess.DEVNULL)
+# Results are recorded for experiments that have run; the registrant may not approve (four eyes).
+for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
+    subprocess.run([binary, "transition", "checkout-green-button", state, "--actor", actor] + common, check=True, stdout=subprocess.DEVNULL)
 
 def run_referee():
     t0 = time.perf_counter()

@@ -5,6 +5,7 @@ import Statistics
 import JSONCore
 import Service
 import RPC
+import Store
 
 /// Release-mode benchmarks. Run through `Scripts/bench`, which adds the peers and writes BENCHMARKS.md.
 /// Prints one human line per figure and a `RESULT {json}` line for the script.
@@ -299,12 +300,16 @@ if only == nil || only == "summary" {
     var long = try! String(contentsOfFile: "Protocols/standard.json", encoding: .utf8)
     long = long.replacingOccurrences(of: "\"name\": \"standard\"", with: "\"name\": \"long\"").replacingOccurrences(of: "\"max\": 56", with: "\"max\": 120")
     try! long.write(toFile: dir.appendingPathComponent("long.json").path, atomically: true, encoding: .utf8)
-    let service = try! RefereeService.open(storePath: dir.appendingPathComponent("s.sqlite").path, protocolsDirectory: dir.path)
+    // A clock inside the schedule: results are recorded for experiments that have run.
+    let service = RefereeService(store: try! Store(path: dir.appendingPathComponent("s.sqlite").path),
+                                 protocols: try! ProtocolLoader.load(directory: dir.path),
+                                 now: { Timestamp(rfc3339: "2026-01-02T00:00:00Z")! })
     let dispatcher = Dispatcher()
     service.install(on: dispatcher)
     let ctx = RPCContext(principal: "bench")
-    func call(_ method: String, _ params: JSON) -> JSON {
-        dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params], context: ctx)!
+    func call(_ method: String, _ params: JSON, as principal: String? = nil) -> JSON {
+        dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params],
+                          context: principal.map { RPCContext(principal: $0) } ?? ctx)!
     }
     let variants: [JSON] = (0..<5).map { ["key": .string("v\($0)"), "weight": 0.2, "control": $0 == 0 ? true : nil] }
     let doc: JSON = ["key": "big", "name": "Big", "owner": "pm", "hypothesis": "h", "protocol": "long", "layer": "l", "parameters": ["p"],
@@ -314,6 +319,10 @@ if only == nil || only == "summary" {
                      "design": ["mde": ["relative": 0.05], "baseline": ["rate": 0.1], "expected_daily_units": 100000]]
     let reg = call("experiment.register", ["experiment": doc])
     if reg["error"] != nil { print("summary benchmark setup failed: \(reg.serialized())") }
+    for (version, state, principal) in [(1, "review", "bench"), (2, "approved", "bench.approver"), (3, "running", "bench")] {
+        let moved = call("experiment.transition", ["key": "big", "version": JSON(version), "to": .string(state)], as: principal)
+        if moved["error"] != nil { print("summary benchmark setup failed: \(moved.serialized().prefix(300))") }
+    }
     var rng = SplitMix(seed: 3)
     for day in 0..<90 {
         let date = Timestamp(rfc3339: "2026-01-01")!.adding(days: Double(day)).day

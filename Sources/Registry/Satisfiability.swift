@@ -24,8 +24,8 @@ public enum Satisfiability {
     /// Partial assignments the search for a witness may try (each costs one evaluation of the formula).
     /// Conditions that are not plain conjunctions can make the search exponential in their attributes; past
     /// this budget the answer is "can overlap" with a note, so a check costs at most about budget × formula
-    /// size evaluations (about 50 ms for a 500-condition targeting on this machine) and is never wrong.
-    public static let searchBudget = 20_000
+    /// size evaluations (about 50 ms for a 500-condition targeting in a release build on this machine) and is never wrong.
+    public static let searchBudget = 5_000
 
     /// Solutions per attribute for conjunctive conditions, reused across the pairs of one scan.
     public final class Cache {

@@ -1,6 +1,7 @@
 public import Registry
 public import JSONCore
 internal import GRDB
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -498,12 +499,13 @@ public struct StoreTransaction {
 /// files it has open: if someone deletes `-wal` or `-shm` (or replaces the store) under a running daemon,
 /// its commits go to files nobody else will read, and two daemons no longer share locks. Comparing with
 /// what is on disk before each commit turns that silent loss into a refusal.
-final class FileIdentity: @unchecked Sendable {
+final class FileIdentity: Sendable {
     private let paths: [String]
-    private let opened: [(dev: UInt64, ino: UInt64)?]
-    private let mutex = NSLockLike()
-    private var broken: String?
-    private var lastCheck = 0.0
+    private let opened: [FileID?]
+    private struct State { var broken: String?; var lastCheck = 0.0 }
+    private let state = Mutex(State())
+
+    struct FileID: Equatable, Sendable { var dev: UInt64; var ino: UInt64 }
 
     init(storePath: String) {
         // SQLite names -wal and -shm after the database path with symbolic links resolved.
@@ -513,25 +515,25 @@ final class FileIdentity: @unchecked Sendable {
         opened = paths.map(Self.identity)
     }
 
-    static func identity(_ path: String) -> (dev: UInt64, ino: UInt64)? {
+    static func identity(_ path: String) -> FileID? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return (UInt64(info.st_dev), UInt64(info.st_ino))
+        return FileID(dev: UInt64(info.st_dev), ino: UInt64(info.st_ino))
     }
 
     /// Why writes must stop, or nil; once broken, broken until the process restarts.
     func problem() -> String? {
-        mutex.withLock {
-            if let broken { return broken }
+        state.withLock { s in
+            if let broken = s.broken { return broken }
             for (path, was) in zip(paths, opened) {
                 guard let was else { continue }
                 guard let now = Self.identity(path) else {
-                    broken = "\(path) was deleted while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
-                    return broken
+                    s.broken = "\(path) was deleted while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
+                    return s.broken
                 }
                 if now != was {
-                    broken = "\(path) was replaced while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
-                    return broken
+                    s.broken = "\(path) was replaced while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
+                    return s.broken
                 }
             }
             return nil
@@ -543,25 +545,13 @@ final class FileIdentity: @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         let now = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-        let due = mutex.withLock { () -> Bool in
-            if broken != nil { return false }
-            if now - lastCheck < 0.05 { return false }
-            lastCheck = now
+        let due = state.withLock { s -> Bool? in
+            if s.broken != nil { return nil }
+            if now - s.lastCheck < 0.05 { return false }
+            s.lastCheck = now
             return true
         }
-        if due { return problem() == nil }
-        return mutex.withLock { broken == nil }
-    }
-}
-
-/// A pthread mutex (the store does not import Foundation).
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
+        guard let due else { return false }
+        return due ? problem() == nil : true
     }
 }

@@ -73,11 +73,32 @@ def partial():
             bump("errors"); time.sleep(0.05)
 
 extremes = ["0", "-0", "5e-324", "1e-300", "1e300", "1.7976931348623157e308", "9007199254740993", "123456789012345678901234567890"]
+class Connection:
+    """One line-oriented connection that reconnects when the server closes it (counted as an error)."""
+    def __init__(self):
+        self.s = self.f = None
+        self.reconnect()
+
+    def reconnect(self):
+        try:
+            self.s = connect(); self.f = self.s.makefile("r")
+        except OSError:
+            bump("errors"); self.s = self.f = None; time.sleep(0.05)
+
+    def call(self, line, counter):
+        if self.s is None:
+            self.reconnect(); return
+        try:
+            if call(self.s, self.f, line):
+                bump(counter)
+            else:
+                bump("errors"); self.reconnect()
+        except OSError:
+            bump("errors"); self.reconnect()
+
+
 def numbers():
-    try:
-        s = connect(); f = s.makefile("r")
-    except OSError:
-        bump("errors"); return
+    c = Connection()
     i = 0
     while time.time() < stop_at:
         x = random.choice(extremes)
@@ -91,17 +112,7 @@ def numbers():
             '{"jsonrpc":"2.0","id":%d,"method":' % i,
             '[' + ','.join('{"jsonrpc":"2.0","id":%d,"method":"stats.srm","params":{"observed":[%s,1],"weights":[1,1]}}' % (j, x) for j in range(50)) + ']',
         ]
-        try:
-            reply = call(s, f, random.choice(lines))
-            if not reply:
-                bump("errors"); s = connect(); f = s.makefile("r")
-            bump("numbers")
-        except OSError:
-            bump("errors")
-            try:
-                s = connect(); f = s.makefile("r")
-            except OSError:
-                time.sleep(0.05)
+        c.call(random.choice(lines), "numbers")
         i += 1
 
 def pigeonhole(pigeons=7, holes=6):
@@ -115,10 +126,7 @@ def pigeonhole(pigeons=7, holes=6):
 def patterns():
     doc = json.load(open(sys.argv[3]))
     doc["key"] = "hostile"; doc["layer"] = "hostile-layer"; doc["targeting"] = pigeonhole()
-    try:
-        s = connect(); f = s.makefile("r")
-    except OSError:
-        bump("errors"); return
+    c = Connection()
     i = 0
     while time.time() < stop_at:
         if i % 2 == 0:
@@ -126,16 +134,7 @@ def patterns():
         else:
             line = json.dumps({"jsonrpc": "2.0", "id": i, "method": "assign", "params": {"unit": "u%d" % i, "layer": "checkout",
                                "attributes": {"email": "a" * 5000 + "!", "country": "US", "platform": "ios"}}})
-        try:
-            if not call(s, f, line):
-                s = connect(); f = s.makefile("r")
-            bump("patterns")
-        except OSError:
-            bump("errors")
-            try:
-                s = connect(); f = s.makefile("r")
-            except OSError:
-                time.sleep(0.05)
+        c.call(line, "patterns")
         i += 1
 
 threads = [threading.Thread(target=t) for t in (flood, partial, numbers, patterns)]
