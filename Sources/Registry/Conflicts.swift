@@ -138,8 +138,12 @@ public struct Finding: Sendable, Equatable {
 /// Pairwise rules: two experiments interact only if their schedules overlap, some unit satisfies both
 /// targetings, and their traffic can meet; then what they share decides the kind.
 public enum ConflictRules {
-    /// Findings of `a` against `b`. Severity follows `b`'s state (an error only against an experiment that
-    /// holds traffic); with `symmetric`, either one holding traffic makes it an error (registry-wide scans).
+    /// Findings of `a` against `b`. One severity rule for a pair, whatever method reports it: a finding is an
+    /// error when both experiments would hold traffic at once. `a` is the experiment being registered, checked or
+    /// admitted, so it counts as about to hold traffic and the severity follows `b`'s state; a registry-wide scan
+    /// (`symmetric`) admits nothing, so a pair is an error only when both hold traffic already (a pair of a running
+    /// experiment and one in review is a warning there, as when the running one is checked; the one in review
+    /// meets the error when it is approved).
     public static func findings(_ a: ConflictSubject, _ b: ConflictSubject, symmetric: Bool = false,
                                 audience: (ConflictSubject, ConflictSubject) -> Witness? = { Satisfiability.witness([$0.targeting, $1.targeting]) }) -> [Finding] {
         var out: [Finding] = []
@@ -153,7 +157,7 @@ public enum ConflictRules {
         guard a.key != b.key else { return }
         let windowStart = max(a.start, b.start), windowEnd = min(a.end, b.end)
         guard windowStart < windowEnd else { return }
-        let held = b.state.holdsTraffic || (symmetric && a.state.holdsTraffic)
+        let held = b.state.holdsTraffic && (!symmetric || a.state.holdsTraffic)
         let severityFor = { (kind: FindingKind) -> Severity in held ? kind.severityAgainstHeld : .warning }
         let sameLayer = a.layer == b.layer
         if sameLayer && a.unit != b.unit {
@@ -399,8 +403,9 @@ public struct ConflictIndex: Sendable {
         }
         var out = partial.flatMap { $0 }
         // Capacity of experiments not yet holding buckets, against the holders of their layer.
+        // They hold nothing yet, so by the one rule this is a warning here; their approval meets it as an error.
         for case let box? in slots where box.subject.buckets.isEmpty && !box.subject.state.holdsTraffic {
-            if let f = capacityFinding(box.subject) { out.append(f) }
+            if var f = capacityFinding(box.subject) { f.severity = .warning; out.append(f) }
         }
         if from != nil || to != nil {
             let lo = from ?? Timestamp(seconds: -.infinity), hi = to ?? Timestamp(seconds: .infinity)

@@ -43,6 +43,22 @@ import JSONCore
         #expect(late.message.contains("schedule ended") && late.message.contains("experiment.amend"), "\(late.message)")
     }
 
+    @Test func onePairHasOneSeverityWhateverReportsIt() throws {
+        let c = try TestClient()
+        try c.register(["key": "live", "layer": "one"])
+        try c.advance("live", to: ["review", "approved", "running"])
+        try c.register(["key": "pending", "layer": "two"])
+        try c.ok("experiment.transition", ["key": "pending", "version": 1, "to": "review"])
+        // Running and in review: a warning in the scan and in the running one's check alike.
+        let scan = try c.ok("conflicts.scan")["findings"]?.arrayValue ?? []
+        #expect(scan.contains { $0["kind"] == "parameter" && $0["severity"] == "warning" })
+        #expect(!scan.contains { $0["severity"] == "error" })
+        let check = try c.ok("experiment.check", ["experiment": exampleExperiment(["key": "live", "layer": "one"])])
+        #expect(check["conflicts"]?.arrayValue?.contains { $0["with"] == "pending" && $0["severity"] == "warning" } == true)
+        // When the one in review is to be admitted, both would hold traffic: an error, and it is refused.
+        #expect(c.error("experiment.transition", ["key": "pending", "version": 2, "to": "approved"], as: "approver.bob")?.code == 1002)
+    }
+
     @Test func resultsNeedAnExperimentThatHasRun() throws {
         let c = try TestClient()
         try c.register()
