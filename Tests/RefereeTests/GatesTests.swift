@@ -45,10 +45,11 @@ import JSONCore
 
     @Test func onePairHasOneSeverityWhateverReportsIt() throws {
         let c = try TestClient()
+        // Both registered while neither holds traffic; then one runs and the other waits in review.
         try c.register(["key": "live", "layer": "one"])
-        try c.advance("live", to: ["review", "approved", "running"])
         try c.register(["key": "pending", "layer": "two"])
         try c.ok("experiment.transition", ["key": "pending", "version": 1, "to": "review"])
+        try c.advance("live", to: ["review", "approved", "running"])
         // Running and in review: a warning in the scan and in the running one's check alike.
         let scan = try c.ok("conflicts.scan")["findings"]?.arrayValue ?? []
         #expect(scan.contains { $0["kind"] == "parameter" && $0["severity"] == "warning" })
