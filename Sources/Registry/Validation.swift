@@ -167,7 +167,7 @@ public enum Validator {
             let days = Timestamp.days(from: start, to: end)
             if days > 0, days + 1e-9 < Double(plan.daysNeeded) {
                 add("schedule.end", "underpowered",
-                    "schedule runs \(fmt(days)) days but \(plan.daysNeeded) days are needed to reach \(plan.perArm) units per arm at \(fmt(plan.dailyUnits)) units/day (expected_daily_units × traffic); end on or after \(start.adding(days: Double(plan.daysNeeded))) or raise traffic")
+                    "schedule runs \(fmt(days)) day\(days == 1 ? "" : "s") but \(plan.daysNeeded) day\(plan.daysNeeded == 1 ? " is" : "s are") needed to reach \(plan.perArm) units per arm at \(fmt(plan.dailyUnits)) units/day (expected_daily_units × traffic); end on or after \(start.adding(days: Double(plan.daysNeeded))) or raise traffic")
             }
         }
         return ValidationOutcome(violations: v, plan: plan, protocolHash: proto.contentHash)

@@ -14,6 +14,7 @@ struct CheckCommand: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, junit, github }
 
     @OptionGroup var options: StoreOptions
+    @OptionGroup var documentLimits: DocumentLimitOptions
     @Option(help: "Output format: text, json, junit (Jenkins xunit schema) or github (workflow commands that annotate the diff).") var format: Format = .text
     @Flag(help: "Fail on warnings too.") var strict = false
     @Flag(help: "Check against an empty registry when the store does not exist (by default a missing store is an error, exit 2).") var allowEmptyStore = false
@@ -101,7 +102,7 @@ struct CheckCommand: ParsableCommand {
         }
         var storeOptions = options
         if allowEmptyStore, !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
-        let service = try storeOptions.makeService(readOnly: true)
+        let service = try storeOptions.makeService(readOnly: true, limits: documentLimits)
         let dispatcher = Dispatcher()
         service.install(on: dispatcher)
         let context = RPCContext(principal: options.principal)

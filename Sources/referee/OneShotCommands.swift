@@ -4,42 +4,93 @@ import Service
 import RPC
 import JSONCore
 
-/// Runs one method in-process on the store and prints the outcome.
-/// Exit codes: 0 ok, 1 rejected by the service, 2 usage or I/O error.
-struct OneShot {
-    var options: StoreOptions
-    var json: Bool
+/// Runs methods in-process on the store (opened once) and prints the outcome: the one envelope and exit rule of
+/// the CLI. Exit codes: 0 ok, 1 rejected by the service, 2 usage or I/O error (1010 included).
+final class OneShot {
+    let options: StoreOptions
+    let json: Bool
+    let limits: DocumentLimitOptions?
+    private var opened: (RefereeService, Dispatcher)?
+
+    init(options: StoreOptions, json: Bool, limits: DocumentLimitOptions? = nil) {
+        self.options = options
+        self.json = json
+        self.limits = limits
+    }
+
+    /// The reply to one request, read as a client would from its wire text.
+    func request(_ method: String, _ params: JSON) throws -> JSON {
+        if opened == nil {
+            let service = try options.makeService(readOnly: RefereeService.isReadOnly(method), limits: limits)
+            let dispatcher = Dispatcher()
+            service.install(on: dispatcher)
+            opened = (service, dispatcher)
+        }
+        let (service, dispatcher) = opened!
+        let wire = withExtendedLifetime(service) {
+            dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params],
+                              context: RPCContext(principal: options.principal, transport: .inProcess)) ?? .null
+        }
+        return (try? JSONParser.parse(wire.serialized())) ?? wire
+    }
 
     func call(_ method: String, _ params: JSON, text: (JSON) -> String) throws {
-        let service = try options.makeService(readOnly: RefereeService.isReadOnly(method))
-        let dispatcher = Dispatcher()
-        service.install(on: dispatcher)
-        let request: JSON = ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params]
-        let wire = dispatcher.handle(message: request, context: RPCContext(principal: options.principal)) ?? .null
-        // Read the reply as a client would, from its wire text (stored documents pass through as raw JSON).
-        let reply = (try? JSONParser.parse(wire.serialized())) ?? wire
+        let reply = try request(method, params)
         if let result = reply["result"] {
             print(json ? result.serialized() : text(result))
+            // Warnings always reach a person in text mode (JSON carries them in the result).
+            if !json, let warnings = result["warnings"]?.arrayValue, !warnings.isEmpty {
+                FileHandleStderr.write(warnings.map { w in
+                    "warning: \(w["kind"]?.stringValue ?? "finding")\(w["with"]?.stringValue.map { " with \($0)" } ?? ""): \(cliWording(w["message"]?.stringValue ?? ""))"
+                }.joined(separator: "\n") + "\n")
+            }
             return
         }
         let error = reply["error"] ?? .null
         if json {
             print(error.serialized())
         } else {
-            var lines = ["referee: \(error["message"]?.stringValue ?? "error")"]
-            for v in error["data"]?["violations"]?.arrayValue ?? [] {
-                lines.append("  \(v["path"]?.stringValue ?? ""): \(v["message"]?.stringValue ?? "") [\(v["rule"]?.stringValue ?? "")]")
-            }
-            FileHandleStderr.write(lines.joined(separator: "\n") + "\n")
+            FileHandleStderr.write(describeError(error) + "\n")
         }
         let code = error["code"]?.intValue ?? -32603
-        // Envelope and params problems are usage errors; application refusals are rejections.
-        throw ExitCode(code >= 1000 ? 1 : 2)
+        // Envelope, params and I/O problems are usage errors; application refusals are rejections.
+        throw ExitCode(code >= 1000 && code != 1010 ? 1 : 2)
     }
 }
 
+/// An error for a person: violations one per line (the path once), the message in the CLI's words.
+func describeError(_ error: JSON) -> String {
+    let violations = error["data"]?["violations"]?.arrayValue ?? []
+    guard !violations.isEmpty else { return "referee: " + cliWording(error["message"]?.stringValue ?? "error") }
+    var lines = ["referee: \(violations.count) protocol violation\(violations.count == 1 ? "" : "s"):"]
+    for v in violations {
+        let path = v["path"]?.stringValue ?? "", message = v["message"]?.stringValue ?? ""
+        lines.append("  " + (message.hasPrefix(path) ? message : "\(path): \(message)") + " [\(v["rule"]?.stringValue ?? "")]")
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// The control interface's messages name its methods and parameters; the CLI's name its commands and flags.
+func cliWording(_ message: String) -> String {
+    var text = message
+    for (wire, cli) in [("pass allow_partial", "pass --allow-partial"), ("use experiment.update", "use `referee update`"),
+                        ("(experiment.amend)", "(`referee amend`)"), ("experiment.list pages with limit and after", "`referee list --limit --after`"),
+                        ("strict_dates", "--strict-dates"), ("(access.grant)", "(`referee call access.grant`)")] {
+        text = text.replacingOccurrences(of: wire, with: cli)
+    }
+    return text
+}
+
+/// "1 day", "2 days".
+func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+
+/// Reads a JSON document from a file, or from standard input for `-`.
 func readJSONFile(_ path: String) throws -> JSON {
     let data: Data
+    if path == "-" {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+        do { return try JSONParser.parse([UInt8](data)) } catch { throw CLIError.io("standard input is not valid JSON: \(error)") }
+    }
     do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
         throw CLIError.io("cannot read \(path): \(error.localizedDescription)")
     }
@@ -57,7 +108,7 @@ func describeRecord(_ r: JSON) -> String {
     let hash = String((r["protocol_hash"]?.stringValue ?? "").prefix(12))
     var line = "\(key)  \(state)  v\(version)  protocol \(proto) (\(hash))  owner \(r["owner"]?.stringValue ?? "?")"
     if let plan = r["plan"], let perArm = plan["per_arm"]?.intValue, let days = plan["days_needed"]?.intValue {
-        line += "  plan: \(perArm) units per arm, \(days) days"
+        line += "  plan: \(plural(perArm, "unit")) per arm, \(plural(days, "day"))"
     }
     return line
 }
@@ -65,12 +116,13 @@ func describeRecord(_ r: JSON) -> String {
 struct RegisterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "register", abstract: "Register the experiment in FILE as a draft.")
     @OptionGroup var options: StoreOptions
+    @OptionGroup var documentLimits: DocumentLimitOptions
     @Flag(help: "Print JSON instead of text.") var json = false
-    @Argument(help: "Experiment document (JSON).") var file: String
+    @Argument(help: "Experiment document (JSON); - reads standard input.") var file: String
 
     func run() throws {
         let doc = try readJSONFile(file)
-        try OneShot(options: options, json: json).call("experiment.register", ["experiment": doc], text: describeRecord)
+        try OneShot(options: options, json: json, limits: documentLimits).call("experiment.register", ["experiment": doc], text: describeRecord)
     }
 }
 
@@ -78,7 +130,7 @@ struct GetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get", abstract: "Show one experiment.")
     @OptionGroup var options: StoreOptions
     @Flag(help: "Print JSON instead of text.") var json = false
-    @Argument var key: String
+    @Argument(help: "The experiment's key.") var key: String
 
     func run() throws {
         try OneShot(options: options, json: json).call("experiment.get", ["key": .string(key)]) { r in
@@ -116,28 +168,118 @@ struct TransitionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "transition", abstract: "Move an experiment to another state (uses its current version).")
     @OptionGroup var options: StoreOptions
     @Flag(help: "Print JSON instead of text.") var json = false
-    @Argument var key: String
+    @Argument(help: "The experiment's key.") var key: String
     @Argument(help: "review, approved, running, stopped, concluded, archived or aborted.") var state: String
     @Option(help: "Why (recorded in the audit log).") var reason: String?
     @Option(help: "Required for concluded: ship, rollback, iterate or inconclusive.") var decision: String?
-    @Option(help: "Expected version (default: the current one).") var version: Int?
+    @Option(name: .customLong("expected-version"), help: "Refuse unless the experiment is at this version (default: the current one).") var expectedVersion: Int?
 
     func run() throws {
         let shot = OneShot(options: options, json: json)
-        var expected = version
-        if expected == nil {
-            let service = try options.makeService()
-            let dispatcher = Dispatcher()
-            service.install(on: dispatcher)
-            let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "experiment.get", "params": ["key": .string(key)]],
-                                          context: RPCContext(principal: options.principal))
-            // The record arrives as wire text: read it as a client would.
-            expected = reply.flatMap { try? JSONParser.parse($0.serialized()) }?["result"]?["version"]?.intValue
-        }
-        var params: [String: JSON] = ["key": .string(key), "to": .string(state), "version": JSON(expected ?? 0)]
+        try shot.call("experiment.transition", .object(try params(shot)), text: describeRecord)
+    }
+
+    func params(_ shot: OneShot) throws -> [String: JSON] {
+        var version = expectedVersion
+        if version == nil { version = try shot.request("experiment.get", ["key": .string(key)])["result"]?["version"]?.intValue }
+        var params: [String: JSON] = ["key": .string(key), "to": .string(state), "version": JSON(version ?? 0)]
         if let reason { params["reason"] = .string(reason) }
         if let decision { params["decision"] = .string(decision) }
-        try shot.call("experiment.transition", .object(params), text: describeRecord)
+        return params
+    }
+}
+
+/// `referee update KEY --changes JSON|@FILE`: a merge patch on a draft or an experiment in review.
+struct UpdateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "update", abstract: "Change a draft or an experiment in review with a JSON Merge Patch.")
+    @OptionGroup var options: StoreOptions
+    @OptionGroup var documentLimits: DocumentLimitOptions
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Argument(help: "The experiment's key.") var key: String
+    @Option(help: "The merge patch: JSON, @FILE, or - for standard input.") var changes: String
+    @Option(name: .customLong("expected-version"), help: "Refuse unless the experiment is at this version (default: the current one).") var expectedVersion: Int?
+    @Option(help: "Why (recorded in the audit log).") var reason: String?
+
+    func run() throws {
+        try EditCommands.run("experiment.update", key: key, changes: changes, version: expectedVersion, reason: reason, options: options, json: json, limits: documentLimits)
+    }
+}
+
+/// `referee amend KEY --changes JSON|@FILE --reason TEXT`: changes to an approved or running experiment.
+struct AmendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "amend", abstract: "Amend an approved or running experiment; fields the protocol locks are refused.")
+    @OptionGroup var options: StoreOptions
+    @OptionGroup var documentLimits: DocumentLimitOptions
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Argument(help: "The experiment's key.") var key: String
+    @Option(help: "The merge patch: JSON, @FILE, or - for standard input.") var changes: String
+    @Option(help: "Why (required; recorded in the audit log).") var reason: String
+    @Option(name: .customLong("expected-version"), help: "Refuse unless the experiment is at this version (default: the current one).") var expectedVersion: Int?
+
+    func run() throws {
+        try EditCommands.run("experiment.amend", key: key, changes: changes, version: expectedVersion, reason: reason, options: options, json: json, limits: documentLimits)
+    }
+}
+
+enum EditCommands {
+    static func run(_ method: String, key: String, changes: String, version: Int?, reason: String?, options: StoreOptions, json: Bool,
+                    limits: DocumentLimitOptions) throws {
+        let patch: JSON
+        if changes == "-" || changes.hasPrefix("@") {
+            patch = try readJSONFile(changes == "-" ? "-" : String(changes.dropFirst()))
+        } else {
+            do { patch = try JSONParser.parse(changes) } catch { throw ValidationError("--changes is not valid JSON: \(error)") }
+        }
+        let shot = OneShot(options: options, json: json, limits: limits)
+        var expected = version
+        if expected == nil { expected = try shot.request("experiment.get", ["key": .string(key)])["result"]?["version"]?.intValue }
+        var params: [String: JSON] = ["key": .string(key), "version": JSON(expected ?? 0), "changes": patch]
+        if let reason { params["reason"] = .string(reason) }
+        try shot.call(method, .object(params), text: describeRecord)
+    }
+}
+
+/// `referee audit [KEY] [--limit N]`: the audit log, newest last.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Show the audit log (of one experiment with KEY).")
+    @OptionGroup var options: StoreOptions
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Argument(help: "Only this experiment's entries.") var key: String?
+    @Option(help: "At most this many entries.") var limit: Int?
+
+    func run() throws {
+        var params: [String: JSON] = [:]
+        if let key { params["key"] = .string(key) }
+        if let limit { params["limit"] = JSON(limit) }
+        try OneShot(options: options, json: json).call("audit.log", .object(params)) { r in
+            let entries = r["entries"]?.arrayValue ?? []
+            guard !entries.isEmpty else { return "no audit entries" }
+            return entries.map { e in
+                let who = (e["principal"]?.stringValue ?? "?") + (e["on_behalf_of"]?.stringValue.map { " for \($0)" } ?? "")
+                return "\(e["seq"]?.intValue ?? 0)  \(e["at"]?.stringValue ?? "")  \(who)  \(e["method"]?.stringValue ?? "")\(e["key"]?.stringValue.map { " \($0)" } ?? "")"
+                    + (e["reason"]?.stringValue.map { "  (\($0))" } ?? "")
+            }.joined(separator: "\n")
+        }
+    }
+}
+
+/// `referee scan [--at T]`: every pair of live experiments that can collide.
+struct ScanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "scan", abstract: "Scan the registry for experiments that can collide.")
+    @OptionGroup var options: StoreOptions
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Option(help: "Only findings at this instant (RFC 3339 or a date).") var at: String?
+
+    func run() throws {
+        var params: [String: JSON] = [:]
+        if let at { params["at"] = .string(at) }
+        try OneShot(options: options, json: json).call("conflicts.scan", .object(params)) { r in
+            let findings = r["findings"]?.arrayValue ?? []
+            let lines = findings.map { f in
+                "\(f["severity"]?.stringValue ?? "") \(f["kind"]?.stringValue ?? "") \((f["experiments"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: " × ")): \(f["message"]?.stringValue ?? "")"
+            }
+            return (lines + ["\(plural(findings.count, "finding")): \(plural(r["errors"]?.intValue ?? 0, "error")), \(plural(r["warnings"]?.intValue ?? 0, "warning"))"]).joined(separator: "\n")
+        }
     }
 }
 
@@ -147,7 +289,7 @@ struct CallCommand: ParsableCommand {
     @Flag(help: "Compact JSON on one line.") var json = false
     @Option(help: "Call a shared `referee serve --socket PATH` instead of opening the store in-process.") var socket: String?
     @Argument(help: "Method name, e.g. experiment.list.") var method: String
-    @Argument(help: "Params as a JSON object (default {}).") var params: String = "{}"
+    @Argument(help: "Params as a JSON object.") var params: String = "{}"
 
     func run() throws {
         let value: JSON

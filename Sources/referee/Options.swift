@@ -22,16 +22,14 @@ struct StoreOptions: ParsableArguments {
         return "uid:\(geteuid())"
     }
 
+    @Flag(help: "No progress bar or informational output (errors and warnings still print).")
+    var quiet = false
+
     /// Opens the store and loads protocols; failures are I/O errors (exit 2).
-    @Option(help: "Most variants one experiment may list.")
-    var maxVariants: Int = 20
-
-    @Option(help: "Most conditions one targeting expression may hold.")
-    var maxTargetingConditions: Int = 500
-
     /// `readOnly`: the command only reads, so it never creates a store: a path with no store is an I/O error
     /// (exit 2) instead of an empty registry that would make every check pass.
-    func makeService(readOnly: Bool = false) throws -> RefereeService {
+    func makeService(readOnly: Bool = false, limits: DocumentLimitOptions? = nil) throws -> RefereeService {
+        let maxVariants = limits?.maxVariants ?? 20, maxTargetingConditions = limits?.maxTargetingConditions ?? 500
         let path = storePath
         if readOnly, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             throw CLIError.io("no store at \(path); pass --store with the registry's path (or set REFEREE_STORE)")
@@ -43,6 +41,15 @@ struct StoreOptions: ParsableArguments {
             throw CLIError.io(error.description)
         }
     }
+}
+
+/// Limits on experiment documents, for the commands that read documents (serve, register, check, update, amend).
+struct DocumentLimitOptions: ParsableArguments {
+    @Option(help: "Most variants one experiment may list.")
+    var maxVariants: Int = 20
+
+    @Option(help: "Most conditions one targeting expression may hold.")
+    var maxTargetingConditions: Int = 500
 }
 
 enum CLIError: Error, CustomStringConvertible {

@@ -8,9 +8,10 @@ struct Referee: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "referee",
         abstract: "Experiment registry and statistics service.",
-        discussion: "Exit codes of the one-shot commands: 0 ok, 1 rejected (violation, conflict, not found, …), 2 usage or I/O error.",
+        discussion: "Exit codes of the one-shot commands: 0 ok, 1 rejected (a violation, a conflict, not found and the like), 2 usage or I/O error.",
         version: RefereeService.version,
-        subcommands: [ServeCommand.self, CheckCommand.self, IngestCommand.self, SummaryCommand.self, RegisterCommand.self, GetCommand.self, ListCommand.self, TransitionCommand.self, CallCommand.self])
+        subcommands: [ServeCommand.self, CheckCommand.self, IngestCommand.self, SummaryCommand.self, RegisterCommand.self, GetCommand.self, ListCommand.self,
+                      TransitionCommand.self, UpdateCommand.self, AmendCommand.self, AuditCommand.self, ScanCommand.self, CallCommand.self])
 
     static func main() {
         StatisticsRuntime.initialize()

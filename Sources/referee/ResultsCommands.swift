@@ -17,10 +17,11 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Load the valid rows even when some are bad.") var allowPartial = false
     @Flag(help: "Reject the file when rows are dated outside the experiment's schedule (default: leave them out and count them).") var strictDates = false
     @Option(help: "csv or jsonl (default: from the file name).") var format: String?
-    @Argument var key: String
-    @Argument var file: String
+    @Argument(help: "The experiment's key.") var key: String
+    @Argument(help: "Unit-level rows (CSV or JSON lines); - reads standard input.") var file: String
 
     func run() throws {
+        let file = self.file == "-" ? "/dev/stdin" : self.file
         guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         let service = try options.makeService()
@@ -34,7 +35,8 @@ struct IngestCommand: ParsableCommand {
         SignalFlag.install()
         let started = Date()
         var lastDraw = Date.distantPast
-        let showProgress = size > 8 << 20 || isatty(STDERR_FILENO) != 0
+        // Progress frames only on a terminal: never carriage returns in a CI log.
+        let showProgress = isatty(STDERR_FILENO) != 0 && !options.quiet
         let progress: (Int, Int) -> Void = { bytes, rows in
             guard showProgress, Date().timeIntervalSince(lastDraw) > 0.25 || bytes == size else { return }
             lastDraw = Date()
@@ -55,7 +57,7 @@ struct IngestCommand: ParsableCommand {
             let wire = RefereeService.wireError(error)
             let code = wire.code.rawValue
             let payload = wire.json
-            if json { print(payload.serialized()) } else { FileHandleStderr.write("referee: \(payload["message"]?.stringValue ?? "\(error)")\n") }
+            if json { print(payload.serialized()) } else { FileHandleStderr.write("referee: \(cliWording(payload["message"]?.stringValue ?? "\(error)"))\n") }
             if let problems = payload["data"]?["problems"]?.arrayValue, !json {
                 for p in problems { FileHandleStderr.write("  \(p["message"]?.stringValue ?? "")\n") }
             }
@@ -63,9 +65,11 @@ struct IngestCommand: ParsableCommand {
             throw ExitCode(code >= 1000 && code != 1010 ? 1 : 2)
         }
         if json { print(report.serialized()) } else {
-            print("loaded \(report["units_loaded"]?.intValue ?? 0) units from \(report["rows_read"]?.intValue ?? 0) rows into \(key); "
-                  + "\(report["units_in_several_variants"]?.intValue ?? 0) units excluded (seen in several variants), "
-                  + "\(report["rows_rejected"]?.intValue ?? 0) rows rejected")
+            let outside = report["rows_outside_schedule"]?["count"]?.intValue ?? 0
+            print("loaded \(plural(report["units_loaded"]?.intValue ?? 0, "unit")) from \(plural(report["rows_read"]?.intValue ?? 0, "row")) into \(key); "
+                  + "\(plural(report["units_in_several_variants"]?.intValue ?? 0, "unit")) excluded (seen in several variants), "
+                  + "\(plural(report["rows_rejected"]?.intValue ?? 0, "row")) rejected"
+                  + (outside > 0 ? ", \(plural(outside, "row")) outside the schedule left out (\(report["rows_outside_schedule"]?["first_day"]?.stringValue ?? "") to \(report["rows_outside_schedule"]?["last_day"]?.stringValue ?? ""))" : ""))
         }
     }
 }
@@ -77,10 +81,10 @@ struct SummaryCommand: ParsableCommand {
         abstract: "Report an experiment's results: decision, metrics, sample-ratio check, progress.")
 
     @OptionGroup var options: StoreOptions
-    @Option(help: "json, markdown or html.") var format: ReportFormat = .markdown
+    @Option(help: "The report's form.") var format: ReportFormat = .markdown
     @Option(name: [.short, .customLong("output")], help: "Write to FILE instead of stdout.") var output: String?
     @Option(help: "Analyse the data as of this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
-    @Argument var key: String
+    @Argument(help: "The experiment's key.") var key: String
 
     func run() throws {
         let service = try options.makeService(readOnly: true)
@@ -92,7 +96,7 @@ struct SummaryCommand: ParsableCommand {
         let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "results.summary", "params": .object(params)], context: context)
         guard let summary = reply?["result"] else {
             let error = reply?["error"] ?? .null
-            FileHandleStderr.write("referee: \(error["message"]?.stringValue ?? "summary failed")\n")
+            FileHandleStderr.write(describeError(error) + "\n")
             throw ExitCode((error["code"]?.intValue ?? -32603) >= 1000 ? 1 : 2)
         }
         let series = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 2, "method": "results.timeseries", "params": ["key": .string(key)]],

@@ -11,6 +11,7 @@ struct ServeCommand: ParsableCommand {
         abstract: "Serve JSON-RPC 2.0 on stdin/stdout, one JSON object per line.")
 
     @OptionGroup var options: StoreOptions
+    @OptionGroup var documentLimits: DocumentLimitOptions
 
     @Option(help: "Largest accepted request line in bytes.")
     var maxLineBytes: Int = 8 << 20
@@ -69,7 +70,7 @@ struct ServeCommand: ParsableCommand {
             }
         }
         let service: RefereeService
-        do { service = try options.makeService() } catch {
+        do { service = try options.makeService(limits: documentLimits) } catch {
             logger.critical("\(error)")
             throw ExitCode(2)
         }

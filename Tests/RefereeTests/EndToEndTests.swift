@@ -270,7 +270,9 @@ func maskVolatile(_ value: JSON) -> JSON {
         try exampleExperiment(["design": ["alpha": 0.1], "metrics": ["guardrails": []]]).serialized().write(toFile: path, atomically: true, encoding: .utf8)
         let run = try runReferee(["register", path, "--store", dir.path("bad.sqlite")])
         #expect(run.status == 1)
-        #expect(run.stderr.contains("design.alpha: design.alpha 0.1 exceeds protocol 'standard' ceiling 0.05"))
+        // Each violation once, its path once (the message names it).
+        #expect(run.stderr.contains("\n  design.alpha 0.1 exceeds protocol 'standard' ceiling 0.05"))
+        #expect(!run.stderr.contains("design.alpha: design.alpha"))
         #expect(run.stderr.contains("[guardrail_required]"))
     }
 

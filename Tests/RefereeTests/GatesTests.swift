@@ -231,3 +231,56 @@ import JSONCore
         #expect(r.stdout.contains("locked_field"))
     }
 }
+
+/// What a person sees in the terminal: warnings on stderr, flags not params, plurals, stdin, the new commands.
+@Suite(.serialized) struct TerminalTests {
+    let dir = TemporaryDirectory()
+    var store: [String] { ["--store", dir.path("t.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path] }
+
+    @Test func warningsReachStderrAndMessagesNameFlags() throws {
+        let a = dir.path("a.json"), b = dir.path("b.json")
+        try exampleExperiment(["key": "a"]).serialized().write(toFile: a, atomically: true, encoding: .utf8)
+        try exampleExperiment(["key": "b", "layer": "search"]).serialized().write(toFile: b, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["register", a, "--actor", "pm.alice"] + store).status == 0)
+        // From standard input, with a warning (a parameter shared with a draft) that text mode must show.
+        let second = try runReferee(["register", "-", "--actor", "pm.alice"] + store, stdin: try String(contentsOfFile: b, encoding: .utf8))
+        #expect(second.status == 0)
+        #expect(second.stderr.contains("warning: parameter with a"), "\(second.stderr)")
+        // Violations: the path once per line, no summary line repeating them.
+        let bad = dir.path("bad.json")
+        try exampleExperiment(["key": "bad", "design": ["alpha": 0.1]]).serialized().write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try runReferee(["register", bad] + store)
+        #expect(refused.status == 1)
+        #expect(!refused.stderr.contains("design.alpha: design.alpha"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("1 protocol violation:\n  design.alpha 0.1 exceeds"), "\(refused.stderr)")
+        // A rejected ingestion names the CLI flag, and the report says "1 unit".
+        try makeRunning(store, key: "a")
+        let rows = dir.path("rows.csv")
+        try "unit_id,variant,checkout_conversion\nu1,control,1\nu2,blue,1\n".write(toFile: rows, atomically: true, encoding: .utf8)
+        let rejected = try runReferee(["ingest", "a", rows] + store)
+        #expect(rejected.status == 1 && rejected.stderr.contains("pass --allow-partial"), "\(rejected.stderr)")
+        let partial = try runReferee(["ingest", "a", rows, "--allow-partial"] + store)
+        #expect(partial.stdout.contains("loaded 1 unit from 2 rows"), "\(partial.stdout)")
+        #expect(!partial.stderr.contains("\r"), "no progress frames outside a terminal")
+    }
+
+    @Test func updateAmendAuditAndScanCommands() throws {
+        let doc = dir.path("e.json")
+        try exampleExperiment().serialized().write(toFile: doc, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["register", doc, "--actor", "pm.alice"] + store).status == 0)
+        let updated = try runReferee(["update", "checkout-green-button", "--changes", #"{"name":"Greener"}"#, "--json", "--actor", "pm.alice"] + store)
+        #expect(updated.status == 0 && updated.stdout.contains("Greener"), "\(updated.stderr)")
+        try makeRunning(store)
+        let locked = try runReferee(["amend", "checkout-green-button", "--changes", #"{"layer":"other"}"#, "--reason", "move", "--actor", "pm.alice"] + store)
+        #expect(locked.status == 1 && locked.stderr.contains("layer"), "\(locked.stderr)")
+        let patch = dir.path("patch.json")
+        try #"{"description":"clearer"}"#.write(toFile: patch, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["amend", "checkout-green-button", "--changes", "@" + patch, "--reason", "wording", "--actor", "pm.alice"] + store).status == 0)
+        let audit = try runReferee(["audit", "checkout-green-button"] + store)
+        #expect(audit.status == 0 && audit.stdout.contains("experiment.amend") && audit.stdout.contains("(wording)"), "\(audit.stdout)")
+        let scan = try runReferee(["scan"] + store)
+        #expect(scan.status == 0 && scan.stdout.contains("0 findings"), "\(scan.stdout)")
+        let transition = try runReferee(["transition", "checkout-green-button", "stopped", "--expected-version", "1", "--actor", "pm.alice"] + store)
+        #expect(transition.status == 1 && transition.stderr.contains("version"), "\(transition.stderr)")
+    }
+}
