@@ -18,6 +18,20 @@ import JSONCore
         try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "approver.bob")
     }
 
+    @Test func fourEyesHoldsWithGrantsInForce() throws {
+        // A user holding pm and approver changes the owner of her own experiment and tries to approve it.
+        let c = try TestClient(principal: "root")
+        try c.ok("access.grant", ["principal": "pm.eve", "role": "pm"])
+        try c.ok("access.grant", ["principal": "pm.eve", "role": "approver"])
+        try c.ok("access.grant", ["principal": "approver.bob", "role": "approver"])
+        try c.register(["owner": "pm.eve"], as: "pm.eve")
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"], as: "pm.eve")
+        try c.ok("experiment.update", ["key": "checkout-green-button", "version": 2, "changes": ["owner": "pm.zed"]], as: "pm.eve")
+        let e = try #require(c.error("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "pm.eve"))
+        #expect(e.code == 1004 && e.message.contains("pm.eve registered it"), "\(e.message)")
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "approver.bob")
+    }
+
     @Test func withGrantsAPmRegistersOnlyAsOwner() throws {
         let c = try TestClient(principal: "root")
         try c.ok("access.grant", ["principal": "pm.alice", "role": "pm"])
