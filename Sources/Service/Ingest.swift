@@ -81,6 +81,8 @@ final class Ingestor {
         if let text = ProcessInfo.processInfo.environment["REFEREE_INGEST_STREAM_TIMEOUT"], let s = Double(text), s > 0 { return s }
         return 30
     }()
+    /// The file being read, for messages.
+    fileprivate(set) var inputPath = ""
     /// The path being streamed (not a regular file), for messages.
     fileprivate(set) var streamPath: String?
     /// Rows dated outside the schedule make the file a rejection instead of being left out.
@@ -143,6 +145,13 @@ final class Ingestor {
 
     static let cancellation = RPCError(code: .ioError, message: "ingestion interrupted; nothing was written", data: ["reason": "io_error", "detail": "interrupted"])
 
+    /// An input/output failure (1010, never "invalid params"): what failed, the path and the system's message.
+    static func ioError(_ what: String, path: String, errno code: Int32 = errno) -> RPCError {
+        let system = String(cString: strerror(code))
+        return RPCError(code: .ioError, message: "\(what) \(path): \(system); nothing was written",
+                        data: ["reason": "io_error", "path": .string(path), "detail": .string(system)])
+    }
+
     /// When set (the shared socket), only a regular file owned by this user is read, checked on the open
     /// descriptor (no symbolic link followed), so the file cannot be swapped between a check and the read.
     var requiredOwner: uid_t?
@@ -153,7 +162,8 @@ final class Ingestor {
         }
         // Opened without blocking: a FIFO without a writer would otherwise hang the open itself.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (requiredOwner == nil ? 0 : O_NOFOLLOW))
-        guard fd >= 0 else { throw RPCError.invalidParams(path: "path", "cannot open \(path) for reading") }
+        guard fd >= 0 else { throw Ingestor.ioError("cannot open", path: path) }
+        inputPath = path
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else {
@@ -174,7 +184,9 @@ final class Ingestor {
         let spillRoot = spillDirectory
         Self.removeStaleSpills(in: spillRoot)
         let dir = spillRoot.appendingPathComponent("\(Self.spillPrefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+            throw Ingestor.ioError("cannot create the spill folder", path: dir.path, errno: (error as NSError).userInfo[NSUnderlyingErrorKey].flatMap { ($0 as? NSError)?.code }.map { Int32($0) } ?? EACCES)
+        }
         defer { try? FileManager.default.removeItem(at: dir) }
 
         // The header (CSV) is read here; the body is split between workers at line boundaries.
@@ -341,7 +353,7 @@ final class Ingestor {
             while true {
                 let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(offset)) }
                 if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw RPCError.invalidParams(path: "path", "cannot read a spill file: \(String(cString: strerror(errno)))") }
+                guard n >= 0 else { throw Ingestor.ioError("cannot read a spill file", path: path) }
                 if n == 0 { break }
                 offset += n
                 filled += n
@@ -388,7 +400,7 @@ final class Ingestor {
         var offset = at
         while offset < end {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min($0.count, end - offset), off_t(offset)) }
-            guard n > 0 else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw Ingestor.ioError("read failed at byte \(offset) of", path: "the input") }
             if let i = buffer[0..<n].firstIndex(of: 0x0A) { return offset + i + 1 }
             offset += n
         }
@@ -404,7 +416,7 @@ final class Ingestor {
         }
         var bytes = [UInt8](repeating: 0, count: next)
         let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, next, 0) }
-        guard n == next else { throw RPCError.invalidParams(path: "path", "read failed: \(String(cString: strerror(errno)))") }
+        guard n == next else { throw Ingestor.ioError("read failed in the header of", path: "the input") }
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         return (String(decoding: bytes, as: UTF8.self), next)
     }
@@ -442,7 +454,7 @@ final class Ingestor {
             var done = 0
             while done < size {
                 let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + start + done, size - done, off_t(done)) }
-                guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot read a spill file: \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw Ingestor.ioError("cannot read a spill file", path: path) }
                 done += n
             }
         }
@@ -803,7 +815,7 @@ struct Pass1Worker {
                               : pread(fd, b.baseAddress! + filled, min(b.count - filled, end - offset), off_t(offset))
                 }
                 if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw RPCError.invalidParams(path: "path", "read failed at byte \(offset): \(String(cString: strerror(errno)))") }
+                guard n >= 0 else { throw Ingestor.ioError("read failed at byte \(offset) of", path: shared.ingestor.inputPath) }
                 offset += n
                 filled += n
                 if n == 0 || offset >= end { eof = true }   // a file that shrank while read ends early
@@ -1011,7 +1023,7 @@ struct Pass1Worker {
         if memory.files[p] < 0 {
             let path = shared.dir.appendingPathComponent("w\(index)p\(p)").path
             memory.files[p] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard memory.files[p] >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file in \(shared.dir.path): \(String(cString: strerror(errno)))") }
+            guard memory.files[p] >= 0 else { throw Ingestor.ioError("cannot write a spill file", path: path) }
         }
         let fd = memory.files[p]
         let b = memory.spill + p * WorkerMemory.spillBytes
@@ -1019,7 +1031,7 @@ struct Pass1Worker {
         while done < memory.filled[p] {
             let n = write(fd, b + done, memory.filled[p] - done)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw Ingestor.ioError("cannot write a spill file", path: shared.dir.appendingPathComponent("w\(index)p\(p)").path) }
             done += n
         }
         memory.filled[p] = 0
@@ -1090,12 +1102,14 @@ enum SpillRecord {
 /// Appends to one file through a buffer.
 final class SpillWriter {
     private var fd: Int32
+    private let path: String
     private var buffer: [UInt8] = []
     private static let bufferBytes = 1 << 18
 
     init(path: String) throws {
+        self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw Ingestor.ioError("cannot write a spill file", path: path) }
         buffer.reserveCapacity(Self.bufferBytes)
     }
 
@@ -1113,7 +1127,7 @@ final class SpillWriter {
             while done < b.count {
                 let n = write(fd, b.baseAddress! + done, b.count - done)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw RPCError.invalidParams(path: "path", "cannot write a spill file: \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw Ingestor.ioError("cannot write a spill file", path: path) }
                 done += n
             }
         }
@@ -1365,7 +1379,7 @@ extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.
     public func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,
                        requiredOwner: uid_t? = nil, progress: ((Int, Int) -> Void)? = nil,
-                       cancelled: @escaping @Sendable () -> Bool = { false }, strictDates: Bool = false) throws -> JSON {
+                       cancelled: @escaping @Sendable () -> Bool = { false }, strictDates: Bool = false, spillDirectory: String? = nil) throws -> JSON {
         let c = try resultsContext(key)
         try requireHasRun(c)
         let fmt = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? "jsonl" : "csv")
@@ -1374,6 +1388,7 @@ extension RefereeService {
         ingestor.requiredOwner = requiredOwner
         ingestor.cancelled = cancelled
         ingestor.strictDates = strictDates
+        if let spillDirectory { ingestor.spillDirectory = URL(fileURLWithPath: spillDirectory) }
         ingestor.scheduleDays = Ingestor.scheduleDays(of: c.doc)
         let totals = try ingestor.run(path: path, format: fmt)
         var report = ingestor.report.objectValue!

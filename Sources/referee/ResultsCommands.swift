@@ -16,6 +16,7 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "Load the valid rows even when some are bad.") var allowPartial = false
     @Flag(help: "Reject the file when rows are dated outside the experiment's schedule (default: leave them out and count them).") var strictDates = false
+    @Option(help: "Folder for the spill files (default: $TMPDIR, else the system's temporary folder).") var spillDir: String?
     @Option(help: "csv or jsonl (default: from the file name).") var format: String?
     @Argument(help: "The experiment's key.") var key: String
     @Argument(help: "Unit-level rows (CSV or JSON lines); - reads standard input.") var file: String
@@ -50,7 +51,7 @@ struct IngestCommand: ParsableCommand {
         let report: JSON
         do {
             report = try service.ingest(key: key, path: file, format: format, allowPartial: allowPartial, principal: options.principal,
-                                        progress: progress, cancelled: { SignalFlag.isRaised }, strictDates: strictDates)
+                                        progress: progress, cancelled: { SignalFlag.isRaised }, strictDates: strictDates, spillDirectory: spillDir)
             if showProgress { FileHandleStderr.write("\n") }
         } catch {
             if showProgress { FileHandleStderr.write("\n") }

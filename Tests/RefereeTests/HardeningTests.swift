@@ -506,3 +506,50 @@ import RPC
         #expect(received == sent)
     }
 }
+
+/// Issue 11's I/O rule: input and output failures are 1010 naming the path (the CLI exits 2), never invalid params.
+@Suite(.serialized) struct IngestIOErrorTests {
+    let dir = TemporaryDirectory()
+
+    @Test func aFullDiskOrAMissingSpillFolderIsAnIOErrorAndWritesNothing() throws {
+        let store = ["--store", dir.path("io.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        let file = dir.path("e.json")
+        try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["register", file, "--actor", "pm.alice"] + store).status == 0)
+        try makeRunning(store)
+        var csv = "unit_id,variant,day,checkout_conversion,revenue_per_user\n"
+        for i in 0..<60_000 { csv += "unit-\(i),\(i % 2 == 0 ? "control" : "green"),2026-12-0\(1 + i % 9),\(i % 7 == 0 ? 1 : 0),\(Double(i % 1000) / 7)\n" }
+        let rows = dir.path("rows.csv")
+        try csv.write(toFile: rows, atomically: true, encoding: .utf8)
+        // A spill folder that cannot be made.
+        let notADir = dir.path("plain-file")
+        try "x".write(toFile: notADir, atomically: true, encoding: .utf8)
+        let missing = try runReferee(["ingest", "checkout-green-button", rows, "--json", "--spill-dir", notADir + "/spill"] + store)
+        #expect(missing.status == 2)
+        #expect(missing.stdout.contains("\"code\":1010") && missing.stdout.contains(notADir), "\(missing.stdout)")
+        // A full disk: a 256 KiB tmpfs as the spill folder (when this machine lets the test mount one).
+        let small = dir.path("small")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=256k", "tmpfs", small]
+        mount.standardError = FileHandle.nullDevice
+        try mount.run()
+        mount.waitUntilExit()
+        if mount.terminationStatus == 0 {
+            defer {
+                let umount = Process()
+                umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+                umount.arguments = [small]
+                try? umount.run()
+                umount.waitUntilExit()
+            }
+            let full = try runReferee(["ingest", "checkout-green-button", rows, "--json", "--spill-dir", small] + store)
+            #expect(full.status == 2)
+            #expect(full.stdout.contains("\"code\":1010") && full.stdout.contains("No space left on device") && full.stdout.contains(small), "\(full.stdout)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: small).isEmpty, "spill files left behind")
+        }
+        let summary = try runReferee(["call", "results.summary", #"{"key":"checkout-green-button"}"#, "--json"] + store)
+        #expect(summary.stdout.contains("\"units\":0"), "nothing was written: \(summary.stdout.prefix(300))")
+    }
+}
