@@ -11,16 +11,10 @@ public final class SocketClient {
     private var buffer: [UInt8] = []
 
     public init(path: String) throws(Failure) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure(description: "socket path too long: \(path)") }
+        guard let address = UnixAddress(path) else { throw Failure(description: "socket path too long: \(path)") }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "cannot create a socket: \(String(cString: strerror(errno)))") }
-        withUnsafeMutableBytes(of: &address.sun_path) { buf in buf.copyBytes(from: bytes); buf[bytes.count] = 0 }
-        let ok = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let ok = address.withSockaddr { [fd] in connect(fd, $0, $1) }
         guard ok == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)

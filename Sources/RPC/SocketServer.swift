@@ -78,19 +78,10 @@ public final class SocketServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError(description: "socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw SocketError(description: "socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { buf in
-            buf.copyBytes(from: bytes)
-            buf[bytes.count] = 0
-        }
+        guard let address = UnixAddress(path) else { throw SocketError(description: "socket path too long: \(path)") }
         unlink(path)
         let oldMask = umask(0o117)   // socket file mode 0660: owner and group only
-        let bound = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = address.withSockaddr { bind(fd, $0, $1) }
         umask(oldMask)
         guard bound == 0 else { throw SocketError(description: "cannot bind \(path): \(String(cString: strerror(errno)))") }
         defer { unlink(path) }

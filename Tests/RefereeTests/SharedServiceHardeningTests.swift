@@ -44,13 +44,8 @@ import RPC
     /// A raw connection: bytes in, whatever the server sends out.
     static func connect(_ path: String) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { buf in buf.copyBytes(from: bytes); buf[bytes.count] = 0 }
-        let ok = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        guard let address = UnixAddress(path) else { close(fd); return -1 }
+        let ok = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         if ok != 0 { close(fd); return -1 }
         return fd
     }
