@@ -19,7 +19,8 @@ extension JSON {
         guard case .object(let members) = patch else { return [prefix] }
         return members.keys.sorted().flatMap { key -> [String] in
             let path = prefix.isEmpty ? key : "\(prefix).\(key)"
-            if case .object = members[key]! { return touchedPaths(ofPatch: members[key]!, prefix: path) }
+            // An object adds or changes what is under it; an empty one still touches its own path.
+            if case .object(let inner) = members[key]! { return inner.isEmpty ? [path] : touchedPaths(ofPatch: members[key]!, prefix: path) }
             return [path]
         }
     }

@@ -225,6 +225,15 @@ extension RefereeService {
         }
     }
 
+    /// Whether a method reads or writes the registry (statistics and the self-description do not).
+    public static func needsRegistry(_ method: String) -> Bool {
+        guard let m = catalogByName[method] else { return true }
+        switch m.permission {
+        case .public, .stats: return false
+        default: return true
+        }
+    }
+
     static let catalogByName: [String: MethodDescriptor] = Dictionary(uniqueKeysWithValues: catalog.map { ($0.name, $0) })
 
     /// The catalog as an OpenRPC 1.3 document (`rpc.discover`, `Docs/openrpc.json`).

@@ -120,6 +120,11 @@ extension RefereeService {
             guard before.version == version else { throw RegistryError.versionConflict(key: key, expected: version, actual: before.version) }
             try precondition(before, tx)
             let touched = JSON.touchedPaths(ofPatch: changes)
+            // With grants in force only an admin hands an experiment to another owner (as at registration).
+            if let newOwner = changes["owner"]?.stringValue, newOwner != before.owner, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
+                throw RegistryError.forbidden("\(ctx.principal) may not give \"\(key)\" to another owner (\(newOwner)); ask an admin",
+                                              details: ["principal": .string(ctx.principal), "owner": .string(newOwner), "rule": "own_experiments"])
+            }
             if touched.contains("key") { throw RegistryError.lockedField(paths: ["key"], state: before.state, protocolName: before.protocolName) }
             let document = before.document.merging(patch: changes)
             let (doc, outcome) = Validator.validate(document, protocols: protocols, limits: limits)
@@ -171,13 +176,17 @@ extension RefereeService {
                 // so changing `owner` cannot make an author its own approver.
                 let authors = try tx.auditEntries(key: key).filter { ["experiment.register", "experiment.update", "experiment.amend"].contains($0.method) }
                 var excluded: [(String, String)] = [(before.owner, "owns it")]
-                for entry in authors where !excluded.contains(where: { $0.0 == entry.principal }) {
-                    excluded.append((entry.principal, entry.method == "experiment.register" ? "registered it" : (entry.method == "experiment.update" ? "updated it" : "amended it")))
+                for entry in authors {
+                    let act = entry.method == "experiment.register" ? "registered it" : (entry.method == "experiment.update" ? "updated it" : "amended it")
+                    if !excluded.contains(where: { $0.0 == entry.principal }) { excluded.append((entry.principal, act)) }
+                    // Whom an author acted for wrote the document too (the claim can only tighten the rule).
+                    if let person = entry.onBehalfOf, !excluded.contains(where: { $0.0 == person }) { excluded.append((person, act + " (through \(entry.principal))")) }
                 }
-                if let why = excluded.first(where: { $0.0 == ctx.principal }) {
+                let approvers = [ctx.principal] + (ctx.onBehalfOf.map { [$0] } ?? [])
+                if let why = excluded.first(where: { approvers.contains($0.0) }) {
                     let list = excluded.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
                     throw RegistryError.forbidden(
-                        "\(ctx.principal) \(why.1) and cannot approve \"\(key)\" (four-eyes rule: the owner and everyone who registered, updated or amended it are excluded: \(list)); ask another principal to approve",
+                        "\(why.0) \(why.1) and cannot approve \"\(key)\" (four-eyes rule: the owner and everyone who registered, updated or amended it are excluded: \(list)); ask another principal to approve",
                         details: ["principal": .string(ctx.principal), "owner": .string(before.owner), "rule": "four_eyes",
                                   "excluded": .array(excluded.map { ["principal": .string($0.0), "because": .string($0.1)] })])
                 }

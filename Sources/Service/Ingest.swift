@@ -400,7 +400,7 @@ final class Ingestor {
         var offset = at
         while offset < end {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min($0.count, end - offset), off_t(offset)) }
-            guard n > 0 else { throw Ingestor.ioError("read failed at byte \(offset) of", path: "the input") }
+            guard n > 0 else { throw Ingestor.ioError("read failed at byte \(offset) of", path: "the input", errno: n == 0 ? EIO : errno) }
             if let i = buffer[0..<n].firstIndex(of: 0x0A) { return offset + i + 1 }
             offset += n
         }
@@ -416,7 +416,7 @@ final class Ingestor {
         }
         var bytes = [UInt8](repeating: 0, count: next)
         let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, next, 0) }
-        guard n == next else { throw Ingestor.ioError("read failed in the header of", path: "the input") }
+        guard n == next else { throw Ingestor.ioError("read failed in the header of", path: "the input", errno: n >= 0 ? EIO : errno) }
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         return (String(decoding: bytes, as: UTF8.self), next)
     }

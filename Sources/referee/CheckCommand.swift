@@ -50,10 +50,19 @@ struct CheckCommand: ParsableCommand {
         for (i, d) in documents.enumerated() {
             guard let doc = d.doc else { reports.append(Report(file: d.file, ioError: d.error, text: d.text)); continue }
             let others = documents.enumerated().compactMap { j, o in j != i ? o.doc : nil }
-                .filter { $0["key"] != nil && $0["protocol"] != nil && $0.objectValue != nil && $0["key"] != doc["key"] }
+                .filter { $0["key"]?.stringValue != nil && $0["protocol"]?.stringValue != nil && $0["key"] != doc["key"] }
             let reply = try send(["experiment": doc, "with": .array(others), "proposed": true])
             guard var result = reply["result"]?.objectValue else {
-                reports.append(Report(file: d.file, ioError: reply["error"]?["message"]?.stringValue ?? "check failed", text: d.text))
+                // A refusal (forbidden, say) is a rejection; only I/O and usage problems are errors of the file.
+                let code = reply["error"]?["code"]?.intValue ?? -32603
+                let message = cliWording(reply["error"]?["message"]?.stringValue ?? "check failed")
+                if exitStatus(forErrorCode: code) == 1 {
+                    reports.append(Report(file: d.file, key: doc["key"]?.stringValue,
+                                          result: ["valid": false, "violations": [["path": "", "rule": .string(reply["error"]?["data"]?["reason"]?.stringValue ?? "refused"), "message": .string(message)]],
+                                                   "conflicts": [], "errors": 0, "warnings": 0], text: d.text))
+                } else {
+                    reports.append(Report(file: d.file, ioError: message, text: d.text))
+                }
                 continue
             }
             if let k = doc["key"]?.stringValue, let same = filesByKey[k], same.count > 1 {
@@ -178,9 +187,24 @@ struct CheckCommand: ParsableCommand {
     /// in `file`, with `time` and `timestamp`), one testcase per rule and finding named after the rule and the member
     /// it concerns; warnings pass with their text in `system-out`; unreadable files are `error`s.
     func junit(_ reports: [Report], elapsed: Double, at: Date) -> String {
+        // XML 1.0 has no way to write most control characters: they become U+FFFD; line breaks and tabs in
+        // attributes are written as references so parsers keep them.
         func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+            var out = ""
+            for scalar in s.unicodeScalars {
+                switch scalar.value {
+                case 0x26: out += "&amp;"
+                case 0x3C: out += "&lt;"
+                case 0x3E: out += "&gt;"
+                case 0x22: out += "&quot;"
+                case 0x0A: out += "&#10;"
+                case 0x09: out += "&#9;"
+                case 0x0D: out += "&#13;"
+                case 0x00...0x1F, 0xFFFE, 0xFFFF: out += "\u{FFFD}"
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out
         }
         let stamp = ISO8601DateFormatter().string(from: at)
         let time = String(format: "%.3f", elapsed)

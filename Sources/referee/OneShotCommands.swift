@@ -10,18 +10,24 @@ final class OneShot {
     let options: StoreOptions
     let json: Bool
     let limits: DocumentLimitOptions?
+    /// Commands that act on an existing experiment cannot succeed on a store that does not exist: they never create one.
+    let readOnly: Bool?
     private var opened: (RefereeService, Dispatcher)?
 
-    init(options: StoreOptions, json: Bool, limits: DocumentLimitOptions? = nil) {
+    init(options: StoreOptions, json: Bool, limits: DocumentLimitOptions? = nil, existingStore: Bool = false) {
         self.options = options
         self.json = json
         self.limits = limits
+        self.readOnly = existingStore ? true : nil
     }
 
     /// The reply to one request, read as a client would from its wire text.
     func request(_ method: String, _ params: JSON) throws -> JSON {
         if opened == nil {
-            let service = try options.makeService(readOnly: RefereeService.isReadOnly(method), limits: limits)
+            var storeOptions = options
+            // Statistics and the self-description need no registry: without a store they run on an empty one.
+            if !RefereeService.needsRegistry(method), !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
+            let service = try storeOptions.makeService(readOnly: readOnly ?? RefereeService.isReadOnly(method), limits: limits)
             let dispatcher = Dispatcher()
             service.install(on: dispatcher)
             opened = (service, dispatcher)
@@ -52,9 +58,7 @@ final class OneShot {
         } else {
             FileHandleStderr.write(describeError(error) + "\n")
         }
-        let code = error["code"]?.intValue ?? -32603
-        // Envelope, params and I/O problems are usage errors; application refusals are rejections.
-        throw ExitCode(code >= 1000 && code != 1010 ? 1 : 2)
+        throw ExitCode(exitStatus(forErrorCode: error["code"]?.intValue ?? -32603))
     }
 }
 
@@ -79,6 +83,11 @@ func cliWording(_ message: String) -> String {
         text = text.replacingOccurrences(of: wire, with: cli)
     }
     return text
+}
+
+/// The CLI's one exit rule for an error code: usage, params and I/O (1010, 1011) exit 2; refusals exit 1.
+func exitStatus(forErrorCode code: Int) -> Int32 {
+    code >= 1000 && code != 1010 && code != 1011 ? 1 : 2
 }
 
 /// "1 day", "2 days".
@@ -175,7 +184,7 @@ struct TransitionCommand: ParsableCommand {
     @Option(name: .customLong("expected-version"), help: "Refuse unless the experiment is at this version (default: the current one).") var expectedVersion: Int?
 
     func run() throws {
-        let shot = OneShot(options: options, json: json)
+        let shot = OneShot(options: options, json: json, existingStore: true)
         try shot.call("experiment.transition", .object(try params(shot)), text: describeRecord)
     }
 
@@ -230,7 +239,7 @@ enum EditCommands {
         } else {
             do { patch = try JSONParser.parse(changes) } catch { throw ValidationError("--changes is not valid JSON: \(error)") }
         }
-        let shot = OneShot(options: options, json: json, limits: limits)
+        let shot = OneShot(options: options, json: json, limits: limits, existingStore: true)
         var expected = version
         if expected == nil { expected = try shot.request("experiment.get", ["key": .string(key)])["result"]?["version"]?.intValue }
         var params: [String: JSON] = ["key": .string(key), "version": JSON(expected ?? 0), "changes": patch]
@@ -319,6 +328,6 @@ struct CallCommand: ParsableCommand {
         }
         let error = reply["error"] ?? .null
         if json { print(error.serialized()) } else { FileHandleStderr.write("referee: \(error["message"]?.stringValue ?? "error")\n") }
-        throw ExitCode((error["code"]?.intValue ?? -32603) >= 1000 ? 1 : 2)
+        throw ExitCode(exitStatus(forErrorCode: error["code"]?.intValue ?? -32603))
     }
 }

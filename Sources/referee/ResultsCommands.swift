@@ -25,12 +25,13 @@ struct IngestCommand: ParsableCommand {
         let file = self.file == "-" ? "/dev/stdin" : self.file
         guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-        let service = try options.makeService()
+        // Ingestion needs an experiment that has run, so a missing store is never created for it.
+        let service = try options.makeService(readOnly: true)
         // The same authorization as results.ingest over the control interface.
         do { try service.authorizeInProcess("results.ingest", ["key": .string(key), "path": .string(file)], principal: options.principal) } catch {
             let wire = RefereeService.wireError(error)
             if json { print(wire.json.serialized()) } else { FileHandleStderr.write("referee: \(wire.message)\n") }
-            throw ExitCode(wire.code.rawValue >= 1000 ? 1 : 2)
+            throw ExitCode(exitStatus(forErrorCode: wire.code.rawValue))
         }
         // Ctrl-C stops the ingestion cleanly: nothing written, the spill folder removed.
         SignalFlag.install()
@@ -62,8 +63,7 @@ struct IngestCommand: ParsableCommand {
             if let problems = payload["data"]?["problems"]?.arrayValue, !json {
                 for p in problems { FileHandleStderr.write("  \(p["message"]?.stringValue ?? "")\n") }
             }
-            // I/O errors (1010) exit 2, like every other I/O error of the CLI.
-            throw ExitCode(code >= 1000 && code != 1010 ? 1 : 2)
+            throw ExitCode(exitStatus(forErrorCode: code))
         }
         if json { print(report.serialized()) } else {
             let outside = report["rows_outside_schedule"]?["count"]?.intValue ?? 0
@@ -98,7 +98,7 @@ struct SummaryCommand: ParsableCommand {
         guard let summary = reply?["result"] else {
             let error = reply?["error"] ?? .null
             FileHandleStderr.write(describeError(error) + "\n")
-            throw ExitCode((error["code"]?.intValue ?? -32603) >= 1000 ? 1 : 2)
+            throw ExitCode(exitStatus(forErrorCode: error["code"]?.intValue ?? -32603))
         }
         let series = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 2, "method": "results.timeseries", "params": ["key": .string(key)]],
                                        context: context)?["result"]

@@ -26,10 +26,16 @@ import JSONCore
         try c.ok("access.grant", ["principal": "approver.bob", "role": "approver"])
         try c.register(["owner": "pm.eve"], as: "pm.eve")
         try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"], as: "pm.eve")
-        try c.ok("experiment.update", ["key": "checkout-green-button", "version": 2, "changes": ["owner": "pm.zed"]], as: "pm.eve")
-        let e = try #require(c.error("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "pm.eve"))
-        #expect(e.code == 1004 && e.message.contains("pm.eve registered it"), "\(e.message)")
-        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "approved"], as: "approver.bob")
+        // With grants in force, only an admin hands an experiment to another owner.
+        let handOver = try #require(c.error("experiment.update", ["key": "checkout-green-button", "version": 2, "changes": ["owner": "pm.zed"]], as: "pm.eve"))
+        #expect(handOver.code == 1004 && handOver.message.contains("another owner"))
+        let e = try #require(c.error("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"], as: "pm.eve"))
+        #expect(e.code == 1004 && e.message.contains("pm.eve owns it"), "\(e.message)")
+        // Acting for the author through another principal does not help either.
+        try c.ok("access.grant", ["principal": "portal", "role": "approver"])
+        let viaPortal = try #require(c.error("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"], as: "portal", onBehalfOf: "pm.eve"))
+        #expect(viaPortal.code == 1004, "\(viaPortal.message)")
+        try c.ok("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"], as: "approver.bob")
     }
 
     @Test func withGrantsAPmRegistersOnlyAsOwner() throws {
@@ -296,5 +302,49 @@ import JSONCore
         #expect(scan.status == 0 && scan.stdout.contains("0 findings"), "\(scan.stdout)")
         let transition = try runReferee(["transition", "checkout-green-button", "stopped", "--expected-version", "1", "--actor", "pm.alice"] + store)
         #expect(transition.status == 1 && transition.stderr.contains("version"), "\(transition.stderr)")
+    }
+}
+
+/// Review findings on the gates and the CLI.
+@Suite(.serialized) struct GatesReviewTests {
+    let dir = TemporaryDirectory()
+
+    @Test func oneOddFileDoesNotSpoilTheOthersAndJUnitStaysValid() throws {
+        let store = ["--store", dir.path("s.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        #expect(try runReferee(["serve"] + store).status == 0)
+        let odd = dir.path("odd.json"), good = dir.path("good.json")
+        try exampleExperiment(["key": 42]).serialized().write(toFile: odd, atomically: true, encoding: .utf8)
+        try exampleExperiment(["key": "ctl\u{1}key", "layer": "x", "parameters": ["p.q"]]).serialized().write(toFile: good, atomically: true, encoding: .utf8)
+        let r = try runReferee(["check", odd, good, "--format", "junit"] + store)
+        #expect(r.status == 1, "violations, not an unreadable file: \(r.stdout)")
+        #expect(!r.stdout.contains("<error"))
+        let xml = dir.path("r.xml")
+        try r.stdout.write(toFile: xml, atomically: true, encoding: .utf8)
+        let lint = Process()
+        lint.executableURL = URL(fileURLWithPath: "/usr/bin/xmllint")
+        lint.arguments = ["--noout", "--schema", repositoryRoot.appendingPathComponent("Tests/RefereeTests/Reference/junit/junit-10.xsd").path, xml]
+        lint.standardError = FileHandle.nullDevice
+        try lint.run()
+        lint.waitUntilExit()
+        #expect(lint.terminationStatus == 0, "a control character in a key must not make the report invalid XML")
+    }
+
+    @Test func statisticsNeedNoStoreAndCreateNone() throws {
+        let missing = dir.path("none.sqlite")
+        let r = try runReferee(["call", "stats.srm", #"{"observed":[10,12],"weights":[1,1]}"#, "--json", "--store", missing])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: missing))
+        // Commands on an existing experiment never create a store either.
+        let t = try runReferee(["transition", "k", "review", "--expected-version", "1", "--store", missing])
+        #expect(t.status == 2 && !FileManager.default.fileExists(atPath: missing))
+    }
+
+    @Test func addingAnEmptyObjectUnderALockedFieldIsALockedChange() throws {
+        #expect(JSON.touchedPaths(ofPatch: ["design": ["extra": [:]]]) == ["design.extra"])
+        let c = try TestClient()
+        try c.register()
+        try c.advance("checkout-green-button", to: ["review", "approved", "running"])
+        let e = try #require(c.error("experiment.amend", ["key": "checkout-green-button", "version": 4, "changes": ["design": ["extra": [:]]], "reason": "r"]))
+        #expect(e.code == 1008 || e.code == 1001, "\(e.message)")
     }
 }

@@ -43,10 +43,10 @@ final class TestClient {
     }
 
     /// Calls a method; returns the result, or the error object as `.failure`.
-    func call(_ method: String, _ params: JSON = [:], as who: String? = nil) -> Result<JSON, WireError> {
+    func call(_ method: String, _ params: JSON = [:], as who: String? = nil, onBehalfOf: String? = nil) -> Result<JSON, WireError> {
         nextID += 1
         let raw = dispatcher.handle(message: ["jsonrpc": "2.0", "id": JSON(nextID), "method": .string(method), "params": params],
-                                    context: RPCContext(principal: who ?? principal))!
+                                    context: RPCContext(principal: who ?? principal, onBehalfOf: onBehalfOf))!
         // Read the reply as a client would: from its wire text (stored documents pass through as raw JSON).
         let reply = try! JSONParser.parse(raw.serialized())
         if let result = reply["result"] { return .success(result) }
@@ -63,8 +63,8 @@ final class TestClient {
         }
     }
 
-    func error(_ method: String, _ params: JSON = [:], as who: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> WireError? {
-        switch call(method, params, as: who) {
+    func error(_ method: String, _ params: JSON = [:], as who: String? = nil, onBehalfOf: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> WireError? {
+        switch call(method, params, as: who, onBehalfOf: onBehalfOf) {
         case .success(let r):
             Issue.record("\(method) unexpectedly succeeded: \(r.serialized().prefix(300))", sourceLocation: sourceLocation)
             return nil
