@@ -149,13 +149,13 @@ extension RefereeService {
     /// Opens the store at `storePath` and loads protocols (`protocolsDirectory`, else `$REFEREE_PROTOCOLS`,
     /// else `./Protocols`, else built-in). The executable's single entry into the service.
     public static func open(storePath: String, protocolsDirectory: String?, maxVariants: Int = 20,
-                             maxTargetingConditions: Int = 500) throws(OpenError) -> RefereeService {
+                             maxTargetingConditions: Int = 500, readOnly: Bool = false) throws(OpenError) -> RefereeService {
         let protocolSet: ProtocolSet
         do { protocolSet = try ProtocolLoader.resolve(explicit: protocolsDirectory) } catch {
             throw OpenError(description: error.description)
         }
         let store: Store
-        do { store = try Store(path: storePath) } catch {
+        do { store = try Store(path: storePath, readOnly: readOnly) } catch {
             throw OpenError(description: error.description)
         }
         let limits = DocumentLimits(targeting: TargetingLimits(maxNodes: maxTargetingConditions), maxVariants: maxVariants)

@@ -121,9 +121,12 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Opens (creating if needed) the store at `path`; `":memory:"` gives a private in-memory store for tests.
-    public init(path: String) throws(StoreError) {
+    /// `readOnly`: the store must exist and is opened with SQLite's read-only flag (read-only commands of the CLI):
+    /// nothing, not even a migration, can be written through it.
+    public init(path: String, readOnly: Bool = false) throws(StoreError) {
         self.path = path
         var config = Configuration()
+        config.readonly = readOnly && path != ":memory:"
         config.busyMode = .timeout(30)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -141,9 +144,15 @@ public final class Store: @unchecked Sendable {
                     opened = try DatabasePool(path: path, configuration: config)
                     // GRDB sets `synchronous = NORMAL` when it enables WAL, after prepareDatabase: restore FULL on the
                     // writer so an acknowledged commit survives power loss too, not only a process crash.
-                    try opened.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+                    if !config.readonly { try opened.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") } }
                 }
-                try Store.migrator.migrate(opened)
+                if config.readonly {
+                    guard try opened.read({ db in try Store.migrator.hasCompletedMigrations(db) }) else {
+                        throw StoreError(message: "the store at \(path) was written by an older Referee; open it once with a writing command (referee serve) to migrate it")
+                    }
+                } else {
+                    try Store.migrator.migrate(opened)
+                }
                 writer = opened
                 wireCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
                 accessCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
@@ -155,6 +164,8 @@ public final class Store: @unchecked Sendable {
                 // the next attempt finds it applied.
                 attempt += 1
                 usleep(50_000)
+            } catch let error as StoreError {
+                throw error
             } catch {
                 throw StoreError(message: "cannot open store at \(path): \(error)")
             }

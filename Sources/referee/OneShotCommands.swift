@@ -11,14 +11,14 @@ final class OneShot {
     let json: Bool
     let limits: DocumentLimitOptions?
     /// Commands that act on an existing experiment cannot succeed on a store that does not exist: they never create one.
-    let readOnly: Bool?
+    let mustExist: Bool
     private var opened: (RefereeService, Dispatcher)?
 
     init(options: StoreOptions, json: Bool, limits: DocumentLimitOptions? = nil, existingStore: Bool = false) {
         self.options = options
         self.json = json
         self.limits = limits
-        self.readOnly = existingStore ? true : nil
+        self.mustExist = existingStore
     }
 
     /// The reply to one request, read as a client would from its wire text.
@@ -27,7 +27,7 @@ final class OneShot {
             var storeOptions = options
             // Statistics and the self-description need no registry: without a store they run on an empty one.
             if !RefereeService.needsRegistry(method), !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
-            let service = try storeOptions.makeService(readOnly: readOnly ?? RefereeService.isReadOnly(method), limits: limits)
+            let service = try storeOptions.makeService(readOnly: !mustExist && RefereeService.isReadOnly(method), mustExist: mustExist, limits: limits)
             let dispatcher = Dispatcher()
             service.install(on: dispatcher)
             opened = (service, dispatcher)

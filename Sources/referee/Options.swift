@@ -28,15 +28,16 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store and loads protocols; failures are I/O errors (exit 2).
     /// `readOnly`: the command only reads, so it never creates a store: a path with no store is an I/O error
     /// (exit 2) instead of an empty registry that would make every check pass.
-    func makeService(readOnly: Bool = false, limits: DocumentLimitOptions? = nil) throws -> RefereeService {
+    /// `mustExist`: a command that acts on an existing experiment cannot succeed on a new store either.
+    func makeService(readOnly: Bool = false, mustExist: Bool = false, limits: DocumentLimitOptions? = nil) throws -> RefereeService {
         let maxVariants = limits?.maxVariants ?? 20, maxTargetingConditions = limits?.maxTargetingConditions ?? 500
         let path = storePath
-        if readOnly, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
+        if readOnly || mustExist, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             throw CLIError.io("no store at \(path); pass --store with the registry's path (or set REFEREE_STORE)")
         }
         do {
             return try RefereeService.open(storePath: path, protocolsDirectory: protocols, maxVariants: maxVariants,
-                                           maxTargetingConditions: maxTargetingConditions)
+                                           maxTargetingConditions: maxTargetingConditions, readOnly: readOnly && path != ":memory:")
         } catch {
             throw CLIError.io(error.description)
         }

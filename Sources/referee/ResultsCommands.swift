@@ -26,7 +26,7 @@ struct IngestCommand: ParsableCommand {
         guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         // Ingestion needs an experiment that has run, so a missing store is never created for it.
-        let service = try options.makeService(readOnly: true)
+        let service = try options.makeService(mustExist: true)
         // The same authorization as results.ingest over the control interface.
         do { try service.authorizeInProcess("results.ingest", ["key": .string(key), "path": .string(file)], principal: options.principal) } catch {
             let wire = RefereeService.wireError(error)

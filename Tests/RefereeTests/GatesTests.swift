@@ -129,6 +129,16 @@ import JSONCore
             #expect(r.stderr.contains("no store at"), "\(args): \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: missing), "\(args) created the store")
         }
+        // An existing store is opened read-only by these commands: even a refusal's audit entry is not written.
+        let real = dir.path("real.sqlite")
+        #expect(try runReferee(["call", "access.grant", #"{"principal":"pm.alice","role":"pm"}"#, "--store", real, "--actor", "root"]).status == 0)
+        let count = { () throws -> Int in
+            let r = try runReferee(["call", "audit.head", "--json", "--store", real, "--actor", "root"])
+            return try JSONParser.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["entries"]?.intValue ?? -1
+        }
+        let entries = try count()
+        #expect(try runReferee(["get", "k", "--store", real, "--actor", "stranger"]).status == 1)
+        #expect(try count() == entries)
         // Checking against nothing is possible when said so.
         let empty = try runReferee(["check", file, "--store", missing, "--allow-empty-store", "--protocols", repositoryRoot.appendingPathComponent("Protocols").path])
         #expect(empty.status == 0, "\(empty.stdout) \(empty.stderr)")
