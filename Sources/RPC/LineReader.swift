@@ -169,6 +169,7 @@ public struct LineReader {
         }
     }
 
+    /// Seconds on the monotonic clock: the one clock of the transport's timeouts.
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

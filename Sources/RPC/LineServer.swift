@@ -262,11 +262,7 @@ final class ReplyWriter: @unchecked Sendable {
         return abandoned
     }
 
-    private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    private static func now() -> Double { LineReader.now() }
 }
 
 /// SIGTERM and SIGINT set a flag and wake the reader through a self-pipe (the signal may land on any

@@ -138,26 +138,27 @@ public final class SocketServer: @unchecked Sendable {
                                         connection: connection, shouldStop: shouldStop)
                 server.run()
                 close(client)
-                lock.withLock {
-                    active -= 1
-                    perUser[uid, default: 1] -= 1
-                    if perUser[uid] == 0 { perUser[uid] = nil }
-                }
+                release(uid)
             }.start()
             if !started {
                 Self.refuse(client, "the server cannot start another connection now; try again shortly")
                 close(client)
-                lock.withLock {
-                    active -= 1
-                    perUser[uid, default: 1] -= 1
-                    if perUser[uid] == 0 { perUser[uid] = nil }
-                }
+                release(uid)
             }
         }
         // Stop accepting; let clients finish the request they are in.
         var waited = 0
         while lock.withLock({ active }) > 0 && waited < 100 { usleep(50_000); waited += 1 }
         logger.info("stopped")
+    }
+
+    /// Gives back a connection's place in the per-user and total counts.
+    private func release(_ uid: UInt32) {
+        lock.withLock {
+            active -= 1
+            perUser[uid, default: 1] -= 1
+            if perUser[uid] == 0 { perUser[uid] = nil }
+        }
     }
 
     /// Tells a connection that is not admitted why, in one JSON-RPC error line, without waiting for it.

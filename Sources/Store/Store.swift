@@ -154,8 +154,10 @@ public final class Store: @unchecked Sendable {
                     try Store.migrator.migrate(opened)
                 }
                 writer = opened
-                wireCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
-                accessCache = CommitWatch(storePath: path).map { CommitCache(watch: $0) }
+                // One mapping of the WAL-index header serves both caches.
+                let watch = CommitWatch(storePath: path)
+                wireCache = watch.map { CommitCache(watch: $0) }
+                accessCache = watch.map { CommitCache(watch: $0) }
                 identity = path == ":memory:" ? nil : FileIdentity(storePath: path)
                 break
             } catch let error as DatabaseError where attempt < 200 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
@@ -175,11 +177,10 @@ public final class Store: @unchecked Sendable {
     /// Runs `body` in one immediate write transaction; any thrown error rolls everything back.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         var result: T?
-        if let problem = identity?.problem() { throw StoreUnavailable(message: problem) }
         try writer.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 result = try body(StoreTransaction(db: db))
-                // Checked again under the write lock, just before the commit is acknowledged.
+                // Checked under the write lock, just before the commit is acknowledged.
                 if let problem = identity?.problem() { throw StoreUnavailable(message: problem) }
                 return .commit
             }

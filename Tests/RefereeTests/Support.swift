@@ -118,3 +118,23 @@ func makeRunning(_ store: [String], key: String = "checkout-green-button") throw
         #expect(r.status == 0, "transition to \(state): \(r.stderr)")
     }
 }
+
+/// `referee call METHOD PARAMS --json --socket PATH`, optionally under a `prefix` such as setpriv (another user).
+func socketCall(_ socket: String, _ method: String, _ params: String = "{}", extra: [String] = [], prefix: [String] = []) throws -> (status: Int32, json: JSON?) {
+    let r: (status: Int32, stdout: String, stderr: String)
+    if prefix.isEmpty {
+        r = try runReferee(["call", method, params, "--json", "--socket", socket] + extra)
+    } else {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: prefix[0])
+        p.arguments = Array(prefix.dropFirst()) + [refereeBinary, "call", method, params, "--json", "--socket", socket] + extra
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        r = (p.terminationStatus, String(decoding: data, as: UTF8.self), "")
+    }
+    return (r.status, try? JSONParser.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+}
