@@ -25,13 +25,16 @@ let package = Package(
         .target(name: "JSONCore", swiftSettings: strictness),
         // The domain: documents, protocols, lifecycle, targeting, allocation, conflicts. No I/O, no clock.
         .target(name: "Registry", dependencies: ["JSONCore", "Statistics"], swiftSettings: strictness),
+        // The control interface's catalog: one type per method (wire name, permission, typed params, result schema,
+        // errors), OpenRPC. No I/O.
+        .target(name: "API", dependencies: ["JSONCore", "Registry", "Statistics"], swiftSettings: strictness),
         // Persistence through GRDB; SQL lives only here.
         .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         // JSON-RPC 2.0 over JSON lines; knows nothing of experiments.
         .target(name: "RPC", dependencies: ["JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Method handlers.
-        .target(name: "Service", dependencies: ["Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
-        .executableTarget(name: "referee", dependencies: ["Service", "RPC", "JSONCore", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .target(name: "Service", dependencies: ["API", "Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .executableTarget(name: "referee", dependencies: ["API", "Service", "RPC", "JSONCore", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Markdown and self-contained HTML reports of result summaries. No I/O.
         .target(name: "Reports", dependencies: ["JSONCore"], swiftSettings: strictness),
         // Deterministic synthetic registries for property tests and benchmarks.
@@ -42,6 +45,6 @@ let package = Package(
         .executableTarget(name: "RefereeFuzz", dependencies: ["Service", "RPC", "JSONCore"], swiftSettings: strictness),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "JSONCore"]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
-        .testTarget(name: "RefereeTests", dependencies: ["Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic"], exclude: ["Reference"]),
+        .testTarget(name: "RefereeTests", dependencies: ["API", "Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic"], exclude: ["Reference"]),
     ]
 )

@@ -1,3 +1,5 @@
+public import JSONCore
+
 /// Lifecycle states: `draft → review → approved → running → stopped → concluded → archived`,
 /// plus `aborted` from any state before `concluded`.
 public enum ExperimentState: String, Sendable, CaseIterable, Codable {
@@ -52,3 +54,6 @@ public enum Lifecycle {
         return to
     }
 }
+
+/// States are a choice of the control interface (`experiment.list {state}`).
+extension ExperimentState: ParamChoice {}

@@ -1,40 +1,11 @@
+import API
 import RPC
 import Registry
 import Store
 import JSONCore
 import Foundation
 
-/// Roles and what each may do.
-///
-/// Until the first `access.grant` a store is in open mode: every principal may do everything (as any local tool
-/// whose user can also open the store file). The first principal to grant a role becomes `admin` in the same
-/// transaction, and from then on every request is checked against the roles held in the store.
-enum Role: String, CaseIterable {
-    case admin, pm, approver, ci, analyst
-}
-
-/// What a method needs, declared with it in ``RefereeService/catalog``.
-enum Permission: Sendable {
-    /// Anyone, also without a role on an enforced store (`server.info`, `rpc.discover`).
-    case `public`
-    case read, check, stats, register, editOwn, transition, resultsWrite, admin, shutdown
-}
-
 extension RefereeService {
-    /// The roles that allow `permission` (admin allows everything).
-    static func rolesAllowing(_ permission: Permission, transitionTo: String?) -> [Role] {
-        switch permission {
-        case .public, .read: Role.allCases
-        case .check: [.admin, .ci, .pm]
-        case .stats: [.admin, .ci, .analyst]
-        case .register: [.admin, .pm]
-        case .editOwn: [.admin, .pm]
-        case .transition: transitionTo == "approved" ? [.admin, .approver] : [.admin, .pm]
-        case .resultsWrite: [.admin, .analyst]
-        case .admin, .shutdown: [.admin]
-        }
-    }
-
     /// Checks a request against the roles in the store; refusals are audited and answered with 1004.
     func authorize(_ method: String, _ permission: Permission, _ params: JSON?, _ ctx: RPCContext) throws {
         if permission == .public { return }
@@ -47,7 +18,7 @@ extension RefereeService {
         let (enforced, roles) = try store.access(of: ctx.principal)
         if !enforced { return }
         // Least privilege: once grants exist, even reading needs a role (server.info and rpc.discover excepted).
-        if permission == .read {
+        if permission == .read || permission == .session {
             guard roles.isEmpty else { return }
             try refuse(method, params?["key"]?.stringValue, roles: roles, needed: Role.allCases.map(\.rawValue), ctx,
                        message: "\(ctx.principal) (roles: none) may not call \(method): once a store has grants, every method but server.info and rpc.discover needs a role; ask an admin for one (access.grant)")
@@ -55,7 +26,7 @@ extension RefereeService {
         let held = roles.compactMap(Role.init(rawValue:))
         let key = params?["key"]?.stringValue
         let target = params?["to"]?.stringValue
-        let allowed = Self.rolesAllowing(permission, transitionTo: target)
+        let allowed = Role.allowing(permission, transitionTo: target)
         var ok = held.contains(.admin) || held.contains { allowed.contains($0) }
         // A pm acts on its own experiments only.
         if ok, !held.contains(.admin), permission == .editOwn || (permission == .transition && target != "approved"),
@@ -87,14 +58,13 @@ extension RefereeService {
     /// The same check as the dispatcher's, for a CLI command that calls the service in-process
     /// (`referee ingest`): on a store with grants, the CLI cannot do what the control interface refuses.
     public func authorizeInProcess(_ method: String, _ params: JSON, principal: String) throws {
-        guard let descriptor = Self.catalogByName[method] else { throw RPCError.methodNotFound(method, known: Self.catalog.map(\.name)) }
+        guard let descriptor = Catalog.byName[method] else { throw RPCError.methodNotFound(method, known: Catalog.methods.map(\.name)) }
         try authorize(method, descriptor.permission, params, RPCContext(principal: principal, transport: .inProcess))
     }
 
     /// `access.grant {principal, role}`; in open mode the caller first becomes admin (bootstrap).
-    func grant(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let principal = try p.string("principal")
-        let role = try p.choice("role", Role.allCases.map(\.rawValue))
+    func grant(_ p: AccessGrant.Params, _ ctx: RPCContext) throws -> JSON {
+        let principal = p.principal, role = p.role.rawValue
         guard !principal.isEmpty else { throw FieldError(path: "principal", message: "must not be empty") }
         let at = now().description
         return try store.write { tx in
@@ -114,9 +84,8 @@ extension RefereeService {
         }
     }
 
-    func revoke(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let principal = try p.string("principal")
-        let role = try p.choice("role", Role.allCases.map(\.rawValue))
+    func revoke(_ p: AccessRevoke.Params, _ ctx: RPCContext) throws -> JSON {
+        let principal = p.principal, role = p.role.rawValue
         let at = now().description
         return try store.write { tx in
             if role == "admin", try tx.grants().filter({ $0.role == "admin" }).map(\.principal) == [principal] {
@@ -138,8 +107,8 @@ extension RefereeService {
     }
 
     /// `session.act_for {actor}`: a socket client names whom it acts for; recorded with its mutations, grants nothing.
-    func actFor(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let actor = try p.string("actor")
+    func actFor(_ p: SessionActFor.Params, _ ctx: RPCContext) throws -> JSON {
+        let actor = p.actor
         ctx.session.onBehalfOf = actor.isEmpty ? nil : actor
         return ["principal": .string(ctx.principal), "on_behalf_of": JSON(ctx.session.onBehalfOf)]
     }

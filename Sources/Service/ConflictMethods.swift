@@ -1,4 +1,5 @@
 import Foundation
+import API
 import RPC
 import Registry
 import Store
@@ -48,15 +49,15 @@ extension RefereeService {
     /// `experiment.check {experiment}`: everything registration would do, as a report; nothing is written.
     /// With `with: [documents]`, also checks against those proposals as if they were registered drafts
     /// (how `referee check` finds two files of one pull request that collide).
-    func check(_ p: Fields) throws -> JSON {
-        let json = try p.value("experiment")
+    func check(_ p: ExperimentCheck.Params) throws -> JSON {
+        let json = p.experiment
         var (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
         // Proposed: the document and those in `with` are meant to run (the files of a pull request), so findings
         // among them take the severity they would have between approved experiments.
-        let proposedState: ExperimentState = try p.optionalBool("proposed") ?? false ? .approved : .draft
+        let proposedState: ExperimentState = p.proposed ?? false ? .approved : .draft
         var proposals: [ConflictSubject] = []
-        if p.has("with") {
-            for (i, other) in try p.array("with").enumerated() {
+        if let with = p.with {
+            for (i, other) in with.enumerated() {
                 let (otherDoc, _) = ExperimentDocument.read(other, limits: limits)
                 guard let otherDoc else { throw FieldError(path: "with[\(i)]", message: "is not an experiment document with a key and protocol") }
                 if let s = ConflictSubject(document: otherDoc, state: proposedState, cooldownDays: cooldown(otherDoc.protocolName)) { proposals.append(s) }
@@ -133,15 +134,15 @@ extension RefereeService {
     }
 
     /// `conflicts.scan {at?, window?: {start, end}}`.
-    func scan(_ p: Fields) throws -> JSON {
+    func scan(_ p: ConflictsScan.Params) throws -> JSON {
         var from: Timestamp?, to: Timestamp?
-        if let at = try p.optionalString("at") {
+        if let at = p.at {
             guard let t = Timestamp(rfc3339: at) else { throw FieldError(path: "at", message: "must be an RFC 3339 time") }
             from = t; to = t
         }
-        if let w = try p.optionalObject("window") {
-            guard let s = Timestamp(rfc3339: try w.string("start")) else { throw FieldError(path: "window.start", message: "must be an RFC 3339 time") }
-            guard let e = Timestamp(rfc3339: try w.string("end")) else { throw FieldError(path: "window.end", message: "must be an RFC 3339 time") }
+        if let w = p.window {
+            guard let s = Timestamp(rfc3339: w.start) else { throw FieldError(path: "window.start", message: "must be an RFC 3339 time") }
+            guard let e = Timestamp(rfc3339: w.end) else { throw FieldError(path: "window.end", message: "must be an RFC 3339 time") }
             guard s < e else { throw FieldError(path: "window.end", message: "must be after window.start") }
             from = s; to = e
         }
@@ -191,17 +192,17 @@ extension RefereeService {
         return ["unit": .string(unit), "layer": .string(table.layer), "bucket": JSON(bucket), "experiment": experiment, "variant": variant]
     }
 
-    func assignmentContext(_ p: Fields) throws -> (LayerTable, Attributes) {
-        let layerName = try p.optionalString("layer")
-        let key = try p.optionalString("key")
+    func assignmentContext(_ p: some AssignmentParams) throws -> (LayerTable, Attributes) {
+        let layerName = p.layer, key = p.key
         guard (layerName == nil) != (key == nil) else { throw FieldError(path: "layer", message: "give exactly one of layer or key") }
         var at = now()
-        if let text = try p.optionalString("at") {
+        if let text = p.at {
             guard let t = Timestamp(rfc3339: text) else { throw FieldError(path: "at", message: "must be an RFC 3339 time") }
             at = t
         }
         var attributes: Attributes = [:]
-        if let a = try p.optionalObject("attributes") {
+        do {
+            let a = try Fields(p.attributes, path: "attributes")
             for (name, value) in a.members where !value.isNull {
                 guard let v = AttributeValue(value) else {
                     throw FieldError(path: a.fieldPath(name), message: "must be a string, number or boolean, got \(value.typeName)")
@@ -225,8 +226,8 @@ extension RefereeService {
     }
 
     /// `assign {unit, layer | key, attributes?, at?}` → `{layer, bucket, experiment, variant}`.
-    func assign(_ p: Fields) throws -> JSON {
-        let unit = try p.string("unit")
+    func assign(_ p: Assign.Params) throws -> JSON {
+        let unit = p.unit
         let (table, attributes) = try assignmentContext(p)
         var matches: [Bool?] = []
         return assignOne(unit, table, attributes, &matches)
@@ -239,8 +240,8 @@ extension RefereeService {
     /// Units per `assign.bulk` call: bounds the request's memory (about 200 bytes a unit in and out).
     static let maxBulkUnits = 100_000
 
-    func assignBulk(_ p: Fields) throws -> JSON {
-        let units = try p.strings("units")
+    func assignBulk(_ p: AssignBulk.Params) throws -> JSON {
+        let units = p.units
         guard units.count <= Self.maxBulkUnits else {
             throw FieldError(path: "units", message: "has \(units.count) units; the limit is \(Self.maxBulkUnits) per call, split them into several calls")
         }

@@ -1,3 +1,4 @@
+import API
 import RPC
 import Registry
 import Store
@@ -6,8 +7,8 @@ import JSONCore
 extension RefereeService {
     /// `experiment.register {experiment}`: validates against the named protocol and stores a draft at version 1.
     /// Errors: 1001 with every violation; 1007 when the key exists.
-    func register(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let json = try p.value("experiment")
+    func register(_ p: ExperimentRegister.Params, _ ctx: RPCContext) throws -> JSON {
+        let json = p.experiment
         let (doc, outcome) = Validator.validate(json, protocols: protocols, limits: limits)
         guard let doc, outcome.isValid, let proto = protocols.protocols[doc.protocolName] else {
             throw RegistryError.protocolViolation(outcome.violations)
@@ -38,8 +39,8 @@ extension RefereeService {
         }
     }
 
-    func get(_ p: Fields) throws -> JSON {
-        let key = try p.string("key")
+    func get(_ p: ExperimentGet.Params) throws -> JSON {
+        let key = p.key
         guard let record = try store.experimentWire(key) else { throw RegistryError.notFound(key) }
         return record
     }
@@ -49,15 +50,13 @@ extension RefereeService {
     static let listPageMax = 1000
     static let listPageBytes = 16 << 20
 
-    func list(_ p: Fields) throws -> JSON {
-        let state = try p.has("state") ? p.choice("state", ExperimentState.allCases.map(\.rawValue)) : nil
-        let owner = try p.optionalString("owner")
-        let layer = try p.optionalString("layer")
-        let limit = try p.optionalInt("limit") ?? Self.listPageDefault
+    func list(_ p: ExperimentList.Params) throws -> JSON {
+        let state = p.state?.rawValue, owner = p.owner, layer = p.layer
+        let limit = p.limit ?? Self.listPageDefault
         guard (1...Self.listPageMax).contains(limit) else {
             throw FieldError(path: "limit", message: "must be from 1 to \(Self.listPageMax), got \(limit); page with after")
         }
-        let after = try p.optionalString("after")
+        let after = p.after
         // One more than the page tells whether another page follows.
         var records = try store.read { tx in try tx.experiments(state: state, owner: owner, layer: layer, after: after, limit: limit + 1) }
         var more = records.count > limit
@@ -80,12 +79,9 @@ extension RefereeService {
     }
 
     /// `experiment.update {key, version, changes}`: a JSON Merge Patch on a draft or an experiment in review.
-    func update(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let key = try p.string("key")
-        let version = try p.int("version")
-        let changes = try p.value("changes")
+    func update(_ p: ExperimentUpdate.Params, _ ctx: RPCContext) throws -> JSON {
+        let key = p.key, version = p.version, changes = p.changes, reason = p.reason
         guard case .object = changes else { throw FieldError(path: "changes", message: "must be a JSON Merge Patch object") }
-        let reason = try p.optionalString("reason")
         return try edit(key: key, version: version, changes: changes, reason: reason, method: "experiment.update", ctx: ctx) { record, _ in
             guard record.state.isEditable else {
                 throw RegistryError.lockedField(paths: ["*"], state: record.state, protocolName: record.protocolName)
@@ -94,12 +90,9 @@ extension RefereeService {
     }
 
     /// `experiment.amend {key, version, changes, reason}`: changes to a live experiment, refused for locked fields.
-    func amend(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let key = try p.string("key")
-        let version = try p.int("version")
-        let changes = try p.value("changes")
+    func amend(_ p: ExperimentAmend.Params, _ ctx: RPCContext) throws -> JSON {
+        let key = p.key, version = p.version, changes = p.changes, reason = p.reason
         guard case .object = changes else { throw FieldError(path: "changes", message: "must be a JSON Merge Patch object") }
-        let reason = try p.string("reason")
         guard !reason.isBlank else { throw FieldError(path: "reason", message: "must say why a live experiment changes") }
         return try edit(key: key, version: version, changes: changes, reason: reason, method: "experiment.amend", ctx: ctx) { record, tx in
             guard record.state.isLive else {
@@ -159,12 +152,8 @@ extension RefereeService {
     }
 
     /// `experiment.transition {key, version, to, reason?, decision?}`.
-    func transition(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let key = try p.string("key")
-        let version = try p.int("version")
-        let to = try p.string("to")
-        let reason = try p.optionalString("reason")
-        let decision = try p.optionalString("decision")
+    func transition(_ p: ExperimentTransition.Params, _ ctx: RPCContext) throws -> JSON {
+        let key = p.key, version = p.version, to = p.to, reason = p.reason, decision = p.decision
         let at = now().description
         return try store.write { tx in
             guard let before = try tx.experiment(key) else { throw RegistryError.notFound(key) }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import API
 import RPC
 import Registry
 import Store
@@ -1419,11 +1420,11 @@ extension RefereeService {
         return .object(report)
     }
 
-    func ingestMethod(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
+    func ingestMethod(_ p: ResultsIngest.Params, _ ctx: RPCContext) throws -> JSON {
         if ctx.transport == .socket {
             // The shared service reads files with its own rights: only accept a regular file that the client owns,
             // so a client cannot make the service read what the client itself may not.
-            let path = try p.string("path")
+            let path = p.path
             var st = stat()
             guard lstat(path, &st) == 0 else { throw FieldError(path: "path", message: "cannot read \(path)") }
             guard (st.st_mode & S_IFMT) == S_IFREG, let uid = ctx.peerUID, st.st_uid == uid else {
@@ -1431,10 +1432,9 @@ extension RefereeService {
                                               details: ["principal": .string(ctx.principal), "path": .string(path)])
             }
         }
-        let format = try p.has("format") ? p.choice("format", ["csv", "jsonl"]) : nil
-        return try ingest(key: try p.string("key"), path: try p.string("path"), format: format,
-                          allowPartial: try p.optionalBool("allow_partial") ?? false, principal: ctx.principal,
+        return try ingest(key: p.key, path: p.path, format: p.format?.rawValue,
+                          allowPartial: p.allow_partial ?? false, principal: ctx.principal,
                           requiredOwner: ctx.transport == .socket ? (ctx.peerUID ?? UInt32.max) : nil,
-                          strictDates: try p.optionalBool("strict_dates") ?? false)
+                          strictDates: p.strict_dates ?? false)
     }
 }

@@ -1,3 +1,4 @@
+import API
 public import RPC
 public import Registry
 public import Store
@@ -9,7 +10,7 @@ import Logging
 /// Build one with ``RefereeService/init(store:protocols:now:)`` and attach it to a ``Dispatcher`` with
 /// ``RefereeService/install(on:)``; tests do exactly what the executable does.
 public final class RefereeService: @unchecked Sendable {
-    public static let version = "0.1.0"
+    public static let version = Catalog.version
 
     public let store: Store
     public let protocols: ProtocolSet
@@ -38,16 +39,16 @@ public final class RefereeService: @unchecked Sendable {
     /// Registers every method of ``catalog`` on `dispatcher`: authorization by the method's declared
     /// permission, unknown params refused by its declared fields, then its handler.
     public func install(on dispatcher: Dispatcher) {
-        for method in Self.catalog {
-            let allowed = Set(method.params.map(\.name))
+        for method in Catalog.methods {
+            let allowed = method.allowedFields
+            let run = Self.handler(method).bind(self)
             dispatcher.register(method.name) { [unowned self] params, context throws(RPCError) in
                 try mapErrors {
                     try authorize(method.name, method.permission, params, context)
-                    let fields = try Fields(params)
-                    try fields.rejectUnknown(allowed)
+                    try Fields(params).rejectUnknown(allowed)
                     var ctx = context
                     if ctx.onBehalfOf == nil { ctx.onBehalfOf = context.session.onBehalfOf }
-                    return try method.run(self, fields, ctx)
+                    return try run(params, ctx)
                 }
             }
         }
@@ -62,7 +63,7 @@ public final class RefereeService: @unchecked Sendable {
         ["name": "referee", "version": .string(Self.version), "store": .string(store.path),
          "protocols": .array(protocols.protocols.values.sorted { $0.name < $1.name }.map(\.summary)),
          "protocols_origin": .string(protocols.origin), "catalog_hash": .string(protocols.catalog.contentHash),
-         "principal": .string(ctx.principal), "methods": JSON(Self.catalog.map(\.name).sorted())]
+         "principal": .string(ctx.principal), "methods": JSON(Catalog.methods.map(\.name).sorted())]
     }
 
     func protocolList() -> JSON {
@@ -70,8 +71,8 @@ public final class RefereeService: @unchecked Sendable {
          "metrics": .array(protocols.catalog.metrics.values.sorted { $0.name < $1.name }.map(\.json))]
     }
 
-    func protocolGet(_ p: Fields) throws -> JSON {
-        let name = try p.string("name")
+    func protocolGet(_ p: ProtocolGet.Params) throws -> JSON {
+        let name = p.name
         guard let proto = protocols.protocols[name] else {
             throw RPCError(code: .notFound, message: "no protocol named \"\(name)\"; loaded: \(protocols.protocols.keys.sorted().joined(separator: ", "))",
                            data: ["reason": "not_found", "name": .string(name)])
@@ -79,11 +80,8 @@ public final class RefereeService: @unchecked Sendable {
         return proto.json
     }
 
-    func auditLog(_ p: Fields) throws -> JSON {
-        let key = try p.optionalString("key")
-        let limit = try p.optionalInt("limit")
-        let after = try p.optionalInt("after") ?? 0
-        let entries = try store.read { tx in try tx.auditEntries(key: key, limit: limit, afterSeq: after) }
+    func auditLog(_ p: AuditLog.Params) throws -> JSON {
+        let entries = try store.read { tx in try tx.auditEntries(key: p.key, limit: p.limit, afterSeq: p.after ?? 0) }
         return ["entries": .array(entries.map(\.json))]
     }
 
@@ -96,13 +94,11 @@ public final class RefereeService: @unchecked Sendable {
     /// `audit.verify {expected_head?}`: the chain recomputed, every record and grant against the log's
     /// newest entry for it, and, when given, the recorded head still on the chain (truncation and a
     /// recomputed chain are caught by it).
-    func auditVerify(_ p: Fields) throws -> JSON {
+    func auditVerify(_ p: AuditVerify.Params) throws -> JSON {
         var expected: (entries: Int, hash: String)?
-        if let head = try p.optionalObject("expected_head") {
-            try head.rejectUnknown(["entries", "hash"])
-            let entries = try head.int("entries")
-            guard entries >= 0 else { throw FieldError(path: "expected_head.entries", message: "must be ≥ 0, got \(entries)") }
-            expected = (entries, try head.string("hash"))
+        if let head = p.expected_head {
+            guard head.entries >= 0 else { throw FieldError(path: "expected_head.entries", message: "must be ≥ 0, got \(head.entries)") }
+            expected = (head.entries, head.hash)
         }
         let (chain, reconciliation, headAt) = try store.read { tx in
             (try tx.verifyAudit(), try tx.reconcileAudit(), try expected.map { e in try tx.auditEntries(limit: 1, afterSeq: e.entries - 1).first })

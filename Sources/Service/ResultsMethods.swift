@@ -1,3 +1,4 @@
+import API
 import RPC
 import Registry
 import Store
@@ -59,21 +60,21 @@ extension RefereeService {
     }
 
     /// `results.record {key, metric, variant, day?, segment?, stats}`: an upsert of one aggregate.
-    func recordResult(_ p: Fields, _ ctx: RPCContext) throws -> JSON {
-        let c = try resultsContext(try p.string("key"))
+    func recordResult(_ p: ResultsRecord.Params, _ ctx: RPCContext) throws -> JSON {
+        let c = try resultsContext(p.key)
         try requireHasRun(c)
-        let metric = try p.string("metric")
+        let metric = p.metric
         guard c.metrics.contains(where: { $0.name == metric }), let def = c.catalog.metrics[metric] else {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")
         }
-        let variant = try p.string("variant")
+        let variant = p.variant
         guard c.doc.variants.contains(where: { $0.key == variant }) else {
             throw FieldError(path: "variant", message: "\"\(variant)\" is not a variant of \(c.doc.key); use \(c.doc.variants.map(\.key).joined(separator: ", "))")
         }
-        let day = try p.optionalString("day") ?? ""
+        let day = p.day ?? ""
         if !day.isEmpty { guard day.count == 10, Timestamp(rfc3339: day) != nil else { throw FieldError(path: "day", message: "must be a UTC date YYYY-MM-DD") } }
-        let segment = try p.optionalString("segment") ?? ""
-        let stats = try p.value("stats")
+        let segment = p.segment ?? ""
+        let stats = p.stats
         let read = Result { () throws(FieldError) in try Aggregate.read(stats, type: def.type, path: "stats") }
         // A value out of range is degenerate input (1009), as the statistics methods say.
         if case .failure(let e) = read, e.outOfRange { throw StatisticsError(field: e.path, reason: e.message) }
@@ -119,14 +120,14 @@ extension RefereeService {
     }
 
     /// `results.summary {key, as_of?, segment?}`: the pre-registered analysis and a decision.
-    func summary(_ p: Fields) throws -> JSON {
-        let c = try resultsContext(try p.string("key"))
+    func summary(_ p: ResultsSummary.Params) throws -> JSON {
+        let c = try resultsContext(p.key)
         var asOf = now()
-        if let text = try p.optionalString("as_of") {
+        if let text = p.as_of {
             guard let t = Timestamp(rfc3339: text) else { throw FieldError(path: "as_of", message: "must be an RFC 3339 time or a date") }
             asOf = t
         }
-        let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: try p.optionalString("segment") ?? "", throughDay: asOf.day) }
+        let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: p.segment ?? "", throughDay: asOf.day) }
         return try summarize(c, totals: totals(rows, c), asOf: asOf)
     }
 
@@ -305,13 +306,13 @@ extension RefereeService {
     }
 
     /// `results.timeseries {key, metric}`: cumulative comparisons per day, for charts.
-    func timeseries(_ p: Fields) throws -> JSON {
-        let c = try resultsContext(try p.string("key"))
-        let metric = try p.optionalString("metric") ?? c.doc.primaryMetric ?? ""
+    func timeseries(_ p: ResultsTimeseries.Params) throws -> JSON {
+        let c = try resultsContext(p.key)
+        let metric = p.metric ?? c.doc.primaryMetric ?? ""
         guard c.catalog.metrics[metric] != nil, c.metrics.contains(where: { $0.name == metric }) else {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key)")
         }
-        let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: try p.optionalString("segment") ?? "") }.filter { $0.metric == metric && !$0.day.isEmpty }
+        let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: p.segment ?? "") }.filter { $0.metric == metric && !$0.day.isEmpty }
         let days = Array(Set(rows.map(\.day))).sorted()
         var running: [String: Aggregate] = [:]
         var points: [JSON] = []

@@ -1,3 +1,4 @@
+import API
 import RPC
 import JSONCore
 import Statistics
@@ -11,62 +12,52 @@ import Glibc
 /// degenerate input is error 1009 `invalid_input` naming the field.
 extension RefereeService {
     /// The members of one comparison, as `stats.compare` declares them (elements of a batch are checked against it).
-    static let compareFields = Set(catalogByName["stats.compare"]!.params.map(\.name))
+    static let compareFields = Catalog.byName[StatsCompare.name]!.allowedFields
 
     static let binomialFields: Set<String> = ["n", "successes"]
     static let momentFields: Set<String> = ["sum", "sum_squares"]
     static let meanVarianceFields: Set<String> = ["n", "mean", "variance"]
     static let sumFields: Set<String> = ["n", "sum", "sum_squares"]
-    static let differenceChoices = DifferenceKind.allCases.map(\.rawValue)
-    static let testChoices = TestKind.allCases.map(\.rawValue)
-    static let varianceChoices = ProportionVariance.allCases.map(\.rawValue)
-    static let alternativeChoices = Alternative.allCases.map(\.rawValue)
 
-    /// Decodes and runs one `stats.compare`.
-    static func compare(_ p: Fields) throws -> ComparisonResult {
-        try p.rejectUnknown(compareFields)
-        let metric = try p.choice("metric", ["binomial", "continuous", "ratio", "nps"])
-        let control = try p.object("control"), treatment = try p.object("treatment")
+    /// Runs one `stats.compare`; `path` prefixes field paths (an element of a batch).
+    static func compare(_ p: CompareParams, path: String = "") throws -> ComparisonResult {
+        func at(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+        let control = try Fields(p.control, path: at("control")), treatment = try Fields(p.treatment, path: at("treatment"))
         let arms: ComparisonArms
-        switch metric {
-        case "binomial":
+        switch p.metric {
+        case .binomial:
             arms = .binomial(control: try binomialArm(control), treatment: try binomialArm(treatment))
-        case "continuous":
+        case .continuous:
             if control.has("pre") || treatment.has("pre") {
                 arms = .cuped(control: try cupedArm(control), treatment: try cupedArm(treatment))
             } else {
                 arms = .continuous(control: try continuousArm(control), treatment: try continuousArm(treatment))
             }
-        case "ratio":
+        case .ratio:
             arms = .ratio(control: try ratioArm(control), treatment: try ratioArm(treatment))
-        default:
+        case .nps:
             arms = .nps(control: try npsArm(control), treatment: try npsArm(treatment))
         }
         var options = CompareOptions()
-        options.difference = DifferenceKind(rawValue: try p.choice("difference", Self.differenceChoices, default: "absolute"))!
-        if p.has("test") { options.test = TestKind(rawValue: try p.choice("test", Self.testChoices)) }
-        options.variance = ProportionVariance(rawValue: try p.choice("variance", Self.varianceChoices, default: "pooled"))!
-        options.alpha = try p.optionalDouble("alpha") ?? 0.05
-        options.alternative = Alternative(rawValue: try p.choice("alternative", Self.alternativeChoices, default: "two-sided"))!
-        switch try p.choice("analysis", ["fixed", "sequential", "bayesian"], default: "fixed") {
-        case "sequential":
-            options.analysis = .sequential(tuning: try p.optionalDouble("sequential_tuning") ?? 5000)
-        case "bayesian":
-            var prior = GaussianPrior()
-            if let pr = try p.optionalObject("prior") {
-                try pr.rejectUnknown(["mean", "stddev", "proper"])
-                prior = GaussianPrior(mean: try pr.optionalDouble("mean") ?? 0, stddev: try pr.optionalDouble("stddev") ?? 1,
-                                      proper: try pr.optionalBool("proper") ?? false)
-            }
+        options.difference = p.difference ?? .absolute
+        options.test = p.test
+        options.variance = p.variance ?? .pooled
+        options.alpha = p.alpha ?? 0.05
+        options.alternative = p.alternative ?? .twoSided
+        switch p.analysis ?? .fixed {
+        case .sequential:
+            options.analysis = .sequential(tuning: p.sequential_tuning ?? 5000)
+        case .bayesian:
+            let prior = p.prior.map { GaussianPrior(mean: $0.mean ?? 0, stddev: $0.stddev ?? 1, proper: $0.proper ?? false) } ?? GaussianPrior()
             options.analysis = .bayesian(prior: prior)
-        default:
+        case .fixed:
             options.analysis = .frequentist
         }
-        if p.has("prior"), case .bayesian = options.analysis {} else if p.has("prior") {
-            throw FieldError(path: "prior", message: "applies only to analysis \"bayesian\"")
+        if p.prior != nil, p.analysis != .bayesian {
+            throw FieldError(path: at("prior"), message: "applies only to analysis \"bayesian\"")
         }
-        if p.has("sequential_tuning") && !isSequential(options.analysis) {
-            throw FieldError(path: "sequential_tuning", message: "applies only to analysis \"sequential\"")
+        if p.sequential_tuning != nil, p.analysis != .sequential {
+            throw FieldError(path: at("sequential_tuning"), message: "applies only to analysis \"sequential\"")
         }
         return try ABTest.compare(arms, options: options)
     }
@@ -112,8 +103,8 @@ extension RefereeService {
 
     /// `stats.compare_batch {comparisons}` → `{results: [result | {error}]}`; one bad comparison never fails the rest.
     /// The comparisons are independent: they run on every core and are written straight to wire text.
-    static func compareBatch(_ p: Fields) throws -> JSON {
-        let items = try p.array("comparisons")
+    static func compareBatch(_ p: StatsCompareBatch.Params) -> JSON {
+        let items = p.comparisons
         let workers = min(max(1, items.count / 256), max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let parts = Mutex([[UInt8]](repeating: [], count: workers))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
@@ -140,7 +131,9 @@ extension RefereeService {
     /// One comparison of a batch: its result, or its error with the field path inside the batch.
     private static func compareResult(_ item: JSON, index i: Int) -> BatchItem {
         do {
-            return .result(try compare(try Fields(item, path: "comparisons[\(i)]")))
+            let path = "comparisons[\(i)]"
+            try Fields(item, path: path).rejectUnknown(compareFields)
+            return .result(try compare(try JSONValueDecoder.decode(CompareParams.self, from: item, path: path), path: path))
         } catch let e as FieldError {
             return .error(["error": RPCError.invalidParams(e).json])
         } catch let e as StatisticsError {
@@ -164,19 +157,15 @@ extension RefereeService {
         }
     }
 
-    static func chanceToBeat(_ p: Fields) throws -> JSON {
-        var prior = BetaPrior()
-        if let pr = try p.optionalObject("prior") {
-            try pr.rejectUnknown(["alpha", "beta"])
-            prior = BetaPrior(alpha: try pr.optionalDouble("alpha") ?? 1, beta: try pr.optionalDouble("beta") ?? 1)
-        }
-        let value = try BayesianBinomial.chanceToBeat(control: try binomialArm(try p.object("control")),
-                                                      treatment: try binomialArm(try p.object("treatment")), prior: prior)
+    static func chanceToBeat(_ p: StatsChanceToBeat.Params) throws -> JSON {
+        let prior = p.prior.map { BetaPrior(alpha: $0.alpha ?? 1, beta: $0.beta ?? 1) } ?? BetaPrior()
+        let value = try BayesianBinomial.chanceToBeat(control: try binomialArm(try Fields(p.control, path: "control")),
+                                                      treatment: try binomialArm(try Fields(p.treatment, path: "treatment")), prior: prior)
         return ["chance_to_beat_control": .number(value)]
     }
 
-    static func srm(_ p: Fields) throws -> JSON {
-        let r = try SRM.check(observed: try p.doubles("observed"), weights: try p.doubles("weights"), threshold: try p.optionalDouble("threshold") ?? 0.001)
+    static func srm(_ p: StatsSRM.Params) throws -> JSON {
+        let r = try SRM.check(observed: p.observed, weights: p.weights, threshold: p.threshold ?? 0.001)
         return ["chi2": .number(r.chi2), "df": .number(r.df), "p_value": .number(r.pValue), "mismatch": .bool(r.mismatch)]
     }
 
@@ -190,28 +179,31 @@ extension RefereeService {
         var meanFormula = MeanFormula.normal
     }
 
-    static func powerInputs(_ p: Fields) throws -> PowerInputs {
-        let metric = try p.choice("metric", ["binomial", "continuous"])
-        let baseline = try p.object("baseline")
-        var inputs = PowerInputs(
-            binomial: metric == "binomial", alpha: try p.optionalDouble("alpha") ?? 0.05,
-            alternative: PowerAlternative(rawValue: try p.choice("alternative", PowerAlternative.allCases.map(\.rawValue), default: "two-sided"))!,
-            ratio: try p.optionalDouble("ratio") ?? 1)
+    static func powerInputs(_ p: some PowerParams) throws -> PowerInputs {
+        let baseline = try Fields(p.baseline, path: "baseline")
+        var inputs = PowerInputs(binomial: p.metric == .binomial, alpha: p.alpha ?? 0.05, alternative: p.alternative ?? .twoSided, ratio: p.ratio ?? 1)
+        func formula<F: RawRepresentable & CaseIterable>(_ fallback: F) throws -> F where F.RawValue == String {
+            guard let name = p.formula else { return fallback }
+            guard let f = F(rawValue: name) else {
+                throw FieldError(path: "formula", message: "\"\(name)\" is not one of \(F.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return f
+        }
         if inputs.binomial {
             try baseline.rejectUnknown(["rate"])
             inputs.rate = try baseline.double("rate")
-            inputs.proportionFormula = ProportionFormula(rawValue: try p.choice("formula", ProportionFormula.allCases.map(\.rawValue), default: "classic"))!
+            inputs.proportionFormula = try formula(ProportionFormula.classic)
         } else {
             try baseline.rejectUnknown(["mean", "sd"])
             inputs.mean = try baseline.double("mean")
             inputs.sd = try baseline.double("sd")
-            inputs.meanFormula = MeanFormula(rawValue: try p.choice("formula", MeanFormula.allCases.map(\.rawValue), default: "normal"))!
+            inputs.meanFormula = try formula(MeanFormula.normal)
         }
         return inputs
     }
 
-    static func effect(_ p: Fields) throws -> Effect {
-        let mde = try p.object("mde")
+    static func effect(_ value: JSON) throws -> Effect {
+        let mde = try Fields(value, path: "mde")
         try mde.rejectUnknown(["absolute", "relative"])
         switch (try mde.optionalDouble("absolute"), try mde.optionalDouble("relative")) {
         case (let a?, nil): return .absolute(a)
@@ -220,12 +212,10 @@ extension RefereeService {
         }
     }
 
-    static let powerFields: Set<String> = ["metric", "baseline", "mde", "alpha", "power", "alternative", "ratio", "formula", "n_control"]
-
-    static func sampleSize(_ p: Fields) throws -> JSON {
+    static func sampleSize(_ p: StatsSampleSize.Params) throws -> JSON {
         let i = try powerInputs(p)
-        let mde = try effect(p)
-        let power = try p.optionalDouble("power") ?? 0.8
+        let mde = try effect(p.mde)
+        let power = p.power ?? 0.8
         let size = i.binomial
             ? try PowerAnalysis.proportions(baseline: i.rate, mde: mde, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.proportionFormula)
             : try PowerAnalysis.means(mean: i.mean, sd: i.sd, mde: mde, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.meanFormula)
@@ -233,37 +223,34 @@ extension RefereeService {
                 "control_ceil": JSON(size.controlCeil), "treatment_ceil": JSON(size.treatmentCeil), "total_ceil": JSON(size.totalCeil)]
     }
 
-    static func power(_ p: Fields) throws -> JSON {
+    static func power(_ p: StatsPower.Params) throws -> JSON {
         let i = try powerInputs(p)
-        let mde = try effect(p)
-        let n = try p.double("n_control")
+        let mde = try effect(p.mde)
+        let n = p.n_control
         let value = i.binomial
             ? try PowerAnalysis.proportionsPower(baseline: i.rate, mde: mde, nControl: n, alpha: i.alpha, alternative: i.alternative, ratio: i.ratio, formula: i.proportionFormula)
             : try PowerAnalysis.meansPower(mean: i.mean, sd: i.sd, mde: mde, nControl: n, alpha: i.alpha, alternative: i.alternative, ratio: i.ratio, formula: i.meanFormula)
         return ["power": .number(value)]
     }
 
-    static func mde(_ p: Fields) throws -> JSON {
+    static func mde(_ p: StatsMDE.Params) throws -> JSON {
         let i = try powerInputs(p)
-        let n = try p.double("n_control")
-        let power = try p.optionalDouble("power") ?? 0.8
+        let n = p.n_control
+        let power = p.power ?? 0.8
         let d = i.binomial
             ? try PowerAnalysis.proportionsMDE(baseline: i.rate, nControl: n, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.proportionFormula)
             : try PowerAnalysis.meansMDE(mean: i.mean, sd: i.sd, nControl: n, alpha: i.alpha, power: power, alternative: i.alternative, ratio: i.ratio, formula: i.meanFormula)
         return ["absolute": .number(d.absolute), "relative": JSON(d.relative)]
     }
 
-    static func adjust(_ p: Fields) throws -> JSON {
-        let method = AdjustmentMethod(rawValue: try p.choice("method", AdjustmentMethod.allCases.map(\.rawValue)))!
-        let r = try MultipleTesting.adjust(pValues: try p.doubles("p_values"), method: method, alpha: try p.optionalDouble("alpha") ?? 0.05)
+    static func adjust(_ p: StatsAdjust.Params) throws -> JSON {
+        let r = try MultipleTesting.adjust(pValues: p.p_values, method: p.method, alpha: p.alpha ?? 0.05)
         return ["adjusted": JSON(r.adjusted), "reject": .array(r.reject.map { .bool($0) })]
     }
 
-    static func mannWhitney(_ p: Fields) throws -> JSON {
-        let r = try MannWhitney.test(
-            control: try p.doubles("control"), treatment: try p.doubles("treatment"),
-            alternative: Alternative(rawValue: try p.choice("alternative", Self.alternativeChoices, default: "two-sided"))!,
-            useContinuity: try p.optionalBool("use_continuity") ?? true)
+    static func mannWhitney(_ p: StatsMannWhitney.Params) throws -> JSON {
+        let r = try MannWhitney.test(control: p.control, treatment: p.treatment, alternative: p.alternative ?? .twoSided,
+                                     useContinuity: p.use_continuity ?? true)
         return ["u_treatment": .number(r.uTreatment), "u_control": .number(r.uControl), "p_value": .number(r.pValue)]
     }
 }

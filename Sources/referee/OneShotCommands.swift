@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import API
 import Service
 import RPC
 import JSONCore
@@ -26,8 +27,9 @@ final class OneShot {
         if opened == nil {
             var storeOptions = options
             // Statistics and the self-description need no registry: without a store they run on an empty one.
-            if !RefereeService.needsRegistry(method), !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
-            let service = try storeOptions.makeService(readOnly: !mustExist && RefereeService.isReadOnly(method), mustExist: mustExist, limits: limits)
+            let descriptor = Catalog.byName[method]
+            if descriptor?.needsRegistry == false, !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
+            let service = try storeOptions.makeService(readOnly: !mustExist && descriptor?.isReadOnly == true, mustExist: mustExist, limits: limits)
             let dispatcher = Dispatcher()
             service.install(on: dispatcher)
             opened = (service, dispatcher)

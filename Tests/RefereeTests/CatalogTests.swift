@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import JSONCore
+@testable import API
 @testable import Service
 
 /// The method catalog is the one list: the README's table, `Docs/openrpc.json` and `rpc.discover` follow it.
@@ -48,11 +49,11 @@ import JSONCore
     @Test func theReadmeTableIsTheCatalog() throws {
         let rows = try Self.readmeTable()
         let documented = rows.flatMap(\.names)
-        let catalog = RefereeService.catalog.map(\.name)
+        let catalog = Catalog.methods.map(\.name)
         #expect(Set(documented) == Set(catalog), "README only: \(Set(documented).subtracting(catalog)); catalog only: \(Set(catalog).subtracting(documented))")
         #expect(documented.count == Set(documented).count, "a method is listed twice")
         for row in rows {
-            let declared = Set(row.names.compactMap { RefereeService.catalogByName[$0] }.flatMap { $0.params.map(\.name) })
+            let declared = Set(row.names.compactMap { Catalog.byName[$0] }.flatMap { $0.params.map(\.name) })
             #expect(row.params == declared, "\(row.names): README \(row.params.sorted()), catalog \(declared.sorted())")
         }
     }
@@ -63,7 +64,7 @@ import JSONCore
         let file = repositoryRoot.appendingPathComponent("Docs/openrpc.json")
         let committed = try JSONParser.parse(try String(contentsOf: file, encoding: .utf8))
         #expect(committed == discovered, "Docs/openrpc.json is stale: regenerate it with Scripts/codegen/openrpc")
-        #expect(discovered["methods"]?.arrayValue?.count == RefereeService.catalog.count)
+        #expect(discovered["methods"]?.arrayValue?.count == Catalog.methods.count)
         // The OpenRPC meta-schema (Draft 7), and every schema inside checked as a Draft 7 schema.
         let script = """
         import json, sys, jsonschema
@@ -90,7 +91,7 @@ import JSONCore
     @Test func everyMethodRefusesUnknownMembersAndCallersWithoutTheRole() throws {
         let c = try TestClient(principal: "root")
         try c.ok("access.grant", ["principal": "someone", "role": "ci"])
-        for method in RefereeService.catalog {
+        for method in Catalog.methods {
             let e = try #require(c.error(method.name, ["surely_not_a_field": 1], as: "root"), "\(method.name)")
             #expect(e.code == -32602 && e.json["data"]?["path"] == "surely_not_a_field", "\(method.name): \(e.message)")
             // A principal with no role is refused everything but the public methods, before its params are read.
@@ -108,7 +109,7 @@ import JSONCore
         try c.register(["key": "extreme"])
         try c.advance("extreme", to: ["review", "approved", "running"])
         for (name, template) in ExtremeNumberPropertyTests.templates() {
-            guard let method = RefereeService.catalogByName[name], case .object(let members) = template else { continue }
+            guard let method = Catalog.byName[name], case .object(let members) = template else { continue }
             for param in method.params where members[param.name] != nil {
                 let wrong: JSON = param.schema["type"] == "string" ? 12 : "not-this-type"
                 var mutated = members

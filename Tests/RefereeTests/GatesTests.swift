@@ -246,7 +246,7 @@ import JSONCore
         let same = try runReferee(["check", path] + store)
         #expect(same.status == 0, "\(same.stdout)")
         #expect(same.stdout.contains("registered (running): checked as an amendment") && same.stdout.contains("0 findings"), "\(same.stdout)")
-        let changed = try files([("changed.json", try doc.merging(patch: ["layer": "elsewhere", "unit": "device_id", "design": ["mde": ["absolute": 0.03]]]))])[0]
+        let changed = try files([("changed.json", doc.merging(patch: ["layer": "elsewhere", "unit": "device_id", "design": ["mde": ["absolute": 0.03]]]))])[0]
         let r = try runReferee(["check", changed] + store)
         #expect(r.status == 1)
         for p in ["layer", "unit", "design.mde"] { #expect(r.stdout.contains("violation \(p)") || r.stdout.contains("violation \(p)."), "\(p): \(r.stdout)") }

@@ -13,10 +13,10 @@ import RPC
     @Test func extremeDesignNumbersAreViolationsNotCrashes() throws {
         let daemon = try PipeClient(store: dir.path("n.sqlite"))
         var weights = exampleExperiment()
-        weights = try weights.merging(patch: ["variants": [["key": "control", "weight": 1, "control": true], ["key": "green", "weight": 1e-300]]])
+        weights = weights.merging(patch: ["variants": [["key": "control", "weight": 1, "control": true], ["key": "green", "weight": 1e-300]]])
         let cases: [(JSON, String)] = [
             (exampleExperiment(["design": ["expected_daily_units": 1e-300]]), "design.expected_daily_units"),
-            (exampleExperiment(["traffic": 5e-324]), "traffic"),
+            (exampleExperiment(["traffic": .number(Double.leastNonzeroMagnitude)]), "traffic"),
             (exampleExperiment(["traffic": 0.00004]), "traffic"),
             (weights, "variants[1].weight"),
             (exampleExperiment(["design": ["mde": ["absolute": 1e-9]]]), "design.mde"),
@@ -393,7 +393,7 @@ import RPC
             ("stats.compare", ["metric": "continuous", "control": ["n": 10, "sum": 10, "sum_squares": 30], "treatment": ["n": 12, "sum": 18, "sum_squares": 40]]),
             ("stats.compare", ["metric": "ratio", "control": ["n": 10, "numerator": ["sum": 10, "sum_squares": 20], "denominator": ["sum": 20, "sum_squares": 50], "numerator_denominator_sum_of_products": 25],
                                "treatment": ["n": 10, "numerator": ["sum": 12, "sum_squares": 22], "denominator": ["sum": 20, "sum_squares": 50], "numerator_denominator_sum_of_products": 26]]),
-            ("stats.compare", ["metric": "binomial", "control": ["n": 1000, "successes": 100], "treatment": ["n": 1000, "successes": 120], "analysis": "bayesian", "prior": ["mean": 0, "variance": 1]]),
+            ("stats.compare", ["metric": "binomial", "control": ["n": 1000, "successes": 100], "treatment": ["n": 1000, "successes": 120], "analysis": "bayesian", "prior": ["mean": 0, "stddev": 1]]),
             ("stats.compare", ["metric": "binomial", "control": ["n": 1000, "successes": 100], "treatment": ["n": 1000, "successes": 120], "analysis": "sequential", "sequential_tuning": 5000]),
             ("stats.compare_batch", ["comparisons": [binomial]]),
             ("stats.chance_to_beat", ["control": ["n": 100, "successes": 10], "treatment": ["n": 100, "successes": 12], "prior": ["alpha": 1, "beta": 1]]),
