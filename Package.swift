@@ -32,19 +32,31 @@ let package = Package(
         .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         // JSON-RPC 2.0 over JSON lines; knows nothing of experiments.
         .target(name: "RPC", dependencies: ["JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        // Unit-level files (CSV, JSON lines) folded into sufficient statistics: bounded memory, every core. No store.
+        .target(name: "Ingest", dependencies: ["Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
         // Method handlers.
-        .target(name: "Service", dependencies: ["API", "Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .target(name: "Service", dependencies: ["API", "Ingest", "Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         .executableTarget(name: "referee", dependencies: ["API", "Service", "RPC", "JSONCore", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Markdown and self-contained HTML reports of result summaries. No I/O.
-        .target(name: "Reports", dependencies: ["JSONCore"], swiftSettings: strictness),
+        .target(name: "Reports", dependencies: ["JSONCore", "Registry"], swiftSettings: strictness),
         // Deterministic synthetic registries for property tests and benchmarks.
         .target(name: "Synthetic", dependencies: ["Registry"], swiftSettings: strictness),
         // Release-mode benchmarks (Scripts/bench).
         .executableTarget(name: "RefereeBench", dependencies: ["Synthetic", "Registry", "Service", "Store", "RPC", "JSONCore", "Statistics"], swiftSettings: strictness),
         // The method handlers under libFuzzer (Scripts/dev/fuzz handlers); a replay tool in a plain build.
         .executableTarget(name: "RefereeFuzz", dependencies: ["Service", "RPC", "JSONCore"], swiftSettings: strictness),
+        // What the tests share: temporary directories, the in-process client, the real binary through pipes and sockets.
+        .target(name: "TestSupport", dependencies: ["Service", "RPC", "JSONCore", "Registry", "Store"], swiftSettings: strictness),
+        // One test target per module; RefereeTests drives the service and the real binary end to end.
+        .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "JSONCore", "Statistics", "Synthetic", "TestSupport"], exclude: ["Reference"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Registry", "JSONCore", "TestSupport"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "JSONCore"]),
+        .testTarget(name: "APITests", dependencies: ["API", "JSONCore"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Registry", "JSONCore", "TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "JSONCore"]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
-        .testTarget(name: "RefereeTests", dependencies: ["API", "Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic"], exclude: ["Reference"]),
+        .testTarget(name: "RefereeTests", dependencies: ["API", "Ingest", "Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic", "TestSupport"],
+                    exclude: ["Reference"]),
     ]
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate GrowthBook hashing and variation-assignment vectors for the Registry's GrowthBookHash tests.
 
-Writes Tests/RefereeTests/Reference/growthbook_hash_vectors.json. Nothing here runs at test time: the JSON
+Writes Tests/RegistryTests/Reference/growthbook_hash_vectors.json. Nothing here runs at test time: the JSON
 is committed and the Swift tests only read it.
 
 The data was produced by GrowthBook's own Python SDK, growthbook==4.0.0 (PyPI), calling its functions

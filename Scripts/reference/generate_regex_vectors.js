@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes Tests/RefereeTests/Reference/regex_vectors.json: random ECMAScript patterns (the subset Referee
+// Writes Tests/RegistryTests/Reference/regex_vectors.json: random ECMAScript patterns (the subset Referee
 // matches in linear time: no backreferences, no lookaround) and random values, with JavaScript's own
 // `new RegExp(pattern).test(value)` (and with the `i` flag) as the expected answer. GrowthBook's SDKs
 // evaluate `$regex` exactly this way. Nothing here runs at test time; run with `node` to regenerate.

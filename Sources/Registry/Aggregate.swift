@@ -187,3 +187,6 @@ public enum Aggregate: Sendable, Equatable {
         }
     }
 }
+
+/// Exposures (units per variant and day) are stored as aggregates of this reserved metric name.
+public let exposuresMetric = "__exposures"

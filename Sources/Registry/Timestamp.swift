@@ -24,11 +24,8 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
             }
             return v
         }
-        guard let year = num(0, 4), u.count >= 10, u[4] == UInt8(ascii: "-"), let month = num(5, 2),
-              u[7] == UInt8(ascii: "-"), let day = num(8, 2), (1...12).contains(month),
-              day >= 1, day <= Timestamp.daysIn(month: month, year: year)
-        else { return nil }
-        var secs = Double(Timestamp.daysFromCivil(year, month, day)) * 86_400
+        guard u.count >= 10, let index = u.withUnsafeBufferPointer({ CalendarDay.parse(UnsafeBufferPointer(rebasing: $0[0..<10])) }) else { return nil }
+        var secs = Double(Int(index) - CalendarDay.epochIndex) * 86_400
         if u.count == 10 { self.seconds = secs; return }
         guard u.count >= 20, u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"),
               let hh = num(11, 2), u[13] == UInt8(ascii: ":"), let mm = num(14, 2), u[16] == UInt8(ascii: ":"),
@@ -116,5 +113,46 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp + (mp < 10 ? 3 : -9)
         return (m <= 2 ? y + 1 : y, m, d)
+    }
+}
+
+/// A calendar day, `YYYY-MM-DD` (UTC): the one parser of dates in every module (timestamps, ingested rows,
+/// reports). Days are indexed from 0000-03-01, so every year 0000-9999 but two months is non-negative and below
+/// ``span`` (ingestion keeps them in 32 bits); ``epochDay(_:)`` counts from 1970-01-01 instead.
+public enum CalendarDay {
+    public static let span = 3_652_425
+    /// Index of 1970-01-01.
+    static let epochIndex = 719_468
+
+    /// The day index of exactly ten bytes `YYYY-MM-DD`, validated as a calendar date.
+    public static func parse(_ f: UnsafeBufferPointer<UInt8>) -> Int32? {
+        guard f.count == 10, f[4] == UInt8(ascii: "-"), f[7] == UInt8(ascii: "-") else { return nil }
+        func digits(_ from: Int, _ count: Int) -> Int? {
+            var v = 0
+            for i in from..<(from + count) {
+                let d = Int(f[i]) &- 0x30
+                guard d >= 0 && d <= 9 else { return nil }
+                v = v * 10 + d
+            }
+            return v
+        }
+        guard let y = digits(0, 4), let m = digits(5, 2), let d = digits(8, 2), (1...12).contains(m),
+              d >= 1, d <= Timestamp.daysIn(month: m, year: y) else { return nil }
+        let index = Timestamp.daysFromCivil(y, m, d) + epochIndex
+        return index >= 0 && index < span ? Int32(index) : nil
+    }
+
+    /// The day index of the first ten characters of `text` (a date, or an RFC 3339 time), else nil.
+    public static func parse(_ text: some StringProtocol) -> Int32? {
+        var bytes = Array(text.utf8.prefix(10))
+        return bytes.withUnsafeMutableBufferPointer { parse(UnsafeBufferPointer($0)) }
+    }
+
+    /// Days since 1970-01-01 of a date (or the date part of a time), else nil.
+    public static func epochDay(_ text: some StringProtocol) -> Int? { parse(text).map { Int($0) - epochIndex } }
+
+    /// `YYYY-MM-DD` of a day index.
+    public static func format(_ index: Int) -> String {
+        Timestamp(seconds: Double(index - epochIndex) * 86_400).day
     }
 }

@@ -1,4 +1,5 @@
 import JSONCore
+import Registry
 
 /// What a report can be rendered as.
 public enum ReportFormat: String, Sendable, CaseIterable {
@@ -271,19 +272,7 @@ enum Read {
 
 enum Dates {
     /// Days since 1970-01-01 for "YYYY-MM-DD" (an optional time part is ignored), else nil.
-    static func dayNumber(_ s: String) -> Int? {
-        let parts = s.prefix(10).split(separator: "-")
-        guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
-              (1...12).contains(m), (1...31).contains(d) else { return nil }
-        // Howard Hinnant's days_from_civil.
-        let yy = m <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let mp = (m + 9) % 12
-        let doy = (153 * mp + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
+    static func dayNumber(_ s: String) -> Int? { CalendarDay.epochDay(s) }
 
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 

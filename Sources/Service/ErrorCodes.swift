@@ -3,6 +3,7 @@ import JSONCore
 import Registry
 import Store
 import Statistics
+import Ingest
 
 extension RPCErrorCode {
     public static let protocolViolation = RPCErrorCode(rawValue: 1001)
@@ -69,6 +70,25 @@ extension StatisticsError {
     }
 }
 
+extension IngestError {
+    var rpc: RPCError {
+        var data = data.objectValue ?? [:]
+        switch kind {
+        case .io:
+            data["reason"] = "io_error"
+            return RPCError(code: .ioError, message: message, data: .object(data))
+        case .invalidInput:
+            data["reason"] = "invalid_input"
+            return RPCError(code: .invalidInput, message: message, data: .object(data))
+        case .forbidden:
+            data["reason"] = "forbidden"
+            return RPCError(code: .forbidden, message: message, data: .object(data))
+        case .internal:
+            return .internalError(message)
+        }
+    }
+}
+
 extension RefereeService {
     /// The wire error for any error the service can throw (for callers outside the dispatcher, like the CLI).
     public static func wireError(_ error: any Error) -> RPCError {
@@ -88,6 +108,8 @@ func mapErrors(_ body: () throws -> JSON) throws(RPCError) -> JSON {
     } catch let e as FieldError {
         throw .invalidParams(e)
     } catch let e as StatisticsError {
+        throw e.rpc
+    } catch let e as IngestError {
         throw e.rpc
     } catch let e as StoreUnavailable {
         throw RPCError(code: .storeUnavailable, message: e.message, data: ["reason": "store_unavailable", "detail": .string(e.message)])

@@ -6,8 +6,6 @@ import JSONCore
 import Statistics
 import Foundation
 
-/// Exposures are stored under this reserved metric name.
-let exposuresMetric = "__exposures"
 
 /// What the results methods need to know about one experiment.
 struct ResultsContext {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import JSONCore
 
 /// Gates that say no: four eyes from the audit log, owners, the schedule, results before running, missing stores.

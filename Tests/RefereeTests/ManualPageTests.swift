@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import JSONCore
 
 /// `Docs/referee.1` (swift-argument-parser's manual plugin, `Scripts/codegen/man-page`) stays current: every

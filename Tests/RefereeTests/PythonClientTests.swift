@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the Python client's own unittest suite against the real binary.
 @Suite struct PythonClientTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import JSONCore
 import Registry
 import Statistics
@@ -8,7 +9,7 @@ import Synthetic
 /// GrowthBook's own Python SDK produced these (Scripts/reference/generate_hash_vectors.py).
 @Suite struct GrowthBookHashTests {
     static let vectors: JSON = {
-        let url = repositoryRoot.appendingPathComponent("Tests/RefereeTests/Reference/growthbook_hash_vectors.json")
+        let url = repositoryRoot.appendingPathComponent("Tests/RegistryTests/Reference/growthbook_hash_vectors.json")
         return try! JSONParser.parse(String(contentsOf: url, encoding: .utf8))
     }()
 

@@ -131,3 +131,33 @@ import Testing
         }
     }
 }
+
+/// Decoding `Decodable` types from JSON values, and reading their declaration back as JSON Schema.
+@Suite struct ValueDecoderTests {
+    struct Inner: Decodable, Equatable { let n: Int; let tags: [String]? }
+    struct Outer: Decodable, Equatable { let name: String; let ratio: Double?; let inner: Inner; let raw: JSON?; let flags: [Bool] }
+
+    @Test func decodesWithPathsInEveryRefusal() throws {
+        let ok = try JSONValueDecoder.decode(Outer.self, from: ["name": "a", "inner": ["n": 3], "raw": ["x": [1]], "flags": [true], "ratio": .null])
+        #expect(ok == Outer(name: "a", ratio: nil, inner: Inner(n: 3, tags: nil), raw: ["x": [1]], flags: [true]))
+        #expect(throws: FieldError(path: "inner.n", message: "must be an integer, got number")) {
+            _ = try JSONValueDecoder.decode(Outer.self, from: ["name": "a", "inner": ["n": 1.5], "flags": []])
+        }
+        #expect(throws: FieldError(path: "inner.tags[0]", message: "must be a string, got null")) {
+            _ = try JSONValueDecoder.decode(Outer.self, from: ["name": "a", "inner": ["n": 1, "tags": [.null]], "flags": []])
+        }
+        #expect(throws: FieldError(path: "name", message: "is required")) {
+            _ = try JSONValueDecoder.decode(Outer.self, from: ["inner": ["n": 1], "flags": []])
+        }
+        #expect(throws: FieldError(path: "params", message: "must be an object, got array")) { _ = try JSONValueDecoder.decode(Outer.self, from: [1]) }
+    }
+
+    @Test func theSchemaIsTheDeclaration() {
+        let fields = SchemaProbe.fields(of: Outer.self)
+        #expect(fields.map(\.name) == ["name", "ratio", "inner", "raw", "flags"])
+        #expect(fields.map(\.required) == [true, false, true, false, true])
+        #expect(fields[2].schema == ["type": "object", "properties": ["n": ["type": "integer"], "tags": ["type": "array", "items": ["type": "string"]]],
+                                     "required": ["n"], "additionalProperties": false])
+        #expect(fields[4].schema == ["type": "array", "items": ["type": "boolean"]])
+    }
+}

@@ -1,17 +1,17 @@
-import Foundation
+public import Foundation
 import Testing
-@testable import Service
-import RPC
-import JSONCore
-import Registry
+public import Service
+public import RPC
+public import JSONCore
+public import Registry
 import Store
 
 /// Protocols as shipped under `Protocols/`.
-let shippedProtocols: ProtocolSet = {
+public let shippedProtocols: ProtocolSet = {
     try! ProtocolLoader.load(directory: repositoryRoot.appendingPathComponent("Protocols").path)
 }()
 
-let repositoryRoot: URL = {
+public let repositoryRoot: URL = {
     var url = URL(fileURLWithPath: #filePath)
     while url.path != "/" {
         url.deleteLastPathComponent()
@@ -21,29 +21,29 @@ let repositoryRoot: URL = {
 }()
 
 /// The example experiment of the issue, as a JSON value, with optional merge-patch changes.
-func exampleExperiment(_ changes: JSON = [:]) -> JSON {
+public func exampleExperiment(_ changes: JSON = [:]) -> JSON {
     let text = try! String(contentsOf: repositoryRoot.appendingPathComponent("Protocols/examples/checkout-green-button.json"), encoding: .utf8)
     return try! JSONParser.parse(text).merging(patch: changes)
 }
 
 /// A fixed clock so timestamps are predictable.
-let fixedNow: @Sendable () -> Timestamp = { Timestamp(rfc3339: "2026-11-20T10:00:00Z")! }
+public let fixedNow: @Sendable () -> Timestamp = { Timestamp(rfc3339: "2026-11-20T10:00:00Z")! }
 
 /// An in-process client on a fresh store: the same dispatcher and handlers as the daemon.
-final class TestClient {
-    let service: RefereeService
-    let dispatcher = Dispatcher()
-    var principal: String
+public final class TestClient {
+    public let service: RefereeService
+    public let dispatcher = Dispatcher()
+    public var principal: String
     private var nextID = 0
 
-    init(principal: String = "pm.alice", storePath: String = ":memory:", protocols: ProtocolSet = shippedProtocols) throws {
+    public init(principal: String = "pm.alice", storePath: String = ":memory:", protocols: ProtocolSet = shippedProtocols) throws {
         service = RefereeService(store: try Store(path: storePath), protocols: protocols, now: fixedNow)
         service.install(on: dispatcher)
         self.principal = principal
     }
 
     /// Calls a method; returns the result, or the error object as `.failure`.
-    func call(_ method: String, _ params: JSON = [:], as who: String? = nil, onBehalfOf: String? = nil) -> Result<JSON, WireError> {
+    public func call(_ method: String, _ params: JSON = [:], as who: String? = nil, onBehalfOf: String? = nil) -> Result<JSON, WireError> {
         nextID += 1
         let raw = dispatcher.handle(message: ["jsonrpc": "2.0", "id": JSON(nextID), "method": .string(method), "params": params],
                                     context: RPCContext(principal: who ?? principal, onBehalfOf: onBehalfOf))!
@@ -54,7 +54,7 @@ final class TestClient {
     }
 
     @discardableResult
-    func ok(_ method: String, _ params: JSON = [:], as who: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
+    public func ok(_ method: String, _ params: JSON = [:], as who: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
         switch call(method, params, as: who) {
         case .success(let r): return r
         case .failure(let e):
@@ -63,7 +63,7 @@ final class TestClient {
         }
     }
 
-    func error(_ method: String, _ params: JSON = [:], as who: String? = nil, onBehalfOf: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> WireError? {
+    public func error(_ method: String, _ params: JSON = [:], as who: String? = nil, onBehalfOf: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> WireError? {
         switch call(method, params, as: who, onBehalfOf: onBehalfOf) {
         case .success(let r):
             Issue.record("\(method) unexpectedly succeeded: \(r.serialized().prefix(300))", sourceLocation: sourceLocation)
@@ -74,12 +74,12 @@ final class TestClient {
 
     /// Registers the example (with changes) and returns the record.
     @discardableResult
-    func register(_ changes: JSON = [:], as who: String? = nil) throws -> JSON {
+    public func register(_ changes: JSON = [:], as who: String? = nil) throws -> JSON {
         try ok("experiment.register", ["experiment": exampleExperiment(changes)], as: who)
     }
 
     /// Moves an experiment through states, each by a principal allowed to.
-    func advance(_ key: String, to states: [String], as who: String = "approver.bob", decision: String? = nil) throws {
+    public func advance(_ key: String, to states: [String], as who: String = "approver.bob", decision: String? = nil) throws {
         for state in states {
             let version = try ok("experiment.get", ["key": .string(key)])["version"]!
             var params: [String: JSON] = ["key": .string(key), "version": version, "to": .string(state)]
@@ -89,30 +89,31 @@ final class TestClient {
     }
 }
 
-struct WireError: Error {
-    let json: JSON
-    var code: Int { json["code"]!.intValue! }
-    var reason: String? { json["data"]?["reason"]?.stringValue }
-    var message: String { json["message"]!.stringValue! }
-    var violations: [JSON] { json["data"]?["violations"]?.arrayValue ?? [] }
-    var rules: [String] { violations.compactMap { $0["rule"]?.stringValue } }
-    var paths: [String] { violations.compactMap { $0["path"]?.stringValue } }
+public struct WireError: Error {
+    public init(json: JSON) { self.json = json }
+    public let json: JSON
+    public var code: Int { json["code"]!.intValue! }
+    public var reason: String? { json["data"]?["reason"]?.stringValue }
+    public var message: String { json["message"]!.stringValue! }
+    public var violations: [JSON] { json["data"]?["violations"]?.arrayValue ?? [] }
+    public var rules: [String] { violations.compactMap { $0["rule"]?.stringValue } }
+    public var paths: [String] { violations.compactMap { $0["path"]?.stringValue } }
 }
 
 /// A temporary directory removed when the value is released.
-final class TemporaryDirectory {
-    let url: URL
-    init() {
+public final class TemporaryDirectory {
+    public let url: URL
+    public init() {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("referee-test-\(UUID().uuidString)")
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
 /// Moves the example experiment to running through the CLI, each step by a principal allowed to take it
 /// (results are recorded only for experiments that have run; the registrant never approves).
-func makeRunning(_ store: [String], key: String = "checkout-green-button") throws {
+public func makeRunning(_ store: [String], key: String = "checkout-green-button") throws {
     for (state, actor) in [("review", "pm.alice"), ("approved", "approver.bob"), ("running", "pm.alice")] {
         let r = try runReferee(["transition", key, state, "--actor", actor] + store)
         #expect(r.status == 0, "transition to \(state): \(r.stderr)")
@@ -120,7 +121,7 @@ func makeRunning(_ store: [String], key: String = "checkout-green-button") throw
 }
 
 /// `referee call METHOD PARAMS --json --socket PATH`, optionally under a `prefix` such as setpriv (another user).
-func socketCall(_ socket: String, _ method: String, _ params: String = "{}", extra: [String] = [], prefix: [String] = []) throws -> (status: Int32, json: JSON?) {
+public func socketCall(_ socket: String, _ method: String, _ params: String = "{}", extra: [String] = [], prefix: [String] = []) throws -> (status: Int32, json: JSON?) {
     let r: (status: Int32, stdout: String, stderr: String)
     if prefix.isEmpty {
         r = try runReferee(["call", method, params, "--json", "--socket", socket] + extra)

@@ -1,9 +1,9 @@
-import Foundation
+public import Foundation
 import Testing
-import JSONCore
+public import JSONCore
 
 /// The real `referee` binary, as built next to the test bundle.
-let refereeBinary: String = {
+public let refereeBinary: String = {
     if let explicit = ProcessInfo.processInfo.environment["REFEREE_BIN"] { return explicit }
     var candidates: [URL] = []
     let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -18,7 +18,7 @@ let refereeBinary: String = {
 }()
 
 /// Runs `referee` with arguments to completion; returns exit code, stdout and stderr.
-func runReferee(_ arguments: [String], stdin: String = "", environment: [String: String] = [:], cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+public func runReferee(_ arguments: [String], stdin: String = "", environment: [String: String] = [:], cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: refereeBinary)
     process.arguments = arguments
@@ -44,15 +44,15 @@ func runReferee(_ arguments: [String], stdin: String = "", environment: [String:
 }
 
 /// A `referee serve` process driven through its stdin/stdout pipes, one JSON line at a time.
-final class PipeClient: @unchecked Sendable {
-    let process = Process()
+public final class PipeClient: @unchecked Sendable {
+    public let process = Process()
     private let input = Pipe()
     private let output = Pipe()
     private let errors = Pipe()
     private var buffer = Data()
     private var nextID = 0
 
-    init(store: String, actor: String = "pm.alice", extra: [String] = []) throws {
+    public init(store: String, actor: String = "pm.alice", extra: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: refereeBinary)
         process.arguments = ["serve", "--store", store, "--protocols", repositoryRoot.appendingPathComponent("Protocols").path, "--actor", actor] + extra
         process.standardInput = input
@@ -72,16 +72,16 @@ final class PipeClient: @unchecked Sendable {
         }.start()
     }
 
-    func send(raw line: String) {
+    public func send(raw line: String) {
         input.fileHandleForWriting.write((line + "\n").data(using: .utf8)!)
     }
 
-    func send(bytes: [UInt8]) {
+    public func send(bytes: [UInt8]) {
         input.fileHandleForWriting.write(Data(bytes))
     }
 
     /// Reads one response line (blocking, with a deadline).
-    func readLine(timeout: TimeInterval = 30) throws -> String {
+    public func readLine(timeout: TimeInterval = 30) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         var scanned = buffer.startIndex   // bytes before this hold no newline (long replies arrive in many chunks)
         while true {
@@ -99,10 +99,10 @@ final class PipeClient: @unchecked Sendable {
         }
     }
 
-    func readJSON() throws -> JSON { try JSONParser.parse(try readLine()) }
+    public func readJSON() throws -> JSON { try JSONParser.parse(try readLine()) }
 
     /// Sends a request and returns the whole response object.
-    func request(_ method: String, _ params: JSON = [:]) throws -> JSON {
+    public func request(_ method: String, _ params: JSON = [:]) throws -> JSON {
         nextID += 1
         send(raw: JSON.object(["jsonrpc": "2.0", "id": JSON(nextID), "method": .string(method), "params": params]).serialized())
         let reply = try readJSON()
@@ -111,21 +111,21 @@ final class PipeClient: @unchecked Sendable {
     }
 
     @discardableResult
-    func result(_ method: String, _ params: JSON = [:]) throws -> JSON {
+    public func result(_ method: String, _ params: JSON = [:]) throws -> JSON {
         let reply = try request(method, params)
         guard let result = reply["result"] else { throw PipeError.error(reply) }
         return result
     }
 
-    func closeInput() throws { try input.fileHandleForWriting.close() }
+    public func closeInput() throws { try input.fileHandleForWriting.close() }
 
-    func waitForExit(timeout: TimeInterval = 30) -> Int32? {
+    public func waitForExit(timeout: TimeInterval = 30) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(2000) }
         return process.isRunning ? nil : process.terminationStatus
     }
 
-    func kill(_ signal: Int32 = SIGKILL) {
+    public func kill(_ signal: Int32 = SIGKILL) {
         Foundation.kill(process.processIdentifier, signal)
     }
 
@@ -133,5 +133,5 @@ final class PipeClient: @unchecked Sendable {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
-    enum PipeError: Error { case timeout, closed, error(JSON) }
+    public enum PipeError: Error { case timeout, closed, error(JSON) }
 }

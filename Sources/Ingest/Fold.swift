@@ -1,0 +1,240 @@
+import Foundation
+import Synchronization
+import JSONCore
+import Registry
+import Statistics
+
+/// Where pass 2 finds things in a record and in the accumulators.
+struct Layout: Sendable {
+    var metrics: [Ingestor.MetricSlot]
+    var variants: Int
+    var days: Int
+    var valueCount: Int
+    var recordPosition: [Int]
+    /// Value slots per spilled record.
+    var slots: Int
+    /// Day index of `dense[0]`; `dense[day - dayMin]` is the day's position in the sorted list of days.
+    var dayMin: Int
+    var dense: [Int32]
+    var maxDenseSums: Int
+}
+
+extension Ingestor.MetricSlot: @unchecked Sendable {}
+
+/// A hash table from unit fingerprint to the unit's records, chained in file order; reused between partitions.
+/// A slot keeps fingerprint, first and last record together, so a probe touches one cache line.
+struct UnitGrouping {
+    struct Slot { var fingerprint: UInt64; var head: Int32; var tail: Int32 }
+    var slots: [Slot] = []
+    var used: [Int32] = []
+    /// Per record: the next record of the same unit, or -1.
+    var next: [Int32] = []
+    /// Per record: whether it is its unit's first.
+    var isHead: [Bool] = []
+}
+
+enum FoldRule { case sum, maximum, last }
+
+/// Sums per metric, variant and day (six numbers a cell: enough for every aggregate shape) and exposures.
+struct Accumulators: Sendable {
+    /// Six sums per cell; cell `(m * variants + v) * days + d`, where metric index `metrics.count` holds the
+    /// exposures. Dense while every cell fits in 32 MB; beyond (many days, metrics and variants) only the
+    /// cells that occur are kept, found through `sparse`.
+    var cells: [Double]
+    var sparse: [Int: Int]?
+    var unitsLoaded = 0
+    var unitsExcluded = 0
+
+    init(layout: Layout) {
+        let count = (layout.metrics.count + 1) * layout.variants * layout.days * 6
+        if count <= layout.maxDenseSums {
+            cells = [Double](repeating: 0, count: count)
+        } else {
+            cells = []
+            sparse = [:]
+        }
+    }
+
+    /// Where the six sums of `cell` start.
+    @inline(__always) mutating func offset(_ cell: Int) -> Int {
+        guard sparse != nil else { return cell * 6 }
+        if let at = sparse![cell] { return at }
+        let at = cells.count
+        cells.append(contentsOf: repeatElement(0, count: 6))
+        sparse![cell] = at
+        return at
+    }
+
+    /// Every cell that has sums, with where they start.
+    var occupied: [(cell: Int, offset: Int)] {
+        if let sparse { return sparse.map { ($0.key, $0.value) }.sorted { $0.cell < $1.cell } }
+        return (0..<(cells.count / 6)).map { ($0, $0 * 6) }
+    }
+
+    mutating func add(_ other: Accumulators) {
+        if sparse == nil {
+            for i in cells.indices { cells[i] += other.cells[i] }
+        } else {
+            for (cell, from) in other.occupied {
+                let to = offset(cell)
+                for j in 0..<6 { cells[to + j] += other.cells[from + j] }
+            }
+        }
+        unitsLoaded += other.unitsLoaded
+        unitsExcluded += other.unitsExcluded
+    }
+
+    /// Groups one partition's records by unit and adds every unit that stayed in one variant.
+    mutating func fold(_ records: [UInt8], layout: Layout, grouping g: inout UnitGrouping) {
+        // Where each record starts (records have different lengths).
+        var starts: [Int] = []
+        records.withUnsafeBytes { raw in
+            var r = 0
+            while let length = SpillRecord.length(raw, at: r, slots: layout.slots) { starts.append(r); r += length }
+        }
+        let count = starts.count
+        guard count > 0 else { return }
+        var capacity = 16
+        while capacity < count + count / 2 { capacity <<= 1 }
+        let mask = capacity - 1
+        if g.slots.count != capacity {
+            g.slots = [UnitGrouping.Slot](repeating: .init(fingerprint: 0, head: -1, tail: -1), count: capacity)
+        } else {
+            for slot in g.used { g.slots[Int(slot)].head = -1 }
+        }
+        g.used.removeAll(keepingCapacity: true)
+        if g.next.count < count {
+            g.next = [Int32](repeating: -1, count: count)
+            g.isHead = [Bool](repeating: false, count: count)
+        }
+        // Plain values only in the loops: copying a slot (it holds a String) would retain shared storage
+        // on every record, and both workers retaining the same object serialises them on its reference count.
+        let types = layout.metrics.map(\.type), hasPre = layout.metrics.map(\.hasPre)
+        let valueCount = layout.valueCount, position = layout.recordPosition, dense = layout.dense
+        let dayMin = layout.dayMin, days = layout.days, variants = layout.variants
+        // The value slots a record holds, in record order, and how a unit's rows combine in each.
+        var slotKeys: [Int] = [], slotRules: [FoldRule] = []
+        for k in 0..<valueCount where position[k] >= 0 {
+            slotKeys.append(k)
+            switch (types[k / 4], k % 4) {
+            case (.binomial, 0): slotRules.append(.maximum)
+            case (.nps, 0), (_, 1): slotRules.append(.last)     // last score; pre-period is per unit
+            default: slotRules.append(.sum)
+            }
+        }
+        precondition(slotKeys.enumerated().allSatisfy { position[$0.element] == $0.offset })
+        var unitValues = [Double](repeating: .nan, count: valueCount)
+        records.withUnsafeBytes { raw in
+            func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
+            func variant(_ i: Int) -> Int { Int(raw[starts[i] + 8]) }
+            func day(_ i: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i] + 9, as: Int32.self))) }
+            // Chain each unit's records in file order.
+            for i in 0..<count {
+                let f = fp(i)
+                var slot = Int(truncatingIfNeeded: (f ^ (f >> 29)) & UInt64(mask))
+                while g.slots[slot].head >= 0 && g.slots[slot].fingerprint != f { slot = (slot + 1) & mask }
+                g.next[i] = -1
+                if g.slots[slot].head < 0 {
+                    g.slots[slot] = .init(fingerprint: f, head: Int32(i), tail: Int32(i))
+                    g.used.append(Int32(slot))
+                    g.isHead[i] = true
+                } else {
+                    g.next[Int(g.slots[slot].tail)] = Int32(i); g.slots[slot].tail = Int32(i)
+                    g.isHead[i] = false
+                }
+            }
+            // Units in order of their first record: the records are read nearly in sequence.
+            for head in 0..<count where g.isHead[head] {
+                let v0 = variant(head)
+                var firstDay = day(head)
+                var i = Int(g.next[head])
+                var mixed = false
+                while i >= 0 {
+                    if variant(i) != v0 { mixed = true; break }
+                    firstDay = min(firstDay, day(i))
+                    i = Int(g.next[i])
+                }
+                if mixed { unitsExcluded += 1; continue }
+                // Fold the unit's rows.
+                for k in 0..<valueCount { unitValues[k] = .nan }
+                i = head
+                while i >= 0 {
+                    var at = starts[i] + SpillRecord.header
+                    for j in 0..<slotKeys.count {
+                        let k = slotKeys[j]
+                        let (x, next) = SpillRecord.value(raw, at: at)
+                        at = next
+                        guard !x.isNaN else { continue }
+                        if unitValues[k].isNaN { unitValues[k] = x; continue }
+                        switch slotRules[j] {
+                        case .maximum: unitValues[k] = max(unitValues[k], x)
+                        case .last: unitValues[k] = x
+                        case .sum: unitValues[k] += x
+                        }
+                    }
+                    i = Int(g.next[i])
+                }
+                unitsLoaded += 1
+                let d = Int(dense[firstDay - dayMin])
+                cells[offset((types.count * variants + v0) * days + d)] += 1
+                for m in 0..<types.count {
+                    let x = unitValues[m * 4], pre = unitValues[m * 4 + 1], num = unitValues[m * 4 + 2], den = unitValues[m * 4 + 3]
+                    if x.isNaN && (num.isNaN || den.isNaN) { continue }
+                    let c = offset(((m * variants + v0) * days + d))
+                    switch types[m] {
+                    case .binomial:
+                        guard !x.isNaN else { continue }
+                        cells[c] += 1; cells[c + 1] += x
+                    case .continuous:
+                        guard !x.isNaN else { continue }
+                        cells[c] += 1; cells[c + 1] += x; cells[c + 2] += x * x
+                        if hasPre[m] {
+                            let pr = pre.isNaN ? 0 : pre
+                            cells[c + 3] += pr; cells[c + 4] += pr * pr; cells[c + 5] += x * pr
+                        }
+                    case .ratio:
+                        guard !num.isNaN, !den.isNaN else { continue }
+                        cells[c] += 1; cells[c + 1] += num; cells[c + 2] += num * num
+                        cells[c + 3] += den; cells[c + 4] += den * den; cells[c + 5] += num * den
+                    case .nps:
+                        guard !x.isNaN else { continue }
+                        cells[c + (x >= 9 ? 0 : x >= 7 ? 1 : 2)] += 1
+                    }
+                }
+            }
+        }
+    }
+
+    func totals(layout: Layout, metricNames: [String], variants: [String], days: [String]) -> Ingestor.Totals {
+        var totals: Ingestor.Totals = [:]
+        for (cell, c) in occupied {
+            let d = cell % layout.days, v = (cell / layout.days) % layout.variants, m = cell / (layout.days * layout.variants)
+            let x = cells[c..<(c + 6)].map { $0 }
+            guard m < layout.metrics.count else {
+                if x[0] > 0 { totals[exposuresMetric, default: [:]][variants[v], default: [:]][days[d]] = .exposures(n: x[0]) }
+                continue
+            }
+            let slot = layout.metrics[m]
+            let aggregate: Aggregate
+            switch slot.type {
+            case .binomial:
+                guard x[0] > 0 else { continue }
+                aggregate = .binomial(n: x[0], successes: x[1])
+            case .continuous where slot.hasPre:
+                guard x[0] > 0 else { continue }
+                aggregate = .cuped(n: x[0], post: .init(sum: x[1], sumSquares: x[2]), pre: .init(sum: x[3], sumSquares: x[4]), postPre: x[5])
+            case .continuous:
+                guard x[0] > 0 else { continue }
+                aggregate = .continuous(n: x[0], sum: x[1], sumSquares: x[2])
+            case .ratio:
+                guard x[0] > 0 else { continue }
+                aggregate = .ratio(n: x[0], numerator: .init(sum: x[1], sumSquares: x[2]), denominator: .init(sum: x[3], sumSquares: x[4]), product: x[5])
+            case .nps:
+                guard x[0] + x[1] + x[2] > 0 else { continue }
+                aggregate = .nps(promoters: x[0], passives: x[1], detractors: x[2])
+            }
+            totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate
+        }
+        return totals
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Synchronization
+import JSONCore
+import Registry
+
+extension Ingestor {
+
+    /// The file's columns, from the CSV header or the first JSON line.
+    func readHeader(_ names: [some StringProtocol], line: Int) throws {
+        // A column named twice has no one meaning: which of the two values would count?
+        var counts: [String: Int] = [:]
+        for raw in names { counts[String(raw), default: 0] += 1 }
+        let repeated = counts.filter { $0.value > 1 }.keys.sorted()
+        if !repeated.isEmpty {
+            throw IngestError(.invalidInput,
+                           message: "the header (line \(line)) names \(repeated.map { "\"\($0.prefix(60))\"" }.joined(separator: ", ")) more than once; each column must appear once. Nothing was written",
+                           data: ["reason": "invalid_input", "field": "path", "line": JSON(line), "duplicate_columns": JSON(repeated.map { String($0.prefix(200)) })])
+        }
+        var seenUnit = false, seenVariant = false
+        let known = metricNames
+        for raw in names {
+            let name = String(raw)
+            switch name {
+            case "unit_id": columns.append(.unit); seenUnit = true
+            case "variant": columns.append(.variant); seenVariant = true
+            case "day": columns.append(.day)
+            default:
+                var base = name, role = ValueRole.value
+                for (suffix, r) in [(".pre", ValueRole.pre), (".numerator", .numerator), (".denominator", .denominator)] where name.hasSuffix(suffix) {
+                    base = String(name.dropLast(suffix.count)); role = r
+                }
+                guard known.contains(base), let def = catalog.metrics[base] else {
+                    problem(line, "unknown_metric", "column \"\(name.prefix(60))\" is not a metric of \(experimentKey) (\(known.joined(separator: ", ")))")
+                    columns.append(.value(metric: -1, role: .value))
+                    continue
+                }
+                let wrongRole = (def.type == .ratio) != (role == .numerator || role == .denominator) || (role == .pre && def.type != .continuous)
+                if wrongRole {
+                    problem(line, "unknown_metric", "column \"\(name)\": \(base) is a \(def.type.rawValue) metric" + (def.type == .ratio ? "; use \(base).numerator and \(base).denominator" : ""))
+                    columns.append(.value(metric: -1, role: .value))
+                    continue
+                }
+                let m: Int
+                if let existing = metrics.firstIndex(where: { $0.name == base }) { m = existing } else {
+                    metrics.append(MetricSlot(name: base, type: def.type)); m = metrics.count - 1
+                }
+                if role == .pre { metrics[m].hasPre = true }
+                columns.append(.value(metric: m, role: role))
+            }
+        }
+        if !seenUnit || !seenVariant {
+            throw FieldError(path: "path", message: "the header (line \(line)) must name unit_id and variant columns")
+        }
+        guard names.count <= 4096 else {
+            throw FieldError(path: "path", message: "the header (line \(line)) has \(names.count) columns; at most 4096 are supported")
+        }
+        // Unknown metric columns (metric -1) are skipped in the records; they were reported above.
+        valueCount = metrics.count * 4
+        for case .value(let m, let role) in columns where m >= 0 { usedSlots.append(m * 4 + role.rawValue) }
+        usedSlots = Array(Set(usedSlots)).sorted()
+        recordPosition = [Int](repeating: -1, count: valueCount)
+        for (i, k) in usedSlots.enumerated() { recordPosition[k] = i }
+    }
+
+    /// A copy with no columns read yet (the JSON-lines worker reads its header from the first row).
+    func headerState() -> HeaderState {
+        HeaderState(columns: columns, metrics: metrics, valueCount: valueCount, usedSlots: usedSlots, recordPosition: recordPosition, problems: [])
+    }
+
+    func readJSONLHeader(_ keys: [String], line: Int) throws -> HeaderState {
+        let before = problems
+        let beforeCounts = problemCounts
+        try readHeader(keys, line: line)
+        let added = Array(problems.dropFirst(before.count))
+        problems = before
+        problemCounts = beforeCounts
+        var state = headerState()
+        state.problems = added
+        return state
+    }
+
+    /// Splits one CSV record (RFC 4180 quoting).
+    static func splitCSV(_ line: String) -> [Substring] {
+        if !line.contains("\"") { return line.split(separator: ",", omittingEmptySubsequences: false) }
+        var out: [Substring] = []
+        var field = ""
+        var quoted = false
+        var iterator = line.makeIterator()
+        var previousQuote = false
+        while let ch = iterator.next() {
+            if quoted {
+                if ch == "\"" { quoted = false; previousQuote = true } else { field.append(ch) }
+            } else if ch == "\"" {
+                if previousQuote { field.append("\"") }
+                quoted = true; previousQuote = false
+            } else if ch == "," {
+                out.append(Substring(field)); field = ""; previousQuote = false
+            } else {
+                field.append(ch); previousQuote = false
+            }
+        }
+        out.append(Substring(field))
+        return out
+    }
+
+    /// FNV-1a 64 of the unit id: 64 bits keep collisions negligible (about 7e-5 chance of any among 50 million units).
+    static func fingerprint(_ s: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s { h ^= UInt64(b); h = h &* 0x0000_0100_0000_01b3 }
+        return h
+    }
+
+    static let powers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
+
+    /// A decimal number from bytes: exact fast path for up to 15 significant digits, else the standard parser.
+    static func number(_ f: UnsafeBufferPointer<UInt8>) -> Double? {
+        var i = 0
+        var negative = false
+        if f[i] == UInt8(ascii: "-") { negative = true; i += 1 } else if f[i] == UInt8(ascii: "+") { i += 1 }
+        var mantissa: UInt64 = 0, digits = 0, scale = 0, sawDigit = false
+        while i < f.count, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; sawDigit = true; i += 1 }
+        if i < f.count, f[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < f.count, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; scale -= 1; sawDigit = true; i += 1 }
+        }
+        if i == f.count, sawDigit, digits <= 15, scale >= -22 {
+            let v = scale == 0 ? Double(mantissa) : Double(mantissa) / powers[-scale]
+            return negative ? -v : v
+        }
+        return Double(String(decoding: f, as: UTF8.self))
+    }
+}
+
+struct HeaderState: @unchecked Sendable {
+    var columns: [Ingestor.Column]
+    var metrics: [Ingestor.MetricSlot]
+    var valueCount: Int
+    var usedSlots: [Int]
+    var recordPosition: [Int]
+    var problems: [Ingestor.Problem]
+}
