@@ -4,6 +4,7 @@ import PackageDescription
 let strictness: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(
@@ -21,6 +22,8 @@ let package = Package(
         // GSL, seen only by Statistics.
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
         .target(name: "Statistics", dependencies: ["CGSL"], swiftSettings: strictness),
+        // System calls retried on EINTR, for the transport and ingestion alike.
+        .target(name: "POSIX", swiftSettings: strictness),
         // JSON values, parsing with limits, canonical serialisation, merge patch, SHA-256. No I/O.
         .target(name: "JSONCore", swiftSettings: strictness),
         // The domain: documents, protocols, lifecycle, targeting, allocation, conflicts. No I/O, no clock.
@@ -31,9 +34,9 @@ let package = Package(
         // Persistence through GRDB; SQL lives only here.
         .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         // JSON-RPC 2.0 over JSON lines; knows nothing of experiments.
-        .target(name: "RPC", dependencies: ["JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .target(name: "RPC", dependencies: ["POSIX", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Unit-level files (CSV, JSON lines) folded into sufficient statistics: bounded memory, every core. No store.
-        .target(name: "Ingest", dependencies: ["Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
+        .target(name: "Ingest", dependencies: ["POSIX", "Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
         // Method handlers.
         .target(name: "Service", dependencies: ["API", "Ingest", "Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         .executableTarget(name: "referee", dependencies: ["API", "Service", "RPC", "JSONCore", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
@@ -42,7 +45,7 @@ let package = Package(
         // Deterministic synthetic registries for property tests and benchmarks.
         .target(name: "Synthetic", dependencies: ["Registry"], swiftSettings: strictness),
         // Release-mode benchmarks (Scripts/bench).
-        .executableTarget(name: "RefereeBench", dependencies: ["Synthetic", "Registry", "Service", "Store", "RPC", "JSONCore", "Statistics"], swiftSettings: strictness),
+        .executableTarget(name: "RefereeBench", dependencies: ["POSIX", "Synthetic", "Registry", "Service", "Store", "RPC", "JSONCore", "Statistics"], swiftSettings: strictness),
         // The method handlers under libFuzzer (Scripts/dev/fuzz handlers); a replay tool in a plain build.
         .executableTarget(name: "RefereeFuzz", dependencies: ["Service", "RPC", "JSONCore"], swiftSettings: strictness),
         // What the tests share: temporary directories, the in-process client, the real binary through pipes and sockets.

@@ -110,25 +110,8 @@ extension Ingestor {
         return h
     }
 
-    static let powers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
-
-    /// A decimal number from bytes: exact fast path for up to 15 significant digits, else the standard parser.
-    static func number(_ f: UnsafeBufferPointer<UInt8>) -> Double? {
-        var i = 0
-        var negative = false
-        if f[i] == UInt8(ascii: "-") { negative = true; i += 1 } else if f[i] == UInt8(ascii: "+") { i += 1 }
-        var mantissa: UInt64 = 0, digits = 0, scale = 0, sawDigit = false
-        while i < f.count, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; sawDigit = true; i += 1 }
-        if i < f.count, f[i] == UInt8(ascii: ".") {
-            i += 1
-            while i < f.count, f[i] >= 0x30, f[i] <= 0x39 { mantissa = mantissa &* 10 &+ UInt64(f[i] - 0x30); digits += 1; scale -= 1; sawDigit = true; i += 1 }
-        }
-        if i == f.count, sawDigit, digits <= 15, scale >= -22 {
-            let v = scale == 0 ? Double(mantissa) : Double(mantissa) / powers[-scale]
-            return negative ? -v : v
-        }
-        return Double(String(decoding: f, as: UTF8.self))
-    }
+    /// A decimal number from bytes (the one number parser, shared with JSON).
+    static func number(_ f: UnsafeBufferPointer<UInt8>) -> Double? { DecimalNumber.parse(f) }
 }
 
 struct HeaderState: @unchecked Sendable {

@@ -1,7 +1,8 @@
-import Foundation
+import POSIX
+public import Foundation
 import Synchronization
-import JSONCore
-import Registry
+public import JSONCore
+public import Registry
 
 /// Streams unit-level rows (CSV or JSON lines) into additive aggregates with bounded memory, on every core.
 ///
@@ -132,13 +133,12 @@ public final class Ingestor {
         while true {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, Int32(min(streamIdleSeconds, 86_400) * 1000))
-            if ready < 0 && errno == EINTR { if cancelled() { throw Ingestor.cancellation }; continue }
+            if ready < 0 && SystemCall.wasInterrupted { if cancelled() { throw Ingestor.cancellation }; continue }
             if ready == 0 {
                 throw IngestError(.io, message: "\(streamPath ?? "the input") produced no data for \(streamIdleSeconds.wholeText) s (a pipe without a writer?); nothing was written",
                                data: ["reason": "io_error", "path": JSON(streamPath), "detail": .string("no data within \(streamIdleSeconds.wholeText) s")])
             }
-            let n = read(fd, buffer, count)
-            if n < 0 && errno == EINTR { continue }
+            let n = SystemCall.retrying { read(fd, buffer, count) }
             if n < 0 && errno == EAGAIN { continue }
             if n < 0 {
                 throw IngestError(.io, message: "cannot read \(streamPath ?? "the input"): \(String(cString: strerror(errno)))",
@@ -356,8 +356,7 @@ public final class Ingestor {
             defer { close(fd); unlink(path) }
             var offset = 0, filled = 0
             while true {
-                let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(offset)) }
-                if n < 0 && errno == EINTR { continue }
+                let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { pread(fd, b.baseAddress! + filled, b.count - filled, off_t(offset)) } }
                 guard n >= 0 else { throw Ingestor.ioError("cannot read a spill file", path: path) }
                 if n == 0 { break }
                 offset += n

@@ -1,3 +1,4 @@
+import POSIX
 import Foundation
 import Synchronization
 import JSONCore
@@ -173,9 +174,8 @@ struct Pass1Worker {
                 if shared.ingestor.cancelled() { throw Ingestor.cancellation }
                 n = try buffer.withUnsafeMutableBytes { b in
                     streaming ? try shared.ingestor.readStream(fd, b.baseAddress! + filled, b.count - filled)
-                              : pread(fd, b.baseAddress! + filled, min(b.count - filled, end - offset), off_t(offset))
+                              : SystemCall.retrying { pread(fd, b.baseAddress! + filled, min(b.count - filled, end - offset), off_t(offset)) }
                 }
-                if n < 0 && errno == EINTR { continue }
                 guard n >= 0 else { throw Ingestor.ioError("read failed at byte \(offset) of", path: shared.ingestor.inputPath) }
                 offset += n
                 filled += n
@@ -388,12 +388,8 @@ struct Pass1Worker {
         }
         let fd = memory.files[p]
         let b = memory.spill + p * WorkerMemory.spillBytes
-        var done = 0
-        while done < memory.filled[p] {
-            let n = write(fd, b + done, memory.filled[p] - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw Ingestor.ioError("cannot write a spill file", path: shared.dir.appendingPathComponent("w\(index)p\(p)").path) }
-            done += n
+        guard SystemCall.writeAll(fd, b, memory.filled[p]) else {
+            throw Ingestor.ioError("cannot write a spill file", path: shared.dir.appendingPathComponent("w\(index)p\(p)").path)
         }
         memory.filled[p] = 0
     }

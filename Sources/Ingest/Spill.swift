@@ -1,3 +1,4 @@
+import POSIX
 import Foundation
 import Synchronization
 import JSONCore
@@ -82,13 +83,7 @@ final class SpillWriter {
     func flush() throws {
         let fd = self.fd
         try buffer.withUnsafeBytes { b in
-            var done = 0
-            while done < b.count {
-                let n = write(fd, b.baseAddress! + done, b.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw Ingestor.ioError("cannot write a spill file", path: path) }
-                done += n
-            }
+            guard b.isEmpty || SystemCall.writeAll(fd, b.baseAddress!, b.count) else { throw Ingestor.ioError("cannot write a spill file", path: path) }
         }
         buffer.removeAll(keepingCapacity: true)
     }

@@ -248,7 +248,7 @@ public struct JSONParser {
         }
         guard index - start <= 400 else { throw error("number literal longer than 400 characters", limit: true) }
         let literal = UnsafeBufferPointer(rebasing: bytes[start..<index])
-        if let fast = Self.fastDouble(literal) { return fast }
+        if let fast = DecimalNumber.fast(literal) { return fast }
         let text = String(decoding: literal, as: UTF8.self)
         guard let value = Double(text), value.isFinite else {
             index = start
@@ -258,31 +258,6 @@ public struct JSONParser {
     }
 
     private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-
-    private static let exactPowers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
-
-    /// Clinger's fast path: a mantissa below 2^53 scaled by an exact power of ten (|e| ≤ 22) is correctly
-    /// rounded with one multiplication or division. Returns nil for anything else (the slow path handles it).
-    static func fastDouble(_ s: UnsafeBufferPointer<UInt8>) -> Double? {
-        var i = 0
-        var negative = false
-        if s[0] == UInt8(ascii: "-") { negative = true; i = 1 }
-        var mantissa: UInt64 = 0
-        var digits = 0
-        var scale = 0
-        while i < s.count, s[i] >= 0x30, s[i] <= 0x39 {
-            mantissa = mantissa &* 10 &+ UInt64(s[i] - 0x30); digits += 1; i += 1
-        }
-        if i < s.count, s[i] == UInt8(ascii: ".") {
-            i += 1
-            while i < s.count, s[i] >= 0x30, s[i] <= 0x39 {
-                mantissa = mantissa &* 10 &+ UInt64(s[i] - 0x30); digits += 1; scale -= 1; i += 1
-            }
-        }
-        guard i == s.count, digits <= 15, mantissa < (1 << 53), scale >= -22 else { return nil }
-        let value = scale == 0 ? Double(mantissa) : Double(mantissa) / exactPowers[-scale]
-        return negative ? -value : value
-    }
 
     private mutating func parseString() throws(JSONParseError) -> String {
         index += 1  // opening quote
@@ -379,5 +354,40 @@ public struct JSONParser {
             index += 1
         }
         return v
+    }
+}
+
+/// Decimal numbers from bytes, for the JSON parser and ingestion alike: the one number parser.
+public enum DecimalNumber {
+    private static let exactPowers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
+
+    /// Clinger's fast path: a mantissa below 2^53 scaled by an exact power of ten (|e| ≤ 22) is correctly
+    /// rounded with one multiplication or division. An optional sign, digits, an optional fraction; nil for
+    /// anything else (an exponent, too many digits), which ``parse(_:)`` hands to the standard parser.
+    public static func fast(_ s: UnsafeBufferPointer<UInt8>) -> Double? {
+        guard !s.isEmpty else { return nil }
+        var i = 0
+        var negative = false
+        if s[0] == UInt8(ascii: "-") { negative = true; i = 1 } else if s[0] == UInt8(ascii: "+") { i = 1 }
+        var mantissa: UInt64 = 0
+        var digits = 0
+        var scale = 0
+        while i < s.count, s[i] >= 0x30, s[i] <= 0x39 {
+            mantissa = mantissa &* 10 &+ UInt64(s[i] - 0x30); digits += 1; i += 1
+        }
+        if i < s.count, s[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < s.count, s[i] >= 0x30, s[i] <= 0x39 {
+                mantissa = mantissa &* 10 &+ UInt64(s[i] - 0x30); digits += 1; scale -= 1; i += 1
+            }
+        }
+        guard i == s.count, digits > 0, digits <= 15, mantissa < (1 << 53), scale >= -22 else { return nil }
+        let value = scale == 0 ? Double(mantissa) : Double(mantissa) / exactPowers[-scale]
+        return negative ? -value : value
+    }
+
+    /// Any decimal number Swift's `Double(_:)` reads (exponents, `inf`, `nan` included: callers check finiteness).
+    public static func parse(_ s: UnsafeBufferPointer<UInt8>) -> Double? {
+        fast(s) ?? Double(String(decoding: s, as: UTF8.self))
     }
 }

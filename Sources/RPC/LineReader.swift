@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import POSIX
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -147,7 +148,7 @@ public struct LineReader {
                 }
                 var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: SignalFlag.wakeFD, events: Int16(POLLIN), revents: 0)]
                 let ready = poll(&fds, SignalFlag.wakeFD >= 0 ? 2 : 1, timeout)
-                if ready < 0 && errno != EINTR { eof = true; continue }
+                if ready < 0 && !SystemCall.wasInterrupted { eof = true; continue }
                 if ready == 0 {
                     if partialSince != nil { continue }  // the deadline is checked above
                     if idleTimeout != nil { stop = .idle; return }
@@ -161,7 +162,7 @@ public struct LineReader {
                 end += n
             } else if n == 0 {
                 eof = true
-            } else if errno == EINTR {
+            } else if SystemCall.wasInterrupted {
                 if interrupted() { return }
             } else {
                 eof = true

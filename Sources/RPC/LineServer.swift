@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import POSIX
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -243,10 +244,10 @@ final class ReplyWriter: @unchecked Sendable {
             while offset < buf.count {
                 let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
                 if n > 0 { offset += n; lastProgress = Self.now(); continue }
-                guard n < 0, errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK else { return false }
+                guard n < 0, SystemCall.wasInterrupted || errno == EAGAIN || errno == EWOULDBLOCK else { return false }
                 if isAbandoned { return false }
                 if let stall = stallSeconds, Self.now() - lastProgress > stall { return false }
-                if errno != EINTR {
+                if !SystemCall.wasInterrupted {
                     var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                     _ = poll(&p, 1, 100)
                 }

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import POSIX
 import Glibc
 #endif
 public import JSONCore
@@ -35,12 +36,9 @@ public final class SocketClient {
 
     /// Sends raw bytes (a whole line, newline included).
     public func send(_ bytes: [UInt8]) throws(Failure) {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, bytes.count - sent) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw Failure(description: "the server closed the connection") }
-            sent += n
+        let fd = self.fd
+        guard bytes.withUnsafeBytes({ SystemCall.writeAll(fd, $0.baseAddress!, $0.count) }) else {
+            throw Failure(description: "the server closed the connection")
         }
     }
 
@@ -52,8 +50,7 @@ public final class SocketClient {
                 do { return try JSONParser.parse(line) } catch { throw Failure(description: "bad response from the server: \(error)") }
             }
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 1 << 16) }
-            if n < 0 && errno == EINTR { continue }
+            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(fd, b.baseAddress!, 1 << 16) } }
             guard n > 0 else { throw Failure(description: "the server closed the connection") }
             buffer.append(contentsOf: chunk[..<n])
         }

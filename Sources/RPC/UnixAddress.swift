@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #endif
 
 /// A Unix domain socket address, built in one place for the server, the client and tests.

@@ -1,3 +1,4 @@
+import POSIX
 import Foundation
 import Registry
 import Synthetic
@@ -140,11 +141,7 @@ if only == nil || only == "daemon" {
         // The client must cost far less than the daemon: raw writes from one thread, raw reads and memchr here.
         let writer = Thread {
             payload.withUnsafeBufferPointer { buf in
-                var offset = 0
-                while offset < buf.count {
-                    let n = write(inFD, buf.baseAddress! + offset, buf.count - offset)
-                    if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { break }
-                }
+                _ = SystemCall.writeAll(inFD, buf.baseAddress!, buf.count)
             }
             try? input.fileHandleForWriting.close()
         }
@@ -152,8 +149,7 @@ if only == nil || only == "daemon" {
         var responses = 0
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(outFD, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(outFD, b.baseAddress!, b.count) } }
             if n <= 0 { break }
             chunk.withUnsafeBytes { buf in
                 var p = buf.baseAddress!

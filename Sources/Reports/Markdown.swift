@@ -1,4 +1,4 @@
-import JSONCore
+public import JSONCore
 
 /// Renders experiment summaries for people: Markdown for pull requests, one self-contained HTML page.
 public enum ReportRenderer {

@@ -2,7 +2,7 @@ import API
 import RPC
 import Registry
 import Store
-import JSONCore
+public import JSONCore
 import Foundation
 
 extension RefereeService {

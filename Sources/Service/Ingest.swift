@@ -1,10 +1,10 @@
-import Foundation
+public import Foundation
 import API
 import Ingest
 import RPC
 import Registry
 import Store
-import JSONCore
+public import JSONCore
 
 extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.

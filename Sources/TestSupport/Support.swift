@@ -1,5 +1,5 @@
 public import Foundation
-import Testing
+public import Testing
 public import Service
 public import RPC
 public import JSONCore
