@@ -33,6 +33,9 @@ public struct RPCContext: Sendable {
     public var peerUID: UInt32?
     /// Per-connection state a method may set (the socket client's "on behalf of" claim).
     public let session: Session
+    /// For an in-process caller (the CLI): long methods report progress (bytes, rows) and stop when asked.
+    public var progress: (@Sendable (Int, Int) -> Void)?
+    public var isCancelled: @Sendable () -> Bool = { false }
 
     public init(principal: String, onBehalfOf: String? = nil, transport: Transport = .stdio, peerUID: UInt32? = nil) {
         self.principal = principal

@@ -2,7 +2,7 @@ import API
 import RPC
 import Registry
 import Store
-public import JSONCore
+import JSONCore
 import Foundation
 
 extension RefereeService {
@@ -53,13 +53,6 @@ extension RefereeService {
             }
         }
         throw RegistryError.forbidden(message, details: ["principal": .string(ctx.principal), "roles": JSON(roles), "needed": JSON(needed), "method": .string(method)])
-    }
-
-    /// The same check as the dispatcher's, for a CLI command that calls the service in-process
-    /// (`referee ingest`): on a store with grants, the CLI cannot do what the control interface refuses.
-    public func authorizeInProcess(_ method: String, _ params: JSON, principal: String) throws {
-        guard let descriptor = Catalog.byName[method] else { throw RPCError.methodNotFound(method, known: Catalog.methods.map(\.name)) }
-        try authorize(method, descriptor.permission, params, RPCContext(principal: principal, transport: .inProcess))
     }
 
     /// `access.grant {principal, role}`; in open mode the caller first becomes admin (bootstrap).

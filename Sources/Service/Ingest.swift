@@ -1,14 +1,14 @@
-public import Foundation
+import Foundation
 import API
 import Ingest
 import RPC
 import Registry
 import Store
-public import JSONCore
+import JSONCore
 
 extension RefereeService {
     /// `results.ingest {key, path, format?, allow_partial?}`: all or nothing unless `allow_partial`.
-    public func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,
+    func ingest(key: String, path: String, format: String?, allowPartial: Bool, principal: String,
                        requiredOwner: uid_t? = nil, progress: ((Int, Int) -> Void)? = nil,
                        cancelled: @escaping @Sendable () -> Bool = { false }, strictDates: Bool = false, spillDirectory: String? = nil) throws -> JSON {
         let c = try resultsContext(key)
@@ -65,7 +65,7 @@ extension RefereeService {
         return try ingest(key: p.key, path: p.path, format: p.format?.rawValue,
                           allowPartial: p.allow_partial ?? false, principal: ctx.principal,
                           requiredOwner: ctx.transport == .socket ? (ctx.peerUID ?? UInt32.max) : nil,
-                          strictDates: p.strict_dates ?? false)
+                          progress: ctx.progress, cancelled: ctx.isCancelled, strictDates: p.strict_dates ?? false, spillDirectory: spillDirectory)
     }
 }
 

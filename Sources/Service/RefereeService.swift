@@ -19,6 +19,8 @@ public final class RefereeService: @unchecked Sendable {
     let logger = Logger(label: "referee.service")
     let conflicts = ConflictCache()
     let refusalLimiter = RefusalLimiter()
+    /// Where ingestion writes its spill files (`--spill-dir`), else `$TMPDIR`, else the system's temporary directory.
+    public var spillDirectory: String?
     /// Set by the `shutdown` method; the transport stops after answering it.
     public private(set) var shutdownRequested = false
 

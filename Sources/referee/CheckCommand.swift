@@ -13,12 +13,11 @@ struct CheckCommand: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, junit, github }
 
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @OptionGroup var documentLimits: DocumentLimitOptions
     @Option(help: "Output format: text, json, junit (Jenkins xunit schema) or github (workflow commands that annotate the diff).") var format: Format = .text
     @Flag(help: "Fail on warnings too.") var strict = false
     @Flag(help: "Check against an empty registry when the store does not exist (by default a missing store is an error, exit 2).") var allowEmptyStore = false
-    @Option(help: "Check against a shared `referee serve --socket PATH` instead of opening the store.") var socket: String?
     @Argument(help: "Experiment documents (JSON); they are proposals meant to run, checked against the registry and each other.") var files: [String]
 
     func validate() throws {
@@ -98,29 +97,12 @@ struct CheckCommand: ParsableCommand {
         if exit != 0 { throw ExitCode(exit) }
     }
 
-    /// Sends one `experiment.check`: in process on the store (opened read-only: never created), or to a shared socket.
+    /// Sends one `experiment.check` through the CLI's client: in process on the store (opened read-only: never
+    /// created unless --allow-empty-store), or to a shared socket.
     func checker() throws -> (JSON) throws -> JSON {
-        if let socket {
-            let connection: SocketClient
-            do { connection = try SocketClient(path: socket) } catch { throw CLIError.io(error.description) }
-            return { params in
-                do { return try connection.request(["jsonrpc": "2.0", "id": 1, "method": "experiment.check", "params": params]) } catch {
-                    throw CLIError.io("\(error)")
-                }
-            }
-        }
-        var storeOptions = options
-        if allowEmptyStore, !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
-        let service = try storeOptions.makeService(readOnly: true, limits: documentLimits)
-        let dispatcher = Dispatcher()
-        service.install(on: dispatcher)
-        let context = RPCContext(principal: options.principal)
-        // The closure keeps the service alive: the dispatcher's handlers hold it unowned.
-        return { params in
-            withExtendedLifetime(service) {
-                dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "experiment.check", "params": params], context: context) ?? .null
-            }
-        }
+        let client = Client(options: options, json: false, limits: documentLimits)
+        client.allowEmptyStore = allowEmptyStore
+        return { params in try client.request("experiment.check", params) }
     }
 
     static func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }

@@ -5,65 +5,6 @@ import Service
 import RPC
 import JSONCore
 
-/// Runs methods in-process on the store (opened once) and prints the outcome: the one envelope and exit rule of
-/// the CLI. Exit codes: 0 ok, 1 rejected by the service, 2 usage or I/O error (1010 included).
-final class OneShot {
-    let options: StoreOptions
-    let json: Bool
-    let limits: DocumentLimitOptions?
-    /// Commands that act on an existing experiment cannot succeed on a store that does not exist: they never create one.
-    let mustExist: Bool
-    private var opened: (RefereeService, Dispatcher)?
-
-    init(options: StoreOptions, json: Bool, limits: DocumentLimitOptions? = nil, existingStore: Bool = false) {
-        self.options = options
-        self.json = json
-        self.limits = limits
-        self.mustExist = existingStore
-    }
-
-    /// The reply to one request, read as a client would from its wire text.
-    func request(_ method: String, _ params: JSON) throws -> JSON {
-        if opened == nil {
-            var storeOptions = options
-            // Statistics and the self-description need no registry: without a store they run on an empty one.
-            let descriptor = Catalog.byName[method]
-            if descriptor?.needsRegistry == false, !FileManager.default.fileExists(atPath: options.storePath) { storeOptions.store = ":memory:" }
-            let service = try storeOptions.makeService(readOnly: !mustExist && descriptor?.isReadOnly == true, mustExist: mustExist, limits: limits)
-            let dispatcher = Dispatcher()
-            service.install(on: dispatcher)
-            opened = (service, dispatcher)
-        }
-        let (service, dispatcher) = opened!
-        let wire = withExtendedLifetime(service) {
-            dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params],
-                              context: RPCContext(principal: options.principal, transport: .inProcess)) ?? .null
-        }
-        return (try? JSONParser.parse(wire.serialized())) ?? wire
-    }
-
-    func call(_ method: String, _ params: JSON, text: (JSON) -> String) throws {
-        let reply = try request(method, params)
-        if let result = reply["result"] {
-            print(json ? result.serialized() : text(result))
-            // Warnings always reach a person in text mode (JSON carries them in the result).
-            if !json, let warnings = result["warnings"]?.arrayValue, !warnings.isEmpty {
-                FileHandleStderr.write(warnings.map { w in
-                    "warning: \(w["kind"]?.stringValue ?? "finding")\(w["with"]?.stringValue.map { " with \($0)" } ?? ""): \(cliWording(w["message"]?.stringValue ?? ""))"
-                }.joined(separator: "\n") + "\n")
-            }
-            return
-        }
-        let error = reply["error"] ?? .null
-        if json {
-            print(error.serialized())
-        } else {
-            FileHandleStderr.write(describeError(error) + "\n")
-        }
-        throw ExitCode(exitStatus(forErrorCode: error["code"]?.intValue ?? -32603))
-    }
-}
-
 /// An error for a person: violations one per line (the path once), the message in the CLI's words.
 func describeError(_ error: JSON) -> String {
     let violations = error["data"]?["violations"]?.arrayValue ?? []
@@ -126,25 +67,25 @@ func describeRecord(_ r: JSON) -> String {
 
 struct RegisterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "register", abstract: "Register the experiment in FILE as a draft.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @OptionGroup var documentLimits: DocumentLimitOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Argument(help: "Experiment document (JSON); - reads standard input.") var file: String
 
     func run() throws {
         let doc = try readJSONFile(file)
-        try OneShot(options: options, json: json, limits: documentLimits).call("experiment.register", ["experiment": doc], text: describeRecord)
+        try Client(options: options, json: json, limits: documentLimits).call("experiment.register", ["experiment": doc], text: describeRecord)
     }
 }
 
 struct GetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get", abstract: "Show one experiment.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Argument(help: "The experiment's key.") var key: String
 
     func run() throws {
-        try OneShot(options: options, json: json).call("experiment.get", ["key": .string(key)]) { r in
+        try Client(options: options, json: json).call("experiment.get", ["key": .string(key)]) { r in
             describeRecord(r) + "\n" + (r["document"] ?? .null).pretty()
         }
     }
@@ -152,7 +93,7 @@ struct GetCommand: ParsableCommand {
 
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List experiments.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Option(help: "Only this state.") var state: String?
     @Option(help: "Only this owner.") var owner: String?
@@ -167,7 +108,7 @@ struct ListCommand: ParsableCommand {
         if let state { params["state"] = .string(state) }
         if let owner { params["owner"] = .string(owner) }
         if let layer { params["layer"] = .string(layer) }
-        try OneShot(options: options, json: json).call("experiment.list", .object(params)) { r in
+        try Client(options: options, json: json).call("experiment.list", .object(params)) { r in
             let rows = (r["experiments"]?.arrayValue ?? []).map(describeRecord)
             let more = r["next_after"]?.stringValue.map { "\n(more: referee list --after \($0))" } ?? ""
             return (rows.isEmpty ? "no experiments" : rows.joined(separator: "\n")) + more
@@ -177,7 +118,7 @@ struct ListCommand: ParsableCommand {
 
 struct TransitionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "transition", abstract: "Move an experiment to another state (uses its current version).")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Argument(help: "The experiment's key.") var key: String
     @Argument(help: "review, approved, running, stopped, concluded, archived or aborted.") var state: String
@@ -186,11 +127,11 @@ struct TransitionCommand: ParsableCommand {
     @Option(name: .customLong("expected-version"), help: "Refuse unless the experiment is at this version (default: the current one).") var expectedVersion: Int?
 
     func run() throws {
-        let shot = OneShot(options: options, json: json, existingStore: true)
+        let shot = Client(options: options, json: json, existingStore: true)
         try shot.call("experiment.transition", .object(try params(shot)), text: describeRecord)
     }
 
-    func params(_ shot: OneShot) throws -> [String: JSON] {
+    func params(_ shot: Client) throws -> [String: JSON] {
         var version = expectedVersion
         if version == nil { version = try shot.request("experiment.get", ["key": .string(key)])["result"]?["version"]?.intValue }
         var params: [String: JSON] = ["key": .string(key), "to": .string(state), "version": JSON(version ?? 0)]
@@ -203,7 +144,7 @@ struct TransitionCommand: ParsableCommand {
 /// `referee update KEY --changes JSON|@FILE`: a merge patch on a draft or an experiment in review.
 struct UpdateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "update", abstract: "Change a draft or an experiment in review with a JSON Merge Patch.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @OptionGroup var documentLimits: DocumentLimitOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Argument(help: "The experiment's key.") var key: String
@@ -219,7 +160,7 @@ struct UpdateCommand: ParsableCommand {
 /// `referee amend KEY --changes JSON|@FILE --reason TEXT`: changes to an approved or running experiment.
 struct AmendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "amend", abstract: "Amend an approved or running experiment; fields the protocol locks are refused.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @OptionGroup var documentLimits: DocumentLimitOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Argument(help: "The experiment's key.") var key: String
@@ -233,7 +174,7 @@ struct AmendCommand: ParsableCommand {
 }
 
 enum EditCommands {
-    static func run(_ method: String, key: String, changes: String, version: Int?, reason: String?, options: StoreOptions, json: Bool,
+    static func run(_ method: String, key: String, changes: String, version: Int?, reason: String?, options: ClientOptions, json: Bool,
                     limits: DocumentLimitOptions) throws {
         let patch: JSON
         if changes == "-" || changes.hasPrefix("@") {
@@ -241,7 +182,7 @@ enum EditCommands {
         } else {
             do { patch = try JSONParser.parse(changes) } catch { throw ValidationError("--changes is not valid JSON: \(error)") }
         }
-        let shot = OneShot(options: options, json: json, limits: limits, existingStore: true)
+        let shot = Client(options: options, json: json, limits: limits, existingStore: true)
         var expected = version
         if expected == nil { expected = try shot.request("experiment.get", ["key": .string(key)])["result"]?["version"]?.intValue }
         var params: [String: JSON] = ["key": .string(key), "version": JSON(expected ?? 0), "changes": patch]
@@ -253,7 +194,7 @@ enum EditCommands {
 /// `referee audit [KEY] [--limit N]`: the audit log, newest last.
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Show the audit log (of one experiment with KEY).")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Argument(help: "Only this experiment's entries.") var key: String?
     @Option(help: "At most this many entries.") var limit: Int?
@@ -262,7 +203,7 @@ struct AuditCommand: ParsableCommand {
         var params: [String: JSON] = [:]
         if let key { params["key"] = .string(key) }
         if let limit { params["limit"] = JSON(limit) }
-        try OneShot(options: options, json: json).call("audit.log", .object(params)) { r in
+        try Client(options: options, json: json).call("audit.log", .object(params)) { r in
             let entries = r["entries"]?.arrayValue ?? []
             guard !entries.isEmpty else { return "no audit entries" }
             return entries.map { e in
@@ -277,14 +218,14 @@ struct AuditCommand: ParsableCommand {
 /// `referee scan [--at T]`: every pair of live experiments that can collide.
 struct ScanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "scan", abstract: "Scan the registry for experiments that can collide.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Print JSON instead of text.") var json = false
     @Option(help: "Only findings at this instant (RFC 3339 or a date).") var at: String?
 
     func run() throws {
         var params: [String: JSON] = [:]
         if let at { params["at"] = .string(at) }
-        try OneShot(options: options, json: json).call("conflicts.scan", .object(params)) { r in
+        try Client(options: options, json: json).call("conflicts.scan", .object(params)) { r in
             let findings = r["findings"]?.arrayValue ?? []
             let lines = findings.map { f in
                 "\(f["severity"]?.stringValue ?? "") \(f["kind"]?.stringValue ?? "") \((f["experiments"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: " × ")): \(f["message"]?.stringValue ?? "")"
@@ -296,40 +237,14 @@ struct ScanCommand: ParsableCommand {
 
 struct CallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "call", abstract: "Call any method with JSON params; prints the JSON result.")
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Compact JSON on one line.") var json = false
-    @Option(help: "Call a shared `referee serve --socket PATH` instead of opening the store in-process.") var socket: String?
     @Argument(help: "Method name, e.g. experiment.list.") var method: String
     @Argument(help: "Params as a JSON object.") var params: String = "{}"
 
     func run() throws {
         let value: JSON
         do { value = try JSONParser.parse(params) } catch { throw ValidationError("params are not valid JSON: \(error)") }
-        if let socket {
-            try callOverSocket(socket, value)
-            return
-        }
-        try OneShot(options: options, json: json).call(method, value) { $0.pretty() }
-    }
-
-    /// Over the socket the server decides who we are (peer credentials); --actor is only "on behalf of".
-    func callOverSocket(_ path: String, _ params: JSON) throws {
-        let reply: JSON
-        do {
-            let connection = try SocketClient(path: path)
-            if let actor = options.actor {
-                _ = try connection.request(["jsonrpc": "2.0", "id": 0, "method": "session.act_for", "params": ["actor": .string(actor)]])
-            }
-            reply = try connection.request(["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": params])
-        } catch {
-            throw CLIError.io(error.description)
-        }
-        if let result = reply["result"] {
-            print(json ? result.serialized() : result.pretty())
-            return
-        }
-        let error = reply["error"] ?? .null
-        if json { print(error.serialized()) } else { FileHandleStderr.write("referee: \(error["message"]?.stringValue ?? "error")\n") }
-        throw ExitCode(exitStatus(forErrorCode: error["code"]?.intValue ?? -32603))
+        try Client(options: options, json: json).call(method, value) { $0.pretty() }
     }
 }

@@ -10,7 +10,7 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Directory of protocol files (default: $REFEREE_PROTOCOLS, else ./Protocols, else the built-in copies).")
     var protocols: String?
 
-    @Option(help: "Principal to act as (default: $REFEREE_ACTOR, else the operating-system user).")
+    @Option(help: "Principal to act as (default: $REFEREE_ACTOR, else the operating-system user); over --socket, whom you act for.")
     var actor: String?
 
     var storePath: String { store ?? ProcessInfo.processInfo.environment["REFEREE_STORE"] ?? "referee.sqlite" }
@@ -42,6 +42,18 @@ struct StoreOptions: ParsableArguments {
             throw CLIError.io(error.description)
         }
     }
+}
+
+/// The options of every command that sends requests: the store to open in process, or `--socket PATH` of a
+/// shared daemon.
+@dynamicMemberLookup
+struct ClientOptions: ParsableArguments {
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "Send the requests to a shared `referee serve --socket PATH` instead of opening the store (the server knows who you are).")
+    var socket: String?
+
+    subscript<T>(dynamicMember path: KeyPath<StoreOptions, T>) -> T { store[keyPath: path] }
 }
 
 /// Limits on experiment documents, for the commands that read documents (serve, register, check, update, amend).

@@ -12,7 +12,7 @@ struct IngestCommand: ParsableCommand {
         abstract: "Load unit-level rows (CSV or JSON lines) into an experiment's results.",
         discussion: "Columns: unit_id, variant, day (optional, YYYY-MM-DD), one column per metric (METRIC.numerator/.denominator for ratios, METRIC.pre for CUPED). Nothing is written when any row is bad unless --allow-partial.")
 
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "Load the valid rows even when some are bad.") var allowPartial = false
     @Flag(help: "Reject the file when rows are dated outside the experiment's schedule (default: leave them out and count them).") var strictDates = false
@@ -23,47 +23,29 @@ struct IngestCommand: ParsableCommand {
 
     func run() throws {
         let file = self.file == "-" ? "/dev/stdin" : self.file
-        guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
-        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-        // Ingestion needs an experiment that has run, so a missing store is never created for it.
-        let service = try options.makeService(mustExist: true)
-        // The same authorization as results.ingest over the control interface.
-        do { try service.authorizeInProcess("results.ingest", ["key": .string(key), "path": .string(file)], principal: options.principal) } catch {
-            let wire = RefereeService.wireError(error)
-            if json { print(wire.json.serialized()) } else { FileHandleStderr.write("referee: \(wire.message)\n") }
-            throw ExitCode(exitStatus(forErrorCode: wire.code.rawValue))
+        let client = Client(options: options, json: json, existingStore: true)
+        client.spillDirectory = spillDir
+        var showProgress = false
+        if !client.overSocket {
+            guard FileManager.default.isReadableFile(atPath: file) else { throw CLIError.io("cannot read \(file)") }
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+            // Ctrl-C stops the ingestion cleanly: nothing written, the spill folder removed.
+            SignalFlag.install()
+            client.isCancelled = { SignalFlag.isRaised }
+            // Progress frames only on a terminal: never carriage returns in a CI log.
+            showProgress = isatty(STDERR_FILENO) != 0 && !options.quiet
+            if showProgress { client.progress = ProgressBar(size: size).draw }
         }
-        // Ctrl-C stops the ingestion cleanly: nothing written, the spill folder removed.
-        SignalFlag.install()
-        let started = Date()
-        var lastDraw = Date.distantPast
-        // Progress frames only on a terminal: never carriage returns in a CI log.
-        let showProgress = isatty(STDERR_FILENO) != 0 && !options.quiet
-        let progress: (Int, Int) -> Void = { bytes, rows in
-            guard showProgress, Date().timeIntervalSince(lastDraw) > 0.25 || bytes == size else { return }
-            lastDraw = Date()
-            let elapsed = max(Date().timeIntervalSince(started), 1e-3)
-            let share = size > 0 ? Double(bytes) / Double(size) : 1
-            let filled = Int(share * 30)
-            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
-            FileHandleStderr.write(String(format: "\r[%@] %5.1f%%  %.1f/%.1f MB  %d rows  %.0f rows/s", bar, share * 100,
-                                          Double(bytes) / 1e6, Double(size) / 1e6, rows, Double(rows) / elapsed))
-        }
+        // Over the socket the daemon reads the file: name it absolutely.
+        let path = client.overSocket && !file.hasPrefix("/") ? FileManager.default.currentDirectoryPath + "/" + file : file
+        var params: [String: JSON] = ["key": .string(key), "path": .string(path)]
+        if let format { params["format"] = .string(format) }
+        if allowPartial { params["allow_partial"] = true }
+        if strictDates { params["strict_dates"] = true }
         let report: JSON
         do {
-            report = try service.ingest(key: key, path: file, format: format, allowPartial: allowPartial, principal: options.principal,
-                                        progress: progress, cancelled: { SignalFlag.isRaised }, strictDates: strictDates, spillDirectory: spillDir)
-            if showProgress { FileHandleStderr.write("\n") }
-        } catch {
-            if showProgress { FileHandleStderr.write("\n") }
-            let wire = RefereeService.wireError(error)
-            let code = wire.code.rawValue
-            let payload = wire.json
-            if json { print(payload.serialized()) } else { FileHandleStderr.write("referee: \(cliWording(payload["message"]?.stringValue ?? "\(error)"))\n") }
-            if let problems = payload["data"]?["problems"]?.arrayValue, !json {
-                for p in problems { FileHandleStderr.write("  \(p["message"]?.stringValue ?? "")\n") }
-            }
-            throw ExitCode(exitStatus(forErrorCode: code))
+            defer { if showProgress { FileHandleStderr.write("\n") } }
+            report = try client.result("results.ingest", .object(params))
         }
         if json { print(report.serialized()) } else {
             let outside = report["rows_outside_schedule"]?["count"]?.intValue ?? 0
@@ -81,27 +63,18 @@ struct SummaryCommand: ParsableCommand {
         commandName: "summary",
         abstract: "Report an experiment's results: decision, metrics, sample-ratio check, progress.")
 
-    @OptionGroup var options: StoreOptions
+    @OptionGroup var options: ClientOptions
     @Option(help: "The report's form.") var format: ReportFormat = .markdown
     @Option(name: [.short, .customLong("output")], help: "Write to FILE instead of stdout.") var output: String?
     @Option(help: "Analyse the data as of this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
     @Argument(help: "The experiment's key.") var key: String
 
     func run() throws {
-        let service = try options.makeService(readOnly: true)
-        let dispatcher = Dispatcher()
-        service.install(on: dispatcher)
-        let context = RPCContext(principal: options.principal, transport: .inProcess)
+        let client = Client(options: options, json: false)
         var params: [String: JSON] = ["key": .string(key)]
         if let asOf { params["as_of"] = .string(asOf) }
-        let reply = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 1, "method": "results.summary", "params": .object(params)], context: context)
-        guard let summary = reply?["result"] else {
-            let error = reply?["error"] ?? .null
-            FileHandleStderr.write(describeError(error) + "\n")
-            throw ExitCode(exitStatus(forErrorCode: error["code"]?.intValue ?? -32603))
-        }
-        let series = dispatcher.handle(message: ["jsonrpc": "2.0", "id": 2, "method": "results.timeseries", "params": ["key": .string(key)]],
-                                       context: context)?["result"]
+        let summary = try client.result("results.summary", .object(params))
+        let series = try client.request("results.timeseries", ["key": .string(key)])["result"]
         let text = ReportRenderer.render(format, summary: summary, series: series)
         if let output {
             do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {
@@ -114,3 +87,23 @@ struct SummaryCommand: ParsableCommand {
 }
 
 extension ReportFormat: ExpressibleByArgument {}
+
+/// `[#####.....]  52.0%  12.3/23.6 MB  120000 rows  400000 rows/s` on standard error, redrawn at most four times a second.
+final class ProgressBar: @unchecked Sendable {
+    let size: Int
+    let started = Date()
+    var lastDraw = Date.distantPast
+
+    init(size: Int) { self.size = size }
+
+    func draw(bytes: Int, rows: Int) {
+        guard Date().timeIntervalSince(lastDraw) > 0.25 || bytes == size else { return }
+        lastDraw = Date()
+        let elapsed = max(Date().timeIntervalSince(started), 1e-3)
+        let share = size > 0 ? Double(bytes) / Double(size) : 1
+        let filled = Int(min(share, 1) * 30)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+        FileHandleStderr.write(String(format: "\r[%@] %5.1f%%  %.1f/%.1f MB  %d rows  %.0f rows/s", bar, share * 100,
+                                      Double(bytes) / 1e6, Double(size) / 1e6, rows, Double(rows) / elapsed))
+    }
+}

@@ -100,6 +100,39 @@ import RPC
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
+    /// Every command is a client of the same catalog: the same subcommands work over --socket, with the server's
+    /// authorization (the kernel says who the caller is) and the CLI's exit rule.
+    @Test func everyCommandWorksOverTheSocket() throws {
+        let socket = dir.path("cli.sock"), store = dir.path("cli.sqlite")
+        let server = try startServer(store: store, socket: socket)
+        defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        let me = String(cString: getpwuid(geteuid())!.pointee.pw_name)
+        let file = dir.path("e.json")
+        try exampleExperiment(["owner": .string(me)]).serialized().write(toFile: file, atomically: true, encoding: .utf8)
+        let over = ["--socket", socket]
+        let registered = try runReferee(["register", file, "--json"] + over)
+        #expect(registered.status == 0, "\(registered.stderr)")
+        #expect(try JSONParser.parse(registered.stdout)["created_by"]?.stringValue == me)
+        #expect(try runReferee(["get", "checkout-green-button"] + over).stdout.contains("checkout-green-button  draft  v1"))
+        #expect(try runReferee(["list", "--json"] + over).stdout.contains("\"count\":1"))
+        let update = try runReferee(["update", "checkout-green-button", "--changes", #"{"name": "Green button, again"}"#, "--json"] + over)
+        #expect(update.status == 0 && update.stdout.contains("\"version\":2"), "\(update.stderr)")
+        #expect(try runReferee(["transition", "checkout-green-button", "review"] + over).status == 0)
+        // The registrant cannot approve (four eyes) whatever --actor says: over the socket it only names whom one acts for.
+        let approve = try runReferee(["transition", "checkout-green-button", "approved", "--actor", "approver.bob"] + over)
+        #expect(approve.status == 1 && approve.stderr.contains("four-eyes"), "\(approve.stderr)")
+        let audit = try runReferee(["audit", "checkout-green-button", "--json"] + over)
+        #expect(try JSONParser.parse(audit.stdout)["entries"]?.arrayValue?.count == 3)
+        #expect(try runReferee(["scan"] + over).stdout.contains("0 findings"))
+        // A results command for an experiment that never ran is refused by the server (exit 1), not crashed.
+        let rows = dir.path("rows.csv")
+        try "unit_id,variant\nu1,control\n".write(toFile: rows, atomically: true, encoding: .utf8)
+        #expect(try runReferee(["ingest", "checkout-green-button", rows] + over).status == 1)
+        #expect(try runReferee(["summary", "nope"] + over).status == 1)
+        // A socket that is not there is an I/O error (exit 2).
+        #expect(try runReferee(["get", "checkout-green-button", "--socket", dir.path("none.sock")]).status == 2)
+    }
+
     @Test func pythonClientSpeaksToTheSharedSocket() throws {
         let socket = dir.path("py.sock"), store = dir.path("py.sqlite")
         let server = try startServer(store: store, socket: socket)
