@@ -487,7 +487,7 @@ public struct IngestError: Error, CustomStringConvertible {
     /// Structured details for the error's `data` (`path`, `line`, `field` …).
     public let data: JSON
 
-    init(_ kind: Kind, message: String, data: JSON = [:]) {
+    public init(_ kind: Kind, message: String, data: JSON = [:]) {
         self.kind = kind
         self.message = message
         self.data = data

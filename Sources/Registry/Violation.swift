@@ -22,6 +22,12 @@ public enum RegistryError: Error, Equatable, Sendable {
     case protocolViolation([Violation])
     /// 1003
     case notFound(String)
+    /// 1003: no protocol with this name; `loaded` names those that are.
+    case protocolNotFound(String, loaded: [String])
+    /// 1002: error-severity findings block the change; `findings` are all of them (warnings included), as JSON.
+    case conflict(message: String, findings: [JSON])
+    /// A broken invariant of stored data (answered as an internal error, -32603).
+    case inconsistent(String)
     /// 1004
     case forbidden(String, details: [String: JSON] = [:])
     /// 1005: `allowed` lists the states reachable from `from`.

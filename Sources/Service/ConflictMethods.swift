@@ -110,9 +110,8 @@ extension RefereeService {
         let errors = findings.filter { $0.severity == .error }
         if !errors.isEmpty {
             let head = errors.prefix(2).map(\.message).joined(separator: "; ")
-            throw RPCError(code: .conflict,
-                           message: "\(errors.count) conflict\(errors.count == 1 ? " blocks" : "s block") this: \(head)\(errors.count > 2 ? " (and \(errors.count - 2) more)" : "")",
-                           data: ["reason": "conflict", "conflicts": .array(findings.map { $0.json(from: key) })])
+            throw RegistryError.conflict(message: "\(errors.count) conflict\(errors.count == 1 ? " blocks" : "s block") this: \(head)\(errors.count > 2 ? " (and \(errors.count - 2) more)" : "")",
+                                         findings: findings.map { $0.json(from: key) })
         }
         return findings.map { $0.json(from: key) }
     }
@@ -128,7 +127,7 @@ extension RefereeService {
         let warnings = try refuseErrors(findings, from: record.key)
         let needed = Allocation.bucketsNeeded(traffic: s.traffic)
         guard let buckets = Allocation.reallocate(current: record.buckets, needed: needed, free: free) else {
-            throw RPCError.internalError("allocation failed although capacity was checked")
+            throw RegistryError.inconsistent("allocation failed although capacity was checked")
         }
         return (buckets, warnings)
     }

@@ -33,6 +33,13 @@ extension RegistryError {
         case .notFound(let key):
             return RPCError(code: .notFound, message: "no experiment with key \"\(key)\"; see experiment.list",
                             data: ["reason": "not_found", "key": .string(key)])
+        case .protocolNotFound(let name, let loaded):
+            return RPCError(code: .notFound, message: "no protocol named \"\(name)\"; loaded: \(loaded.joined(separator: ", "))",
+                            data: ["reason": "not_found", "name": .string(name)])
+        case .conflict(let message, let findings):
+            return RPCError(code: .conflict, message: message, data: ["reason": "conflict", "conflicts": .array(findings)])
+        case .inconsistent(let what):
+            return .internalError(what)
         case .forbidden(let message, let details):
             var data = details
             data["reason"] = "forbidden"

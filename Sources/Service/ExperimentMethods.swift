@@ -224,7 +224,7 @@ extension RefereeService {
     func heldProtocol(_ record: ExperimentRecord, _ tx: StoreTransaction) throws -> ExperimentProtocol {
         if let current = protocols.protocols[record.protocolName], current.contentHash == record.protocolHash { return current }
         guard let source = try tx.protocolSource(hash: record.protocolHash) else {
-            throw RPCError.internalError("protocol version \(record.protocolHash) of \"\(record.key)\" is missing from the store")
+            throw RegistryError.inconsistent("protocol version \(record.protocolHash) of \"\(record.key)\" is missing from the store")
         }
         return try ExperimentProtocol.parse(source)
     }

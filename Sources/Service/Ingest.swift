@@ -26,9 +26,8 @@ extension RefereeService {
         if !ingestor.problems.isEmpty && !allowPartial {
             report["loaded"] = false
             let first = ingestor.problems.prefix(3).map(\.message).joined(separator: "; ")
-            throw RPCError(code: .invalidInput,
-                           message: "\(ingestor.problemCounts.values.reduce(0, +)) problem(s) in \(path), nothing written (pass allow_partial to load the valid rows): \(first)",
-                           data: .object(report.merging(["reason": "invalid_input"]) { $1 }))
+            throw IngestError(.invalidInput, message: "\(ingestor.problemCounts.values.reduce(0, +)) problem(s) in \(path), nothing written (pass allow_partial to load the valid rows): \(first)",
+                              data: .object(report))
         }
         let at = now().description
         var written = 0

@@ -76,8 +76,7 @@ public final class RefereeService: @unchecked Sendable {
     func protocolGet(_ p: ProtocolGet.Params) throws -> JSON {
         let name = p.name
         guard let proto = protocols.protocols[name] else {
-            throw RPCError(code: .notFound, message: "no protocol named \"\(name)\"; loaded: \(protocols.protocols.keys.sorted().joined(separator: ", "))",
-                           data: ["reason": "not_found", "name": .string(name)])
+            throw RegistryError.protocolNotFound(name, loaded: protocols.protocols.keys.sorted())
         }
         return proto.json
     }

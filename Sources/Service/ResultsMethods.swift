@@ -17,7 +17,7 @@ extension RefereeService {
         guard let (record, proto) = held else { throw RegistryError.notFound(key) }
         let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
         guard let doc, let control = doc.variants.first(where: \.isControl) else {
-            throw RPCError.internalError("stored document of \(key) cannot be read")
+            throw RegistryError.inconsistent("stored document of \(key) cannot be read")
         }
         return ResultsContext(state: record.state, plan: record.plan, doc: doc, proto: proto, catalog: protocols.catalog, control: control,
                               treatments: doc.variants.filter { !$0.isControl })
