@@ -34,6 +34,7 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 
 let only = CommandLine.arguments.dropFirst().first
 
+
 // MARK: conflicts
 if only == nil || only == "conflicts" {
     for n in [10_000, 30_000, 100_000] {

@@ -11,7 +11,7 @@ protocol Handler: MethodSpec {
 extension Handler {
     /// The typed handler over the wire's params.
     static func bind(_ service: RefereeService) -> (JSON?, RPCContext) throws -> JSON {
-        { [unowned service] params, context in try run(service, try JSONValueDecoder.decode(Params.self, from: params), context) }
+        { [unowned service] params, context in try run(service, try Params.decode(params), context) }
     }
 }
 

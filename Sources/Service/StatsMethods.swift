@@ -133,7 +133,11 @@ extension RefereeService {
         do {
             let path = "comparisons[\(i)]"
             try Fields(item, path: path).rejectUnknown(compareFields)
-            return .result(try compare(try JSONValueDecoder.decode(CompareParams.self, from: item, path: path), path: path))
+            let params: CompareParams
+            if case .object(let members) = item, let fast = CompareParams.decodeFast(members) { params = fast } else {
+                params = try JSONValueDecoder.decode(CompareParams.self, from: item, path: path)
+            }
+            return .result(try compare(params, path: path))
         } catch let e as FieldError {
             return .error(["error": RPCError.invalidParams(e).json])
         } catch let e as StatisticsError {

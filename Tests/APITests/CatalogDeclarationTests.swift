@@ -40,3 +40,34 @@ import JSONCore
         }
     }
 }
+
+/// The fast paths of hot methods give exactly what the general decoder gives, or step aside.
+@Suite struct FastDecodingTests {
+    @Test func compareParamsFastPathAgreesWithTheDecoder() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pool: [String: [JSON]] = [
+            "metric": ["binomial", "ratio", "nope", 3, .null], "control": [["n": 1], .null, "x"], "treatment": [["n": 2], .null],
+            "difference": ["absolute", "relative", "sideways", .null], "test": ["z", "welch", "student", 1], "variance": ["pooled", "x"],
+            "alpha": [0.05, "0.05", .null], "alternative": ["two-sided", "less", "up"], "analysis": ["fixed", "bayesian", "frequentist"],
+            "prior": [["mean": 0], .null], "sequential_tuning": [5000, "x"],
+        ]
+        for _ in 0..<3000 {
+            var members: [String: JSON] = [:]
+            for (k, values) in pool where Bool.random(using: &rng) { members[k] = values.randomElement(using: &rng)! }
+            let general = try? JSONValueDecoder.decode(CompareParams.self, from: .object(members))
+            if let fast = CompareParams.decodeFast(members) {
+                #expect(fast == general, "\(members)")
+            }
+            if general != nil, members["prior"] == nil { #expect(CompareParams.decodeFast(members) != nil, "\(members)") }
+        }
+    }
+
+    @Test func experimentGetFastPathAgreesWithTheDecoder() throws {
+        for members: [String: JSON] in [["key": "a"], ["key": 1], [:], ["key": "a", "x": 1], ["key": .null]] {
+            if let fast = ExperimentGet.Params.decodeFast(members) {
+                #expect(fast.key == (try JSONValueDecoder.decode(ExperimentGet.Params.self, from: .object(members))).key)
+            }
+        }
+        #expect(ExperimentGet.Params.decodeFast(["key": "a"])?.key == "a")
+    }
+}

@@ -57,6 +57,10 @@ public enum ExperimentGet: MethodSpec {
     public struct Params: MethodParams {
         public let key: String
         public static let docs: [String: FieldDoc] = ["key": keyDoc]
+        public static func decodeFast(_ members: [String: JSON]) -> Params? {
+            guard members.count == 1, case .string(let key)? = members["key"] else { return nil }
+            return Params(key: key)
+        }
     }
 }
 

@@ -15,7 +15,7 @@ public enum PowerMetric: String, ParamChoice { case binomial, continuous }
 let statsErrors: [ErrorCode] = [.invalidInput, .forbidden]
 
 /// The params of one comparison: `stats.compare`, and each element of `stats.compare_batch`.
-public struct CompareParams: MethodParams {
+public struct CompareParams: MethodParams, Equatable {
     public let metric: CompareMetric
     public let control: JSON
     public let treatment: JSON
@@ -33,11 +33,33 @@ public struct CompareParams: MethodParams {
         "alpha": "significance level (0.05)", "alternative": "sidedness (two-sided)", "analysis": "fixed-horizon (default), sequential or Bayesian",
         "prior": "Bayesian prior {mean, stddev, proper}", "sequential_tuning": "sequential tuning parameter (5000)",
     ]
-    public struct GaussianPriorParams: Decodable, Sendable {
+    public struct GaussianPriorParams: Decodable, Sendable, Equatable {
         public let mean: Double?
         public let stddev: Double?
         public let proper: Bool?
         enum CodingKeys: String, CodingKey, CaseIterable { case mean, stddev, proper }
+    }
+
+    /// `stats.compare_batch` decodes thousands of these per request: well-formed ones without `Decodable`.
+    public static func decodeFast(_ m: [String: JSON]) -> CompareParams? {
+        func choice<C: ParamChoice>(_ key: String, _ type: C.Type) -> C?? {
+            guard let v = m[key], !v.isNull else { return .some(nil) }
+            guard let s = v.stringValue, let c = C(rawValue: s) else { return nil }
+            return .some(c)
+        }
+        func number(_ key: String) -> Double?? {
+            guard let v = m[key], !v.isNull else { return .some(nil) }
+            guard let d = v.doubleValue else { return nil }
+            return .some(d)
+        }
+        guard let metric = choice("metric", CompareMetric.self) ?? nil, let control = m["control"], !control.isNull,
+              let treatment = m["treatment"], !treatment.isNull, m["prior"] == nil || m["prior"] == .null,
+              let difference = choice("difference", DifferenceKind.self), let test = choice("test", TestKind.self),
+              let variance = choice("variance", ProportionVariance.self), let alpha = number("alpha"),
+              let alternative = choice("alternative", Alternative.self), let analysis = choice("analysis", AnalysisKind.self),
+              let tuning = number("sequential_tuning") else { return nil }
+        return CompareParams(metric: metric, control: control, treatment: treatment, difference: difference, test: test, variance: variance,
+                             alpha: alpha, alternative: alternative, analysis: analysis, prior: nil, sequential_tuning: tuning)
     }
 }
 
