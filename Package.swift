@@ -51,6 +51,7 @@ let package = Package(
         // What the tests share: temporary directories, the in-process client, the real binary through pipes and sockets.
         .target(name: "TestSupport", dependencies: ["Service", "RPC", "JSONCore", "Registry", "Store"], swiftSettings: strictness),
         // One test target per module; RefereeTests drives the service and the real binary end to end.
+        .testTarget(name: "POSIXTests", dependencies: ["POSIX"]),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "JSONCore", "Statistics", "Synthetic", "TestSupport"], exclude: ["Reference"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Registry", "JSONCore", "TestSupport"]),

@@ -89,6 +89,23 @@ import JSONCore
         #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("ok"))
     }
 
+    /// The CLI is a client of the same dispatcher: every method that needs a role refuses a principal without one
+    /// with 1004 from `referee call` too (exit 1), on a store with grants.
+    @Test func theCLIRefusesCallersWithoutTheRoleForEveryMethod() throws {
+        let dir = TemporaryDirectory()
+        let store = dir.path("enforced.sqlite")
+        do {
+            let c = try TestClient(principal: "root", storePath: store)
+            try c.ok("access.grant", ["principal": "someone", "role": "ci"])
+        }
+        for method in Catalog.methods where method.permission != .public && method.name != "shutdown" {
+            let r = try runReferee(["call", method.name, "{}", "--json", "--actor", "stranger", "--store", store,
+                                    "--protocols", repositoryRoot.appendingPathComponent("Protocols").path])
+            #expect(r.status == 1, "\(method.name): \(r.stdout) \(r.stderr)")
+            #expect(try JSONParser.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["code"] == 1004, "\(method.name): \(r.stdout)")
+        }
+    }
+
     @Test func everyMethodRefusesUnknownMembersAndCallersWithoutTheRole() throws {
         let c = try TestClient(principal: "root")
         try c.ok("access.grant", ["principal": "someone", "role": "ci"])
