@@ -124,6 +124,8 @@ struct Accumulators: Sendable {
         }
         precondition(slotKeys.enumerated().allSatisfy { position[$0.element] == $0.offset })
         var unitValues = [Double](repeating: .nan, count: valueCount)
+        var before = [Double](repeating: .nan, count: valueCount)
+        var unitRows: [Int] = []
         records.withUnsafeBytes { raw in
             func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
             func variant(_ i: Int) -> Int { Int(raw[starts[i] + 8]) }
@@ -155,54 +157,82 @@ struct Accumulators: Sendable {
                     i = Int(g.next[i])
                 }
                 if mixed { unitsExcluded += 1; continue }
-                // Fold the unit's rows.
-                for k in 0..<valueCount { unitValues[k] = .nan }
+                // The unit's rows by day (file order within a day): a unit counts as of day D with the rows dated
+                // before D, so its contribution is added day by day as increments of its running values.
+                unitRows.removeAll(keepingCapacity: true)
                 i = head
-                while i >= 0 {
-                    var at = starts[i] + SpillRecord.header
-                    for j in 0..<slotKeys.count {
-                        let k = slotKeys[j]
-                        let (x, next) = SpillRecord.value(raw, at: at)
-                        at = next
-                        guard !x.isNaN else { continue }
-                        if unitValues[k].isNaN { unitValues[k] = x; continue }
-                        switch slotRules[j] {
-                        case .maximum: unitValues[k] = max(unitValues[k], x)
-                        case .last: unitValues[k] = x
-                        case .sum: unitValues[k] += x
-                        }
-                    }
-                    i = Int(g.next[i])
-                }
+                while i >= 0 { unitRows.append(i); i = Int(g.next[i]) }
+                if unitRows.count > 1 { unitRows.sort { (day($0), $0) < (day($1), $1) } }
+                for k in 0..<valueCount { unitValues[k] = .nan; before[k] = .nan }
                 unitsLoaded += 1
-                let d = Int(dense[firstDay - dayMin])
-                cells[offset((types.count * variants + v0) * days + d)] += 1
-                for m in 0..<types.count {
-                    let x = unitValues[m * 4], pre = unitValues[m * 4 + 1], num = unitValues[m * 4 + 2], den = unitValues[m * 4 + 3]
-                    if x.isNaN && (num.isNaN || den.isNaN) { continue }
-                    let c = offset(((m * variants + v0) * days + d))
-                    switch types[m] {
-                    case .binomial:
-                        guard !x.isNaN else { continue }
-                        cells[c] += 1; cells[c + 1] += x
-                    case .continuous:
-                        guard !x.isNaN else { continue }
-                        cells[c] += 1; cells[c + 1] += x; cells[c + 2] += x * x
-                        if hasPre[m] {
-                            let pr = pre.isNaN ? 0 : pre
-                            cells[c + 3] += pr; cells[c + 4] += pr * pr; cells[c + 5] += x * pr
+                let exposure = Int(dense[firstDay - dayMin])
+                cells[offset((types.count * variants + v0) * days + exposure)] += 1
+                var r = 0
+                while r < unitRows.count {
+                    let rowDay = day(unitRows[r])
+                    // Every row of this day, folded into the running values.
+                    while r < unitRows.count && day(unitRows[r]) == rowDay {
+                        var at = starts[unitRows[r]] + SpillRecord.header
+                        for j in 0..<slotKeys.count {
+                            let k = slotKeys[j]
+                            let (x, next) = SpillRecord.value(raw, at: at)
+                            at = next
+                            guard !x.isNaN else { continue }
+                            if unitValues[k].isNaN { unitValues[k] = x; continue }
+                            switch slotRules[j] {
+                            case .maximum: unitValues[k] = max(unitValues[k], x)
+                            case .last: unitValues[k] = x
+                            case .sum: unitValues[k] += x
+                            }
                         }
-                    case .ratio:
-                        guard !num.isNaN, !den.isNaN else { continue }
-                        cells[c] += 1; cells[c + 1] += num; cells[c + 2] += num * num
-                        cells[c + 3] += den; cells[c + 4] += den * den; cells[c + 5] += num * den
-                    case .nps:
-                        guard !x.isNaN else { continue }
-                        cells[c + (x >= 9 ? 0 : x >= 7 ? 1 : 2)] += 1
+                        r += 1
                     }
+                    let d = Int(dense[rowDay - dayMin])
+                    for m in 0..<types.count {
+                        addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: (m * variants + v0) * days + d,
+                                     now: (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3]),
+                                     before: (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3]))
+                    }
+                    for k in 0..<valueCount { before[k] = unitValues[k] }
                 }
             }
         }
+    }
+
+    /// What one unit adds to a metric's sums on one day: its contribution with its running values now, less its
+    /// contribution the day before (nothing before its first value). Summed over days before D, the increments
+    /// give exactly the sums of the units' values as of D, squares and cross products included.
+    @inline(__always)
+    mutating func addIncrement(metric m: Int, type: MetricType, hasPre: Bool, cell: Int,
+                               now: (x: Double, pre: Double, num: Double, den: Double),
+                               before: (x: Double, pre: Double, num: Double, den: Double)) {
+        func present(_ v: (x: Double, pre: Double, num: Double, den: Double)) -> Bool {
+            type == .ratio ? !v.num.isNaN && !v.den.isNaN : !v.x.isNaN
+        }
+        let isNow = present(now), wasBefore = present(before)
+        guard isNow else { return }
+        if wasBefore, now.x == before.x || (now.x.isNaN && before.x.isNaN), now.pre == before.pre || (now.pre.isNaN && before.pre.isNaN),
+           now.num == before.num || (now.num.isNaN && before.num.isNaN), now.den == before.den || (now.den.isNaN && before.den.isNaN) { return }
+        let c = offset(cell)
+        func contribution(_ v: (x: Double, pre: Double, num: Double, den: Double), _ sign: Double) {
+            switch type {
+            case .binomial:
+                cells[c] += sign; cells[c + 1] += sign * v.x
+            case .continuous:
+                cells[c] += sign; cells[c + 1] += sign * v.x; cells[c + 2] += sign * v.x * v.x
+                if hasPre {
+                    let pr = v.pre.isNaN ? 0 : v.pre
+                    cells[c + 3] += sign * pr; cells[c + 4] += sign * pr * pr; cells[c + 5] += sign * v.x * pr
+                }
+            case .ratio:
+                cells[c] += sign; cells[c + 1] += sign * v.num; cells[c + 2] += sign * v.num * v.num
+                cells[c + 3] += sign * v.den; cells[c + 4] += sign * v.den * v.den; cells[c + 5] += sign * v.num * v.den
+            case .nps:
+                cells[c + (v.x >= 9 ? 0 : v.x >= 7 ? 1 : 2)] += sign
+            }
+        }
+        if wasBefore { contribution(before, -1) }
+        contribution(now, 1)
     }
 
     func totals(layout: Layout, metricNames: [String], variants: [String], days: [String]) -> Ingestor.Totals {
@@ -218,19 +248,19 @@ struct Accumulators: Sendable {
             let aggregate: Aggregate
             switch slot.type {
             case .binomial:
-                guard x[0] > 0 else { continue }
+                guard x[0] != 0 || x[1] != 0 else { continue }
                 aggregate = .binomial(n: x[0], successes: x[1])
             case .continuous where slot.hasPre:
-                guard x[0] > 0 else { continue }
+                guard x.contains(where: { $0 != 0 }) else { continue }
                 aggregate = .cuped(n: x[0], post: .init(sum: x[1], sumSquares: x[2]), pre: .init(sum: x[3], sumSquares: x[4]), postPre: x[5])
             case .continuous:
-                guard x[0] > 0 else { continue }
+                guard x[0] != 0 || x[1] != 0 || x[2] != 0 else { continue }
                 aggregate = .continuous(n: x[0], sum: x[1], sumSquares: x[2])
             case .ratio:
-                guard x[0] > 0 else { continue }
+                guard x.contains(where: { $0 != 0 }) else { continue }
                 aggregate = .ratio(n: x[0], numerator: .init(sum: x[1], sumSquares: x[2]), denominator: .init(sum: x[3], sumSquares: x[4]), product: x[5])
             case .nps:
-                guard x[0] + x[1] + x[2] > 0 else { continue }
+                guard x[0] != 0 || x[1] != 0 || x[2] != 0 else { continue }
                 aggregate = .nps(promoters: x[0], passives: x[1], detractors: x[2])
             }
             totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate

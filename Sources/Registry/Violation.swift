@@ -24,6 +24,8 @@ public enum RegistryError: Error, Equatable, Sendable {
     case notFound(String)
     /// 1003: no protocol with this name; `loaded` names those that are.
     case protocolNotFound(String, loaded: [String])
+    /// 1003: no aggregates for this segment of the experiment; `known` lists those it has.
+    case segmentNotFound(key: String, segment: String, known: [String])
     /// 1002: error-severity findings block the change; `findings` are all of them (warnings included), as JSON.
     case conflict(message: String, findings: [JSON])
     /// A broken invariant of stored data (answered as an internal error, -32603).

@@ -36,6 +36,11 @@ extension RegistryError {
         case .protocolNotFound(let name, let loaded):
             return RPCError(code: .notFound, message: "no protocol named \"\(name)\"; loaded: \(loaded.joined(separator: ", "))",
                             data: ["reason": "not_found", "name": .string(name)])
+        case .segmentNotFound(let key, let segment, let known):
+            let list = known.filter { !$0.isEmpty }
+            return RPCError(code: .notFound,
+                            message: "\(key) has no results for segment \"\(segment)\"; " + (list.isEmpty ? "it has results for all units only" : "its segments: \(list.joined(separator: ", "))"),
+                            data: ["reason": "not_found", "segment": .string(segment), "segments": JSON(list)])
         case .conflict(let message, let findings):
             return RPCError(code: .conflict, message: message, data: ["reason": "conflict", "conflicts": .array(findings)])
         case .inconsistent(let what):

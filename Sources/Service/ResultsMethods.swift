@@ -72,13 +72,29 @@ extension RefereeService {
     /// `results.summary {key, as_of?, segment?}`: the pre-registered analysis and a decision.
     func summary(_ p: ResultsSummary.Params) throws -> JSON {
         let c = try resultsContext(p.key)
-        var asOf = now()
-        if let text = p.as_of {
-            guard let t = Timestamp(rfc3339: text) else { throw FieldError(path: "as_of", message: "must be an RFC 3339 time or a date") }
-            asOf = t
-        }
-        let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: p.segment ?? "", throughDay: asOf.day) }
+        let asOf = try asOfTime(p.as_of)
+        let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf)
         return try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf)
+    }
+
+    /// `as_of` as an instant (now when absent).
+    func asOfTime(_ text: String?) throws -> Timestamp {
+        guard let text else { return now() }
+        guard let t = Timestamp(rfc3339: text) else { throw FieldError(path: "as_of", message: "must be an RFC 3339 time or a date") }
+        return t
+    }
+
+    /// The stored rows of one segment of the days that ended before `before` (all days when nil); an unknown
+    /// segment is refused with the ones that exist rather than read as empty.
+    func segmentRows(_ c: ResultsContext, segment: String, before: Timestamp?) throws -> [StoreTransaction.ResultRow] {
+        try store.read { tx in
+            let rows = try tx.results(key: c.doc.key, segment: segment, beforeDay: before?.day)
+            if !segment.isEmpty, rows.isEmpty {
+                let known = try tx.segments(key: c.doc.key)
+                if !known.contains(segment) { throw RegistryError.segmentNotFound(key: c.doc.key, segment: segment, known: known) }
+            }
+            return rows
+        }
     }
 
     /// `results.timeseries {key, metric}`: cumulative comparisons per day, for charts.
@@ -88,7 +104,8 @@ extension RefereeService {
         guard c.catalog.metrics[metric] != nil, c.metrics.contains(where: { $0.name == metric }) else {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key)")
         }
-        let rows = try store.read { tx in try tx.results(key: c.doc.key, segment: p.segment ?? "") }.filter { $0.metric == metric && !$0.day.isEmpty }
+        let asOf = try p.as_of.map { _ in try asOfTime(p.as_of) }
+        let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf).filter { $0.metric == metric && !$0.day.isEmpty }
         let days = Array(Set(rows.map(\.day))).sorted()
         var running: [String: Aggregate] = [:]
         var points: [JSON] = []

@@ -456,11 +456,12 @@ public struct StoreTransaction {
             """, arguments: [key, metric, variant, day, segment, stats, source, at])
     }
 
-    /// Aggregates of an experiment, for one segment ('' = all units), days up to `throughDay` when given.
-    public func results(key: String, segment: String = "", throughDay: String? = nil) throws -> [ResultRow] {
+    /// Aggregates of an experiment, for one segment ('' = all units), of the days before `beforeDay` when given
+    /// (a day's rows count from the end of that day).
+    public func results(key: String, segment: String = "", beforeDay: String? = nil) throws -> [ResultRow] {
         var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND segment = ?"
         var args: [any DatabaseValueConvertible] = [key, segment]
-        if let throughDay { sql += " AND (day = '' OR day <= ?)"; args.append(throughDay) }
+        if let beforeDay { sql += " AND (day = '' OR day < ?)"; args.append(beforeDay) }
         sql += " ORDER BY metric, variant, day"
         // A cursor read by column position: rows are not copied and names are not looked up per row.
         var out: [ResultRow] = []
@@ -469,6 +470,11 @@ public struct StoreTransaction {
             out.append(ResultRow(metric: row[0], variant: row[1], day: row[2], segment: row[3], stats: row[4]))
         }
         return out
+    }
+
+    /// The segments an experiment has aggregates for ('' = all units), in order.
+    public func segments(key: String) throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT DISTINCT segment FROM results WHERE key = ? ORDER BY segment", arguments: [key])
     }
 
     /// Record queries name their columns so rows are read by position (name lookups dominate hot reads).

@@ -74,7 +74,9 @@ struct SummaryCommand: ParsableCommand {
         var params: [String: JSON] = ["key": .string(key)]
         if let asOf { params["as_of"] = .string(asOf) }
         let summary = try client.result("results.summary", .object(params))
-        let series = try client.request("results.timeseries", ["key": .string(key)])["result"]
+        var seriesParams: [String: JSON] = ["key": .string(key)]
+        if let asOf { seriesParams["as_of"] = .string(asOf) }
+        let series = try client.request("results.timeseries", .object(seriesParams))["result"]
         let text = ReportRenderer.render(format, summary: summary, series: series)
         if let output {
             do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {

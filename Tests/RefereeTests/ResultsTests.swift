@@ -242,3 +242,64 @@ import RPC
 }
 
 /// Ingestion splits a file between workers: the split must change nothing a caller can see.
+
+/// As of D, a unit counts with its rows dated before D only: the summary of a file as of D is the summary of the
+/// same file cut to the days before D.
+@Suite struct AsOfTests {
+    let dir = TemporaryDirectory()
+
+    func client(_ name: String) throws -> TestClient {
+        let c = try TestClient(principal: "root", storePath: dir.path(name))
+        try c.register()
+        try c.advance("checkout-green-button", to: ["review", "approved", "running"])
+        return c
+    }
+
+    @Test func theSummaryAsOfADayIsTheSummaryOfTheRowsBeforeIt() throws {
+        var rng = SystemRandomNumberGenerator()
+        var rows: [(day: Int, line: String)] = []
+        for u in 0..<4000 {
+            let variant = u % 2 == 0 ? "control" : "green"
+            let pre = Double(Int.random(in: 0...3000, using: &rng)) / 100
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let day = Int.random(in: 1...10, using: &rng)
+                let converted = Double.random(in: 0..<1, using: &rng) < (variant == "green" ? 0.15 : 0.1) ? 1 : 0
+                let revenue = Double(Int.random(in: 0...5000, using: &rng)) / 100
+                rows.append((day, "u\(u),\(variant),2026-12-\(String(format: "%02d", day)),\(converted),\(revenue),\(pre),\(Int.random(in: 0..<100, using: &rng) == 0 ? 1 : 0)"))
+            }
+        }
+        rows.shuffle(using: &rng)
+        let header = "unit_id,variant,day,checkout_conversion,revenue_per_user,revenue_per_user.pre,crash_rate\n"
+        func write(_ name: String, _ keep: (Int) -> Bool) throws -> String {
+            let path = dir.path(name)
+            try (header + rows.filter { keep($0.day) }.map(\.line).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let whole = try client("whole.sqlite")
+        try whole.ok("results.ingest", ["key": "checkout-green-button", "path": .string(try write("all.csv") { _ in true })])
+        for cut in [2, 5, 9, 11] {
+            let asOf = "2026-12-\(String(format: "%02d", cut))"
+            let a = try whole.ok("results.summary", ["key": "checkout-green-button", "as_of": .string(asOf)])
+            let partial = try client("cut\(cut).sqlite")
+            if cut > 1 {
+                try partial.ok("results.ingest", ["key": "checkout-green-button", "path": .string(try write("cut\(cut).csv") { $0 < cut })])
+            }
+            let b = try partial.ok("results.summary", ["key": "checkout-green-button", "as_of": .string(asOf)])
+            #expect(a["srm"] == b["srm"], "as of \(asOf)")
+            #expect(a["metrics"] == b["metrics"] || close(a["metrics"], b["metrics"]), "as of \(asOf): \(a["metrics"]!.serialized().prefix(400)) vs \(b["metrics"]!.serialized().prefix(400))")
+            #expect(a["progress"]?["units"] == b["progress"]?["units"])
+            let series = try whole.ok("results.timeseries", ["key": "checkout-green-button", "as_of": .string(asOf)])
+            #expect(series["points"]?.arrayValue?.allSatisfy { ($0["day"]?.stringValue ?? "") < asOf } == true)
+        }
+    }
+
+    /// Equal up to floating-point summation order (increments are added day by day).
+    func close(_ a: JSON?, _ b: JSON?) -> Bool {
+        switch (a, b) {
+        case (.number(let x)?, .number(let y)?): return abs(x - y) <= 1e-9 * max(1, abs(x), abs(y))
+        case (.array(let x)?, .array(let y)?): return x.count == y.count && zip(x, y).allSatisfy { close($0, $1) }
+        case (.object(let x)?, .object(let y)?): return x.keys == y.keys && x.keys.allSatisfy { close(x[$0], y[$0]) }
+        default: return a == b
+        }
+    }
+}

@@ -50,7 +50,9 @@ public enum ResultsIngest: MethodSpec {
 }
 
 /// `results.summary {key, as_of?, segment?}`: the pre-registered analysis of every metric (sample-ratio check,
-/// corrections, guardrails) and the decision its rules give.
+/// corrections, guardrails) and the decision its rules give. As of T, a row dated day D counts once D has ended
+/// (D before T's day), and a unit with only its rows dated before then. Errors: 1003 for an unknown segment,
+/// naming those that exist.
 public enum ResultsSummary: MethodSpec {
     public static let name = "results.summary"
     public static let summary = "The pre-registered analysis and a decision."
@@ -66,8 +68,8 @@ public enum ResultsSummary: MethodSpec {
     }
 }
 
-/// `results.timeseries {key, metric?, segment?}`: the cumulative estimate of one metric (the primary by default)
-/// per day and variant.
+/// `results.timeseries {key, metric?, segment?, as_of?}`: the cumulative estimate of one metric (the primary by default)
+/// per day and variant, as of `as_of` (the days that ended by then).
 public enum ResultsTimeseries: MethodSpec {
     public static let name = "results.timeseries"
     public static let summary = "Cumulative estimates per day and variant."
@@ -78,6 +80,8 @@ public enum ResultsTimeseries: MethodSpec {
         public let key: String
         public let metric: String?
         public let segment: String?
-        public static let docs: [String: FieldDoc] = ["key": keyDoc, "metric": "the metric (primary)", "segment": "one segment"]
+        public let as_of: String?
+        public static let docs: [String: FieldDoc] = ["key": keyDoc, "metric": "the metric (primary)", "segment": "one segment",
+                                                      "as_of": FieldDoc("only the days that ended by then", schema: Schema.time)]
     }
 }
