@@ -94,9 +94,24 @@ public enum Analysis {
             if let controlAgg = perVariant[c.control.key] {
                 for t in c.treatments {
                     guard let treatmentAgg = perVariant[t.key], let arms = Aggregate.arms(control: controlAgg, treatment: treatmentAgg) else { continue }
-                    var entry: [String: JSON] = ["variant": .string(t.key)]
+                    // A failed sample-ratio check makes every lift unreadable: the numbers stay, marked as such.
+                    var entry: [String: JSON] = ["variant": .string(t.key), "readable": .bool(!srmMismatch),
+                                                 "not_readable_because": srmMismatch ? "sample ratio mismatch" : .null]
                     do {
                         let abs = try ABTest.compare(arms, options: compareOptions(c, relative: false))
+                        entry["adjustment"] = .null
+                        if case .cuped(let ca, let ta) = arms {
+                            // The adjusted estimate is the one tested; the raw difference and what CUPED removed are shown beside it.
+                            let raw = try ABTest.compare(.continuous(control: .sums(n: ca.n, sum: ca.post.sum, sumSquares: ca.post.sumSquares),
+                                                                     treatment: .sums(n: ta.n, sum: ta.post.sum, sumSquares: ta.post.sumSquares)),
+                                                         options: compareOptions(c, relative: false))
+                            let reduction = raw.se > 0 ? min(1, max(0, 1 - (abs.se * abs.se) / (raw.se * raw.se))) : 0
+                            entry["adjustment"] = ["method": "cuped", "covariate": .string(name + ".pre"), "theta": .number(try ABTest.cupedTheta(ca, ta)),
+                                                   "variance_reduction": .number(reduction)]
+                            entry["unadjusted_estimate"] = .number(raw.estimate)
+                            entry["unadjusted_ci"] = [JSON(raw.ci.lower), JSON(raw.ci.upper)]
+                            entry["unadjusted_p_value"] = JSON(raw.pValue)
+                        }
                         let rel = try? ABTest.compare(arms, options: compareOptions(c, relative: true))
                         entry["estimate"] = .number(abs.estimate)
                         entry["ci"] = [JSON(abs.ci.lower), JSON(abs.ci.upper)]
@@ -118,6 +133,14 @@ public enum Analysis {
                             entry["harm_p_value"] = .number(p)
                             entry["harm_detected"] = .bool(harmed)
                             entry["non_inferiority_margin"] = .number(def.nonInferiorityMargin)
+                            // The guardrail's own verdict: harm beyond the margin, no harm beyond it shown (the one-sided
+                            // bound of the harm is below the margin), or neither.
+                            let noHarmP = Normal.cdf(z)
+                            let bound = harmDirection * abs.estimate + Normal.quantile(1 - alpha) * abs.se
+                            entry["guardrail"] = ["verdict": .string(harmed ? "harm" : (noHarmP < alpha ? "no_harm" : "inconclusive")),
+                                                  "margin": .number(def.nonInferiorityMargin), "harm_p_value": .number(p),
+                                                  "no_harm_p_value": .number(noHarmP), "harm_upper_bound": .number(bound),
+                                                  "harm_direction": .string(def.direction == .increase ? "decrease" : "increase")]
                             if harmed { guardrailHarms.append("\(name) harmed in \(t.key): \(signed(abs.estimate, def.type)) (margin \(def.nonInferiorityMargin)), one-sided p = \(short(p))") }
                         }
                     } catch {
@@ -141,6 +164,25 @@ public enum Analysis {
                 o["adjusted_p_value"] = .number(adjusted.adjusted[k])
                 o["significant"] = .bool(adjusted.reject[k])
                 comparisonsByMetric[s.index][s.comparison] = .object(o)
+            }
+        }
+        // The primary metric across several arms: corrected by the protocol's correction, as the decision reads it.
+        let analysis = c.doc.analysis ?? c.proto.analyses.first ?? "fixed"
+        var primaryCorrection: String?
+        if primaryComparisons.count > 1, analysis != "bayesian", c.proto.correction != "none",
+           let method = AdjustmentMethod(rawValue: c.proto.correction), let pi = c.metrics.firstIndex(where: { $0.role == "primary" }) {
+            let ps = primaryComparisons.compactMap { $0.result.pValue }
+            if ps.count == primaryComparisons.count {
+                let adjusted = try MultipleTesting.adjust(pValues: ps, method: method, alpha: alpha)
+                primaryCorrection = c.proto.correction
+                for k in primaryComparisons.indices {
+                    primaryComparisons[k].result.significant = adjusted.reject[k]
+                    guard let j = comparisonsByMetric[pi].firstIndex(where: { $0["variant"]?.stringValue == primaryComparisons[k].variant }),
+                          case .object(var o) = comparisonsByMetric[pi][j] else { continue }
+                    o["adjusted_p_value"] = .number(adjusted.adjusted[k])
+                    o["significant"] = .bool(adjusted.reject[k])
+                    comparisonsByMetric[pi][j] = .object(o)
+                }
             }
         }
         for i in metricsJSON.indices {
@@ -172,7 +214,7 @@ public enum Analysis {
                               "achieved_power": JSON(achievedPower), "reached_planned_sample": .bool(reachedSample), "reached_end": .bool(reachedEnd)]
 
         // 4. The decision: SRM, then guardrails, then the registered analysis of the primary metric.
-        let analysis = c.doc.analysis ?? c.proto.analyses.first ?? "fixed"
+        var shipVariant: String?
         let primaryDef = c.doc.primaryMetric.flatMap { c.catalog.metrics[$0] }
         let good: Double = primaryDef?.direction == .decrease ? -1 : 1
         var recommendation: String
@@ -206,13 +248,21 @@ public enum Analysis {
                 let best = primaryComparisons.max { ($0.result.chanceToWin ?? 0) < ($1.result.chanceToWin ?? 0) }
                 let ctw = best?.result.chanceToWin ?? 0.5
                 let toWin = good > 0 ? ctw : 1 - ctw
-                if let best, toWin >= 0.95 { recommendation = "ship"; reasons.append(describe(best)) }
+                if let best, toWin >= 0.95 { recommendation = "ship"; shipVariant = best.variant; reasons.append("ship \(best.variant): " + describe(best)) }
                 else if let best, toWin <= 0.05 { recommendation = "rollback"; reasons.append(describe(best)) }
                 else { recommendation = reachedSample || reachedEnd ? "inconclusive" : "keep_running"; reasons += primaryComparisons.map(describe) }
             default:
                 if let best = winners.max(by: { good * $0.result.estimate < good * $1.result.estimate }) {
                     recommendation = "ship"
-                    reasons.append(describe(best))
+                    shipVariant = best.variant
+                    reasons.append("ship \(best.variant): " + describe(best))
+                    if let correction = primaryCorrection {
+                        reasons.append("\(name) compared across \(primaryComparisons.count) arms with \(correction) correction")
+                    }
+                    let others = winners.filter { $0.variant != best.variant }.map(\.variant)
+                    if !others.isEmpty {
+                        reasons.append("\(others.joined(separator: ", ")) also beat\(others.count == 1 ? "s" : "") control; \(best.variant) has the largest estimate, but the arms were not tested against each other: an ambiguity to weigh before shipping")
+                    }
                 } else if let worst = losers.first {
                     recommendation = "rollback"
                     reasons.append(describe(worst))
@@ -232,7 +282,7 @@ public enum Analysis {
         return ["experiment": .string(c.doc.key), "name": JSON(c.doc.name), "as_of": .string(asOf.description), "state": .string(c.state.rawValue),
                 "analysis": .string(analysis), "alpha": .number(alpha), "correction": .string(c.proto.correction),
                 "srm": srmJSON, "metrics": .array(metricsJSON), "progress": progress,
-                "decision": ["recommendation": .string(recommendation), "reasons": JSON(reasons)]]
+                "decision": ["recommendation": .string(recommendation), "variant": JSON(shipVariant), "reasons": JSON(reasons)]]
     }
 
     /// "+1.8 points" for rates, "+0.35" otherwise.

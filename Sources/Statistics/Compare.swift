@@ -179,6 +179,17 @@ extension ABTest {
         _ = try Check.finite(m.sumSquares, "\(p).sum_squares")
     }
 
+    /// θ of CUPED over both arms (gbstats `compute_theta`): the pooled covariance of post and pre over the pooled
+    /// variance of pre; 0 when either has no variance.
+    public static func cupedTheta(_ ca: CupedArm, _ ta: CupedArm) throws(StatisticsError) -> Double {
+        let n = ca.n + ta.n
+        let jointPostVar = try sampleVariance(n: n, sum: ca.post.sum + ta.post.sum, sumSquares: ca.post.sumSquares + ta.post.sumSquares, field: "treatment.post.sum_squares")
+        let jointPreVar = try sampleVariance(n: n, sum: ca.pre.sum + ta.pre.sum, sumSquares: ca.pre.sumSquares + ta.pre.sumSquares, field: "treatment.pre.sum_squares")
+        guard jointPreVar != 0 && jointPostVar != 0 else { return 0 }
+        let cov = ((ca.postPreSumOfProducts + ta.postPreSumOfProducts) - (ca.post.sum + ta.post.sum) * (ca.pre.sum + ta.pre.sum) / n) / (n - 1)
+        return cov / jointPreVar
+    }
+
     /// CUPED, as gbstats `RegressionAdjustedStatistic` with θ from `compute_theta` over both arms.
     static func cuped(_ ca: CupedArm, _ ta: CupedArm) throws(StatisticsError) -> (UnitStatistic, UnitStatistic) {
         for (a, p) in [(ca, "control"), (ta, "treatment")] {
@@ -187,14 +198,7 @@ extension ABTest {
             try validate(a.pre, "\(p).pre")
             _ = try Check.finite(a.postPreSumOfProducts, "\(p).post_pre_sum_of_products")
         }
-        let n = ca.n + ta.n
-        let jointPostVar = try sampleVariance(n: n, sum: ca.post.sum + ta.post.sum, sumSquares: ca.post.sumSquares + ta.post.sumSquares, field: "treatment.post.sum_squares")
-        let jointPreVar = try sampleVariance(n: n, sum: ca.pre.sum + ta.pre.sum, sumSquares: ca.pre.sumSquares + ta.pre.sumSquares, field: "treatment.pre.sum_squares")
-        var theta = 0.0
-        if jointPreVar != 0 && jointPostVar != 0 {
-            let cov = ((ca.postPreSumOfProducts + ta.postPreSumOfProducts) - (ca.post.sum + ta.post.sum) * (ca.pre.sum + ta.pre.sum) / n) / (n - 1)
-            theta = cov / jointPreVar
-        }
+        let theta = try cupedTheta(ca, ta)
         func arm(_ a: CupedArm, _ p: String) throws(StatisticsError) -> UnitStatistic {
             let postVar = try sampleVariance(n: a.n, sum: a.post.sum, sumSquares: a.post.sumSquares, field: "\(p).post.sum_squares")
             let preVar = try sampleVariance(n: a.n, sum: a.pre.sum, sumSquares: a.pre.sumSquares, field: "\(p).pre.sum_squares")
