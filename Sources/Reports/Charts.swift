@@ -225,7 +225,7 @@ enum ForestPlot {
                 svg.add(marker(verdict, x.clamped(e), cy, colour))
                 if e < lo || e > hi { svg.text(x.clamped(e) + (e < lo ? 10 : -10), cy - 7, "off scale", anchor: e < lo ? "start" : "end", cls: "note") }
             }
-            let textCls = verdict == .win ? "value good" : verdict == .harm ? "value bad" : "value"
+            let textCls = verdict.tone == "neutral" ? "value" : "value \(verdict.tone)"
             svg.text(textLeft, cy + 4, summaryText + " " + verdict.icon, cls: textCls)
             svg.add("</g>")
         }
@@ -234,9 +234,9 @@ enum ForestPlot {
 
     static func colour(_ v: Verdict) -> String {
         switch v {
-        case .win: Palette.green
-        case .harm: Palette.vermillion
-        case .neutral, .unknown: Palette.neutral
+        case .win, .guardrailSafe: Palette.green
+        case .harm, .guardrailHarm: Palette.vermillion
+        case .neutral, .unknown, .unreadable, .guardrailInconclusive: Palette.neutral
         }
     }
 
@@ -244,10 +244,10 @@ enum ForestPlot {
     static func marker(_ v: Verdict, _ x: Double, _ y: Double, _ colour: String) -> String {
         let cx = Axis.px(x), cy = Axis.px(y)
         switch v {
-        case .win: return "<circle class=\"point\" cx=\"\(cx)\" cy=\"\(cy)\" r=\"6\" fill=\"\(colour)\" stroke=\"#FFFFFF\" stroke-width=\"1.5\"/>"
-        case .harm: return "<rect class=\"point\" x=\"\(Axis.px(x - 6))\" y=\"\(Axis.px(y - 6))\" width=\"12\" height=\"12\" fill=\"\(colour)\" stroke=\"#FFFFFF\" stroke-width=\"1.5\"/>"
-        case .neutral: return "<circle class=\"point\" cx=\"\(cx)\" cy=\"\(cy)\" r=\"5.5\" fill=\"#FFFFFF\" stroke=\"\(colour)\" stroke-width=\"2.5\"/>"
-        case .unknown:
+        case .win, .guardrailSafe: return "<circle class=\"point\" cx=\"\(cx)\" cy=\"\(cy)\" r=\"6\" fill=\"\(colour)\" stroke=\"#FFFFFF\" stroke-width=\"1.5\"/>"
+        case .harm, .guardrailHarm: return "<rect class=\"point\" x=\"\(Axis.px(x - 6))\" y=\"\(Axis.px(y - 6))\" width=\"12\" height=\"12\" fill=\"\(colour)\" stroke=\"#FFFFFF\" stroke-width=\"1.5\"/>"
+        case .neutral, .guardrailInconclusive: return "<circle class=\"point\" cx=\"\(cx)\" cy=\"\(cy)\" r=\"5.5\" fill=\"#FFFFFF\" stroke=\"\(colour)\" stroke-width=\"2.5\"/>"
+        case .unknown, .unreadable:
             return "<path class=\"point\" d=\"M\(Axis.px(x)) \(Axis.px(y - 7))L\(Axis.px(x + 7)) \(cy)L\(cx) \(Axis.px(y + 7))L\(Axis.px(x - 7)) \(cy)Z\" fill=\"#FFFFFF\" stroke=\"\(colour)\" stroke-width=\"2\"/>"
         }
     }

@@ -62,7 +62,9 @@ struct HTMLReport {
         var out = "<section class=\"decision decision-\(d.key)\" aria-labelledby=\"decision-label\" data-recommendation=\"\(h(s.decision?.recommendation ?? "none"))\">\n"
         out += "<p class=\"decision-kicker\">Recommendation</p>\n"
         out += "<p id=\"decision-label\" class=\"decision-label\"><span class=\"decision-icon\" aria-hidden=\"true\">\(d.icon)</span> <span class=\"decision-text\">\(h(d.label))</span></p>\n"
-        if !d.blurb.isEmpty { out += "<p class=\"decision-blurb\">\(h(d.blurb))</p>\n" }
+        let blurb = d.blurb(variant: s.decision?.variant)
+        if let variant = s.decision?.variant { out += "<p class=\"decision-variant\">Arm: <code>\(h(variant))</code></p>\n" }
+        if !blurb.isEmpty { out += "<p class=\"decision-blurb\">\(h(blurb))</p>\n" }
         let reasons = s.decision?.reasons ?? []
         if !reasons.isEmpty {
             out += "<ul class=\"reasons\">\n" + reasons.map { "<li>\(h($0))</li>\n" }.joined() + "</ul>\n"
@@ -115,9 +117,12 @@ struct HTMLReport {
                 for c in m.comparisons {
                     let cells = MetricCells(m, c)
                     var result = "<span aria-hidden=\"true\">\(cells.verdict.icon)</span> \(h(cells.verdict.label))"
-                    if c.harmDetected == true { result = "<span aria-hidden=\"true\">✖</span> harm detected" }
+                    if let margin = c.margin, m.role == .guardrail, cells.verdict != .unreadable {
+                        result += "<br><span class=\"muted\">margin \(h(Fmt.plain(margin * (m.isBinomial ? 100 : 1))))\(m.isBinomial ? " pp" : "")</span>"
+                    }
+                    if let raw = cells.unadjusted { result += "<br><span class=\"muted\">CUPED-adjusted; unadjusted Δ \(h(raw))</span>" }
                     if let w = cells.chanceToWin { result += "<br><span class=\"muted\">P(win) \(w)</span>" }
-                    let cls = cells.verdict == .win ? "good" : cells.verdict == .harm ? "bad" : "neutral"
+                    let cls = cells.verdict == .unreadable ? "neutral unreadable" : cells.verdict.tone
                     out += "<tr>\(metricCell)<td><code>\(h(c.variant))</code></td>"
                     out += [cells.control, cells.treatment].map { "<td class=\"num\">\(h($0))</td>" }.joined()
                     for (estimate, ci) in [(cells.absoluteEstimate, cells.absoluteCI), (cells.relativeEstimate, cells.relativeCI)] {

@@ -50,6 +50,12 @@ struct DecisionStyle {
         self.emoji = emoji
         self.blurb = blurb
     }
+
+    /// The blurb naming the arm the decision is about, when the summary names it.
+    func blurb(variant: String?) -> String {
+        guard key == "ship", let variant else { return blurb }
+        return "\(variant) won on the primary metric without harming a guardrail."
+    }
 }
 
 extension String {
@@ -75,6 +81,8 @@ struct MetricCells {
     var adjustedP: String
     var verdict: Verdict
     var chanceToWin: String?
+    /// CUPED: the unadjusted difference with its interval, and the variance removed.
+    var unadjusted: String?
 
     init(_ m: Summary.Metric, _ c: Summary.Comparison) {
         let mean: (Double?) -> String = { v in
@@ -94,6 +102,10 @@ struct MetricCells {
         adjustedP = c.adjustedPValue.map(Fmt.pValue) ?? "n/a"
         verdict = Verdict(c, m)
         chanceToWin = c.chanceToWin.map { Fmt.percent($0) }
+        if c.adjustment != nil, let raw = c.unadjustedEstimate {
+            let (u, ulo, uhi) = Fmt.deltaTriple(raw, c.unadjustedCI, scale: m.isBinomial ? 100 : 1)
+            unadjusted = u + unit + (ulo.map { " (\($0) to \(uhi!))" } ?? "") + (c.varianceReduction.map { ", variance −\(Fmt.percent($0))" } ?? "")
+        }
     }
 }
 
@@ -127,7 +139,8 @@ struct MarkdownReport {
         if let key = s.experiment, key != s.title { heading += " (\(Fmt.code(key)))" }
         out.append(heading)
         out.append("")
-        out.append("**Decision: \(Fmt.markdown(d.label.uppercased()))**" + (d.blurb.isEmpty ? "" : " — \(d.blurb)"))
+        out.append("**Decision: \(Fmt.markdown(d.label.uppercased()))**" + (s.decision?.variant.map { " \(Fmt.code($0))" } ?? "")
+                   + (d.blurb(variant: s.decision?.variant).isEmpty ? "" : " — \(d.blurb(variant: s.decision?.variant))"))
         let reasons = s.decision?.reasons ?? []
         if !reasons.isEmpty {
             out.append("")
@@ -185,7 +198,8 @@ struct MarkdownReport {
                 for c in m.comparisons {
                     let cells = MetricCells(m, c)
                     var result = "\(markdownIcon(cells.verdict)) \(cells.verdict.label)"
-                    if c.harmDetected == true { result = "⛔ harm detected" }
+                    if let margin = c.margin, m.role == .guardrail, cells.verdict != .unreadable { result += " (margin \(Fmt.plain(margin * (m.isBinomial ? 100 : 1)))\(m.isBinomial ? " pp" : ""))" }
+                    if let raw = cells.unadjusted { result += "; CUPED-adjusted, unadjusted Δ \(raw)" }
                     if let w = cells.chanceToWin { result += "; P(win) \(w)" }
                     out.append("| \(metricCell) | \(Fmt.code(c.variant)) | \(cells.control) | \(cells.treatment) | \(cells.absolute) | \(cells.relative) | \(cells.p) | \(cells.adjustedP) | \(result) |")
                 }
@@ -215,10 +229,11 @@ struct MarkdownReport {
 
     private func markdownIcon(_ v: Verdict) -> String {
         switch v {
-        case .win: "✅"
-        case .harm: "❌"
-        case .neutral: "➖"
+        case .win, .guardrailSafe: "✅"
+        case .harm, .guardrailHarm: "❌"
+        case .neutral, .guardrailInconclusive: "➖"
         case .unknown: "❔"
+        case .unreadable: "⚠️"
         }
     }
 }

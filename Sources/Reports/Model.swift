@@ -103,6 +103,16 @@ struct Summary {
         var significant: Bool?
         var chanceToWin: Double?
         var harmDetected: Bool?
+        /// False when the sample-ratio check failed: no lift is a result.
+        var readable: Bool?
+        /// The guardrail test's verdict: harm, no_harm or inconclusive (with its margin).
+        var guardrailVerdict: String?
+        var margin: Double?
+        /// CUPED: what was adjusted, and the raw difference beside the adjusted one.
+        var adjustment: String?
+        var varianceReduction: Double?
+        var unadjustedEstimate: Double?
+        var unadjustedCI: (Double, Double)?
     }
 
     struct Progress {
@@ -119,6 +129,7 @@ struct Summary {
 
     struct Decision {
         var recommendation: String?
+        var variant: String?
         var reasons: [String]
     }
 
@@ -153,7 +164,10 @@ struct Summary {
                         relative: Read.double(c["relative"]), relativeCI: Read.interval(c["relative_ci"]),
                         pValue: Read.double(c["p_value"]), adjustedPValue: Read.double(c["adjusted_p_value"]),
                         significant: c["significant"]?.boolValue, chanceToWin: Read.double(c["chance_to_win"]),
-                        harmDetected: c["harm_detected"]?.boolValue)
+                        harmDetected: c["harm_detected"]?.boolValue, readable: c["readable"]?.boolValue,
+                        guardrailVerdict: Read.string(c["guardrail"]?["verdict"]), margin: Read.double(c["guardrail"]?["margin"]),
+                        adjustment: Read.string(c["adjustment"]?["method"]), varianceReduction: Read.double(c["adjustment"]?["variance_reduction"]),
+                        unadjustedEstimate: Read.double(c["unadjusted_estimate"]), unadjustedCI: Read.interval(c["unadjusted_ci"]))
                 })
         }
         if let p = json["progress"], p.objectValue != nil {
@@ -164,7 +178,7 @@ struct Summary {
         }
         if let d = json["decision"], d.objectValue != nil {
             decision = Decision(
-                recommendation: Read.string(d["recommendation"]),
+                recommendation: Read.string(d["recommendation"]), variant: Read.string(d["variant"]),
                 reasons: (d["reasons"]?.arrayValue ?? []).compactMap { Read.string($0) })
         }
     }
@@ -185,12 +199,21 @@ struct Summary {
     var ciLabel: String { Fmt.confidence(alpha: alpha).map { "\($0) CI" } ?? "CI" }
 }
 
-/// The verdict of one comparison, from the point of view of the metric's desired direction.
+/// The verdict of one comparison, from the point of view of the metric's desired direction. A guardrail is read by
+/// its own test against the margin, never by the two-sided p-value; under a failed sample-ratio check nothing is a
+/// result.
 enum Verdict {
     case win, harm, neutral, unknown
+    case unreadable
+    case guardrailHarm, guardrailSafe, guardrailInconclusive
 
     init(_ c: Summary.Comparison, _ m: Summary.Metric) {
-        if c.harmDetected == true { self = .harm; return }
+        if c.readable == false { self = .unreadable; return }
+        if m.role == .guardrail, let g = c.guardrailVerdict {
+            self = g == "harm" ? .guardrailHarm : g == "no_harm" ? .guardrailSafe : .guardrailInconclusive
+            return
+        }
+        if c.harmDetected == true { self = .guardrailHarm; return }
         guard let sig = c.significant else { self = .unknown; return }
         guard sig else { self = .neutral; return }
         let effect = c.estimate ?? c.relative ?? 0
@@ -204,15 +227,29 @@ enum Verdict {
         case .harm: "significant harm"
         case .neutral: "not significant"
         case .unknown: "n/a"
+        case .unreadable: "not readable: sample ratio mismatch"
+        case .guardrailHarm: "harm beyond the margin"
+        case .guardrailSafe: "no harm beyond the margin shown"
+        case .guardrailInconclusive: "inconclusive against the margin"
         }
     }
 
     var icon: String {
         switch self {
-        case .win: "✔"
-        case .harm: "✖"
-        case .neutral: "○"
+        case .win, .guardrailSafe: "✔"
+        case .harm, .guardrailHarm: "✖"
+        case .neutral, .guardrailInconclusive: "○"
         case .unknown: "?"
+        case .unreadable: "–"
+        }
+    }
+
+    /// good, bad or neutral: how the verdict is coloured (always with its words and icon).
+    var tone: String {
+        switch self {
+        case .win, .guardrailSafe: "good"
+        case .harm, .guardrailHarm: "bad"
+        default: "neutral"
         }
     }
 }

@@ -33,9 +33,11 @@ enum Fixtures {
                      {"variant": "blue", "n": 10085, "mean": 0.0061}],
         "comparisons": [
           {"variant": "green", "estimate": -0.0002, "ci": [-0.0019, 0.0015], "relative": -0.05, "relative_ci": [-0.45, 0.36],
-           "p_value": 0.82, "adjusted_p_value": 0.82, "significant": false, "chance_to_win": null, "harm_detected": false},
+           "p_value": 0.82, "adjusted_p_value": 0.82, "significant": false, "chance_to_win": null, "harm_detected": false,
+           "guardrail": {"verdict": "inconclusive", "margin": 0.001, "harm_p_value": 0.4}},
           {"variant": "blue", "estimate": 0.0021, "ci": [0.0003, 0.0039], "relative": 0.525, "relative_ci": [0.07, 0.98],
-           "p_value": 0.021, "adjusted_p_value": 0.042, "significant": true, "chance_to_win": null, "harm_detected": true}]}],
+           "p_value": 0.021, "adjusted_p_value": 0.042, "significant": true, "chance_to_win": null, "harm_detected": true,
+           "guardrail": {"verdict": "harm", "margin": 0.001, "harm_p_value": 0.03}}]}],
      "progress": {"units": 30135, "planned_units": 13314, "share_of_plan": 2.26, "days_elapsed": 19, "days_scheduled": 28,
                   "achieved_power": 0.99},
      "decision": {"recommendation": "ship",

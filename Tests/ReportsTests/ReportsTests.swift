@@ -71,8 +71,8 @@ struct MarkdownReportTests {
         #expect(md.contains("| `checkout_conversion` | `green` | 12.0% | 13.8% | +1.80 pp (+0.90 to +2.70) | +15.0% (+7.0% to +23.0%) | 0.0001 | 0.0001 | ✅ significant improvement |"))
         // Continuous: plain numbers, typographic minus on negative deltas.
         #expect(md.contains("| `revenue_per_user` | `green` | 4.21 | 4.10 | −0.110 (−0.310 to +0.090) | −2.61% (−7.36% to +2.14%) | 0.28 | 0.56 | ➖ not significant |"))
-        // Guardrail where lower is better, harmed.
-        #expect(md.contains("| `crash_rate` ↓ | `blue` | 0.400% | 0.610% | +0.210 pp (+0.030 to +0.390) | +52.5% (+7.0% to +98.0%) | 0.021 | 0.042 | ⛔ harm detected |"))
+        // Guardrail where lower is better, harmed: labelled by the guardrail's own test, with its margin.
+        #expect(md.contains("| `crash_rate` ↓ | `blue` | 0.400% | 0.610% | +0.210 pp (+0.030 to +0.390) | +52.5% (+7.0% to +98.0%) | 0.021 | 0.042 | ❌ harm beyond the margin (margin 0.1 pp) |"))
         #expect(md.contains("No sample-ratio mismatch (χ² = 0.4 (df 2), p = 0.52, threshold 0.001)"))
         #expect(md.contains("- Units: 30,135 of 13,314 planned (226% of plan)"))
         #expect(md.contains("- Days: 19 of 28 scheduled"))
@@ -175,7 +175,7 @@ struct HTMLReportTests {
         #expect(forest.contains("Relative lift vs control (95% CI)"))
         for tick in ["0%", "+20%", "−20%"] { #expect(forest.contains(">\(tick)</text>"), "tick \(tick)") }
         #expect(forest.contains("data-verdict=\"win\""))
-        #expect(forest.contains("data-verdict=\"harm\""))
+        #expect(forest.contains("data-verdict=\"guardrailHarm\""))
         #expect(forest.contains("data-verdict=\"neutral\""))
         #expect(forest.contains("+15.0% (+7.0 to +23.0)"))
     }
@@ -215,7 +215,7 @@ struct HTMLReportTests {
         #expect(occurrences("<table class=\"metrics", in: html) == 3)
         #expect(html.contains("<td class=\"num\">+1.80 pp<br><span class=\"ci\">(+0.90 to +2.70)</span></td>"))
         #expect(html.contains("<td class=\"result good\">"))
-        #expect(html.contains("harm detected"))
+        #expect(html.contains("harm beyond the margin"))
         #expect(html.contains("30,135 of 13,314 planned (226%)"))
         #expect(html.contains("<dt>Achieved power</dt>"))
     }
@@ -367,5 +367,75 @@ struct FormatTests {
         #expect(Dates.dayNumber("1970-01-01") == 0)
         #expect(Dates.dayNumber("2026-12-20")! - Dates.dayNumber("2026-12-01")! == 19)
         #expect(Dates.short("2026-12-01") == "Dec 1")
+    }
+}
+
+/// What the report must never say: a lift under a failed sample-ratio check, a guardrail label the guardrail test
+/// contradicts, an adjusted estimate without saying so, a winner without its name.
+@Suite("Honest reports")
+struct HonestReportTests {
+    func summary(_ edit: (inout [String: JSON]) -> Void) throws -> JSON {
+        guard case .object(var o) = Fixtures.summary else { throw CancellationError() }
+        edit(&o)
+        return .object(o)
+    }
+
+    func editComparisons(_ o: inout [String: JSON], _ change: (inout [String: JSON], String) -> Void) {
+        guard case .array(var metrics) = o["metrics"] ?? .null else { return }
+        for i in metrics.indices {
+            guard case .object(var m) = metrics[i], case .array(var cs) = m["comparisons"] ?? .null else { continue }
+            for j in cs.indices { if case .object(var c) = cs[j] { change(&c, m["role"]?.stringValue ?? ""); cs[j] = .object(c) } }
+            m["comparisons"] = .array(cs)
+            metrics[i] = .object(m)
+        }
+        o["metrics"] = .array(metrics)
+    }
+
+    @Test func aFailedSampleRatioCheckShowsNoWinOrHarm() throws {
+        let s = try summary { o in
+            o["decision"] = ["recommendation": "invalid", "reasons": ["sample-ratio mismatch"]]
+            editComparisons(&o) { c, _ in c["readable"] = false; c["not_readable_because"] = "sample ratio mismatch" }
+        }
+        // No result cell marks a win or a harm (the chart's legend, which explains the marks, may stay).
+        let rows = ReportRenderer.markdown(summary: s, series: Fixtures.series).split(separator: "\n").filter { $0.hasPrefix("| `") && $0.filter { $0 == "|" }.count == 10 }
+        let html = ReportRenderer.html(summary: s, series: Fixtures.series)
+        let cells = html.components(separatedBy: "<td class=\"result").dropFirst().compactMap { $0.components(separatedBy: "</td>").first }
+        #expect(rows.count == 6 && cells.count == 6)
+        for text in rows.map({ String($0) }) + cells {
+            #expect(!text.contains("significant improvement") && !text.contains("harm beyond the margin") && !text.contains("significant harm"), "\(text)")
+            #expect(text.contains("not readable: sample ratio mismatch"), "\(text)")
+        }
+        let forest = try #require(svgFragments(ReportRenderer.html(summary: s, series: Fixtures.series)).first { $0.contains("data-chart=\"forest\"") })
+        #expect(!forest.contains("data-verdict=\"win\"") && !forest.contains("data-verdict=\"guardrailHarm\""))
+    }
+
+    @Test func aGuardrailIsLabelledByItsOwnTest() throws {
+        // Two-sided significant, but the one-sided test against the margin finds no harm beyond it.
+        let s = try summary { o in
+            editComparisons(&o) { c, role in
+                if role == "guardrail" { c["harm_detected"] = false; c["significant"] = true; c["guardrail"] = ["verdict": "inconclusive", "margin": 0.001] }
+            }
+        }
+        let md = ReportRenderer.markdown(summary: s, series: nil)
+        let crash = md.split(separator: "\n").filter { $0.contains("`crash_rate`") }
+        #expect(crash.count == 2 && crash.allSatisfy { $0.contains("inconclusive against the margin") && !$0.contains("significant harm") })
+    }
+
+    @Test func cupedAndTheWinningArmAreNamed() throws {
+        let s = try summary { o in
+            o["decision"] = ["recommendation": "ship", "variant": "green", "reasons": ["ship green: checkout_conversion green: +1.8 points"]]
+            editComparisons(&o) { c, role in
+                if role == "secondary" {
+                    c["adjustment"] = ["method": "cuped", "covariate": "revenue_per_user.pre", "theta": 0.8, "variance_reduction": 0.42]
+                    c["unadjusted_estimate"] = 0.874
+                    c["unadjusted_ci"] = [0.2, 1.5]
+                }
+            }
+        }
+        let md = ReportRenderer.markdown(summary: s, series: nil)
+        #expect(md.contains("**Decision: SHIP** `green` — green won on the primary metric"))
+        #expect(md.contains("CUPED-adjusted, unadjusted Δ +0.87 (+0.20 to +1.50), variance −42.0%"))
+        let html = ReportRenderer.html(summary: s, series: nil)
+        #expect(html.contains("Arm: <code>green</code>") && html.contains("CUPED-adjusted; unadjusted Δ"))
     }
 }
