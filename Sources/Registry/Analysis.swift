@@ -61,6 +61,31 @@ public enum Analysis {
         return o
     }
 
+    /// Cumulative comparisons of one metric per day and treatment (`rows`: one metric's stored rows, any order):
+    /// each point is the state at the end of its day.
+    public static func timeseries(_ c: ResultsContext, rows: [(variant: String, day: String, stats: String)], metric: String) -> JSON {
+    let days = Array(Set(rows.map(\.day))).sorted()
+    var running: [String: Aggregate] = [:]
+    var points: [JSON] = []
+    for day in days {
+        for row in rows where row.day == day {
+            guard let a = Aggregate(storage: row.stats) else { continue }
+            running[row.variant] = running[row.variant].flatMap { $0 + a } ?? a
+        }
+        guard let control = running[c.control.key] else { continue }
+        for t in c.treatments {
+            guard let treatment = running[t.key], let arms = Aggregate.arms(control: control, treatment: treatment) else { continue }
+            let abs = try? ABTest.compare(arms, options: compareOptions(c, relative: false))
+            let rel = try? ABTest.compare(arms, options: compareOptions(c, relative: true))
+            points.append(["day": .string(day), "variant": .string(t.key), "n": .number(treatment.n), "control_n": .number(control.n),
+                           "mean": .number(treatment.mean), "control_mean": .number(control.mean),
+                           "estimate": JSON(abs?.estimate), "ci": [JSON(abs?.ci.lower), JSON(abs?.ci.upper)],
+                           "relative": JSON(rel?.estimate), "relative_ci": [JSON(rel?.ci.lower), JSON(rel?.ci.upper)]])
+        }
+    }
+        return ["metric": .string(metric), "points": .array(points)]
+    }
+
     public static func summarize(_ c: ResultsContext, totals: [String: [String: Aggregate]], asOf: Timestamp) throws -> JSON {
         let alpha = c.doc.alpha ?? c.proto.alphaMax
         var reasons: [String] = []

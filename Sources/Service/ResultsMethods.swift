@@ -106,26 +106,29 @@ extension RefereeService {
         }
         let asOf = try p.as_of.map { _ in try asOfTime(p.as_of) }
         let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf).filter { $0.metric == metric && !$0.day.isEmpty }
-        let days = Array(Set(rows.map(\.day))).sorted()
-        var running: [String: Aggregate] = [:]
-        var points: [JSON] = []
-        for day in days {
-            for row in rows where row.day == day {
-                guard let a = Aggregate(storage: row.stats) else { continue }
-                running[row.variant] = running[row.variant].flatMap { $0 + a } ?? a
-            }
-            guard let control = running[c.control.key] else { continue }
-            for t in c.treatments {
-                guard let treatment = running[t.key], let arms = Aggregate.arms(control: control, treatment: treatment) else { continue }
-                let abs = try? ABTest.compare(arms, options: Analysis.compareOptions(c, relative: false))
-                let rel = try? ABTest.compare(arms, options: Analysis.compareOptions(c, relative: true))
-                points.append(["day": .string(day), "variant": .string(t.key), "n": .number(treatment.n), "control_n": .number(control.n),
-                               "mean": .number(treatment.mean), "control_mean": .number(control.mean),
-                               "estimate": JSON(abs?.estimate), "ci": [JSON(abs?.ci.lower), JSON(abs?.ci.upper)],
-                               "relative": JSON(rel?.estimate), "relative_ci": [JSON(rel?.ci.lower), JSON(rel?.ci.upper)]])
-            }
-        }
-        return ["metric": .string(metric), "points": .array(points)]
+        return Analysis.timeseries(c, rows: rows.map { ($0.variant, $0.day, $0.stats) }, metric: metric)
     }
 }
 
+extension RefereeService {
+    /// `results.export`: the summary or every metric's time series, as one table.
+    func export(_ p: ResultsExportMethod.Params) throws -> JSON {
+        let c = try resultsContext(p.key)
+        let asOf = try asOfTime(p.as_of)
+        let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf)
+        let table: [[JSON]]
+        switch p.what {
+        case .summary:
+            table = ResultsExport.summaryRows(try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf))
+        case .timeseries:
+            let series = c.metrics.map { m in
+                Analysis.timeseries(c, rows: rows.filter { $0.metric == m.name && !$0.day.isEmpty }.map { ($0.variant, $0.day, $0.stats) }, metric: m.name)
+            }
+            table = ResultsExport.timeseriesRows(experiment: c.doc.key, asOf: asOf.description, series)
+        }
+        let format = p.format ?? .csv
+        let columns = ResultsExport.columns(p.what)
+        return ["what": .string(p.what.rawValue), "format": .string(format.rawValue), "columns": JSON(columns), "rows": JSON(table.count),
+                "text": .string(ResultsExport.encode(columns: columns, rows: table, format: format))]
+    }
+}

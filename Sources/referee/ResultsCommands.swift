@@ -90,6 +90,38 @@ struct SummaryCommand: ParsableCommand {
 
 extension ReportFormat: ExpressibleByArgument {}
 
+/// `referee export KEY --what summary|timeseries --format csv|jsonl`: results as a table for other tools.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export an experiment's results as CSV or JSON lines: a row per metric × arm (summary) or per metric × arm × day (timeseries).")
+
+    enum What: String, ExpressibleByArgument, CaseIterable { case summary, timeseries }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case csv, jsonl }
+
+    @OptionGroup var options: ClientOptions
+    @Option(help: "summary or timeseries.") var what: What = .summary
+    @Option(help: "csv or jsonl.") var format: Format = .csv
+    @Option(name: [.short, .customLong("output")], help: "Write to FILE instead of stdout.") var output: String?
+    @Option(help: "Read the data as of this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
+    @Option(help: "One segment.") var segment: String?
+    @Argument(help: "The experiment's key.") var key: String
+
+    func run() throws {
+        var params: [String: JSON] = ["key": .string(key), "what": .string(what.rawValue), "format": .string(format.rawValue)]
+        if let asOf { params["as_of"] = .string(asOf) }
+        if let segment { params["segment"] = .string(segment) }
+        let text = try Client(options: options, json: false).result("results.export", .object(params))["text"]?.stringValue ?? ""
+        if let output {
+            do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {
+                throw CLIError.io("cannot write \(output): \(error.localizedDescription)")
+            }
+        } else {
+            print(text, terminator: "")
+        }
+    }
+}
+
 /// `[#####.....]  52.0%  12.3/23.6 MB  120000 rows  400000 rows/s` on standard error, redrawn at most four times a second.
 final class ProgressBar: @unchecked Sendable {
     let size: Int

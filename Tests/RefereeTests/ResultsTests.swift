@@ -303,3 +303,58 @@ import RPC
         }
     }
 }
+
+/// Results leave Referee as tables: read back, they are the summary.
+@Suite struct ExportTests {
+    /// RFC 4180 fields of one CSV text (quoted fields may hold commas, quotes and line breaks).
+    static func parseCSV(_ text: String) -> [[String]] {
+        var rows: [[String]] = [], row: [String] = [], field = "", quoted = false
+        var chars = Array(text)[...]
+        while let ch = chars.popFirst() {
+            if quoted {
+                if ch == "\"" { if chars.first == "\"" { field.append("\""); chars.removeFirst() } else { quoted = false } } else { field.append(ch) }
+            } else if ch == "\"" { quoted = true }
+            else if ch == "," { row.append(field); field = "" }
+            else if ch == "\r\n" || ch == "\n" { row.append(field); rows.append(row); row = []; field = "" }
+            else { field.append(ch) }
+        }
+        return rows
+    }
+
+    @Test func theCSVReadBackIsTheSummary() throws {
+        let c = try TestClient(principal: "root")
+        try c.register()
+        try c.advance("checkout-green-button", to: ["review", "approved", "running"])
+        for (variant, n, s) in [("control", 5000.0, 500.0), ("green", 5000.0, 620.0)] {
+            try c.ok("results.record", ["key": "checkout-green-button", "metric": "checkout_conversion", "variant": .string(variant), "day": "2026-12-01",
+                                        "stats": ["n": .number(n), "successes": .number(s)]])
+            try c.ok("results.record", ["key": "checkout-green-button", "metric": "crash_rate", "variant": .string(variant), "day": "2026-12-01",
+                                        "stats": ["n": .number(n), "successes": 40]])
+        }
+        let params: JSON = ["key": "checkout-green-button", "as_of": "2026-12-30", "what": "summary"]
+        let summary = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30"])
+        let csv = try c.ok("results.export", params)
+        let table = Self.parseCSV(try #require(csv["text"]?.stringValue))
+        let header = try #require(table.first)
+        #expect(header == csv["columns"]?.arrayValue?.compactMap(\.stringValue))
+        let rows = table.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
+        let comparisons = (summary["metrics"]?.arrayValue ?? []).flatMap { m in (m["comparisons"]?.arrayValue ?? []).map { (m, $0) } }
+        #expect(rows.count == comparisons.count && rows.count == 2)
+        for (row, (m, cmp)) in zip(rows, comparisons) {
+            #expect(row["metric"] == m["metric"]?.stringValue && row["variant"] == cmp["variant"]?.stringValue)
+            for (column, value) in [("estimate", cmp["estimate"]), ("p_value", cmp["p_value"]), ("ci_lower", cmp["ci"]?.arrayValue?[0]),
+                                    ("relative_ci_upper", cmp["relative_ci"]?.arrayValue?[1])] {
+                #expect(row[column].flatMap(Double.init) == value?.doubleValue, "\(column)")
+            }
+            #expect(row["decision"] == summary["decision"]?["recommendation"]?.stringValue)
+            #expect(row["guardrail_verdict"] == (cmp["guardrail"]?["verdict"]?.stringValue ?? ""))
+        }
+        // JSON lines: one object a row, the same values.
+        let lines = try #require(try c.ok("results.export", ["key": "checkout-green-button", "as_of": "2026-12-30", "what": "summary", "format": "jsonl"])["text"]?.stringValue)
+        let objects = try lines.split(separator: "\n").map { try JSONParser.parse(String($0)) }
+        #expect(objects.count == 2 && objects[0]["estimate"] == comparisons[0].1["estimate"])
+        // The time series: a row per metric, arm and day.
+        let series = try c.ok("results.export", ["key": "checkout-green-button", "as_of": "2026-12-30", "what": "timeseries"])
+        #expect(series["rows"] == 2)
+    }
+}

@@ -1,4 +1,5 @@
 public import JSONCore
+public import Registry
 
 /// `results.record {key, metric, variant, day?, segment?, stats}`: upserts one aggregate of an experiment that has
 /// run. `stats` has the shape of the metric's type; counts are whole and below 2^53, sums finite (else 1009).
@@ -83,5 +84,28 @@ public enum ResultsTimeseries: MethodSpec {
         public let as_of: String?
         public static let docs: [String: FieldDoc] = ["key": keyDoc, "metric": "the metric (primary)", "segment": "one segment",
                                                       "as_of": FieldDoc("only the days that ended by then", schema: Schema.time)]
+    }
+}
+
+/// `results.export {key, what, as_of?, segment?, format?}`: the summary (a row per metric × arm) or the time series of
+/// every metric (a row per metric × arm × day) as CSV or JSON lines, for tools outside Referee; the columns are listed
+/// in the answer and in the README.
+public enum ResultsExportMethod: MethodSpec {
+    public static let name = "results.export"
+    public static let summary = "The summary or the time series as CSV or JSON lines (a row per metric × arm (× day))."
+    public static let permission = Permission.read
+    public static let result = Schema.object(["what": Schema.string, "format": Schema.string, "columns": Schema.array(Schema.string),
+                                              "rows": Schema.integer, "text": Schema.string])
+    public static let errors: [ErrorCode] = [.notFound, .invalidInput, .forbidden]
+    public struct Params: MethodParams {
+        public let key: String
+        public let what: ResultsExport.What
+        public let as_of: String?
+        public let segment: String?
+        public let format: ResultsExport.Format?
+        public static let docs: [String: FieldDoc] = [
+            "key": keyDoc, "what": "summary or timeseries", "as_of": FieldDoc("read as of this time", schema: Schema.time),
+            "segment": "one segment", "format": "csv (default) or jsonl",
+        ]
     }
 }

@@ -96,7 +96,8 @@ class DaemonTests(DaemonTestCase):
             "stats.mde": {"metric": "binomial", "baseline": {"rate": 0.5}, "n_control": 500, "power": 0.8},
             "stats.adjust": {"p_values": [0.01, 0.04], "method": "holm"},
             "stats.mann_whitney": {"control": [1, 2, 3], "treatment": [4, 5, 6]},
-            "results.summary": {"key": key}, "results.timeseries": {"key": key}, "access.list": {}, "audit.log": {"limit": 5},
+            "results.summary": {"key": key}, "results.timeseries": {"key": key}, "results.export": {"key": key, "what": "summary"},
+            "access.list": {}, "audit.log": {"limit": 5},
             "audit.head": {}, "audit.verify": {}, "store.integrity": {}, "protocol.list": {}, "protocol.get": {"name": "standard"},
         }
         methods = self.client.methods()
