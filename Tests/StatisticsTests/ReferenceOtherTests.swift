@@ -243,3 +243,31 @@ struct ChanceToBeatMirrorTests {
         #expect(nearZero > 0 && nearZero < 1)
     }
 }
+
+// MARK: heterogeneity across segments (results.segments)
+
+enum HeterogeneityReference {
+    struct Input: Decodable, Sendable { let estimates: [Double]; let standardErrors: [Double]; let pValues: [Double] }
+    struct Expected: Decodable, Sendable { let q: Double; let df: Double; let pValue: Double; let pooled: Double; let bhAdjusted: [Double]; let bhReject: [Bool] }
+}
+typealias HeterogeneityCase = ReferenceCase<HeterogeneityReference.Input, HeterogeneityReference.Expected>
+
+@Suite("Reference: Cochran's Q and Benjamini-Hochberg across segments")
+struct ReferenceHeterogeneityTests {
+    static let cases: [HeterogeneityCase] = Reference.load("heterogeneity")
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: HeterogeneityCase) throws {
+        let run = { () throws(StatisticsError) in try Heterogeneity.cochranQ(estimates: c.input.estimates, standardErrors: c.input.standardErrors) }
+        if let e = c.error { expectError(e.field, c.id, run); return }
+        let x = try #require(c.expected), tol = try #require(c.tol)
+        let r = try run()
+        expectAgree("q", r.q, x.q, tol, c.id)
+        expectAgree("p_value", r.pValue, x.pValue, tol, c.id)
+        expectAgree("pooled", r.pooled, x.pooled, tol, c.id)
+        #expect(r.df == x.df)
+        let bh = try MultipleTesting.adjust(pValues: c.input.pValues, method: .bh, alpha: 0.05)
+        for (a, b) in zip(bh.adjusted, x.bhAdjusted) { expectAgree("bh", a, b, tol, c.id) }
+        #expect(bh.reject == x.bhReject, "\(c.id)")
+    }
+}
