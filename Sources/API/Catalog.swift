@@ -73,7 +73,7 @@ public enum Catalog {
         MethodDescriptor(StatsSRM.self), MethodDescriptor(StatsSampleSize.self), MethodDescriptor(StatsPower.self), MethodDescriptor(StatsMDE.self),
         MethodDescriptor(StatsAdjust.self), MethodDescriptor(StatsMannWhitney.self),
         MethodDescriptor(ResultsRecord.self), MethodDescriptor(ResultsIngest.self), MethodDescriptor(ResultsSummary.self),
-        MethodDescriptor(ResultsTimeseries.self), MethodDescriptor(ResultsExportMethod.self),
+        MethodDescriptor(ResultsTimeseries.self), MethodDescriptor(ResultsSegments.self), MethodDescriptor(ResultsExportMethod.self),
         MethodDescriptor(AccessGrant.self), MethodDescriptor(AccessRevoke.self), MethodDescriptor(AccessList.self), MethodDescriptor(SessionActFor.self),
         MethodDescriptor(AuditLog.self), MethodDescriptor(AuditHead.self), MethodDescriptor(AuditVerify.self), MethodDescriptor(StoreIntegrity.self),
         MethodDescriptor(ProtocolList.self), MethodDescriptor(ProtocolGet.self), MethodDescriptor(RPCDiscover.self), MethodDescriptor(Shutdown.self),

@@ -17,7 +17,15 @@ struct Layout: Sendable {
     var dayMin: Int
     var dense: [Int32]
     var maxDenseSums: Int
+    /// Dimension slots follow the four slots of each metric.
+    var dimensions: Int = 0
+    var metricSlots: Int { metrics.count * 4 }
+    /// Values of one dimension a worker keeps segments for; later values go to the overflow segment.
+    static let maxSegmentsPerWorker = 1000
 }
+
+/// The value hash of a unit without a value for a dimension (outside the 48 bits of real values).
+let missingDimensionValue: UInt64 = 1 << 48
 
 extension Ingestor.MetricSlot: @unchecked Sendable {}
 
@@ -33,7 +41,7 @@ struct UnitGrouping {
     var isHead: [Bool] = []
 }
 
-enum FoldRule { case sum, maximum, last }
+enum FoldRule { case sum, maximum, last, first }
 
 /// Sums per metric, variant and day (six numbers a cell: enough for every aggregate shape) and exposures.
 struct Accumulators: Sendable {
@@ -44,15 +52,35 @@ struct Accumulators: Sendable {
     var sparse: [Int: Int]?
     var unitsLoaded = 0
     var unitsExcluded = 0
+    /// Per dimension: value hash → index into `segments[d]`; index 0 is the overflow segment.
+    var segmentIndex: [[UInt64: Int]] = []
+    var segments: [[Accumulators]] = []
+    /// Per dimension: units whose value differs between their rows (counted under their earliest row's value).
+    var changedUnits: [Int] = []
 
-    init(layout: Layout) {
+    init(layout: Layout, segment: Bool = false) {
         let count = (layout.metrics.count + 1) * layout.variants * layout.days * 6
-        if count <= layout.maxDenseSums {
+        // A segment is dense only when small: a worker may hold a thousand of them.
+        if count <= (segment ? 1 << 14 : layout.maxDenseSums) {
             cells = [Double](repeating: 0, count: count)
         } else {
             cells = []
             sparse = [:]
         }
+        if !segment, layout.dimensions > 0 {
+            segmentIndex = Array(repeating: [:], count: layout.dimensions)
+            segments = Array(repeating: [Accumulators(layout: layout, segment: true)], count: layout.dimensions)
+            changedUnits = Array(repeating: 0, count: layout.dimensions)
+        }
+    }
+
+    /// The index of a dimension value's segment, made on first sight (the overflow segment past the limit).
+    mutating func segment(_ d: Int, _ hash: UInt64, layout: Layout) -> Int {
+        if let i = segmentIndex[d][hash] { return i }
+        guard segments[d].count <= Layout.maxSegmentsPerWorker else { return 0 }
+        segments[d].append(Accumulators(layout: layout, segment: true))
+        segmentIndex[d][hash] = segments[d].count - 1
+        return segments[d].count - 1
     }
 
     /// Where the six sums of `cell` start.
@@ -71,7 +99,17 @@ struct Accumulators: Sendable {
         return (0..<(cells.count / 6)).map { ($0, $0 * 6) }
     }
 
-    mutating func add(_ other: Accumulators) {
+    mutating func add(_ other: Accumulators, layout: Layout? = nil) {
+        if let layout, !other.segments.isEmpty {
+            for d in other.segments.indices {
+                changedUnits[d] += other.changedUnits[d]
+                segments[d][0].add(other.segments[d][0])
+                for (hash, i) in other.segmentIndex[d] {
+                    let to = segment(d, hash, layout: layout)
+                    segments[d][to].add(other.segments[d][i])
+                }
+            }
+        }
         if sparse == nil {
             for i in cells.indices { cells[i] += other.cells[i] }
         } else {
@@ -114,8 +152,11 @@ struct Accumulators: Sendable {
         let dayMin = layout.dayMin, days = layout.days, variants = layout.variants
         // The value slots a record holds, in record order, and how a unit's rows combine in each.
         var slotKeys: [Int] = [], slotRules: [FoldRule] = []
+        let metricSlots = layout.metricSlots, dimensions = layout.dimensions
+        var unitSegments = [Int](repeating: 0, count: dimensions)
         for k in 0..<valueCount where position[k] >= 0 {
             slotKeys.append(k)
+            if k >= metricSlots { slotRules.append(.first); continue }   // a dimension: the earliest row's value
             switch (types[k / 4], k % 4) {
             case (.binomial, 0): slotRules.append(.maximum)
             case (.nps, 0), (_, 1): slotRules.append(.last)     // last score; pre-period is per unit
@@ -125,6 +166,7 @@ struct Accumulators: Sendable {
         precondition(slotKeys.enumerated().allSatisfy { position[$0.element] == $0.offset })
         var unitValues = [Double](repeating: .nan, count: valueCount)
         var before = [Double](repeating: .nan, count: valueCount)
+        var changedMark = [Bool](repeating: false, count: layout.dimensions)
         var unitRows: [Int] = []
         records.withUnsafeBytes { raw in
             func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
@@ -166,7 +208,29 @@ struct Accumulators: Sendable {
                 for k in 0..<valueCount { unitValues[k] = .nan; before[k] = .nan }
                 unitsLoaded += 1
                 let exposure = Int(dense[firstDay - dayMin])
-                cells[offset((types.count * variants + v0) * days + exposure)] += 1
+                let exposureCell = (types.count * variants + v0) * days + exposure
+                cells[offset(exposureCell)] += 1
+                if dimensions > 0 {
+                    // The unit's segment in each dimension: the value on its earliest row that has one.
+                    var first = [Double](repeating: .nan, count: dimensions)
+                    for row in unitRows {
+                        var at = starts[row] + SpillRecord.header
+                        for j in 0..<slotKeys.count {
+                            let (x, next) = SpillRecord.value(raw, at: at)
+                            at = next
+                            let k = slotKeys[j]
+                            guard k >= metricSlots, !x.isNaN else { continue }
+                            let d = k - metricSlots
+                            if first[d].isNaN { first[d] = x } else if first[d] != x { changedMark[d] = true }
+                        }
+                    }
+                    for d in 0..<dimensions {
+                        if changedMark[d] { changedUnits[d] += 1; changedMark[d] = false }
+                        unitSegments[d] = segment(d, first[d].isNaN ? missingDimensionValue : UInt64(first[d]), layout: layout)
+                        segments[d][unitSegments[d]].cells[segments[d][unitSegments[d]].offset(exposureCell)] += 1
+                        segments[d][unitSegments[d]].unitsLoaded += 1
+                    }
+                }
                 var r = 0
                 while r < unitRows.count {
                     let rowDay = day(unitRows[r])
@@ -183,15 +247,20 @@ struct Accumulators: Sendable {
                             case .maximum: unitValues[k] = max(unitValues[k], x)
                             case .last: unitValues[k] = x
                             case .sum: unitValues[k] += x
+                            case .first: break
                             }
                         }
                         r += 1
                     }
                     let d = Int(dense[rowDay - dayMin])
                     for m in 0..<types.count {
-                        addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: (m * variants + v0) * days + d,
-                                     now: (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3]),
-                                     before: (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3]))
+                        let now = (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3])
+                        let was = (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3])
+                        let cell = (m * variants + v0) * days + d
+                        addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: cell, now: now, before: was)
+                        for dim in 0..<dimensions {
+                            segments[dim][unitSegments[dim]].addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: cell, now: now, before: was)
+                        }
                     }
                     for k in 0..<valueCount { before[k] = unitValues[k] }
                 }

@@ -24,6 +24,7 @@ extension Ingestor {
             case "unit_id": columns.append(.unit); seenUnit = true
             case "variant": columns.append(.variant); seenVariant = true
             case "day": columns.append(.day)
+            case _ where dimensionNames.contains(name): columns.append(.dimension(dimensionNames.firstIndex(of: name)!))
             default:
                 var base = name, role = ValueRole.value
                 for (suffix, r) in [(".pre", ValueRole.pre), (".numerator", .numerator), (".denominator", .denominator)] where name.hasSuffix(suffix) {
@@ -55,8 +56,10 @@ extension Ingestor {
             throw FieldError(path: "path", message: "the header (line \(line)) has \(names.count) columns; at most 4096 are supported")
         }
         // Unknown metric columns (metric -1) are skipped in the records; they were reported above.
-        valueCount = metrics.count * 4
+        // Slots: four per metric, then one per dimension (a 48-bit hash of the value).
+        valueCount = metrics.count * 4 + dimensionNames.count
         for case .value(let m, let role) in columns where m >= 0 { usedSlots.append(m * 4 + role.rawValue) }
+        for case .dimension(let d) in columns { usedSlots.append(metrics.count * 4 + d) }
         usedSlots = Array(Set(usedSlots)).sorted()
         recordPosition = [Int](repeating: -1, count: valueCount)
         for (i, k) in usedSlots.enumerated() { recordPosition[k] = i }
@@ -102,6 +105,9 @@ extension Ingestor {
         out.append(Substring(field))
         return out
     }
+
+    /// A dimension value as a slot value: 48 bits of its fingerprint, exact in a double.
+    static func dimensionHash(_ s: UnsafeBufferPointer<UInt8>) -> UInt64 { fingerprint(s) & 0xFFFF_FFFF_FFFF }
 
     /// FNV-1a 64 of the unit id: 64 bits keep collisions negligible (about 7e-5 chance of any among 50 million units).
     static func fingerprint(_ s: UnsafeBufferPointer<UInt8>) -> UInt64 {

@@ -16,7 +16,7 @@ public import Registry
 public final class Ingestor {
     public struct Problem { public var line: Int; public var kind: String; public var message: String }
 
-    enum Column { case unit, variant, day, value(metric: Int, role: ValueRole) }
+    enum Column { case unit, variant, day, value(metric: Int, role: ValueRole), dimension(Int) }
     enum ValueRole: Int { case value = 0, pre = 1, numerator = 2, denominator = 3 }
 
     struct MetricSlot { var name: String; var type: MetricType; var hasPre = false }
@@ -26,6 +26,15 @@ public final class Ingestor {
     let variantKeys: [String]
     let metricNames: [String]
     let catalog: MetricsCatalog
+    /// The experiment's dimensions: columns whose value on a unit's earliest row puts the unit in a segment.
+    let dimensionNames: [String]
+    /// Per dimension: segments kept by units (the rest are folded into ``otherSegment``).
+    public static let segmentsKept = 50
+    public static let otherSegment = "(other)"
+    /// Per segment name (`dimension=value`): the same aggregates as the overall ones, by metric, variant and day.
+    public internal(set) var segmentTotals: [String: Totals] = [:]
+    /// Per dimension: values seen, values folded into (other), units whose value changed between rows.
+    public internal(set) var dimensionReport: [String: JSON] = [:]
     let allowPartial: Bool
     let progress: ((_ bytes: Int, _ rows: Int) -> Void)?
     public internal(set) var problems: [Problem] = []
@@ -62,6 +71,7 @@ public final class Ingestor {
         experimentKey = experiment.key
         variantKeys = experiment.variants.map(\.key)
         metricNames = metrics
+        dimensionNames = experiment.dimensions
         self.catalog = catalog
         self.allowPartial = allowPartial
         self.progress = progress
@@ -290,7 +300,7 @@ public final class Ingestor {
         // Pass 2: per partition, group by unit, exclude multi-variant units, fold and aggregate.
         let layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
                             recordPosition: recordPosition, slots: usedSlots.count,
-                            dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums)
+                            dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums, dimensions: dimensionNames.count)
         let foldFailure = Mutex<(any Error)?>(nil)
         let fileNames = (0..<Self.partitions).map { p in (0..<sources.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
         let budget = maxPartitionBytes
@@ -317,10 +327,11 @@ public final class Ingestor {
         var parts = folded.withLock { $0.compactMap { $0 } }
         guard !parts.isEmpty else { return [:] }
         var acc = parts.removeFirst()
-        for part in parts { acc.add(part) }
+        for part in parts { acc.add(part, layout: layout) }
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
         let totals = acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
+        segmentTotals = segments(acc, layout: layout, names: results.map(\.dimensionValues), days: dayNames)
         // Values below 1e150 can still sum past the largest double over enough rows: never store a sum that is not finite.
         for (metric, perVariant) in totals.sorted(by: { $0.key < $1.key }) {
             for (variant, perDay) in perVariant.sorted(by: { $0.key < $1.key }) {
@@ -472,11 +483,47 @@ public final class Ingestor {
          "problem_counts": .object(problemCounts.mapValues { JSON($0) }),
          "rows_outside_schedule": ["count": JSON(outsideSchedule),
                                    "first_day": outsideDays.map { .string(CalendarDay.format(Int($0.lowerBound))) } ?? .null,
-                                   "last_day": outsideDays.map { .string(CalendarDay.format(Int($0.upperBound))) } ?? .null]]
+                                   "last_day": outsideDays.map { .string(CalendarDay.format(Int($0.upperBound))) } ?? .null],
+         "dimensions": .object(dimensionReport)]
     }
 }
 
 /// The columns of a file, as read from its header.
+
+extension Ingestor {
+    /// Each dimension's segments as totals named `dimension=value`: the ``segmentsKept`` largest values by units,
+    /// the rest (and values past a worker's limit) folded into `dimension=(other)`. Fills ``dimensionReport``.
+    func segments(_ acc: Accumulators, layout: Layout, names: [[[UInt64: String]]], days: [String]) -> [String: Totals] {
+        var out: [String: Totals] = [:]
+        let exposureCells = (0..<(layout.variants * layout.days)).map { layout.metrics.count * layout.variants * layout.days + $0 }
+        for (d, dimension) in dimensionNames.enumerated() where d < acc.segments.count {
+            var text: [UInt64: String] = [missingDimensionValue: "(missing)"]
+            for worker in names where d < worker.count { for (h, t) in worker[d] where text[h] == nil { text[h] = t } }
+            var seg = acc.segments[d]
+            func units(_ a: inout Accumulators) -> Double { exposureCells.reduce(0) { $0 + a.cells[a.offset($1)] } }
+            var values: [(hash: UInt64, index: Int, units: Double, name: String)] = []
+            for (h, i) in acc.segmentIndex[d] {
+                values.append((h, i, units(&seg[i]), text[h] ?? "#\(h)"))
+            }
+            values.sort { ($0.units, $1.name) > ($1.units, $0.name) }
+            var other = seg[0]
+            let overflowUnits = units(&other)
+            let kept = values.prefix(Self.segmentsKept).filter { text[$0.hash] != nil }
+            let keptHashes = Set(kept.map(\.hash))
+            for v in values where !keptHashes.contains(v.hash) { other.add(seg[v.index]) }
+            for v in kept {
+                out["\(dimension)=\(v.name)"] = seg[v.index].totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: days)
+            }
+            let folded = values.count - kept.count
+            if folded > 0 || overflowUnits > 0 {
+                out["\(dimension)=\(Self.otherSegment)"] = other.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: days)
+            }
+            dimensionReport[dimension] = ["values": JSON(values.count), "segments_kept": JSON(kept.count), "values_in_other": JSON(folded),
+                                          "units_whose_value_changed": JSON(acc.changedUnits[d])]
+        }
+        return out
+    }
+}
 
 /// What ingestion can fail with, mapped to the wire by `Service` in one place: input/output (1010), input that
 /// cannot be loaded (1009), a file the caller may not make the service read (1004), a broken invariant.

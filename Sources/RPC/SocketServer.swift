@@ -78,15 +78,29 @@ public final class SocketServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError(description: "socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard let address = UnixAddress(path) else { throw SocketError(description: "socket path too long: \(path)") }
-        unlink(path)
+        guard UnixAddress(path) != nil else { throw SocketError(description: "socket path too long: \(path)") }
+        // Bound and listening under a temporary name, then renamed into place: a client never finds the path
+        // before the server accepts on it (a socket file that refuses connections looks like a dead service).
+        let staging = path + ".\(getpid()).new"
+        let bindPath = UnixAddress(staging) != nil ? staging : path
+        let address = UnixAddress(bindPath)!
+        unlink(bindPath)
         let oldMask = umask(0o117)   // socket file mode 0660: owner and group only
         let bound = address.withSockaddr { bind(fd, $0, $1) }
         umask(oldMask)
         guard bound == 0 else { throw SocketError(description: "cannot bind \(path): \(String(cString: strerror(errno)))") }
         defer { unlink(path) }
-        chmod(path, 0o660)
-        guard listen(fd, 512) == 0 else { throw SocketError(description: "listen(): \(String(cString: strerror(errno)))") }
+        chmod(bindPath, 0o660)
+        guard listen(fd, 512) == 0 else {
+            unlink(bindPath)
+            throw SocketError(description: "listen(): \(String(cString: strerror(errno)))")
+        }
+        if bindPath != path {
+            guard rename(bindPath, path) == 0 else {
+                unlink(bindPath)
+                throw SocketError(description: "cannot move the socket into place at \(path): \(String(cString: strerror(errno)))")
+            }
+        }
         // One descriptor held in reserve: when the process runs out, it is given up to accept and close the
         // waiting connection, so the listener does not spin on a connection it can never take.
         var reserve = open("/dev/null", O_RDONLY | O_CLOEXEC)

@@ -86,7 +86,9 @@ public enum Analysis {
         return ["metric": .string(metric), "points": .array(points)]
     }
 
-    public static func summarize(_ c: ResultsContext, totals: [String: [String: Aggregate]], asOf: Timestamp) throws -> JSON {
+    /// `dataDays`: the first and last day that holds rows (the data window shown with the schedule).
+    public static func summarize(_ c: ResultsContext, totals: [String: [String: Aggregate]], asOf: Timestamp,
+                                 dataDays: (first: String, last: String)? = nil) throws -> JSON {
         let alpha = c.doc.alpha ?? c.proto.alphaMax
         var reasons: [String] = []
 
@@ -166,7 +168,7 @@ public enum Analysis {
                                                   "margin": .number(def.nonInferiorityMargin), "harm_p_value": .number(p),
                                                   "no_harm_p_value": .number(noHarmP), "harm_upper_bound": .number(bound),
                                                   "harm_direction": .string(def.direction == .increase ? "decrease" : "increase")]
-                            if harmed { guardrailHarms.append("\(name) harmed in \(t.key): \(signed(abs.estimate, def.type)) (margin \(def.nonInferiorityMargin)), one-sided p = \(short(p))") }
+                            if harmed { guardrailHarms.append("\(name) harmed in \(t.key): \(signed(abs.estimate, def.type)) (margin \(def.nonInferiorityMargin)), one-sided \(pText(p))") }
                         }
                     } catch {
                         let e = error
@@ -248,7 +250,7 @@ public enum Analysis {
             reasons.append("no results recorded yet")
         } else if srmMismatch {
             recommendation = "invalid"
-            reasons.append("sample-ratio mismatch: observed \(zip(c.doc.variants, observed).map { "\($0.key) \($1.wholeText)" }.joined(separator: ", ")) against weights \(c.doc.variants.map { "\($0.weight)" }.joined(separator: "/")) (p = \(short(srmJSON["p_value"]?.doubleValue ?? 0)) < \(c.proto.srmThreshold)); the assignment is broken, do not read any lift")
+            reasons.append("sample-ratio mismatch: observed \(zip(c.doc.variants, observed).map { "\($0.key) \($1.wholeText)" }.joined(separator: ", ")) against weights \(c.doc.variants.map { "\($0.weight)" }.joined(separator: "/")) (\(pText(srmJSON["p_value"]?.doubleValue ?? 0)) < \(c.proto.srmThreshold)); the assignment is broken, do not read any lift")
         } else if !guardrailHarms.isEmpty {
             recommendation = "rollback"
             reasons += guardrailHarms
@@ -261,7 +263,7 @@ public enum Analysis {
                 if let lo = x.result.ci.lower, let hi = x.result.ci.upper {
                     s += " (\(((1 - alpha) * 100).wholeText)% CI \(signed(lo, primaryDef?.type)) to \(signed(hi, primaryDef?.type)))"
                 }
-                if let p = x.result.pValue { s += ", p = \(short(p))" }
+                if let p = x.result.pValue { s += ", \(pText(p))" }
                 if let ctw = x.result.chanceToWin { s += ", chance to win \(short(ctw * 100))%" }
                 return s
             }
@@ -305,6 +307,9 @@ public enum Analysis {
         }
 
         return ["experiment": .string(c.doc.key), "name": JSON(c.doc.name), "as_of": .string(asOf.description), "state": .string(c.state.rawValue),
+                "schedule": ["start": JSON(c.doc.start?.description), "end": JSON(c.doc.end?.description)],
+                "data_window": dataDays.map { ["first_day": .string($0.first), "last_day": .string($0.last)] } ?? .null,
+                "dimensions": JSON(c.doc.dimensions),
                 "analysis": .string(analysis), "alpha": .number(alpha), "correction": .string(c.proto.correction),
                 "srm": srmJSON, "metrics": .array(metricsJSON), "progress": progress,
                 "decision": ["recommendation": .string(recommendation), "variant": JSON(shipVariant), "reasons": JSON(reasons)]]
@@ -317,6 +322,14 @@ public enum Analysis {
             return "\(pts >= 0 ? "+" : "")\(short(pts)) points"
         }
         return "\(x >= 0 ? "+" : "")\(short(x))"
+    }
+
+    /// The one p-value rule of summaries and reports: "p < 0.0001" at the floor, "p > 0.999" at the top, else
+    /// three significant digits.
+    static func pText(_ p: Double) -> String {
+        if p < 0.0001 { return "p < 0.0001" }
+        if p > 0.999 { return "p > 0.999" }
+        return "p = " + short(p)
     }
 
     /// Three significant digits, no exponent for ordinary magnitudes (as C's `%.Nf`, and `%.1e` below 0.001).
@@ -354,5 +367,83 @@ public enum Analysis {
         if mantissa >= 10 { mantissa /= 10; e += 1 }
         let digits = String(abs(e))
         return (x < 0 ? "-" : "") + fixedText(mantissa, 1) + "e" + (e < 0 ? "-" : "+") + (digits.count < 2 ? "0" + digits : digits)
+    }
+}
+
+extension Analysis {
+    /// One dimension's breakdown (`results.segments`): per value, every arm of every metric (or of `metric`) against
+    /// control; p-values adjusted by Benjamini–Hochberg across the dimension's values, separately for each metric and
+    /// arm (`(other)` included); and Cochran's Q across the values per metric and arm, flagging an effect that differs.
+    /// `rows` maps each segment (`dimension=value`) to its stored rows.
+    public static func segments(_ c: ResultsContext, dimension: String, rows: [String: [(metric: String, variant: String, stats: String)]],
+                                metric: String?, asOf: Timestamp) throws -> JSON {
+        let alpha = c.doc.alpha ?? c.proto.alphaMax
+        let metrics = c.metrics.filter { metric == nil || $0.name == metric }
+        let prefix = dimension + "="
+        // Values by units, largest first ((other) last).
+        var values: [(value: String, totals: [String: [String: Aggregate]], units: Double)] = rows.map { segment, rows in
+            let totals = Analysis.totals(rows)
+            let source = totals[exposuresMetric] ?? c.doc.primaryMetric.flatMap { totals[$0] } ?? [:]
+            return (String(segment.dropFirst(prefix.count)), totals, source.values.reduce(0) { $0 + $1.n })
+        }
+        values.sort { a, b in
+            if (a.value == "(other)") != (b.value == "(other)") { return b.value == "(other)" }
+            return (a.units, b.value) > (b.units, a.value)
+        }
+        // comparisons[value][metric][arm]
+        var table: [[[ComparisonResult?]]] = []
+        for v in values {
+            table.append(metrics.map { m in
+                c.treatments.map { t in
+                    guard let ca = v.totals[m.name]?[c.control.key], let ta = v.totals[m.name]?[t.key],
+                          let arms = Aggregate.arms(control: ca, treatment: ta) else { return nil }
+                    return try? ABTest.compare(arms, options: compareOptions(c, relative: false))
+                }
+            })
+        }
+        var adjusted = table.map { $0.map { $0.map { _ in Double?.none } } }
+        var heterogeneity: [JSON] = []
+        var flagged = false
+        for mi in metrics.indices {
+            for ti in c.treatments.indices {
+                let present = values.indices.filter { table[$0][mi][ti]?.pValue != nil }
+                if !present.isEmpty {
+                    let bh = try MultipleTesting.adjust(pValues: present.map { table[$0][mi][ti]!.pValue! }, method: .bh, alpha: alpha)
+                    for (k, vi) in present.enumerated() { adjusted[vi][mi][ti] = bh.adjusted[k] }
+                }
+                let usable = values.indices.filter { (table[$0][mi][ti]?.se ?? 0) > 0 }
+                guard usable.count >= 2,
+                      let q = try? Heterogeneity.cochranQ(estimates: usable.map { table[$0][mi][ti]!.estimate }, standardErrors: usable.map { table[$0][mi][ti]!.se })
+                else { continue }
+                let differs = q.pValue < alpha
+                flagged = flagged || differs
+                heterogeneity.append(["metric": .string(metrics[mi].name), "variant": .string(c.treatments[ti].key), "q": .number(q.q), "df": .number(q.df),
+                                      "p_value": .number(q.pValue), "i_squared": .number(q.iSquared), "pooled_estimate": .number(q.pooled),
+                                      "values": JSON(usable.count), "differs": .bool(differs)])
+            }
+        }
+        let valuesJSON: [JSON] = values.indices.map { vi in
+            let v = values[vi]
+            return ["value": .string(v.value), "units": .number(v.units),
+                    "metrics": .array(metrics.indices.map { mi in
+                        ["metric": .string(metrics[mi].name), "role": .string(metrics[mi].role),
+                         "variants": .array(c.doc.variants.map { arm in
+                             let a = v.totals[metrics[mi].name]?[arm.key]
+                             return ["variant": .string(arm.key), "n": .number(a?.n ?? 0), "mean": a.map { .number($0.mean) } ?? .null]
+                         }),
+                         "comparisons": .array(c.treatments.indices.compactMap { ti -> JSON? in
+                             guard let r = table[vi][mi][ti] else { return nil }
+                             let adj = adjusted[vi][mi][ti]
+                             return ["variant": .string(c.treatments[ti].key), "estimate": .number(r.estimate), "ci": [JSON(r.ci.lower), JSON(r.ci.upper)],
+                                     "se": .number(r.se), "p_value": JSON(r.pValue), "adjusted_p_value": JSON(adj),
+                                     "significant": .bool((adj ?? 1) < alpha)]
+                         })]
+                    })]
+        }
+        return ["experiment": .string(c.doc.key), "dimension": .string(dimension), "as_of": .string(asOf.description), "alpha": .number(alpha),
+                "correction": "Benjamini-Hochberg across the dimension's values, separately for each metric and arm ((other) included)",
+                "heterogeneity_test": "Cochran's Q on the per-value absolute differences with inverse-variance weights",
+                "values": .array(valuesJSON), "heterogeneity": .array(heterogeneity), "flagged": .bool(flagged),
+                "other": .bool(values.contains { $0.value == "(other)" })]
     }
 }

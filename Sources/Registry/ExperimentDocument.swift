@@ -49,11 +49,16 @@ public struct ExperimentDocument: Sendable, Equatable {
     public var analysis: String?
     public var expectedDailyUnits: Double?
     public var seed: String?
+    /// Columns of unit-level results that results are broken down by (`country`, `platform`, …).
+    public var dimensions: [String] = []
 
     public static let topLevelFields: Set<String> = [
         "key", "name", "owner", "hypothesis", "protocol", "layer", "parameters", "unit", "traffic", "variants",
-        "targeting", "schedule", "metrics", "design", "seed", "description", "tags", "links",
+        "targeting", "schedule", "metrics", "design", "seed", "description", "tags", "links", "dimensions",
     ]
+
+    /// Column names ingestion gives a meaning of its own: a dimension cannot take one.
+    public static let reservedColumns: Set<String> = ["unit_id", "variant", "day"]
 
     /// The seed for variant assignment: the `seed` field, else the key.
     public var assignmentSeed: String { seed ?? key }
@@ -87,6 +92,14 @@ public struct ExperimentDocument: Sendable, Equatable {
         }
         if let unit = doc.unit, unit.isEmpty { r.add("unit", "format", "must name the randomization unit, e.g. \"user_id\"") }
         if Set(doc.parameters).count != doc.parameters.count { r.add("parameters", "duplicate", "lists a parameter more than once") }
+        doc.dimensions = r.strings(root, "dimensions", path: "dimensions") ?? []
+        if Set(doc.dimensions).count != doc.dimensions.count { r.add("dimensions", "duplicate", "lists a dimension more than once") }
+        for (i, d) in doc.dimensions.enumerated() {
+            let ok = !d.isEmpty && d.count <= 64 && d.utf8.first.map { ($0 >= 0x61 && $0 <= 0x7a) } == true
+                && d.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f }
+            if !ok { r.add("dimensions[\(i)]", "format", "\"\(d.prefix(60))\" must be a column name: 1–64 lowercase letters, digits or '_', starting with a letter") }
+            if reservedColumns.contains(d) { r.add("dimensions[\(i)]", "format", "\"\(d)\" is a column ingestion reads itself (unit_id, variant, day); choose another name") }
+        }
         for (i, p) in doc.parameters.enumerated() where p.isEmpty { r.add("parameters[\(i)]", "format", "must not be empty") }
         if let traffic = r.number(root, "traffic", path: "traffic") {
             if traffic > 0 && traffic <= 1 { doc.traffic = traffic } else { r.add("traffic", "range", "must be greater than 0 and at most 1 (a share of the layer), got \(traffic)") }

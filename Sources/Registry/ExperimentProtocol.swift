@@ -22,6 +22,8 @@ public struct ExperimentProtocol: Sendable, Equatable {
     public var srmThreshold: Double
     public var correction: String
     public var bucketCooldownDays: Double
+    /// The most dimensions an experiment may declare (`max_dimensions`, default 5): each multiplies what is stored.
+    public var maxDimensions: Int = 5
     /// The file's text, as loaded; `contentHash` is its SHA-256.
     public var source: String
     public var contentHash: String
@@ -29,7 +31,7 @@ public struct ExperimentProtocol: Sendable, Equatable {
     public static let knownFields: Set<String> = [
         "$schema", "name", "description", "alpha", "power", "schedule_days", "variants", "required",
         "required_guardrails", "analysis", "locked_when_running", "early_stopping", "srm_threshold",
-        "correction", "bucket_cooldown_days",
+        "correction", "bucket_cooldown_days", "max_dimensions",
     ]
 
     public static let corrections = ["holm", "bonferroni", "hochberg", "sidak", "holm-sidak", "bh", "by", "none"]
@@ -61,6 +63,7 @@ public struct ExperimentProtocol: Sendable, Equatable {
             srmThreshold: try f.optionalDouble("srm_threshold") ?? 0.001,
             correction: try f.choice("correction", corrections, default: "holm"),
             bucketCooldownDays: try f.optionalDouble("bucket_cooldown_days") ?? 0,
+            maxDimensions: try f.optionalInt("max_dimensions") ?? 5,
             source: text,
             contentHash: SHA256.hex(text))
         for a in p.analyses where !["fixed", "sequential", "bayesian"].contains(a) {

@@ -108,6 +108,14 @@ public enum Validator {
             }
         }
 
+        // Dimensions: a protocol caps them; none may be named like a metric (its column would be ambiguous).
+        if doc.dimensions.count > proto.maxDimensions {
+            add("dimensions", "dimensions_limit", "lists \(doc.dimensions.count) dimensions; protocol '\(name)' allows at most \(proto.maxDimensions)")
+        }
+        for (i, d) in doc.dimensions.enumerated() where catalog.metrics[d] != nil {
+            add("dimensions[\(i)]", "format", "\"\(d)\" is a metric of the catalog; a dimension needs a column name of its own")
+        }
+
         // Variants.
         let count = doc.variants.count
         if doc.json["variants"] != nil, count < proto.variantsMin || count > proto.variantsMax {

@@ -26,6 +26,8 @@ public enum RegistryError: Error, Equatable, Sendable {
     case protocolNotFound(String, loaded: [String])
     /// 1003: no aggregates for this segment of the experiment; `known` lists those it has.
     case segmentNotFound(key: String, segment: String, known: [String])
+    /// 1003: the experiment declares no such dimension; `known` lists those it declares.
+    case dimensionNotFound(key: String, dimension: String, known: [String])
     /// 1002: error-severity findings block the change; `findings` are all of them (warnings included), as JSON.
     case conflict(message: String, findings: [JSON])
     /// A broken invariant of stored data (answered as an internal error, -32603).

@@ -150,9 +150,8 @@ enum Fmt {
         for ch in s {
             switch ch {
             case "\\", "`", "*", "_", "[", "]", "|", "#", "~": out += "\\" + String(ch)
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "&": out += "&amp;"
+            // Backslash escapes, not entities: the raw Markdown reads as text, and no tag can form.
+            case "<", ">", "&": out += "\\" + String(ch)
             case "\n", "\r", "\r\n": out += " "
             default: out.append(ch)
             }

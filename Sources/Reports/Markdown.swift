@@ -2,22 +2,25 @@ public import JSONCore
 
 /// Renders experiment summaries for people: Markdown for pull requests, one self-contained HTML page.
 public enum ReportRenderer {
-    /// summary: the `results.summary` result; series: the `results.timeseries` result for the primary metric (may be nil).
-    public static func markdown(summary: JSON, series: JSON?) -> String {
-        MarkdownReport(Summary(summary), series.map(Series.init)).render()
+    /// summary: the `results.summary` result; series: the `results.timeseries` result for the primary metric (may be nil);
+    /// segments: `results.segments` results, one per dimension.
+    public static func markdown(summary: JSON, series: JSON?, segments: [JSON] = []) -> String {
+        let s = Summary(summary)
+        return MarkdownReport(s, series.map(Series.init), segments.compactMap { Segments($0, primary: s.primary) }).render()
     }
 
     /// One self-contained HTML5 page: inline CSS and SVG only, no script, no external resources.
-    public static func html(summary: JSON, series: JSON?) -> String {
-        HTMLReport(Summary(summary), series.map(Series.init)).render()
+    public static func html(summary: JSON, series: JSON?, segments: [JSON] = []) -> String {
+        let s = Summary(summary)
+        return HTMLReport(s, series.map(Series.init), segments.compactMap { Segments($0, primary: s.primary) }).render()
     }
 
     /// The report in `format`; `.json` is the canonical serialisation of the summary itself.
-    public static func render(_ format: ReportFormat, summary: JSON, series: JSON?) -> String {
+    public static func render(_ format: ReportFormat, summary: JSON, series: JSON?, segments: [JSON] = []) -> String {
         switch format {
         case .json: summary.serialized()
-        case .markdown: markdown(summary: summary, series: series)
-        case .html: html(summary: summary, series: series)
+        case .markdown: markdown(summary: summary, series: series, segments: segments)
+        case .html: html(summary: summary, series: series, segments: segments)
         }
     }
 }
@@ -126,10 +129,12 @@ func srmSentence(_ srm: Summary.SRM) -> (ok: Bool?, text: String) {
 struct MarkdownReport {
     let s: Summary
     let series: Series?
+    let segments: [Segments]
 
-    init(_ s: Summary, _ series: Series?) {
+    init(_ s: Summary, _ series: Series?, _ segments: [Segments] = []) {
         self.s = s
         self.series = series
+        self.segments = segments
     }
 
     func render() -> String {
@@ -151,9 +156,14 @@ struct MarkdownReport {
         if let st = s.state { meta.append("state \(Fmt.markdown(st))") }
         if let an = s.analysis { meta.append("\(Fmt.markdown(an)) analysis") }
         if let al = s.alpha { meta.append("α = \(Fmt.plain(al))") }
+        meta += s.window
         if !meta.isEmpty {
             out.append("")
             out.append("_" + meta.joined(separator: " · ") + "_")
+        }
+        for seg in segments where seg.flagged {
+            out.append("")
+            out.append("⚠️ **The effect differs by \(Fmt.markdown(seg.dimension))**: see Segments below.")
         }
 
         // Sample ratio.
@@ -219,6 +229,23 @@ struct MarkdownReport {
             out.append("### Progress")
             out.append("")
             out.append(contentsOf: progressLines(p).map { "- \($0)" })
+        }
+        for seg in segments {
+            out.append("")
+            out.append("### Segments by \(Fmt.markdown(seg.dimension))" + (seg.metric.map { " (\(Fmt.code($0)))" } ?? ""))
+            out.append("")
+            for v in seg.verdicts { out.append("- \(Fmt.markdown(v))") }
+            out.append("")
+            out.append("| \(Fmt.markdown(seg.dimension)) | Units | " + seg.arms.map { "\(Fmt.code($0)) Δ (\(s.ciLabel)) | BH-adjusted p" }.joined(separator: " | ") + " |")
+            out.append("|---|---:|" + seg.arms.map { _ in "---:|---:|" }.joined())
+            for r in seg.rows {
+                let cells = r.cells.map { c -> String in
+                    let (e, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: seg.isBinomial ? 100 : 1)
+                    let unit = seg.isBinomial ? " pp" : ""
+                    return (c.estimate == nil ? "n/a" : e + unit + (lo.map { " (\($0) to \(hi!))" } ?? "")) + " | " + (c.adjustedP.map(Fmt.pValue) ?? "n/a")
+                }
+                out.append("| \(Fmt.markdown(r.value)) | \(r.units.map(Fmt.count) ?? "n/a") | " + cells.joined(separator: " | ") + " |")
+            }
         }
         if let series, !series.points.isEmpty {
             out.append("")

@@ -19,6 +19,18 @@ struct Summary {
     var metrics: [Metric]
     var progress: Progress?
     var decision: Decision?
+    var scheduleStart: String?
+    var scheduleEnd: String?
+    var dataFirst: String?
+    var dataLast: String?
+
+    /// "Schedule Dec 1 – Dec 29 · data Dec 1 – Dec 10": what the numbers cover, beside the as-of time.
+    var window: [String] {
+        var out: [String] = []
+        if let a = scheduleStart, let b = scheduleEnd { out.append("schedule \(Dates.short(a)) – \(Dates.short(b))") }
+        if let a = dataFirst, let b = dataLast { out.append("data \(Dates.short(a)) – \(Dates.short(b))") } else { out.append("no data yet") }
+        return out
+    }
 
     struct SRM {
         var chi2: Double?
@@ -140,6 +152,10 @@ struct Summary {
         state = Read.string(json["state"])
         analysis = Read.string(json["analysis"])
         alpha = Read.double(json["alpha"])
+        scheduleStart = Read.string(json["schedule"]?["start"])
+        scheduleEnd = Read.string(json["schedule"]?["end"])
+        dataFirst = Read.string(json["data_window"]?["first_day"])
+        dataLast = Read.string(json["data_window"]?["last_day"])
         if let s = json["srm"], s.objectValue != nil {
             srm = SRM(
                 chi2: Read.double(s["chi2"]), df: Read.double(s["df"]), pValue: Read.double(s["p_value"]),
@@ -318,5 +334,54 @@ enum Dates {
         let parts = s.prefix(10).split(separator: "-")
         guard parts.count == 3, let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m) else { return s }
         return "\(months[m - 1]) \(d)"
+    }
+}
+
+/// One dimension's breakdown (`results.segments`), tolerant like ``Summary``: the primary metric's comparisons per
+/// value and the heterogeneity verdict.
+struct Segments {
+    var dimension: String
+    var flagged: Bool
+    var metric: String?
+    var arms: [String]
+    var rows: [(value: String, units: Double?, cells: [(estimate: Double?, ci: (Double, Double)?, adjustedP: Double?)])]
+    var tests: [(variant: String, q: Double?, df: Double?, p: Double?, differs: Bool)]
+    var isBinomial: Bool
+
+    init?(_ json: JSON, primary: Summary.Metric?) {
+        guard let dimension = Read.string(json["dimension"]) else { return nil }
+        let values = json["values"]?.arrayValue ?? []
+        let metric = primary?.metric ?? values.first?["metrics"]?.arrayValue?.first?["metric"]?.stringValue
+        func metricOf(_ v: JSON) -> JSON? { v["metrics"]?.arrayValue?.first { Read.string($0["metric"]) == metric } }
+        var arms: [String] = []
+        for v in values {
+            for c in metricOf(v)?["comparisons"]?.arrayValue ?? [] {
+                if let a = Read.string(c["variant"]), !arms.contains(a) { arms.append(a) }
+            }
+        }
+        self.dimension = dimension
+        self.metric = metric
+        self.arms = arms
+        flagged = json["flagged"]?.boolValue ?? false
+        isBinomial = primary?.isBinomial ?? false
+        rows = values.map { v in
+            let cs = metricOf(v)?["comparisons"]?.arrayValue ?? []
+            return (Read.string(v["value"]) ?? "?", Read.double(v["units"]), arms.map { a in
+                let c = cs.first { Read.string($0["variant"]) == a }
+                return (Read.double(c?["estimate"]), Read.interval(c?["ci"]), Read.double(c?["adjusted_p_value"]))
+            })
+        }
+        tests = (json["heterogeneity"]?.arrayValue ?? []).filter { Read.string($0["metric"]) == metric }.map {
+            (Read.string($0["variant"]) ?? "?", Read.double($0["q"]), Read.double($0["df"]), Read.double($0["p_value"]), $0["differs"]?.boolValue ?? false)
+        }
+    }
+
+    /// "the effect of green on checkout_conversion differs across platform (Cochran's Q = 31.2, df 1, p < 0.0001)".
+    var verdicts: [String] {
+        tests.map { t in
+            let stats = [t.q.map { "Cochran's Q = \(Fmt.plain($0))" }, t.df.map { "df \(Fmt.plain($0))" }, t.p.map(Fmt.pEquals)].compactMap { $0 }.joined(separator: ", ")
+            return (t.differs ? "The effect of \(t.variant) differs across \(dimension) values" : "No evidence that the effect of \(t.variant) differs across \(dimension) values")
+                + (stats.isEmpty ? "" : " (\(stats))")
+        }
     }
 }

@@ -41,6 +41,10 @@ extension RegistryError {
             return RPCError(code: .notFound,
                             message: "\(key) has no results for segment \"\(segment)\"; " + (list.isEmpty ? "it has results for all units only" : "its segments: \(list.joined(separator: ", "))"),
                             data: ["reason": "not_found", "segment": .string(segment), "segments": JSON(list)])
+        case .dimensionNotFound(let key, let dimension, let known):
+            return RPCError(code: .notFound,
+                            message: "\(key) has no dimension \"\(dimension)\"; " + (known.isEmpty ? "it declares none (add dimensions to the document)" : "its dimensions: \(known.joined(separator: ", "))"),
+                            data: ["reason": "not_found", "dimension": .string(dimension), "dimensions": JSON(known)])
         case .conflict(let message, let findings):
             return RPCError(code: .conflict, message: message, data: ["reason": "conflict", "conflicts": .array(findings)])
         case .inconsistent(let what):

@@ -48,6 +48,7 @@ extension ResultsRecord: Handler { static func run(_ s: RefereeService, _ p: Par
 extension ResultsIngest: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.ingestMethod(p, ctx) } }
 extension ResultsSummary: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.summary(p) } }
 extension ResultsTimeseries: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.timeseries(p) } }
+extension ResultsSegments: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.segments(p) } }
 extension ResultsExportMethod: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.export(p) } }
 extension AccessGrant: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.grant(p, ctx) } }
 extension AccessRevoke: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.revoke(p, ctx) } }

@@ -32,11 +32,15 @@ extension RefereeService {
         let at = now().description
         var written = 0
         try store.write { tx in
-            for (metric, perVariant) in totals {
-                for (variant, perDay) in perVariant {
-                    for (day, aggregate) in perDay {
-                        try tx.upsertResult(key: key, metric: metric, variant: variant, day: day, segment: "", stats: aggregate.storageText, source: "ingest", at: at)
-                        written += 1
+            // The overall sums, then each dimension's segments (`country=US`), in the same transaction.
+            for (segment, segmentTotals) in [("", totals)] + ingestor.segmentTotals.sorted(by: { $0.key < $1.key }) {
+                for (metric, perVariant) in segmentTotals {
+                    for (variant, perDay) in perVariant {
+                        for (day, aggregate) in perDay {
+                            try tx.upsertResult(key: key, metric: metric, variant: variant, day: day, segment: segment, stats: aggregate.storageText,
+                                                source: "ingest", at: at)
+                            written += 1
+                        }
                     }
                 }
             }

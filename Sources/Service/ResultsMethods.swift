@@ -52,7 +52,7 @@ extension RefereeService {
         }
         let day = p.day ?? ""
         if !day.isEmpty { guard day.count == 10, Timestamp(rfc3339: day) != nil else { throw FieldError(path: "day", message: "must be a UTC date YYYY-MM-DD") } }
-        let segment = p.segment ?? ""
+        let segment = p.segment?.name ?? ""
         let stats = p.stats
         let read = Result { () throws(FieldError) in try Aggregate.read(stats, type: def.type, path: "stats") }
         // A value out of range is degenerate input (1009), as the statistics methods say.
@@ -73,8 +73,10 @@ extension RefereeService {
     func summary(_ p: ResultsSummary.Params) throws -> JSON {
         let c = try resultsContext(p.key)
         let asOf = try asOfTime(p.as_of)
-        let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf)
-        return try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf)
+        let rows = try segmentRows(c, segment: p.segment?.name ?? "", before: asOf)
+        let days = rows.lazy.map(\.day).filter { !$0.isEmpty }
+        return try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf,
+                                      dataDays: days.min().flatMap { first in days.max().map { (first, $0) } })
     }
 
     /// `as_of` as an instant (now when absent).
@@ -105,7 +107,7 @@ extension RefereeService {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key)")
         }
         let asOf = try p.as_of.map { _ in try asOfTime(p.as_of) }
-        let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf).filter { $0.metric == metric && !$0.day.isEmpty }
+        let rows = try segmentRows(c, segment: p.segment?.name ?? "", before: asOf).filter { $0.metric == metric && !$0.day.isEmpty }
         return Analysis.timeseries(c, rows: rows.map { ($0.variant, $0.day, $0.stats) }, metric: metric)
     }
 }
@@ -115,7 +117,7 @@ extension RefereeService {
     func export(_ p: ResultsExportMethod.Params) throws -> JSON {
         let c = try resultsContext(p.key)
         let asOf = try asOfTime(p.as_of)
-        let rows = try segmentRows(c, segment: p.segment ?? "", before: asOf)
+        let rows = try segmentRows(c, segment: p.segment?.name ?? "", before: asOf)
         let table: [[JSON]]
         switch p.what {
         case .summary:
@@ -130,5 +132,24 @@ extension RefereeService {
         let columns = ResultsExport.columns(p.what)
         return ["what": .string(p.what.rawValue), "format": .string(format.rawValue), "columns": JSON(columns), "rows": JSON(table.count),
                 "text": .string(ResultsExport.encode(columns: columns, rows: table, format: format))]
+    }
+}
+
+
+extension RefereeService {
+    /// `results.segments`: one declared dimension's values, from the segments ingestion stored.
+    func segments(_ p: ResultsSegments.Params) throws -> JSON {
+        let c = try resultsContext(p.key)
+        guard c.doc.dimensions.contains(p.dimension) else {
+            throw RegistryError.dimensionNotFound(key: c.doc.key, dimension: p.dimension, known: c.doc.dimensions)
+        }
+        if let metric = p.metric, !c.metrics.contains(where: { $0.name == metric }) {
+            throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")
+        }
+        let asOf = try asOfTime(p.as_of)
+        let stored = try store.read { tx in try tx.results(key: c.doc.key, segmentPrefix: p.dimension + "=", beforeDay: asOf.day) }
+        var rows: [String: [(metric: String, variant: String, stats: String)]] = [:]
+        for r in stored { rows[r.segment, default: []].append((r.metric, r.variant, r.stats)) }
+        return try Analysis.segments(c, dimension: p.dimension, rows: rows, metric: p.metric, asOf: asOf)
     }
 }

@@ -472,6 +472,18 @@ public struct StoreTransaction {
         return out
     }
 
+    /// Aggregates of every segment whose name starts with `prefix` (`country=` for one dimension), of the days
+    /// before `beforeDay` when given.
+    public func results(key: String, segmentPrefix prefix: String, beforeDay: String? = nil) throws -> [ResultRow] {
+        var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND substr(segment, 1, ?) = ?"
+        var args: [any DatabaseValueConvertible] = [key, prefix.count, prefix]
+        if let beforeDay { sql += " AND (day = '' OR day < ?)"; args.append(beforeDay) }
+        sql += " ORDER BY segment, metric, variant, day"
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map {
+            ResultRow(metric: $0[0], variant: $0[1], day: $0[2], segment: $0[3], stats: $0[4])
+        }
+    }
+
     /// The segments an experiment has aggregates for ('' = all units), in order.
     public func segments(key: String) throws -> [String] {
         try String.fetchAll(db, sql: "SELECT DISTINCT segment FROM results WHERE key = ? ORDER BY segment", arguments: [key])

@@ -77,7 +77,14 @@ struct SummaryCommand: ParsableCommand {
         var seriesParams: [String: JSON] = ["key": .string(key)]
         if let asOf { seriesParams["as_of"] = .string(asOf) }
         let series = try client.request("results.timeseries", .object(seriesParams))["result"]
-        let text = ReportRenderer.render(format, summary: summary, series: series)
+        // One breakdown per declared dimension: the report names a dimension whose effect differs.
+        var segments: [JSON] = []
+        for dimension in summary["dimensions"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+            var p: [String: JSON] = ["key": .string(key), "dimension": .string(dimension)]
+            if let asOf { p["as_of"] = .string(asOf) }
+            if let r = try client.request("results.segments", .object(p))["result"] { segments.append(r) }
+        }
+        let text = ReportRenderer.render(format, summary: summary, series: series, segments: segments)
         if let output {
             do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {
                 throw CLIError.io("cannot write \(output): \(error.localizedDescription)")

@@ -358,3 +358,91 @@ import RPC
         #expect(series["rows"] == 2)
     }
 }
+
+/// Segments: declared dimensions, stored per value by ingestion, broken down with corrections and a heterogeneity test.
+@Suite struct SegmentTests {
+    let dir = TemporaryDirectory()
+
+    func client() throws -> TestClient {
+        let c = try TestClient(principal: "root", storePath: dir.path("s.sqlite"))
+        try c.register(["dimensions": ["country", "platform"]])
+        try c.advance("checkout-green-button", to: ["review", "approved", "running"])
+        return c
+    }
+
+    /// 60 countries (the largest first), two platforms; green lifts conversion on ios only.
+    func file() throws -> String {
+        var rng = SystemRandomNumberGenerator()
+        var text = "unit_id,variant,day,country,platform,checkout_conversion,revenue_per_user,crash_rate\n"
+        for u in 0..<24_000 {
+            let green = u % 2 == 1
+            let country = "C\(Int(Double.random(in: 0..<1, using: &rng) * Double.random(in: 0..<1, using: &rng) * 60))"
+            let platform = u % 3 == 0 ? "ios" : "android"
+            let p = 0.10 + (green && platform == "ios" ? 0.08 : 0)
+            for day in 1...Int.random(in: 1...2, using: &rng) {
+                // A few units change platform on a later row: they stay under their first.
+                let shown = day == 2 && u % 97 == 0 ? (platform == "ios" ? "android" : "ios") : platform
+                text += "u\(u),\(green ? "green" : "control"),2026-12-0\(day),\(country),\(shown),\(Double.random(in: 0..<1, using: &rng) < p ? 1 : 0),"
+                text += "\(Int.random(in: 0...100, using: &rng)),\(Int.random(in: 0..<200, using: &rng) == 0 ? 1 : 0)\n"
+            }
+        }
+        let path = dir.path("units.csv")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func segmentsAddUpAndAHeterogeneousEffectIsFlagged() throws {
+        let c = try client()
+        let report = try c.ok("results.ingest", ["key": "checkout-green-button", "path": .string(try file())])
+        #expect(report["dimensions"]?["country"]?["segments_kept"] == 50)
+        #expect((report["dimensions"]?["country"]?["values_in_other"]?.intValue ?? 0) > 0)
+        #expect((report["dimensions"]?["platform"]?["units_whose_value_changed"]?.intValue ?? 0) > 0)
+        let asOf: JSON = "2026-12-30"
+        let overall = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": asOf])
+        let platform = try c.ok("results.segments", ["key": "checkout-green-button", "dimension": "platform", "as_of": asOf])
+        let values = try #require(platform["values"]?.arrayValue)
+        #expect(Set(values.compactMap { $0["value"]?.stringValue }) == ["ios", "android"])
+        #expect(platform["flagged"] == true)
+        let het = try #require(platform["heterogeneity"]?.arrayValue?.first { $0["metric"] == "checkout_conversion" })
+        #expect(het["differs"] == true && (het["p_value"]?.doubleValue ?? 1) < 0.001)
+        // Each value's arms add up to the overall arms, for every metric.
+        for dimension in ["platform", "country"] {
+            let s = try c.ok("results.segments", ["key": "checkout-green-button", "dimension": .string(dimension), "as_of": asOf])
+            let vs = try #require(s["values"]?.arrayValue)
+            if dimension == "country" { #expect(vs.count == 51 && vs.last?["value"] == "(other)" && s["other"] == true) }
+            for m in overall["metrics"]?.arrayValue ?? [] {
+                for arm in m["variants"]?.arrayValue ?? [] {
+                    let total = vs.reduce(0.0) { sum, v in
+                        let mm = v["metrics"]?.arrayValue?.first { $0["metric"] == m["metric"] }
+                        return sum + (mm?["variants"]?.arrayValue?.first { $0["variant"] == arm["variant"] }?["n"]?.doubleValue ?? 0)
+                    }
+                    #expect(total == arm["n"]?.doubleValue, "\(dimension) \(m["metric"]!) \(arm["variant"]!)")
+                }
+            }
+            for v in vs {
+                for m in v["metrics"]?.arrayValue ?? [] {
+                    for cmp in m["comparisons"]?.arrayValue ?? [] {
+                        #expect((cmp["adjusted_p_value"]?.doubleValue ?? 0) >= (cmp["p_value"]?.doubleValue ?? 1) - 1e-15)
+                    }
+                }
+            }
+        }
+        // One slice as a whole summary; the string form still names a recorded segment.
+        let ios = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": asOf, "segment": ["dimension": "platform", "value": "ios"]])
+        #expect(ios["progress"]?["units"] == values.first { $0["value"] == "ios" }?["units"])
+        // What does not exist is refused, naming what does.
+        let unknown = c.error("results.segments", ["key": "checkout-green-button", "dimension": "city"])
+        #expect(unknown?.code == 1003 && unknown?.json["data"]?["dimensions"] == ["country", "platform"])
+        let missing = c.error("results.summary", ["key": "checkout-green-button", "segment": "US"])
+        #expect(missing?.code == 1003 && missing?.message.contains("platform=ios") == true)
+        // The report has a section per dimension and names the one whose effect differs at the top.
+        let store = ["--store", dir.path("s.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        let md = try runReferee(["summary", "checkout-green-button", "--as-of", "2026-12-30", "--actor", "root"] + store)
+        #expect(md.status == 0, "\(md.stderr)")
+        #expect(md.stdout.contains("⚠️ **The effect differs by platform**") && md.stdout.contains("### Segments by platform"))
+        #expect(md.stdout.contains("The effect of green differs across platform values (Cochran's Q = "))
+        #expect(md.stdout.contains("schedule Dec 1 – Dec 29 · data Dec 1 – Dec 2"))
+        let html = try runReferee(["summary", "checkout-green-button", "--as-of", "2026-12-30", "--format", "html", "--actor", "root"] + store)
+        #expect(html.stdout.contains("<section id=\"segments\">") && html.stdout.contains("The effect differs by platform"))
+    }
+}

@@ -81,9 +81,15 @@ struct MarkdownReportTests {
 
     @Test func escapesHostileText() {
         let out = ReportRenderer.markdown(summary: Fixtures.hostile, series: nil)
-        #expect(!out.contains("<script"))
-        #expect(!out.contains("<b>"))
-        #expect(out.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp;"))
+        // Every angle bracket and ampersand is backslash-escaped (CommonMark shows it as text): no tag can form,
+        // and the raw Markdown carries no HTML entities.
+        let chars = Array(out)
+        let opensTag = chars.indices.contains { i in
+            chars[i] == "<" && (i == 0 || chars[i - 1] != "\\") && i + 1 < chars.count && (chars[i + 1].isLetter || chars[i + 1] == "/" || chars[i + 1] == "!")
+        }
+        #expect(!opensTag)
+        #expect(!out.contains("&lt;") && !out.contains("&amp;"))
+        #expect(out.contains("\\<script\\>alert(1)\\</script\\> \\&"))
         #expect(out.contains("⚠️ **Sample-ratio mismatch detected"))
         // Pipes in identifiers never break a table row.
         let piped = ReportRenderer.markdown(summary: ["metrics": [["metric": "a|b", "comparisons": [["variant": "x|y", "relative": 0.1]]]]], series: nil)
@@ -356,7 +362,7 @@ struct FormatTests {
     @Test func escaping() {
         #expect(Fmt.html("<a href=\"x\">&'</a>") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;")
         #expect(Fmt.html("a\u{1}b") == "ab")  // control characters are not allowed in XML
-        #expect(Fmt.markdown("a_b*c|d<e>") == "a\\_b\\*c\\|d&lt;e&gt;")
+        #expect(Fmt.markdown("a_b*c|d<e>&") == "a\\_b\\*c\\|d\\<e\\>\\&")
     }
 
     @Test func axisDomainIsCappedAndNice() {

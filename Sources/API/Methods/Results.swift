@@ -15,7 +15,7 @@ public enum ResultsRecord: MethodSpec {
         public let metric: String
         public let variant: String
         public let day: String?
-        public let segment: String?
+        public let segment: SegmentSelector?
         public let stats: JSON
         public static let docs: [String: FieldDoc] = [
             "key": keyDoc, "metric": "a metric of the experiment", "variant": "a variant", "day": "YYYY-MM-DD",
@@ -64,8 +64,8 @@ public enum ResultsSummary: MethodSpec {
     public struct Params: MethodParams {
         public let key: String
         public let as_of: String?
-        public let segment: String?
-        public static let docs: [String: FieldDoc] = ["key": keyDoc, "as_of": FieldDoc("read as of this time", schema: Schema.time), "segment": "one segment"]
+        public let segment: SegmentSelector?
+        public static let docs: [String: FieldDoc] = ["key": keyDoc, "as_of": FieldDoc("read as of this time", schema: Schema.time), "segment": segmentDoc]
     }
 }
 
@@ -80,9 +80,9 @@ public enum ResultsTimeseries: MethodSpec {
     public struct Params: MethodParams {
         public let key: String
         public let metric: String?
-        public let segment: String?
+        public let segment: SegmentSelector?
         public let as_of: String?
-        public static let docs: [String: FieldDoc] = ["key": keyDoc, "metric": "the metric (primary)", "segment": "one segment",
+        public static let docs: [String: FieldDoc] = ["key": keyDoc, "metric": "the metric (primary)", "segment": segmentDoc,
                                                       "as_of": FieldDoc("only the days that ended by then", schema: Schema.time)]
     }
 }
@@ -101,11 +101,52 @@ public enum ResultsExportMethod: MethodSpec {
         public let key: String
         public let what: ResultsExport.What
         public let as_of: String?
-        public let segment: String?
+        public let segment: SegmentSelector?
         public let format: ResultsExport.Format?
         public static let docs: [String: FieldDoc] = [
             "key": keyDoc, "what": "summary or timeseries", "as_of": FieldDoc("read as of this time", schema: Schema.time),
-            "segment": "one segment", "format": "csv (default) or jsonl",
+            "segment": segmentDoc, "format": "csv (default) or jsonl",
+        ]
+    }
+}
+
+/// A segment: its name as recorded (`"US"` through results.record), or `{dimension, value}` of a declared dimension
+/// (stored as `dimension=value` by ingestion).
+public struct SegmentSelector: Decodable, Sendable {
+    public let name: String
+    public init(from decoder: any Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            name = text
+            return
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .dimension) + "=" + c.decode(String.self, forKey: .value)
+    }
+    enum CodingKeys: String, CodingKey, CaseIterable { case dimension, value }
+}
+
+let segmentDoc = FieldDoc("one segment: a name, or {dimension, value}",
+                          schema: ["oneOf": [Schema.string, Schema.object(["dimension": Schema.string, "value": Schema.string], required: ["dimension", "value"])]])
+
+/// `results.segments {key, dimension, metric?, as_of?}`: the experiment broken down by one declared dimension: per
+/// value every arm's estimate, interval and p-value, p-values adjusted by Benjamini–Hochberg across the values
+/// (per metric and arm), and Cochran's Q across the values (`flagged` when an effect differs). The 50 largest values
+/// are kept by ingestion, the rest are `(other)`. Errors: 1003 for a dimension the experiment does not declare.
+public enum ResultsSegments: MethodSpec {
+    public static let name = "results.segments"
+    public static let summary = "One dimension's breakdown: every value's estimates, BH-adjusted p-values, and a heterogeneity test."
+    public static let permission = Permission.read
+    public static let result = Schema.object(["experiment": Schema.string, "dimension": Schema.string, "values": Schema.array(Schema.object),
+                                              "heterogeneity": Schema.array(Schema.object), "flagged": Schema.boolean], additional: true)
+    public static let errors: [ErrorCode] = [.notFound, .forbidden]
+    public struct Params: MethodParams {
+        public let key: String
+        public let dimension: String
+        public let metric: String?
+        public let as_of: String?
+        public static let docs: [String: FieldDoc] = [
+            "key": keyDoc, "dimension": "a dimension the experiment declares", "metric": "only this metric (all by default)",
+            "as_of": FieldDoc("read as of this time", schema: Schema.time),
         ]
     }
 }

@@ -81,7 +81,7 @@ class DaemonTests(DaemonTestCase):
     def test_every_read_only_method_from_rpc_discover(self):
         with open(os.path.join(REPO, "Protocols", "examples", "checkout-green-button.json")) as f:
             doc = json.load(f)
-        self.client.checked_call("experiment.register", experiment=doc)
+        self.client.checked_call("experiment.register", experiment=dict(doc, dimensions=["country"]))
         key = doc["key"]
         binomial = {"metric": "binomial", "control": {"n": 83, "successes": 5}, "treatment": {"n": 99, "successes": 12}}
         examples = {
@@ -97,6 +97,7 @@ class DaemonTests(DaemonTestCase):
             "stats.adjust": {"p_values": [0.01, 0.04], "method": "holm"},
             "stats.mann_whitney": {"control": [1, 2, 3], "treatment": [4, 5, 6]},
             "results.summary": {"key": key}, "results.timeseries": {"key": key}, "results.export": {"key": key, "what": "summary"},
+            "results.segments": {"key": key, "dimension": "country"},
             "access.list": {}, "audit.log": {"limit": 5},
             "audit.head": {}, "audit.verify": {}, "store.integrity": {}, "protocol.list": {}, "protocol.get": {"name": "standard"},
         }
