@@ -26,18 +26,25 @@ for name in ("standard.json", "sequential.json", "metrics.json"):
 # Generate in chunks with a fast LCG so 50M rows take minutes, not hours.
 t0 = time.perf_counter()
 rng = random.Random(7)
-with open(csv, "w") as f:
+dims_csv = os.path.join(work, "units-dims.csv")
+countries = [f"c{i}" for i in range(20)]
+with open(csv, "w") as f, open(dims_csv, "w") as g:
     f.write("unit_id,variant,day,checkout_conversion,revenue_per_user,clicks_per_session.numerator,clicks_per_session.denominator,crash_rate\n")
+    g.write("unit_id,variant,day,country,platform,checkout_conversion,revenue_per_user,clicks_per_session.numerator,clicks_per_session.denominator,crash_rate\n")
     variants = ("control", "b", "c")
-    chunk = []
+    chunk, dchunk = [], []
     for i in range(rows):
         r = rng.random()
         v = variants[int(r * 3)]
         sessions = 1 + int(r * 997) % 5
-        chunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d},{1 if r * 7 % 1 < 0.12 else 0},{r * 40:.2f},{int(r * 991) % 9},{sessions},{1 if r * 13 % 1 < 0.01 else 0}\n")
+        values = f"{1 if r * 7 % 1 < 0.12 else 0},{r * 40:.2f},{int(r * 991) % 9},{sessions},{1 if r * 13 % 1 < 0.01 else 0}\n"
+        chunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d}," + values)
+        dchunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d},{countries[int(r * 9973) % 20]},{('ios', 'android', 'web')[i % 3]}," + values)
         if len(chunk) == 100_000:
             f.writelines(chunk); chunk.clear()
+            g.writelines(dchunk); dchunk.clear()
     f.writelines(chunk)
+    g.writelines(dchunk)
 size = os.path.getsize(csv)
 print(f"generated {rows:,} rows ({size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
@@ -52,10 +59,17 @@ subprocess.run([binary, "register", exp] + common, check=True, stdout=subprocess
 # Results are recorded for experiments that have run; the registrant may not approve (four eyes).
 for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
     subprocess.run([binary, "transition", "checkout-green-button", state, "--actor", actor] + common, check=True, stdout=subprocess.DEVNULL)
+# The same experiment with two dimensions (country: 20 values, platform: 3), in a layer of its own.
+dims_doc = dict(doc, key="checkout-dims", layer="checkout-dims", parameters=["checkout.dims"], dimensions=["country", "platform"])
+dims_exp = os.path.join(work, "exp-dims.json")
+json.dump(dims_doc, open(dims_exp, "w"))
+subprocess.run([binary, "register", dims_exp] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
+    subprocess.run([binary, "transition", "checkout-dims", state, "--actor", actor] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-def run_referee():
+def run_referee(key="checkout-green-button", path=csv):
     t0 = time.perf_counter()
-    subprocess.run([binary, "ingest", "checkout-green-button", csv] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([binary, "ingest", key, path] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 def run_duckdb():
@@ -87,6 +101,14 @@ referee_runs.append(run_referee())
 if duckdb:
     duck_runs.append(run_duckdb())
 referee_s = min(referee_runs)
+# Two dimension columns against none, the same rows, alternately (best of two each).
+plain, dims = [], []
+for _ in range(2):
+    plain.append(run_referee())
+    dims.append(run_referee("checkout-dims", dims_csv))
+report(f"referee ingest {rows:,} rows with 2 dimensions / without", min(dims) / min(plain), "x",
+       with_dimensions_s=round(min(dims), 3), without_s=round(min(plain), 3))
+os.remove(dims_csv) if not os.environ.get("REFEREE_BENCH_KEEP") else None
 report(f"referee ingest {rows:,} rows", referee_s, "s", peak_rss_mb=round(peak_mb, 1), mb_per_s=round(size / 1e6 / referee_s, 1),
        runs=[round(t, 2) for t in referee_runs])
 if not duckdb:
@@ -94,4 +116,5 @@ if not duckdb:
 duck_s = min(duck_runs)
 report(f"peer duckdb per-variant sums {rows:,} rows", duck_s, "s", runs=[round(t, 2) for t in duck_runs])
 report("referee ingest / duckdb wall time", referee_s / duck_s, "x")
-os.remove(csv)
+os.remove(csv) if not os.environ.get("REFEREE_BENCH_KEEP") else None
+

@@ -164,10 +164,12 @@ struct Accumulators: Sendable {
             }
         }
         precondition(slotKeys.enumerated().allSatisfy { position[$0.element] == $0.offset })
-        var unitValues = [Double](repeating: .nan, count: valueCount)
-        var before = [Double](repeating: .nan, count: valueCount)
+        // Raw buffers in the per-unit loop: arrays here cost a uniqueness check on every write.
+        let unitValues = UnsafeMutablePointer<Double>.allocate(capacity: max(valueCount, 1))
+        let before = UnsafeMutablePointer<Double>.allocate(capacity: max(valueCount, 1))
+        let unitRowsBuffer = UnsafeMutablePointer<Int>.allocate(capacity: count)
+        defer { unitValues.deallocate(); before.deallocate(); unitRowsBuffer.deallocate() }
         var changedMark = [Bool](repeating: false, count: layout.dimensions)
-        var unitRows: [Int] = []
         records.withUnsafeBytes { raw in
             func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
             func variant(_ i: Int) -> Int { Int(raw[starts[i] + 8]) }
@@ -201,10 +203,11 @@ struct Accumulators: Sendable {
                 if mixed { unitsExcluded += 1; continue }
                 // The unit's rows by day (file order within a day): a unit counts as of day D with the rows dated
                 // before D, so its contribution is added day by day as increments of its running values.
-                unitRows.removeAll(keepingCapacity: true)
+                var rowCount = 0
                 i = head
-                while i >= 0 { unitRows.append(i); i = Int(g.next[i]) }
-                if unitRows.count > 1 { unitRows.sort { (day($0), $0) < (day($1), $1) } }
+                while i >= 0 { unitRowsBuffer[rowCount] = i; rowCount += 1; i = Int(g.next[i]) }
+                var unitRows = UnsafeMutableBufferPointer(start: unitRowsBuffer, count: rowCount)
+                if rowCount > 1 { unitRows.sort { (day($0), $0) < (day($1), $1) } }
                 for k in 0..<valueCount { unitValues[k] = .nan; before[k] = .nan }
                 unitsLoaded += 1
                 let exposure = Int(dense[firstDay - dayMin])
@@ -227,8 +230,10 @@ struct Accumulators: Sendable {
                     for d in 0..<dimensions {
                         if changedMark[d] { changedUnits[d] += 1; changedMark[d] = false }
                         unitSegments[d] = segment(d, first[d].isNaN ? missingDimensionValue : UInt64(first[d]), layout: layout)
-                        segments[d][unitSegments[d]].cells[segments[d][unitSegments[d]].offset(exposureCell)] += 1
-                        segments[d][unitSegments[d]].unitsLoaded += 1
+                        let s = unitSegments[d]
+                        let o = segments[d][s].offset(exposureCell)
+                        segments[d][s].cells[o] += 1
+                        segments[d][s].unitsLoaded += 1
                     }
                 }
                 var r = 0
@@ -275,33 +280,37 @@ struct Accumulators: Sendable {
     mutating func addIncrement(metric m: Int, type: MetricType, hasPre: Bool, cell: Int,
                                now: (x: Double, pre: Double, num: Double, den: Double),
                                before: (x: Double, pre: Double, num: Double, den: Double)) {
-        func present(_ v: (x: Double, pre: Double, num: Double, den: Double)) -> Bool {
-            type == .ratio ? !v.num.isNaN && !v.den.isNaN : !v.x.isNaN
-        }
-        let isNow = present(now), wasBefore = present(before)
+        let isRatio = type == .ratio
+        let isNow = isRatio ? !now.num.isNaN && !now.den.isNaN : !now.x.isNaN
         guard isNow else { return }
-        if wasBefore, now.x == before.x || (now.x.isNaN && before.x.isNaN), now.pre == before.pre || (now.pre.isNaN && before.pre.isNaN),
-           now.num == before.num || (now.num.isNaN && before.num.isNaN), now.den == before.den || (now.den.isNaN && before.den.isNaN) { return }
+        let wasBefore = isRatio ? !before.num.isNaN && !before.den.isNaN : !before.x.isNaN
+        if wasBefore, Self.same(now.x, before.x), Self.same(now.pre, before.pre), Self.same(now.num, before.num), Self.same(now.den, before.den) { return }
         let c = offset(cell)
-        func contribution(_ v: (x: Double, pre: Double, num: Double, den: Double), _ sign: Double) {
-            switch type {
-            case .binomial:
-                cells[c] += sign; cells[c + 1] += sign * v.x
-            case .continuous:
-                cells[c] += sign; cells[c + 1] += sign * v.x; cells[c + 2] += sign * v.x * v.x
-                if hasPre {
-                    let pr = v.pre.isNaN ? 0 : v.pre
-                    cells[c + 3] += sign * pr; cells[c + 4] += sign * pr * pr; cells[c + 5] += sign * v.x * pr
-                }
-            case .ratio:
-                cells[c] += sign; cells[c + 1] += sign * v.num; cells[c + 2] += sign * v.num * v.num
-                cells[c + 3] += sign * v.den; cells[c + 4] += sign * v.den * v.den; cells[c + 5] += sign * v.num * v.den
-            case .nps:
-                cells[c + (v.x >= 9 ? 0 : v.x >= 7 ? 1 : 2)] += sign
+        if wasBefore { contribute(c, type, hasPre, before.x, before.pre, before.num, before.den, -1) }
+        contribute(c, type, hasPre, now.x, now.pre, now.num, now.den, 1)
+    }
+
+    @inline(__always) static func same(_ a: Double, _ b: Double) -> Bool { a == b || (a.isNaN && b.isNaN) }
+
+    /// A unit's values added to (sign 1) or taken from (sign −1) the six sums starting at `c`.
+    @inline(__always)
+    mutating func contribute(_ c: Int, _ type: MetricType, _ hasPre: Bool,
+                             _ x: Double, _ pre: Double, _ num: Double, _ den: Double, _ sign: Double) {
+        switch type {
+        case .binomial:
+            cells[c] += sign; cells[c + 1] += sign * x
+        case .continuous:
+            cells[c] += sign; cells[c + 1] += sign * x; cells[c + 2] += sign * x * x
+            if hasPre {
+                let pr = pre.isNaN ? 0 : pre
+                cells[c + 3] += sign * pr; cells[c + 4] += sign * pr * pr; cells[c + 5] += sign * x * pr
             }
+        case .ratio:
+            cells[c] += sign; cells[c + 1] += sign * num; cells[c + 2] += sign * num * num
+            cells[c + 3] += sign * den; cells[c + 4] += sign * den * den; cells[c + 5] += sign * num * den
+        case .nps:
+            cells[c + (x >= 9 ? 0 : x >= 7 ? 1 : 2)] += sign
         }
-        if wasBefore { contribution(before, -1) }
-        contribution(now, 1)
     }
 
     func totals(layout: Layout, metricNames: [String], variants: [String], days: [String]) -> Ingestor.Totals {

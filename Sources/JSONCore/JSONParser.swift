@@ -359,11 +359,12 @@ public struct JSONParser {
 
 /// Decimal numbers from bytes, for the JSON parser and ingestion alike: the one number parser.
 public enum DecimalNumber {
-    private static let exactPowers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
+    @usableFromInline static let exactPowers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
 
     /// Clinger's fast path: a mantissa below 2^53 scaled by an exact power of ten (|e| ≤ 22) is correctly
     /// rounded with one multiplication or division. An optional sign, digits, an optional fraction; nil for
     /// anything else (an exponent, too many digits), which ``parse(_:)`` hands to the standard parser.
+    @inlinable
     public static func fast(_ s: UnsafeBufferPointer<UInt8>) -> Double? {
         guard !s.isEmpty else { return nil }
         var i = 0

@@ -313,7 +313,8 @@ if only == nil || only == "summary" {
                      "unit": "user_id", "variants": .array(variants.map { v in .object(v.objectValue!.filter { $0.value != .null }) }),
                      "schedule": ["start": "2026-01-01T00:00:00Z", "end": "2026-04-01T00:00:00Z"],
                      "metrics": ["primary": "m0", "secondary": .array(names.dropFirst().map { .string($0) }), "guardrails": ["crash_rate"]],
-                     "design": ["mde": ["relative": 0.05], "baseline": ["rate": 0.1], "expected_daily_units": 100000]]
+                     "design": ["mde": ["relative": 0.05], "baseline": ["rate": 0.1], "expected_daily_units": 100000],
+                     "dimensions": ["country", "platform"]]
     let reg = call("experiment.register", ["experiment": doc])
     if reg["error"] != nil { print("summary benchmark setup failed: \(reg.serialized())") }
     for (version, state, principal) in [(1, "review", "bench"), (2, "approved", "bench.approver"), (3, "running", "bench")] {
@@ -332,6 +333,28 @@ if only == nil || only == "summary" {
             }
         }
     }
+    // Segments as ingestion stores them: country with 50 values, platform with 20, every metric, arm and day.
+    let setup = now()
+    try! service.store.write { tx in
+        for (dimension, count) in [("country", 50), ("platform", 20)] {
+            for value in 0..<count {
+                for day in 0..<90 {
+                    let date = Timestamp(rfc3339: "2026-01-01")!.adding(days: Double(day)).day
+                    for (i, m) in (names + ["crash_rate", "__exposures"]).enumerated() {
+                        for v in 0..<5 {
+                            let n = Double(20 + rng.next() % 5)
+                            let a: Aggregate = m == "__exposures" ? .exposures(n: n)
+                                : (i % 2 == 0 || m == "crash_rate" ? .binomial(n: n, successes: Double(rng.next() % 4))
+                                                                   : .continuous(n: n, sum: Double(200 + rng.next() % 20), sumSquares: Double(20_000 + rng.next() % 500)))
+                            try tx.upsertResult(key: "big", metric: m, variant: "v\(v)", day: date, segment: "\(dimension)=c\(value)", stats: a.storageText,
+                                                source: "bench", at: "2026-01-02T00:00:00Z")
+                        }
+                    }
+                }
+            }
+        }
+    }
+    print("(segments set up in \(Int((now() - setup) * 1000)) ms)")
     var times: [Double] = []
     for _ in 0..<20 {
         let t = now()
@@ -339,5 +362,16 @@ if only == nil || only == "summary" {
         times.append(now() - t)
         if s["error"] != nil { print("summary failed: \(s.serialized().prefix(300))"); break }
     }
-    report("results.summary 5 variants x 31 metrics x 90 days", percentile(times, 0.5) * 1000, "ms", ["max_ms": (times.max() ?? 0) * 1000])
+    report("results.summary 5 variants x 31 metrics x 90 days, 2 dimensions stored", percentile(times, 0.5) * 1000, "ms", ["max_ms": (times.max() ?? 0) * 1000])
+    for (label, params) in [("results.segments 50 values, primary metric", ["key": "big", "dimension": "country", "metric": "m0", "as_of": "2026-04-02T00:00:00Z"] as JSON),
+                            ("results.segments 50 values, all 31 metrics", ["key": "big", "dimension": "country", "as_of": "2026-04-02T00:00:00Z"] as JSON)] {
+        var segmentTimes: [Double] = []
+        for _ in 0..<10 {
+            let t = now()
+            let s = call("results.segments", params)
+            segmentTimes.append(now() - t)
+            if s["error"] != nil { print("segments failed: \(s.serialized().prefix(300))"); break }
+        }
+        report(label + " x 5 variants x 90 days", percentile(segmentTimes, 0.5) * 1000, "ms", ["max_ms": (segmentTimes.max() ?? 0) * 1000])
+    }
 }

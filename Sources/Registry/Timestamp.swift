@@ -84,7 +84,7 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
     /// The UTC calendar date, `YYYY-MM-DD`.
     public var day: String { String(description.prefix(10)) }
 
-    static func daysIn(month: Int, year: Int) -> Int {
+    @usableFromInline static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
         case 4, 6, 9, 11: 30
@@ -93,7 +93,7 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
     }
 
     // Howard Hinnant's days_from_civil / civil_from_days.
-    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+    @usableFromInline static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
         let y = m <= 2 ? y0 - 1 : y0
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -122,9 +122,11 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
 public enum CalendarDay {
     public static let span = 3_652_425
     /// Index of 1970-01-01.
-    static let epochIndex = 719_468
+    @usableFromInline static let epochIndex = 719_468
 
-    /// The day index of exactly ten bytes `YYYY-MM-DD`, validated as a calendar date.
+    /// The day index of exactly ten bytes `YYYY-MM-DD`, validated as a calendar date (inlinable: ingestion calls
+    /// it for every row).
+    @inlinable
     public static func parse(_ f: UnsafeBufferPointer<UInt8>) -> Int32? {
         guard f.count == 10, f[4] == UInt8(ascii: "-"), f[7] == UInt8(ascii: "-") else { return nil }
         func digits(_ from: Int, _ count: Int) -> Int? {

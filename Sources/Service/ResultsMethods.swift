@@ -147,7 +147,7 @@ extension RefereeService {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")
         }
         let asOf = try asOfTime(p.as_of)
-        let stored = try store.read { tx in try tx.results(key: c.doc.key, segmentPrefix: p.dimension + "=", beforeDay: asOf.day) }
+        let stored = try store.read { tx in try tx.results(key: c.doc.key, segmentPrefix: p.dimension + "=", metric: p.metric, beforeDay: asOf.day) }
         var rows: [String: [(metric: String, variant: String, stats: String)]] = [:]
         for r in stored { rows[r.segment, default: []].append((r.metric, r.variant, r.stats)) }
         return try Analysis.segments(c, dimension: p.dimension, rows: rows, metric: p.metric, asOf: asOf)

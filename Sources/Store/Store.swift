@@ -474,9 +474,13 @@ public struct StoreTransaction {
 
     /// Aggregates of every segment whose name starts with `prefix` (`country=` for one dimension), of the days
     /// before `beforeDay` when given.
-    public func results(key: String, segmentPrefix prefix: String, beforeDay: String? = nil) throws -> [ResultRow] {
-        var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND substr(segment, 1, ?) = ?"
-        var args: [any DatabaseValueConvertible] = [key, prefix.count, prefix]
+    public func results(key: String, segmentPrefix prefix: String, metric: String? = nil, beforeDay: String? = nil) throws -> [ResultRow] {
+        // A range on the indexed segment column (every name with the prefix sorts between it and the prefix with
+        // its last character raised), not a function of it, so only the dimension's rows are read.
+        let upper = String(prefix.dropLast()) + String(UnicodeScalar(prefix.unicodeScalars.last!.value + 1)!)
+        var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND segment >= ? AND segment < ?"
+        var args: [any DatabaseValueConvertible] = [key, prefix, upper]
+        if let metric { sql += " AND metric IN (?, ?)"; args += [metric, "__exposures"] }
         if let beforeDay { sql += " AND (day = '' OR day < ?)"; args.append(beforeDay) }
         sql += " ORDER BY segment, metric, variant, day"
         return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map {
