@@ -24,8 +24,6 @@ struct Layout: Sendable {
     static let maxSegmentsPerWorker = 1000
 }
 
-/// The value hash of a unit without a value for a dimension (outside the 48 bits of real values).
-let missingDimensionValue: UInt64 = 1 << 48
 
 extension Ingestor.MetricSlot: @unchecked Sendable {}
 
@@ -52,35 +50,28 @@ struct Accumulators: Sendable {
     var sparse: [Int: Int]?
     var unitsLoaded = 0
     var unitsExcluded = 0
-    /// Per dimension: value hash → index into `segments[d]`; index 0 is the overflow segment.
-    var segmentIndex: [[UInt64: Int]] = []
-    var segments: [[Accumulators]] = []
+    /// Per dimension: the sums of each value's units (one ``SegmentStore`` per dimension, this worker's own).
+    var segments: [SegmentStore] = []
     /// Per dimension: units whose value differs between their rows (counted under their earliest row's value).
     var changedUnits: [Int] = []
 
-    init(layout: Layout, segment: Bool = false) {
+    init(layout: Layout) {
         let count = (layout.metrics.count + 1) * layout.variants * layout.days * 6
-        // A segment is dense only when small: a worker may hold a thousand of them.
-        if count <= (segment ? 1 << 14 : layout.maxDenseSums) {
+        if count <= layout.maxDenseSums {
             cells = [Double](repeating: 0, count: count)
         } else {
             cells = []
             sparse = [:]
         }
-        if !segment, layout.dimensions > 0 {
-            segmentIndex = Array(repeating: [:], count: layout.dimensions)
-            segments = Array(repeating: [Accumulators(layout: layout, segment: true)], count: layout.dimensions)
+        if layout.dimensions > 0 {
+            segments = (0..<layout.dimensions).map { _ in SegmentStore(width: count) }
             changedUnits = Array(repeating: 0, count: layout.dimensions)
         }
     }
 
-    /// The index of a dimension value's segment, made on first sight (the overflow segment past the limit).
-    mutating func segment(_ d: Int, _ hash: UInt64, layout: Layout) -> Int {
-        if let i = segmentIndex[d][hash] { return i }
-        guard segments[d].count <= Layout.maxSegmentsPerWorker else { return 0 }
-        segments[d].append(Accumulators(layout: layout, segment: true))
-        segmentIndex[d][hash] = segments[d].count - 1
-        return segments[d].count - 1
+    /// Sums read back from one segment (dense: segments are kept only for layouts that fit).
+    init(cells: [Double]) {
+        self.cells = cells
     }
 
     /// Where the six sums of `cell` start.
@@ -99,16 +90,10 @@ struct Accumulators: Sendable {
         return (0..<(cells.count / 6)).map { ($0, $0 * 6) }
     }
 
-    mutating func add(_ other: Accumulators, layout: Layout? = nil) {
-        if let layout, !other.segments.isEmpty {
-            for d in other.segments.indices {
-                changedUnits[d] += other.changedUnits[d]
-                segments[d][0].add(other.segments[d][0])
-                for (hash, i) in other.segmentIndex[d] {
-                    let to = segment(d, hash, layout: layout)
-                    segments[d][to].add(other.segments[d][i])
-                }
-            }
+    mutating func add(_ other: Accumulators) {
+        for d in other.segments.indices {
+            changedUnits[d] += other.changedUnits[d]
+            segments[d].add(other.segments[d])
         }
         if sparse == nil {
             for i in cells.indices { cells[i] += other.cells[i] }
@@ -153,7 +138,9 @@ struct Accumulators: Sendable {
         // The value slots a record holds, in record order, and how a unit's rows combine in each.
         var slotKeys: [Int] = [], slotRules: [FoldRule] = []
         let metricSlots = layout.metricSlots, dimensions = layout.dimensions
-        var unitSegments = [Int](repeating: 0, count: dimensions)
+        // The sums of the unit's segment in each dimension (raw: written for every metric of every row).
+        let unitSegments = UnsafeMutablePointer<UnsafeMutablePointer<Double>>.allocate(capacity: max(dimensions, 1))
+        defer { unitSegments.deallocate() }
         for k in 0..<valueCount where position[k] >= 0 {
             slotKeys.append(k)
             if k >= metricSlots { slotRules.append(.first); continue }   // a dimension: the earliest row's value
@@ -170,6 +157,8 @@ struct Accumulators: Sendable {
         let unitRowsBuffer = UnsafeMutablePointer<Int>.allocate(capacity: count)
         defer { unitValues.deallocate(); before.deallocate(); unitRowsBuffer.deallocate() }
         var changedMark = [Bool](repeating: false, count: layout.dimensions)
+        let first = UnsafeMutablePointer<Double>.allocate(capacity: max(layout.dimensions, 1))
+        defer { first.deallocate() }
         records.withUnsafeBytes { raw in
             func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
             func variant(_ i: Int) -> Int { Int(raw[starts[i] + 8]) }
@@ -213,9 +202,11 @@ struct Accumulators: Sendable {
                 let exposure = Int(dense[firstDay - dayMin])
                 let exposureCell = (types.count * variants + v0) * days + exposure
                 cells[offset(exposureCell)] += 1
-                if dimensions > 0 {
-                    // The unit's segment in each dimension: the value on its earliest row that has one.
-                    var first = [Double](repeating: .nan, count: dimensions)
+                // The unit's segment in each dimension: the value on its earliest row that has one. A unit of one
+                // row is placed once that row is folded; several rows are read once more here first.
+                var placed = dimensions == 0
+                if dimensions > 0 && rowCount > 1 {
+                    for d in 0..<dimensions { first[d] = .nan }
                     for row in unitRows {
                         var at = starts[row] + SpillRecord.header
                         for j in 0..<slotKeys.count {
@@ -229,12 +220,11 @@ struct Accumulators: Sendable {
                     }
                     for d in 0..<dimensions {
                         if changedMark[d] { changedUnits[d] += 1; changedMark[d] = false }
-                        unitSegments[d] = segment(d, first[d].isNaN ? missingDimensionValue : UInt64(first[d]), layout: layout)
-                        let s = unitSegments[d]
-                        let o = segments[d][s].offset(exposureCell)
-                        segments[d][s].cells[o] += 1
-                        segments[d][s].unitsLoaded += 1
+                        let sums = segments[d].sums(of: first[d].isNaN ? 0 : Int(first[d]))
+                        unitSegments[d] = sums
+                        sums[exposureCell * 6] += 1
                     }
+                    placed = true
                 }
                 var r = 0
                 while r < unitRows.count {
@@ -258,13 +248,22 @@ struct Accumulators: Sendable {
                         r += 1
                     }
                     let d = Int(dense[rowDay - dayMin])
+                    if !placed {
+                        for dim in 0..<dimensions {
+                            let x = unitValues[metricSlots + dim]
+                            let sums = segments[dim].sums(of: x.isNaN ? 0 : Int(x))
+                            unitSegments[dim] = sums
+                            sums[exposureCell * 6] += 1
+                        }
+                        placed = true
+                    }
                     for m in 0..<types.count {
                         let now = (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3])
                         let was = (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3])
                         let cell = (m * variants + v0) * days + d
                         addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: cell, now: now, before: was)
                         for dim in 0..<dimensions {
-                            segments[dim][unitSegments[dim]].addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: cell, now: now, before: was)
+                            Self.increment(unitSegments[dim] + cell * 6, type: types[m], hasPre: hasPre[m], now: now, before: was)
                         }
                     }
                     for k in 0..<valueCount { before[k] = unitValues[k] }
@@ -280,36 +279,52 @@ struct Accumulators: Sendable {
     mutating func addIncrement(metric m: Int, type: MetricType, hasPre: Bool, cell: Int,
                                now: (x: Double, pre: Double, num: Double, den: Double),
                                before: (x: Double, pre: Double, num: Double, den: Double)) {
-        let isRatio = type == .ratio
-        let isNow = isRatio ? !now.num.isNaN && !now.den.isNaN : !now.x.isNaN
-        guard isNow else { return }
-        let wasBefore = isRatio ? !before.num.isNaN && !before.den.isNaN : !before.x.isNaN
-        if wasBefore, Self.same(now.x, before.x), Self.same(now.pre, before.pre), Self.same(now.num, before.num), Self.same(now.den, before.den) { return }
+        guard Self.changes(type, now: now, before: before) else { return }
         let c = offset(cell)
-        if wasBefore { contribute(c, type, hasPre, before.x, before.pre, before.num, before.den, -1) }
-        contribute(c, type, hasPre, now.x, now.pre, now.num, now.den, 1)
+        cells.withUnsafeMutableBufferPointer { Self.increment($0.baseAddress! + c, type: type, hasPre: hasPre, now: now, before: before) }
+    }
+
+    /// Whether a unit's values on a day change what it contributes to a metric.
+    @inline(__always)
+    static func changes(_ type: MetricType, now: (x: Double, pre: Double, num: Double, den: Double),
+                        before: (x: Double, pre: Double, num: Double, den: Double)) -> Bool {
+        guard type == .ratio ? !now.num.isNaN && !now.den.isNaN : !now.x.isNaN else { return false }
+        let wasBefore = type == .ratio ? !before.num.isNaN && !before.den.isNaN : !before.x.isNaN
+        return !(wasBefore && same(now.x, before.x) && same(now.pre, before.pre) && same(now.num, before.num) && same(now.den, before.den))
     }
 
     @inline(__always) static func same(_ a: Double, _ b: Double) -> Bool { a == b || (a.isNaN && b.isNaN) }
 
-    /// A unit's values added to (sign 1) or taken from (sign −1) the six sums starting at `c`.
+    /// The increment of ``addIncrement(metric:type:hasPre:cell:now:before:)`` on the six sums at `p`.
     @inline(__always)
-    mutating func contribute(_ c: Int, _ type: MetricType, _ hasPre: Bool,
-                             _ x: Double, _ pre: Double, _ num: Double, _ den: Double, _ sign: Double) {
+    static func increment(_ p: UnsafeMutablePointer<Double>, type: MetricType, hasPre: Bool,
+                          now: (x: Double, pre: Double, num: Double, den: Double),
+                          before: (x: Double, pre: Double, num: Double, den: Double)) {
+        guard changes(type, now: now, before: before) else { return }
+        if type == .ratio ? !before.num.isNaN && !before.den.isNaN : !before.x.isNaN {
+            contribute(p, type, hasPre, before.x, before.pre, before.num, before.den, -1)
+        }
+        contribute(p, type, hasPre, now.x, now.pre, now.num, now.den, 1)
+    }
+
+    /// A unit's values added to (sign 1) or taken from (sign −1) the six sums at `p`.
+    @inline(__always)
+    static func contribute(_ p: UnsafeMutablePointer<Double>, _ type: MetricType, _ hasPre: Bool,
+                           _ x: Double, _ pre: Double, _ num: Double, _ den: Double, _ sign: Double) {
         switch type {
         case .binomial:
-            cells[c] += sign; cells[c + 1] += sign * x
+            p[0] += sign; p[1] += sign * x
         case .continuous:
-            cells[c] += sign; cells[c + 1] += sign * x; cells[c + 2] += sign * x * x
+            p[0] += sign; p[1] += sign * x; p[2] += sign * x * x
             if hasPre {
                 let pr = pre.isNaN ? 0 : pre
-                cells[c + 3] += sign * pr; cells[c + 4] += sign * pr * pr; cells[c + 5] += sign * x * pr
+                p[3] += sign * pr; p[4] += sign * pr * pr; p[5] += sign * x * pr
             }
         case .ratio:
-            cells[c] += sign; cells[c + 1] += sign * num; cells[c + 2] += sign * num * num
-            cells[c + 3] += sign * den; cells[c + 4] += sign * den * den; cells[c + 5] += sign * num * den
+            p[0] += sign; p[1] += sign * num; p[2] += sign * num * num
+            p[3] += sign * den; p[4] += sign * den * den; p[5] += sign * num * den
         case .nps:
-            cells[c + (x >= 9 ? 0 : x >= 7 ? 1 : 2)] += sign
+            p[x >= 9 ? 0 : x >= 7 ? 1 : 2] += sign
         }
     }
 
@@ -344,5 +359,56 @@ struct Accumulators: Sendable {
             totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate
         }
         return totals
+    }
+}
+
+/// One dimension's sums per value for one worker: a block of the layout's cells per value number, in raw memory
+/// (written for every metric of every row of every unit). Values numbered past ``capacity`` (the blocks of one
+/// dimension stay within 64 MB) share the overflow block, which ends in `(other)`.
+final class SegmentStore: @unchecked Sendable {
+    let width: Int
+    let capacity: Int
+    /// Block of each value number, or nil before the value's first unit.
+    private(set) var blocks: [UnsafeMutablePointer<Double>?] = []
+    let overflow: UnsafeMutablePointer<Double>
+
+    init(width: Int) {
+        self.width = width
+        capacity = max(1, min(Layout.maxSegmentsPerWorker, (64 << 20) / max(1, width * 8)))
+        overflow = Self.block(width)
+    }
+
+    deinit {
+        overflow.deallocate()
+        for case let b? in blocks { b.deallocate() }
+    }
+
+    private static func block(_ width: Int) -> UnsafeMutablePointer<Double> {
+        let b = UnsafeMutablePointer<Double>.allocate(capacity: width)
+        b.initialize(repeating: 0, count: width)
+        return b
+    }
+
+    /// The sums of value number `n`, made on first sight.
+    @inline(__always)
+    func sums(of n: Int) -> UnsafeMutablePointer<Double> {
+        if n < blocks.count, let b = blocks[n] { return b }
+        guard n < capacity else { return overflow }
+        if n >= blocks.count { blocks += Array(repeating: nil, count: n + 1 - blocks.count) }
+        let b = Self.block(width)
+        blocks[n] = b
+        return b
+    }
+
+    /// Adds another worker's sums, value by value.
+    func add(_ other: SegmentStore) {
+        func add(_ from: UnsafeMutablePointer<Double>, into to: UnsafeMutablePointer<Double>) { for i in 0..<width { to[i] += from[i] } }
+        add(other.overflow, into: overflow)
+        for (n, b) in other.blocks.enumerated() { if let b { add(b, into: sums(of: n)) } }
+    }
+
+    /// The value numbers with their sums, as accumulators.
+    var values: [(number: Int, sums: Accumulators)] {
+        blocks.enumerated().compactMap { n, b in b.map { (n, Accumulators(cells: Array(UnsafeBufferPointer(start: $0, count: width)))) } }
     }
 }

@@ -56,7 +56,7 @@ extension Ingestor {
             throw FieldError(path: "path", message: "the header (line \(line)) has \(names.count) columns; at most 4096 are supported")
         }
         // Unknown metric columns (metric -1) are skipped in the records; they were reported above.
-        // Slots: four per metric, then one per dimension (a 48-bit hash of the value).
+        // Slots: four per metric, then one per dimension (the number of the value, see DimensionValues).
         valueCount = metrics.count * 4 + dimensionNames.count
         for case .value(let m, let role) in columns where m >= 0 { usedSlots.append(m * 4 + role.rawValue) }
         for case .dimension(let d) in columns { usedSlots.append(metrics.count * 4 + d) }
@@ -105,9 +105,6 @@ extension Ingestor {
         out.append(Substring(field))
         return out
     }
-
-    /// A dimension value as a slot value: 48 bits of its fingerprint, exact in a double.
-    static func dimensionHash(_ s: UnsafeBufferPointer<UInt8>) -> UInt64 { fingerprint(s) & 0xFFFF_FFFF_FFFF }
 
     /// FNV-1a 64 of the unit id: 64 bits keep collisions negligible (about 7e-5 chance of any among 50 million units).
     static func fingerprint(_ s: UnsafeBufferPointer<UInt8>) -> UInt64 {

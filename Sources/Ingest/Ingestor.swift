@@ -35,6 +35,8 @@ public final class Ingestor {
     public internal(set) var segmentTotals: [String: Totals] = [:]
     /// Per dimension: values seen, values folded into (other), units whose value changed between rows.
     public internal(set) var dimensionReport: [String: JSON] = [:]
+    /// Every dimension value gets a small number, shared by all workers (spilled in one byte while below 254).
+    let dimensionValues: DimensionValues
     let allowPartial: Bool
     let progress: ((_ bytes: Int, _ rows: Int) -> Void)?
     public internal(set) var problems: [Problem] = []
@@ -72,6 +74,7 @@ public final class Ingestor {
         variantKeys = experiment.variants.map(\.key)
         metricNames = metrics
         dimensionNames = experiment.dimensions
+        dimensionValues = DimensionValues(dimensions: experiment.dimensions.count)
         self.catalog = catalog
         self.allowPartial = allowPartial
         self.progress = progress
@@ -327,11 +330,11 @@ public final class Ingestor {
         var parts = folded.withLock { $0.compactMap { $0 } }
         guard !parts.isEmpty else { return [:] }
         var acc = parts.removeFirst()
-        for part in parts { acc.add(part, layout: layout) }
+        for part in parts { acc.add(part) }
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
         let totals = acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
-        segmentTotals = segments(acc, layout: layout, names: results.map(\.dimensionValues), days: dayNames)
+        segmentTotals = segments(acc, layout: layout, days: dayNames)
         // Values below 1e150 can still sum past the largest double over enough rows: never store a sum that is not finite.
         for (metric, perVariant) in totals.sorted(by: { $0.key < $1.key }) {
             for (variant, perDay) in perVariant.sorted(by: { $0.key < $1.key }) {
@@ -493,26 +496,25 @@ public final class Ingestor {
 extension Ingestor {
     /// Each dimension's segments as totals named `dimension=value`: the ``segmentsKept`` largest values by units,
     /// the rest (and values past a worker's limit) folded into `dimension=(other)`. Fills ``dimensionReport``.
-    func segments(_ acc: Accumulators, layout: Layout, names: [[[UInt64: String]]], days: [String]) -> [String: Totals] {
+    func segments(_ acc: Accumulators, layout: Layout, days: [String]) -> [String: Totals] {
         var out: [String: Totals] = [:]
         let exposureCells = (0..<(layout.variants * layout.days)).map { layout.metrics.count * layout.variants * layout.days + $0 }
         for (d, dimension) in dimensionNames.enumerated() where d < acc.segments.count {
-            var text: [UInt64: String] = [missingDimensionValue: "(missing)"]
-            for worker in names where d < worker.count { for (h, t) in worker[d] where text[h] == nil { text[h] = t } }
-            var seg = acc.segments[d]
+            let names = dimensionValues.names(d)
+            let store = acc.segments[d]
             func units(_ a: inout Accumulators) -> Double { exposureCells.reduce(0) { $0 + a.cells[a.offset($1)] } }
-            var values: [(hash: UInt64, index: Int, units: Double, name: String)] = []
-            for (h, i) in acc.segmentIndex[d] {
-                values.append((h, i, units(&seg[i]), text[h] ?? "#\(h)"))
+            var values: [(number: Int, sums: Accumulators, units: Double, name: String)] = store.values.map { v in
+                var sums = v.sums
+                return (v.number, v.sums, units(&sums), v.number < names.count ? names[v.number] : "(other)")
             }
             values.sort { ($0.units, $1.name) > ($1.units, $0.name) }
-            var other = seg[0]
+            var other = Accumulators(cells: Array(UnsafeBufferPointer(start: store.overflow, count: store.width)))
             let overflowUnits = units(&other)
-            let kept = values.prefix(Self.segmentsKept).filter { text[$0.hash] != nil }
-            let keptHashes = Set(kept.map(\.hash))
-            for v in values where !keptHashes.contains(v.hash) { other.add(seg[v.index]) }
+            let kept = values.prefix(Self.segmentsKept).filter { $0.number < names.count }
+            let keptNumbers = Set(kept.map(\.number))
+            for v in values where !keptNumbers.contains(v.number) { other.add(v.sums) }
             for v in kept {
-                out["\(dimension)=\(v.name)"] = seg[v.index].totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: days)
+                out["\(dimension)=\(v.name)"] = v.sums.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: days)
             }
             let folded = values.count - kept.count
             if folded > 0 || overflowUnits > 0 {
@@ -523,6 +525,32 @@ extension Ingestor {
         }
         return out
     }
+}
+
+/// The values of each dimension, numbered in order of first sight across all workers: a row spills its value's
+/// number, not its text. Number 0 is `(missing)` (a unit with no value); past ``limit`` values a dimension's new
+/// values all get ``overflow`` and end in `(other)`.
+final class DimensionValues: @unchecked Sendable {
+    static let limit = 100_000
+    static let overflow = limit
+    private let state: Mutex<[(numbers: [UInt64: Int], names: [String])]>
+
+    init(dimensions: Int) {
+        state = Mutex(Array(repeating: ([:], ["(missing)"]), count: dimensions))
+    }
+
+    /// The number of the value `text` (whose fingerprint is `hash`) in dimension `d`.
+    func number(_ d: Int, hash: UInt64, text: UnsafeBufferPointer<UInt8>) -> Int {
+        state.withLock { s in
+            if let n = s[d].numbers[hash] { return n }
+            guard s[d].names.count < Self.limit else { return Self.overflow }
+            s[d].names.append(String(decoding: text.prefix(200), as: UTF8.self))
+            s[d].numbers[hash] = s[d].names.count - 1
+            return s[d].names.count - 1
+        }
+    }
+
+    func names(_ d: Int) -> [String] { state.withLock { $0[d].names } }
 }
 
 /// What ingestion can fail with, mapped to the wire by `Service` in one place: input/output (1010), input that

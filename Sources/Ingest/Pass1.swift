@@ -42,8 +42,6 @@ struct Pass1Outcome: @unchecked Sendable {
     /// Rows dated outside the schedule (not counted), with their first and last day index.
     var outsideSchedule: Int
     var outsideDays: ClosedRange<Int32>?
-    /// Per dimension: the text of each value hash seen (at most ``Pass1Worker/maxDimensionNames``).
-    var dimensionValues: [[UInt64: String]]
 }
 
 /// A pass-1 worker's buffers, allocated once: a write buffer per partition, and the current row's
@@ -122,9 +120,8 @@ struct Pass1Worker {
     var variantBytes: [UInt8] = []
     var variantRanges: [Range<Int>] = []
 
-    /// Distinct values of one dimension whose text a worker keeps (a dimension is meant for a few dozen values).
-    static let maxDimensionNames = 100_000
-    var dimensionValues: [[UInt64: String]] = []
+    /// Per dimension: the numbers of the values this worker has seen (the shared table is asked once per value).
+    var dimensionNumbers: [[UInt64: Int]] = []
 
     init(shared: Pass1Shared, index: Int) {
         self.shared = shared
@@ -141,7 +138,7 @@ struct Pass1Worker {
         }
         memory = WorkerMemory(valueCount: shared.valueCount)
         daysSeen = []
-        dimensionValues = Array(repeating: [:], count: shared.ingestor.dimensionNames.count)
+        dimensionNumbers = Array(repeating: [:], count: shared.ingestor.dimensionNames.count)
     }
 
     mutating func reject(_ kind: String, _ render: @escaping (Int) -> String) {
@@ -322,11 +319,13 @@ struct Pass1Worker {
                 day = d; hasDay = true
             case .dimension(let d):
                 if f.isEmpty { continue }
-                let h = Ingestor.dimensionHash(f)
-                values[metrics.count * 4 + d] = Double(h)
-                if dimensionValues[d][h] == nil, dimensionValues[d].count < Self.maxDimensionNames {
-                    dimensionValues[d][h] = String(decoding: f.prefix(200), as: UTF8.self)
+                let h = Ingestor.fingerprint(f)
+                let n: Int
+                if let known = dimensionNumbers[d][h] { n = known } else {
+                    n = shared.ingestor.dimensionValues.number(d, hash: h, text: f)
+                    dimensionNumbers[d][h] = n
                 }
+                values[metrics.count * 4 + d] = Double(n)
             case .value(let m, let role):
                 if m < 0 || f.isEmpty { continue }
                 guard let x = Ingestor.number(f), x.isFinite else {
@@ -412,7 +411,6 @@ struct Pass1Worker {
         for p in 0..<Ingestor.partitions where memory.filled[p] > 0 { try flush(p) }
         for p in memory.files.indices where memory.files[p] >= 0 { close(memory.files[p]); memory.files[p] = -1 }
         return Pass1Outcome(problems: problems, problemCounts: problemCounts, rowsRead: rowsRead, rowsRejected: rowsRejected,
-                            lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader, outsideSchedule: outsideSchedule, outsideDays: outsideDays,
-                            dimensionValues: dimensionValues)
+                            lines: line, daysSeen: daysSeen, jsonlHeader: jsonlHeader, outsideSchedule: outsideSchedule, outsideDays: outsideDays)
     }
 }
