@@ -140,8 +140,8 @@ enum ForestPlot {
     static let width = 960
     static let labelRight = 250.0
     static let plotLeft = 262.0
-    static let plotRight = 726.0
-    static let textLeft = 742.0
+    static let plotRight = 700.0
+    static let textLeft = 712.0
     static let rowHeight = 26.0
 
     static func render(_ s: Summary) -> String {
@@ -203,7 +203,8 @@ enum ForestPlot {
             let verdict = Verdict(r.c, r.m)
             let colour = colour(verdict)
             let id = Fmt.html(r.m.metric + "/" + r.c.variant)
-            let metricLabel = Fmt.truncate(r.m.metric, 26) + (r.m.decreaseIsGood ? " ↓" : "")
+            // Short enough to fit left of the axis whatever the names (the full names are in the tooltip and tables).
+            let metricLabel = Fmt.truncate(r.m.metric, 22) + (r.m.decreaseIsGood ? " ↓" : "")
             let rel = Fmt.deltaTriple(r.c.relative, r.c.relativeCI, scale: 100)
             var summaryText = r.c.relative == nil ? "n/a" : rel.0 + "%"
             if let l = rel.1, let h = rel.2 { summaryText += " (\(l) to \(h))" } else if r.c.relative != nil { summaryText += " (no CI)" }
@@ -211,7 +212,7 @@ enum ForestPlot {
             if let p = r.c.pValue { tooltip += "; " + Fmt.pEquals(p) }
             svg.add("<g class=\"row\" data-comparison=\"\(id)\" data-verdict=\"\(verdict)\">")
             svg.add("<title>\(Fmt.html(tooltip))</title>")
-            svg.add("<text x=\"\(Axis.px(labelRight))\" y=\"\(Axis.px(cy + 4))\" text-anchor=\"end\" class=\"label\">\(Fmt.html(metricLabel))<tspan class=\"variant\"> · \(Fmt.html(Fmt.truncate(r.c.variant, 16)))</tspan></text>")
+            svg.add("<text x=\"\(Axis.px(labelRight))\" y=\"\(Axis.px(cy + 4))\" text-anchor=\"end\" class=\"label\">\(Fmt.html(metricLabel))<tspan class=\"variant\"> · \(Fmt.html(Fmt.truncate(r.c.variant, 12)))</tspan></text>")
             if let (l, h) = r.c.relativeCI {
                 let x1 = x.clamped(l), x2 = x.clamped(h)
                 svg.line(x1, cy, x2, cy, stroke: colour, width: 2.5, extra: " class=\"ci\" data-interval=\"\(id)\"")
@@ -359,7 +360,7 @@ enum LiftOverTime {
                 if let c = p.ci { tip += " (\(Fmt.percent(c.0, signed: true)) to \(Fmt.percent(c.1, signed: true)))" }
                 svg.add("<circle cx=\"\(Axis.px(x(dayX(p))))\" cy=\"\(Axis.px(y.clamped(p.relative!)))\" r=\"\(vp.count > 40 ? 1.5 : 3)\" fill=\"\(colour)\"><title>\(Fmt.html(tip))</title></circle>")
             }
-            ends.append(("\(Fmt.truncate(v, 14)) \(Fmt.fixed(last.relative! * 100, 1, signed: true))%", colour, y.clamped(last.relative!)))
+            ends.append(("\(Fmt.truncate(v, 9)) \(Fmt.fixed(last.relative! * 100, 1, signed: true))%", colour, y.clamped(last.relative!)))
         }
         // Direct labels at the line ends (name and last value), so colour is not needed to tell lines
         // apart; pushed apart vertically when lines end close together.
@@ -414,10 +415,13 @@ enum TrafficSplit {
             if let o = v.observed {
                 svg.add("<rect class=\"observed\" x=\"\(Axis.px(barLeft))\" y=\"\(Axis.px(y0 + 16))\" width=\"\(Axis.px(max(0, x.clamped(o) - barLeft)))\" height=\"13\" fill=\"\(Palette.blue)\"/>")
             }
-            var detail = "expected \(v.expected.map { Fmt.percent($0) } ?? "n/a") · observed \(v.observed.map { Fmt.percent($0) } ?? "n/a")"
-            if let e = v.expected, let o = v.observed { detail += " (\(Fmt.fixed((o - e) * 100, 2, signed: true)) pp)" }
+            // Two short lines, so the text stays inside the chart.
+            let detail = "expected \(v.expected.map { Fmt.percent($0) } ?? "n/a") · observed \(v.observed.map { Fmt.percent($0) } ?? "n/a")"
+            var second: [String] = []
+            if let e = v.expected, let o = v.observed { second.append("\(Fmt.fixed((o - e) * 100, 2, signed: true)) pp") }
+            if let n = v.n { second.append("n = \(Fmt.count(n))") }
             svg.text(textLeft, y0 + 11, detail, cls: "value")
-            if let n = v.n { svg.text(textLeft, y0 + 27, "n = \(Fmt.count(n))", cls: "muted") }
+            if !second.isEmpty { svg.text(textLeft, y0 + 27, second.joined(separator: " · "), cls: "muted") }
             svg.add("</g>")
         }
         return svg.render()

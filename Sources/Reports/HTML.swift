@@ -241,14 +241,21 @@ struct HTMLReport {
         .srm-bad { --c: #D55E00; --tint: #FBEDE3; font-weight: 600; }
         .srm-unknown { --c: #5F5F5F; --tint: #F2F2F2; }
         .table-wrap { overflow-x: auto; }
-        table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
+        table { border-collapse: collapse; width: 100%; font-size: 13px; }
         th, td { padding: 5px 8px; border-bottom: 1px solid var(--rule); text-align: left; vertical-align: top; }
         thead th { border-bottom: 2px solid var(--ink); font-size: 12.5px; }
         .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+        td .ci, td .muted { white-space: normal; }
+        @media (max-width: 900px), print {
+          table { font-size: 11.5px; }
+          th, td { padding: 4px 4px; }
+          .num { white-space: normal; }
+          td.result { min-width: 6em; }
+        }
         .type { font-size: 11px; color: var(--muted); font-weight: 400; }
         td.result { min-width: 9em; }
         td .ci { color: var(--muted); font-size: 12px; }
-        tbody code { white-space: nowrap; overflow-wrap: normal; }
+        tbody code { white-space: normal; overflow-wrap: anywhere; }
         td.good { color: #00664A; font-weight: 700; }
         td.bad { color: #A63F00; font-weight: 700; }
         dl.progress { display: grid; grid-template-columns: max-content 1fr; gap: 6px 16px; align-items: center; }

@@ -446,3 +446,53 @@ import RPC
         #expect(html.stdout.contains("<section id=\"segments\">") && html.stdout.contains("The effect differs by platform"))
     }
 }
+
+/// The report on screen at 1280 px and on A4: nothing overflows its box, no label is cut (measured in headless
+/// Chromium by Scripts/dev/overflow-check), and it prints to PDF.
+@Suite struct ReportLayoutTests {
+    let dir = TemporaryDirectory()
+
+    @Test func threeArmsLongNamesAndSegmentsFitAt1280AndOnA4() throws {
+        let c = try TestClient(principal: "root", storePath: dir.path("r.sqlite"))
+        try c.register(["dimensions": ["country"], "variants": [["key": "control", "weight": 0.34, "control": true], ["key": "green", "weight": 0.33],
+                                                                ["key": "blue-with-a-rather-long-name", "weight": 0.33]]])
+        try c.advance("checkout-green-button", to: ["review", "approved", "running"])
+        var rng = SystemRandomNumberGenerator()
+        var text = "unit_id,variant,day,country,checkout_conversion,revenue_per_user,revenue_per_user.pre,crash_rate\n"
+        for u in 0..<30_000 {
+            let v = ["control", "green", "blue-with-a-rather-long-name"][u % 3]
+            let pre = Double(Int.random(in: 0...6000, using: &rng)) / 100
+            let crash = Double.random(in: 0..<1, using: &rng) < (v.hasPrefix("blue") ? 0.0226 : 0.01)
+            text += "u\(u),\(v),2026-12-\(String(format: "%02d", 1 + u % 21)),C\(Int.random(in: 0..<25, using: &rng)),"
+            text += "\(Double.random(in: 0..<1, using: &rng) < (v == "green" ? 0.14 : 0.12) ? 1 : 0),\(pre + Double.random(in: -3...5, using: &rng)),\(pre),\(crash ? 1 : 0)\n"
+        }
+        try text.write(toFile: dir.path("u.csv"), atomically: true, encoding: .utf8)
+        try c.ok("results.ingest", ["key": "checkout-green-button", "path": .string(dir.path("u.csv"))])
+        let html = dir.path("report.html")
+        let store = ["--store", dir.path("r.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path, "--actor", "root"]
+        #expect(try runReferee(["summary", "checkout-green-button", "--as-of", "2026-12-30", "--format", "html", "-o", html] + store).status == 0)
+        // 1280 px is a laptop screen; 794 px is an A4 page's width, laid out with the print rules.
+        for width in ["1280", "794"] {
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: "/bin/bash")
+            check.arguments = [repositoryRoot.appendingPathComponent("Scripts/dev/overflow-check").path, html, width]
+            let out = Pipe()
+            check.standardOutput = out
+            check.standardError = FileHandle.nullDevice
+            try check.run()
+            let found = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            check.waitUntilExit()
+            #expect(check.terminationStatus == 0 && found.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "at \(width) px: \(found.prefix(600))")
+        }
+        // And to PDF, as a product review prints it.
+        let pdf = dir.path("report.pdf")
+        let print = Process()
+        print.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        print.arguments = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(dir.path("profile"))", "--print-to-pdf=\(pdf)", "--no-pdf-header-footer", "file://\(html)"]
+        print.standardOutput = FileHandle.nullDevice
+        print.standardError = FileHandle.nullDevice
+        try print.run()
+        print.waitUntilExit()
+        #expect(((try? FileManager.default.attributesOfItem(atPath: pdf)[.size] as? Int) ?? 0) > 10_240)
+    }
+}

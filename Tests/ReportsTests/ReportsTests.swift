@@ -209,7 +209,8 @@ struct HTMLReportTests {
         let chart = try #require(svgFragments(html).first { $0.contains("data-chart=\"traffic\"") })
         #expect(occurrences("class=\"expected\"", in: chart) == 3)
         #expect(occurrences("class=\"observed\"", in: chart) == 3)
-        #expect(chart.contains("expected 33.3% · observed 33.5% (+0.13 pp)"))
+        // On two lines, so the text stays inside the chart (ReportLayoutTests measures it in Chromium).
+        #expect(chart.contains(">expected 33.3% · observed 33.5%</text>") && chart.contains(">+0.13 pp · n = 10,085</text>"))
         #expect(html.contains("<p class=\"srm srm-ok\"><span class=\"srm-label\"><span aria-hidden=\"true\">✔</span> Sample ratio OK</span>"))
         let bad = ReportRenderer.html(summary: Fixtures.hostile, series: nil)
         #expect(bad.contains("class=\"srm srm-bad\""))
