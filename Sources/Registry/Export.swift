@@ -3,7 +3,7 @@ public import JSONCore
 /// Results as a table for other tools (meta-analyses across experiments, spreadsheets, notebooks): one row per
 /// metric × arm of a summary, per metric × arm × day of the time series. Pure: the summary and series in, rows out.
 public enum ResultsExport {
-    public enum What: String, ParamChoice { case summary, timeseries }
+    public enum What: String, ParamChoice { case summary, timeseries, segments }
     public enum Format: String, ParamChoice { case csv, jsonl }
 
     /// The columns of `what`, documented in the README.
@@ -17,7 +17,36 @@ public enum ResultsExport {
         case .timeseries:
             ["experiment", "as_of", "metric", "variant", "day", "control_n", "variant_n", "control_mean", "variant_mean",
              "estimate", "ci_lower", "ci_upper", "relative", "relative_ci_lower", "relative_ci_upper"]
+        case .segments:
+            ["experiment", "as_of", "dimension", "value", "units", "metric", "role", "variant", "control_n", "variant_n", "control_mean",
+             "variant_mean", "estimate", "ci_lower", "ci_upper", "p_value", "adjusted_p_value", "significant",
+             "heterogeneity_q", "heterogeneity_p_value", "effect_differs"]
         }
+    }
+
+    /// One row per dimension value, metric and treatment arm of `results.segments` answers (one per dimension).
+    public static func segmentRows(_ answers: [JSON]) -> [[JSON]] {
+        var rows: [[JSON]] = []
+        for s in answers {
+            let tests = s["heterogeneity"]?.arrayValue ?? []
+            for v in s["values"]?.arrayValue ?? [] {
+                for m in v["metrics"]?.arrayValue ?? [] {
+                    let arms = m["variants"]?.arrayValue ?? []
+                    let compared = Set((m["comparisons"]?.arrayValue ?? []).compactMap { $0["variant"]?.stringValue })
+                    let control = arms.first { !compared.contains($0["variant"]?.stringValue ?? "") }
+                    for c in m["comparisons"]?.arrayValue ?? [] {
+                        let arm = arms.first { $0["variant"] == c["variant"] }
+                        let test = tests.first { $0["metric"] == m["metric"] && $0["variant"] == c["variant"] }
+                        rows.append([s["experiment"] ?? .null, s["as_of"] ?? .null, s["dimension"] ?? .null, v["value"] ?? .null, v["units"] ?? .null,
+                                     m["metric"] ?? .null, m["role"] ?? .null, c["variant"] ?? .null, control?["n"] ?? .null, arm?["n"] ?? .null,
+                                     control?["mean"] ?? .null, arm?["mean"] ?? .null, c["estimate"] ?? .null, item(c["ci"], 0), item(c["ci"], 1),
+                                     c["p_value"] ?? .null, c["adjusted_p_value"] ?? .null, c["significant"] ?? .null,
+                                     test?["q"] ?? .null, test?["p_value"] ?? .null, test?["differs"] ?? .null])
+                    }
+                }
+            }
+        }
+        return rows
     }
 
     static func item(_ array: JSON?, _ i: Int) -> JSON {

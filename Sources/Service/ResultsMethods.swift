@@ -127,6 +127,11 @@ extension RefereeService {
                 Analysis.timeseries(c, rows: rows.filter { $0.metric == m.name && !$0.day.isEmpty }.map { ($0.variant, $0.day, $0.stats) }, metric: m.name)
             }
             table = ResultsExport.timeseriesRows(experiment: c.doc.key, asOf: asOf.description, series)
+        case .segments:
+            let dimensions = p.dimension.map { [$0] } ?? c.doc.dimensions
+            table = ResultsExport.segmentRows(try dimensions.map { d in
+                try segments(c, dimension: d, metric: nil, asOf: asOf)
+            })
         }
         let format = p.format ?? .csv
         let columns = ResultsExport.columns(p.what)
@@ -139,17 +144,19 @@ extension RefereeService {
 extension RefereeService {
     /// `results.segments`: one declared dimension's values, from the segments ingestion stored.
     func segments(_ p: ResultsSegments.Params) throws -> JSON {
-        let c = try resultsContext(p.key)
-        guard c.doc.dimensions.contains(p.dimension) else {
-            throw RegistryError.dimensionNotFound(key: c.doc.key, dimension: p.dimension, known: c.doc.dimensions)
+        try segments(try resultsContext(p.key), dimension: p.dimension, metric: p.metric, asOf: try asOfTime(p.as_of))
+    }
+
+    func segments(_ c: ResultsContext, dimension: String, metric: String?, asOf: Timestamp) throws -> JSON {
+        guard c.doc.dimensions.contains(dimension) else {
+            throw RegistryError.dimensionNotFound(key: c.doc.key, dimension: dimension, known: c.doc.dimensions)
         }
-        if let metric = p.metric, !c.metrics.contains(where: { $0.name == metric }) {
+        if let metric, !c.metrics.contains(where: { $0.name == metric }) {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")
         }
-        let asOf = try asOfTime(p.as_of)
-        let stored = try store.read { tx in try tx.results(key: c.doc.key, segmentPrefix: p.dimension + "=", metric: p.metric, beforeDay: asOf.day) }
+        let stored = try store.read { tx in try tx.results(key: c.doc.key, segmentPrefix: dimension + "=", metric: metric, beforeDay: asOf.day) }
         var rows: [String: [(metric: String, variant: String, stats: String)]] = [:]
         for r in stored { rows[r.segment, default: []].append((r.metric, r.variant, r.stats)) }
-        return try Analysis.segments(c, dimension: p.dimension, rows: rows, metric: p.metric, asOf: asOf)
+        return try Analysis.segments(c, dimension: dimension, rows: rows, metric: metric, asOf: asOf)
     }
 }

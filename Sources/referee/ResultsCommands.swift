@@ -103,11 +103,12 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Export an experiment's results as CSV or JSON lines: a row per metric × arm (summary) or per metric × arm × day (timeseries).")
 
-    enum What: String, ExpressibleByArgument, CaseIterable { case summary, timeseries }
+    enum What: String, ExpressibleByArgument, CaseIterable { case summary, timeseries, segments }
     enum Format: String, ExpressibleByArgument, CaseIterable { case csv, jsonl }
 
     @OptionGroup var options: ClientOptions
-    @Option(help: "summary or timeseries.") var what: What = .summary
+    @Option(help: "summary, timeseries or segments.") var what: What = .summary
+    @Option(help: "With --what segments: one dimension (default: every declared one).") var dimension: String?
     @Option(help: "csv or jsonl.") var format: Format = .csv
     @Option(name: [.short, .customLong("output")], help: "Write to FILE instead of stdout.") var output: String?
     @Option(help: "Read the data as of this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
@@ -118,6 +119,7 @@ struct ExportCommand: ParsableCommand {
         var params: [String: JSON] = ["key": .string(key), "what": .string(what.rawValue), "format": .string(format.rawValue)]
         if let asOf { params["as_of"] = .string(asOf) }
         if let segment { params["segment"] = .string(segment) }
+        if let dimension { params["dimension"] = .string(dimension) }
         let text = try Client(options: options, json: false).result("results.export", .object(params))["text"]?.stringValue ?? ""
         if let output {
             do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {

@@ -433,6 +433,12 @@ import RPC
         // What does not exist is refused, naming what does.
         let unknown = c.error("results.segments", ["key": "checkout-green-button", "dimension": "city"])
         #expect(unknown?.code == 1003 && unknown?.json["data"]?["dimensions"] == ["country", "platform"])
+        // Segments leave as a table too: a row per value, metric and arm, summing to the overall units.
+        let export = try c.ok("results.export", ["key": "checkout-green-button", "as_of": asOf, "what": "segments", "dimension": "platform", "format": "jsonl"])
+        let exported = try (export["text"]?.stringValue ?? "").split(separator: "\n").map { try JSONParser.parse(String($0)) }
+        let primaryRows = exported.filter { $0["metric"] == "checkout_conversion" }
+        #expect(primaryRows.count == 2 && primaryRows.allSatisfy { $0["effect_differs"] == true })
+        #expect(primaryRows.reduce(0.0) { $0 + ($1["variant_n"]?.doubleValue ?? 0) } == overall["metrics"]?.arrayValue?.first?["variants"]?.arrayValue?.first { $0["variant"] == "green" }?["n"]?.doubleValue)
         let missing = c.error("results.summary", ["key": "checkout-green-button", "segment": "US"])
         #expect(missing?.code == 1003 && missing?.message.contains("platform=ios") == true)
         // The report has a section per dimension and names the one whose effect differs at the top.

@@ -87,12 +87,12 @@ public enum ResultsTimeseries: MethodSpec {
     }
 }
 
-/// `results.export {key, what, as_of?, segment?, format?}`: the summary (a row per metric × arm) or the time series of
-/// every metric (a row per metric × arm × day) as CSV or JSON lines, for tools outside Referee; the columns are listed
-/// in the answer and in the README.
+/// `results.export {key, what, as_of?, segment?, dimension?, format?}`: the summary (a row per metric × arm), the time
+/// series of every metric (a row per metric × arm × day) or the segments (a row per dimension value × metric × arm) as
+/// CSV or JSON lines, for tools outside Referee; the columns are listed in the answer and in the README.
 public enum ResultsExportMethod: MethodSpec {
     public static let name = "results.export"
-    public static let summary = "The summary or the time series as CSV or JSON lines (a row per metric × arm (× day))."
+    public static let summary = "The summary, the time series or the segments as CSV or JSON lines (a row per metric × arm (× day | × segment value))."
     public static let permission = Permission.read
     public static let result = Schema.object(["what": Schema.string, "format": Schema.string, "columns": Schema.array(Schema.string),
                                               "rows": Schema.integer, "text": Schema.string])
@@ -102,10 +102,11 @@ public enum ResultsExportMethod: MethodSpec {
         public let what: ResultsExport.What
         public let as_of: String?
         public let segment: SegmentSelector?
+        public let dimension: String?
         public let format: ResultsExport.Format?
         public static let docs: [String: FieldDoc] = [
-            "key": keyDoc, "what": "summary or timeseries", "as_of": FieldDoc("read as of this time", schema: Schema.time),
-            "segment": segmentDoc, "format": "csv (default) or jsonl",
+            "key": keyDoc, "what": "summary, timeseries or segments", "as_of": FieldDoc("read as of this time", schema: Schema.time),
+            "segment": segmentDoc, "dimension": "with what: segments, one dimension (all declared ones by default)", "format": "csv (default) or jsonl",
         ]
     }
 }
