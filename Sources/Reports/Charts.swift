@@ -153,52 +153,57 @@ enum ForestPlot {
             svg.text(Double(width) / 2, 34, "No metric comparisons to plot.", anchor: "middle", cls: "muted")
             return svg.render()
         }
-        let (lo, hi, step) = Axis.relativeDomain(
-            estimates: comparisons.compactMap { $0.1.relative },
-            bounds: comparisons.flatMap { c in c.1.relativeCI.map { [$0.0, $0.1] } ?? [] })
-        let x = LinearScale(lo: lo, hi: hi, a: plotLeft, b: plotRight)
-
-        let top = 54.0  // legend row + column headings
-        var y = top
-        var rows: [(y: Double, m: Summary.Metric, c: Summary.Comparison)] = []
-        var headers: [(y: Double, title: String)] = []
+        // One panel per role, each on its own scale: a guardrail that moves +126% does not squeeze the primary metric.
+        struct Panel { var title: String; var rows: [(y: Double, m: Summary.Metric, c: Summary.Comparison)]; var top: Double; var bottom: Double
+                       var lo: Double; var hi: Double; var step: Double }
+        var panels: [Panel] = []
+        var y = 54.0  // legend row + column headings
         for (role, ms) in groups {
-            headers.append((y + 16, role.title))
-            y += 24
-            for m in ms { for c in m.comparisons { rows.append((y, m, c)); y += rowHeight } }
-            y += 6
+            let cs = ms.flatMap { m in m.comparisons.map { (m, $0) } }
+            let (lo, hi, step) = Axis.relativeDomain(estimates: cs.compactMap { $0.1.relative },
+                                                     bounds: cs.flatMap { c in c.1.relativeCI.map { [$0.0, $0.1] } ?? [] })
+            let top = y + 24
+            var rows: [(y: Double, m: Summary.Metric, c: Summary.Comparison)] = []
+            var rowY = top
+            for (m, c) in cs { rows.append((rowY, m, c)); rowY += rowHeight }
+            panels.append(Panel(title: role.title, rows: rows, top: top, bottom: rowY, lo: lo, hi: hi, step: step))
+            y = rowY + 34  // the panel's own tick labels
         }
-        let plotBottom = y
-        let height = Int(plotBottom + 52)
+        let height = Int(y + 30)
         var svg = SVG(kind: "forest", width: width, height: height,
-                      label: "Forest plot: relative lift of each treatment over control, per metric, with \(ci)",
-                      description: "\(comparisons.count) comparisons. Each row is one metric and treatment variant; the dot is the relative lift and the bar its \(ci). The vertical line marks zero (no effect).")
+                      label: "Forest plot: relative lift of each treatment over control, per metric, with \(ci); each role on its own scale",
+                      description: "\(comparisons.count) comparisons. Each row is one metric and treatment variant; the dot is the relative lift and the bar its \(ci). The vertical line marks zero (no effect). Primary, secondary and guardrail metrics each have their own scale.")
 
         // Legend: shape and words, not colour alone.
         legend(&svg, y: 18)
         svg.text(labelRight, 44, "Metric · variant", anchor: "end", cls: "head")
         svg.text(textLeft, 44, "Relative lift (\(ci))", cls: "head")
 
-        // Striping, gridlines, ticks.
-        for (i, r) in rows.enumerated() where i % 2 == 0 {
-            svg.add("<rect x=\"0\" y=\"\(Axis.px(r.y))\" width=\"\(width)\" height=\"\(Axis.px(rowHeight))\" fill=\"#F3F3F3\"/>")
+        var rows: [(y: Double, m: Summary.Metric, c: Summary.Comparison, x: LinearScale, lo: Double, hi: Double)] = []
+        var stripe = 0
+        for panel in panels {
+            svg.text(8, panel.top - 8, panel.title, cls: "group")
+            let x = LinearScale(lo: panel.lo, hi: panel.hi, a: plotLeft, b: plotRight)
+            for r in panel.rows {
+                if stripe % 2 == 0 { svg.add("<rect x=\"0\" y=\"\(Axis.px(r.y))\" width=\"\(width)\" height=\"\(Axis.px(rowHeight))\" fill=\"#F3F3F3\"/>") }
+                stripe += 1
+                rows.append((r.y, r.m, r.c, x, panel.lo, panel.hi))
+            }
+            let ticks = Axis.ticks(panel.lo, panel.hi, panel.step)
+            for t in ticks where t != 0 { svg.line(x(t), panel.top, x(t), panel.bottom, stroke: Palette.grid, extra: " class=\"grid\"") }
+            svg.line(plotLeft, panel.bottom, plotRight, panel.bottom, stroke: Palette.muted, extra: " class=\"axis\"")
+            for t in ticks {
+                svg.line(x(t), panel.bottom, x(t), panel.bottom + 5, stroke: Palette.muted)
+                svg.text(x(t), panel.bottom + 18, Axis.percentTick(t, step: panel.step), anchor: "middle", cls: "tick")
+            }
+            if panel.lo <= 0 && panel.hi >= 0 {
+                svg.line(x(0), panel.top - 4, x(0), panel.bottom, stroke: Palette.ink, width: 1.5, extra: " class=\"zero\" data-zero=\"true\"")
+            }
         }
-        let ticks = Axis.ticks(lo, hi, step)
-        for t in ticks where t != 0 {
-            svg.line(x(t), top, x(t), plotBottom, stroke: Palette.grid, extra: " class=\"grid\"")
-        }
-        svg.line(plotLeft, plotBottom, plotRight, plotBottom, stroke: Palette.muted, extra: " class=\"axis\"")
-        for t in ticks {
-            svg.line(x(t), plotBottom, x(t), plotBottom + 5, stroke: Palette.muted)
-            svg.text(x(t), plotBottom + 18, Axis.percentTick(t, step: step), anchor: "middle", cls: "tick")
-        }
-        svg.text((plotLeft + plotRight) / 2, plotBottom + 40, "Relative lift vs control (\(ci)); 0% = no effect", anchor: "middle", cls: "axis-title")
-        if lo <= 0 && hi >= 0 {
-            svg.line(x(0), top - 4, x(0), plotBottom, stroke: Palette.ink, width: 1.5, extra: " class=\"zero\" data-zero=\"true\"")
-        }
-        for h in headers { svg.text(8, h.y, h.title, cls: "group") }
+        svg.text((plotLeft + plotRight) / 2, y + 10, "Relative lift vs control (\(ci)); 0% = no effect; each role on its own scale", anchor: "middle", cls: "axis-title")
 
         for r in rows {
+            let x = r.x, lo = r.lo, hi = r.hi
             let cy = r.y + rowHeight / 2
             let verdict = Verdict(r.c, r.m)
             let colour = colour(verdict)

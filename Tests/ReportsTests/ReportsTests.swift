@@ -174,7 +174,8 @@ struct HTMLReportTests {
         let forest = try #require(svgFragments(html).first { $0.contains("data-chart=\"forest\"") })
         #expect(occurrences("data-comparison=", in: forest) == comparisonCount)
         #expect(occurrences("data-interval=", in: forest) == comparisonCount)
-        #expect(occurrences("data-zero=\"true\"", in: forest) == 1)
+        // One panel per role, each with its own scale and zero line.
+        #expect(occurrences("data-zero=\"true\"", in: forest) == 3)
         #expect(forest.contains("role=\"img\""))
         #expect(forest.contains("aria-label=\"Forest plot"))
         #expect(forest.contains("<title>Forest plot"))
@@ -426,6 +427,19 @@ struct HonestReportTests {
         let md = ReportRenderer.markdown(summary: s, series: nil)
         let crash = md.split(separator: "\n").filter { $0.contains("`crash_rate`") }
         #expect(crash.count == 2 && crash.allSatisfy { $0.contains("inconclusive against the margin") && !$0.contains("significant harm") })
+    }
+
+    @Test func aGuardrailThatMovesALotDoesNotSqueezeThePrimaryMetric() throws {
+        let s = try summary { o in
+            editComparisons(&o) { c, role in
+                if role == "guardrail" { c["relative"] = 1.26; c["relative_ci"] = [0.9, 1.6] }
+            }
+        }
+        let forest = try #require(svgFragments(ReportRenderer.html(summary: s, series: nil)).first { $0.contains("data-chart=\"forest\"") })
+        // The guardrail's panel reaches past +100%; the primary metric keeps a scale of tens of percent.
+        #expect(forest.contains(">+150%</text>") || forest.contains(">+160%</text>") || forest.contains(">+200%</text>"))
+        let primaryPanel = try #require(forest.components(separatedBy: ">Secondary metrics<").first)
+        #expect(primaryPanel.contains(">+20%</text>") && !primaryPanel.contains(">+100%</text>"))
     }
 
     @Test func cupedAndTheWinningArmAreNamed() throws {
