@@ -475,17 +475,34 @@ public struct StoreTransaction {
     /// Aggregates of every segment whose name starts with `prefix` (`country=` for one dimension), of the days
     /// before `beforeDay` when given.
     public func results(key: String, segmentPrefix prefix: String, metric: String? = nil, beforeDay: String? = nil) throws -> [ResultRow] {
-        // A range on the indexed segment column (every name with the prefix sorts between it and the prefix with
-        // its last character raised), not a function of it, so only the dimension's rows are read.
+        // The dimension's segment names by a skip scan of the primary key (one index seek per name: every name with
+        // the prefix sorts between it and the prefix with its last character raised), then each segment's rows by
+        // the key's prefix (key, segment, metric): a breakdown of one metric reads that metric's rows only.
         let upper = String(prefix.dropLast()) + String(UnicodeScalar(prefix.unicodeScalars.last!.value + 1)!)
-        var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND segment >= ? AND segment < ?"
-        var args: [any DatabaseValueConvertible] = [key, prefix, upper]
-        if let metric { sql += " AND metric IN (?, ?)"; args += [metric, "__exposures"] }
-        if let beforeDay { sql += " AND (day = '' OR day < ?)"; args.append(beforeDay) }
-        sql += " ORDER BY segment, metric, variant, day"
-        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map {
-            ResultRow(metric: $0[0], variant: $0[1], day: $0[2], segment: $0[3], stats: $0[4])
+        let names = try String.fetchAll(db, sql: """
+            WITH RECURSIVE names(segment) AS (
+                SELECT MIN(segment) FROM results WHERE key = ?1 AND segment >= ?2 AND segment < ?3
+                UNION ALL
+                SELECT (SELECT MIN(segment) FROM results WHERE key = ?1 AND segment > names.segment AND segment < ?3)
+                FROM names WHERE names.segment IS NOT NULL)
+            SELECT segment FROM names WHERE segment IS NOT NULL
+            """, arguments: [key, prefix, upper])
+        var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND segment = ?"
+        if metric != nil { sql += " AND metric IN (?, ?)" }
+        if beforeDay != nil { sql += " AND (day = '' OR day < ?)" }
+        sql += " ORDER BY metric, variant, day"
+        let statement = try db.cachedStatement(sql: sql)
+        var out: [ResultRow] = []
+        for name in names {
+            var args: [any DatabaseValueConvertible] = [key, name]
+            if let metric { args += [metric, "__exposures"] }
+            if let beforeDay { args.append(beforeDay) }
+            let cursor = try Row.fetchCursor(statement, arguments: StatementArguments(args))
+            while let row = try cursor.next() {
+                out.append(ResultRow(metric: row[0], variant: row[1], day: row[2], segment: row[3], stats: row[4]))
+            }
         }
+        return out
     }
 
     /// The segments an experiment has aggregates for ('' = all units), in order.

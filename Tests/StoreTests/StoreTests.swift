@@ -79,4 +79,22 @@ import Store
         #expect(throws: (any Error).self) { try readOnly.write { tx in try tx.insert(record("b")) } }
         #expect(try readOnly.read { tx in try tx.experiment("a") } != nil)
     }
+
+    @Test func aDimensionsSegmentsAreReadByTheirPrefixOnly() throws {
+        let store = try Store(path: dir.path("seg.sqlite"))
+        try store.write { tx in
+            for segment in ["", "platform=android", "platform=ios", "platform_x=1", "platformz", "country=US"] {
+                for metric in ["m", "__exposures", "other"] {
+                    for day in ["2026-12-01", "2026-12-02"] {
+                        try tx.upsertResult(key: "k", metric: metric, variant: "control", day: day, segment: segment, stats: "e,1", source: "t", at: "x")
+                    }
+                }
+            }
+        }
+        let all = try store.read { tx in try tx.results(key: "k", segmentPrefix: "platform=") }
+        #expect(Set(all.map(\.segment)) == ["platform=android", "platform=ios"] && all.count == 12)
+        let one = try store.read { tx in try tx.results(key: "k", segmentPrefix: "platform=", metric: "m", beforeDay: "2026-12-02") }
+        #expect(one.count == 4 && Set(one.map(\.metric)) == ["m", "__exposures"] && one.allSatisfy { $0.day == "2026-12-01" })
+        #expect(try store.read { tx in try tx.results(key: "k", segmentPrefix: "city=") }.isEmpty)
+    }
 }
