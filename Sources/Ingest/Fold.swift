@@ -281,7 +281,7 @@ struct Accumulators: Sendable {
                                before: (x: Double, pre: Double, num: Double, den: Double)) {
         guard Self.changes(type, now: now, before: before) else { return }
         let c = offset(cell)
-        cells.withUnsafeMutableBufferPointer { Self.increment($0.baseAddress! + c, type: type, hasPre: hasPre, now: now, before: before) }
+        cells.withUnsafeMutableBufferPointer { Self.apply($0.baseAddress! + c, type: type, hasPre: hasPre, now: now, before: before) }
     }
 
     /// Whether a unit's values on a day change what it contributes to a metric.
@@ -301,6 +301,14 @@ struct Accumulators: Sendable {
                           now: (x: Double, pre: Double, num: Double, den: Double),
                           before: (x: Double, pre: Double, num: Double, den: Double)) {
         guard changes(type, now: now, before: before) else { return }
+        apply(p, type: type, hasPre: hasPre, now: now, before: before)
+    }
+
+    /// The increment once ``changes(_:now:before:)`` said there is one: out with the day before, in with now.
+    @inline(__always)
+    static func apply(_ p: UnsafeMutablePointer<Double>, type: MetricType, hasPre: Bool,
+                      now: (x: Double, pre: Double, num: Double, den: Double),
+                      before: (x: Double, pre: Double, num: Double, den: Double)) {
         if type == .ratio ? !before.num.isNaN && !before.den.isNaN : !before.x.isNaN {
             contribute(p, type, hasPre, before.x, before.pre, before.num, before.den, -1)
         }
