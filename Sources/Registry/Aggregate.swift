@@ -30,6 +30,20 @@ public enum Aggregate: Sendable, Equatable {
         }
     }
 
+    /// What one day added per exposed unit, for daily charts: the day's increment of the sum (`increment`,
+    /// the day's stored row) over the units exposed by the end of the day (`self`, the running total). A
+    /// ratio metric gives the day's own ratio (increment of the numerator over that of the denominator);
+    /// NPS and exposures have no daily value.
+    public func dayValue(increment: Aggregate) -> Double? {
+        switch (self, increment) {
+        case let (.binomial(n, _), .binomial(_, s)): return n > 0 ? s / n : nil
+        case let (.continuous(n, _, _), .continuous(_, s, _)): return n > 0 ? s / n : nil
+        case let (.cuped(n, _, _, _), .cuped(_, post, _, _)): return n > 0 ? post.sum / n : nil
+        case let (.ratio(_, _, _, _), .ratio(_, num, den, _)): return den.sum != 0 ? num.sum / den.sum : nil
+        default: return nil
+        }
+    }
+
     /// The largest count stored: 2^53, below which every whole number is exact in a double.
     public static let maxCount = 9_007_199_254_740_992.0
 

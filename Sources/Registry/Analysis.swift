@@ -66,19 +66,28 @@ public enum Analysis {
     public static func timeseries(_ c: ResultsContext, rows: [(variant: String, day: String, stats: String)], metric: String) -> JSON {
     let days = Array(Set(rows.map(\.day))).sorted()
     var running: [String: Aggregate] = [:]
+    var daily: [String: Double] = [:]
     var points: [JSON] = []
     for day in days {
+        daily = [:]
         for row in rows where row.day == day {
             guard let a = Aggregate(storage: row.stats) else { continue }
-            running[row.variant] = running[row.variant].flatMap { $0 + a } ?? a
+            let before = running[row.variant]
+            running[row.variant] = before.flatMap { $0 + a } ?? a
+            if let now = running[row.variant], let v = now.dayValue(increment: a) { daily[row.variant] = v }
         }
         guard let control = running[c.control.key] else { continue }
+        // An arm without rows on the day added nothing (0), where the metric has a daily value at all.
+        func dayJSON(_ variant: String, _ total: Aggregate) -> JSON {
+            daily[variant].map(JSON.number) ?? (total.dayValue(increment: total) == nil ? .null : .number(0))
+        }
         for t in c.treatments {
             guard let treatment = running[t.key], let arms = Aggregate.arms(control: control, treatment: treatment) else { continue }
             let abs = try? ABTest.compare(arms, options: compareOptions(c, relative: false))
             let rel = try? ABTest.compare(arms, options: compareOptions(c, relative: true))
             points.append(["day": .string(day), "variant": .string(t.key), "n": .number(treatment.n), "control_n": .number(control.n),
                            "mean": .number(treatment.mean), "control_mean": .number(control.mean),
+                           "daily_mean": dayJSON(t.key, treatment), "control_daily_mean": dayJSON(c.control.key, control),
                            "estimate": JSON(abs?.estimate), "ci": [JSON(abs?.ci.lower), JSON(abs?.ci.upper)],
                            "relative": JSON(rel?.estimate), "relative_ci": [JSON(rel?.ci.lower), JSON(rel?.ci.upper)]])
         }

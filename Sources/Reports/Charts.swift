@@ -380,6 +380,144 @@ enum LiftOverTime {
     }
 }
 
+// MARK: - Every metric by day: small multiples
+
+/// Two small panels per metric, on the same day axis: what each day added per exposed unit, by arm
+/// (daily), and the cumulative relative lift of each treatment with its interval (cumulative). Each
+/// panel has its own y scale; lines differ in dash as well as colour, named in one legend per grid.
+enum SmallMultiples {
+    static let width = 300, height = 168
+    static let left = 54.0, right = 290.0, top = 26.0, bottom = 132.0
+
+    /// The legend for the arms: control first, then the treatments, in series order.
+    static func legend(arms: [String]) -> String {
+        let rowHeight = 18
+        var svg = SVG(kind: "legend", width: 300, height: rowHeight * arms.count + 6, label: "Line styles of the arms",
+                      description: arms.enumerated().map { i, a in "\(a): line style \(i + 1)" }.joined(separator: "; "))
+        for (i, a) in arms.enumerated() {
+            let y = Double(i * rowHeight + 13)
+            let dash = Palette.dashes[i % Palette.dashes.count]
+            svg.add("<line x1=\"4\" y1=\"\(Axis.px(y - 4))\" x2=\"40\" y2=\"\(Axis.px(y - 4))\" stroke=\"\(colour(i))\" stroke-width=\"2.5\"" + (dash.isEmpty ? "" : " stroke-dasharray=\"\(dash)\"") + "/>")
+            svg.text(48, y, Fmt.truncate(a, 32), cls: "legend")
+        }
+        return svg.render()
+    }
+
+    static func colour(_ arm: Int) -> String { Palette.series[arm % Palette.series.count] }
+
+    /// The daily panel: one line per arm (index 0 is control).
+    static func daily(_ series: Series, control: String, isRate: Bool) -> String {
+        let metric = series.metric ?? "metric"
+        let days = dayAxis(series)
+        var lines: [[(x: Double, y: Double)]] = [[]]
+        for p in series.points where p.variant == series.variants.first {
+            if let v = p.controlDaily, let x = days.x(p) { lines[0].append((x, v)) }
+        }
+        for v in series.variants {
+            lines.append(series.points.filter { $0.variant == v }.compactMap { p in
+                guard let d = p.daily, let x = days.x(p) else { return nil }
+                return (x, d)
+            })
+        }
+        let values = lines.flatMap { $0.map(\.y) }
+        var svg = SVG(kind: "daily", width: width, height: height, label: "Daily value per exposed unit of \(metric), by arm",
+                      description: "Each line: what one day added to \(metric) per unit exposed by then, for \(([control] + series.variants).joined(separator: ", ")).")
+        svg.text(left, 15, "Daily, per exposed unit", cls: "axis-title")
+        guard !values.isEmpty, let lo0 = values.min(), let hi0 = values.max() else {
+            svg.text(Double(width) / 2, 80, "No daily values.", anchor: "middle", cls: "muted")
+            return svg.render()
+        }
+        var lo = min(lo0, 0), hi = max(hi0, 0)
+        if hi - lo < 1e-12 { hi = lo + 1 }
+        let step = Axis.niceStep(hi - lo, count: 4)
+        lo = (lo / step).rounded(.down) * step
+        hi = (hi / step).rounded(.up) * step
+        let y = LinearScale(lo: lo, hi: hi, a: bottom, b: top)
+        let dec = Fmt.decimals(forMagnitude: step * (isRate ? 100 : 1), digits: 1)
+        for t in Axis.ticks(lo, hi, step) {
+            svg.line(left, y(t), right, y(t), stroke: t == 0 ? Palette.muted : Palette.grid, extra: " class=\"grid\"")
+            svg.text(left - 6, y(t) + 4, isRate ? Fmt.fixed(t * 100, dec) + "%" : Fmt.fixed(t, dec), anchor: "end", cls: "tick")
+        }
+        days.labels(&svg)
+        for (i, line) in lines.enumerated() where !line.isEmpty {
+            path(&svg, line.map { (days.scale($0.x), y.clamped($0.y)) }, arm: i, data: i == 0 ? control : series.variants[i - 1])
+        }
+        return svg.render()
+    }
+
+    /// The cumulative panel: each treatment's relative lift with its interval band.
+    static func cumulative(_ series: Series, ci: String) -> String {
+        let metric = series.metric ?? "metric"
+        let days = dayAxis(series)
+        let pts = series.points.filter { days.x($0) != nil }
+        var svg = SVG(kind: "cumulative", width: width, height: height, label: "Cumulative relative lift of \(metric) with \(ci) band",
+                      description: "Each line: a treatment's cumulative relative lift over control; band: its \(ci); line at zero.")
+        svg.text(left, 15, "Cumulative lift (\(ci))", cls: "axis-title")
+        guard pts.contains(where: { $0.relative != nil }) else {
+            svg.text(Double(width) / 2, 80, "No comparison yet.", anchor: "middle", cls: "muted")
+            return svg.render()
+        }
+        let (lo, hi, _) = Axis.relativeDomain(estimates: pts.compactMap(\.relative), bounds: pts.flatMap { p in p.ci.map { [$0.0, $0.1] } ?? [] })
+        let step = Axis.niceStep(hi - lo, count: 4)
+        let y = LinearScale(lo: lo, hi: hi, a: bottom, b: top)
+        for t in Axis.ticks(lo, hi, step) {
+            svg.line(left, y(t), right, y(t), stroke: t == 0 ? Palette.ink : Palette.grid, width: t == 0 ? 1.25 : 1, extra: t == 0 ? " class=\"zero\"" : " class=\"grid\"")
+            svg.text(left - 6, y(t) + 4, Axis.percentTick(t, step: step), anchor: "end", cls: "tick")
+        }
+        days.labels(&svg)
+        for (k, v) in series.variants.enumerated() {
+            let vp = pts.filter { $0.variant == v }
+            let banded = vp.filter { $0.ci != nil }
+            if banded.count > 1 {
+                var d = ""
+                for (j, p) in banded.enumerated() { d += (j == 0 ? "M" : "L") + Axis.px(days.scale(days.x(p)!)) + " " + Axis.px(y.clamped(p.ci!.1)) }
+                for p in banded.reversed() { d += "L" + Axis.px(days.scale(days.x(p)!)) + " " + Axis.px(y.clamped(p.ci!.0)) }
+                svg.add("<path class=\"band\" d=\"\(d)Z\" fill=\"\(colour(k + 1))\" fill-opacity=\"0.15\" stroke=\"none\"/>")
+            }
+            path(&svg, vp.compactMap { p in p.relative.map { (days.scale(days.x(p)!), y.clamped($0)) } }, arm: k + 1, data: v)
+        }
+        return svg.render()
+    }
+
+    private static func path(_ svg: inout SVG, _ points: [(Double, Double)], arm: Int, data: String) {
+        let dash = Palette.dashes[arm % Palette.dashes.count]
+        if points.count == 1 {
+            svg.add("<circle cx=\"\(Axis.px(points[0].0))\" cy=\"\(Axis.px(points[0].1))\" r=\"2.5\" fill=\"\(colour(arm))\"/>")
+            return
+        }
+        let d = points.enumerated().map { j, p in (j == 0 ? "M" : "L") + Axis.px(p.0) + " " + Axis.px(p.1) }.joined()
+        svg.add("<path class=\"lift\" data-line=\"\(Fmt.html(data))\" d=\"\(d)\" fill=\"none\" stroke=\"\(colour(arm))\" stroke-width=\"1.75\""
+                + (dash.isEmpty ? "" : " stroke-dasharray=\"\(dash)\"") + "/>")
+    }
+
+    /// The shared day axis of a series: calendar days when every day parses, else the order of days.
+    struct DayAxis {
+        var days: [String]
+        var calendar: Bool
+        var scale: LinearScale
+
+        func x(_ p: Series.Point) -> Double? {
+            calendar ? p.dayNumber.map(Double.init) : days.firstIndex(of: p.day).map(Double.init)
+        }
+
+        /// The first and the last day, under the axis.
+        func labels(_ svg: inout SVG) {
+            svg.line(SmallMultiples.left, SmallMultiples.bottom, SmallMultiples.right, SmallMultiples.bottom, stroke: Palette.muted, extra: " class=\"axis\"")
+            guard let first = days.first, let last = days.last else { return }
+            svg.text(SmallMultiples.left, SmallMultiples.bottom + 17, Dates.short(first), cls: "tick")
+            if last != first { svg.text(SmallMultiples.right, SmallMultiples.bottom + 17, Dates.short(last), anchor: "end", cls: "tick") }
+            svg.text((SmallMultiples.left + SmallMultiples.right) / 2, SmallMultiples.bottom + 31, "\(days.count) day\(days.count == 1 ? "" : "s")", anchor: "middle", cls: "tick")
+        }
+    }
+
+    static func dayAxis(_ series: Series) -> DayAxis {
+        let days = Array(Set(series.points.map(\.day))).sorted()
+        let calendar = series.points.allSatisfy { $0.dayNumber != nil }
+        let xs = calendar ? series.points.compactMap { $0.dayNumber.map(Double.init) } : days.indices.map(Double.init)
+        return DayAxis(days: days, calendar: calendar, scale: LinearScale(lo: xs.min() ?? 0, hi: xs.max() ?? 1, a: left, b: right))
+    }
+}
+
 // MARK: - Traffic split
 
 enum TrafficSplit {

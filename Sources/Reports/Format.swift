@@ -113,12 +113,18 @@ enum Fmt {
 
     /// A delta and its interval with shared decimals (3 significant digits on the largest of them),
     /// in a unit: ("+1.80", "+0.90", "+2.70").
-    static func deltaTriple(_ estimate: Double?, _ ci: (Double, Double)?, scale: Double) -> (String, String?, String?) {
-        var magnitude = 0.0
-        for v in [estimate, ci?.0, ci?.1].compactMap({ $0 }) where v.isFinite { magnitude = max(magnitude, abs(v * scale)) }
-        let dec = decimals(forMagnitude: magnitude)
+    /// `decimals` fixes the places (one rule for a whole column, see ``ColumnDecimals``).
+    static func deltaTriple(_ estimate: Double?, _ ci: (Double, Double)?, scale: Double, decimals fixedDecimals: Int? = nil) -> (String, String?, String?) {
+        let dec = fixedDecimals ?? decimals(forMagnitude: tripleMagnitude(estimate, ci, scale: scale))
         let est = estimate.map { fixed($0 * scale, dec, signed: true) } ?? "n/a"
         return (est, ci.map { fixed($0.0 * scale, dec, signed: true) }, ci.map { fixed($0.1 * scale, dec, signed: true) })
+    }
+
+    /// The largest finite magnitude of an estimate and its interval, scaled.
+    static func tripleMagnitude(_ estimate: Double?, _ ci: (Double, Double)?, scale: Double) -> Double {
+        var magnitude = 0.0
+        for v in [estimate, ci?.0, ci?.1].compactMap({ $0 }) where v.isFinite { magnitude = max(magnitude, abs(v * scale)) }
+        return magnitude
     }
 
     // MARK: - Escaping
@@ -179,4 +185,28 @@ enum Fmt {
     static func truncate(_ s: String, _ max: Int) -> String {
         s.count <= max ? s : String(s.prefix(max - 1)) + "…"
     }
+}
+
+/// One number of decimal places per table column, so that values in a column line up and read alike:
+/// the places that give every row at least three significant digits (each row's estimate-and-interval
+/// magnitude), capped at ``cap`` so one tiny value cannot stretch the whole column.
+struct ColumnDecimals {
+    static let cap = 4
+    private(set) var places = 0
+    private var seen = false
+
+    init() {}
+
+    init(magnitudes: [Double]) {
+        for m in magnitudes { add(m) }
+    }
+
+    mutating func add(_ magnitude: Double) {
+        guard magnitude.isFinite, magnitude > 0 else { return }
+        places = max(seen ? places : 0, min(Self.cap, Fmt.decimals(forMagnitude: magnitude)))
+        seen = true
+    }
+
+    /// The places, or the usual three-digit default when the column holds no nonzero number.
+    var value: Int { seen ? places : 2 }
 }

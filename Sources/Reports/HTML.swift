@@ -4,11 +4,13 @@ struct HTMLReport {
     let s: Summary
     let series: Series?
     let segments: [Segments]
+    let everyMetric: [Series]
 
-    init(_ s: Summary, _ series: Series?, _ segments: [Segments] = []) {
+    init(_ s: Summary, _ series: Series?, _ segments: [Segments] = [], everyMetric: [Series] = []) {
         self.s = s
         self.series = series
         self.segments = segments
+        self.everyMetric = everyMetric
     }
 
     func render() -> String {
@@ -37,6 +39,7 @@ struct HTMLReport {
                            LiftOverTime.render(series, ci: s.ciLabel, metricFallback: s.primary?.metric),
                            note: "Cumulative estimates move a lot in the first days; judge the end of the line, not its wiggles.")
         }
+        out += smallMultiples()
         out += traffic()
         out += tables()
         out += segmentTables()
@@ -49,6 +52,29 @@ struct HTMLReport {
 
     private func h(_ s: String) -> String { Fmt.html(s) }
 
+    /// Every metric by day: a daily and a cumulative panel per metric, in the order of the tables.
+    private func smallMultiples() -> String {
+        let withPoints = everyMetric.filter { !$0.points.isEmpty }
+        guard !withPoints.isEmpty else { return "" }
+        let order = s.metricsByRole.flatMap { $0.1.map(\.metric) }
+        let ordered = withPoints.sorted { a, b in
+            (order.firstIndex(of: a.metric ?? "") ?? order.count) < (order.firstIndex(of: b.metric ?? "") ?? order.count)
+        }
+        let control = s.metrics.lazy.compactMap(\.control).first?.variant ?? "control"
+        let arms = [control] + (ordered.first?.variants ?? [])
+        var out = "<section class=\"figure\" id=\"by-day\">\n<h2>Every metric by day</h2>\n"
+        out += "<p class=\"note\">Daily: what each day added per unit exposed by then, by arm. Cumulative: each treatment's relative lift over control with its \(h(s.ciLabel)) band. Each panel has its own scale.</p>\n"
+        out += "<figure class=\"legend\">\(SmallMultiples.legend(arms: arms))</figure>\n<div class=\"multiples\">\n"
+        for series in ordered {
+            let metric = s.metrics.first { $0.metric == series.metric }
+            let name = series.metric ?? "metric"
+            out += "<figure class=\"multiple\"><figcaption><code>\(h(name))</code>" + (metric.map { " <span class=\"muted\">\(h($0.role.short))</span>" } ?? "") + "</figcaption>\n"
+            out += SmallMultiples.daily(series, control: control, isRate: metric?.isBinomial ?? false) + "\n"
+            out += SmallMultiples.cumulative(series, ci: s.ciLabel) + "\n</figure>\n"
+        }
+        return out + "</div>\n</section>\n"
+    }
+
     private func segmentTables() -> String {
         guard !segments.isEmpty else { return "" }
         var out = "<section id=\"segments\">\n<h2>Segments</h2>\n"
@@ -60,8 +86,8 @@ struct HTMLReport {
             out += "</tr></thead>\n<tbody>\n"
             for r in seg.rows {
                 out += "<tr><th scope=\"row\">\(h(r.value))</th><td class=\"num\">\(r.units.map(Fmt.count) ?? "n/a")</td>"
-                for c in r.cells {
-                    let (e, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: seg.isBinomial ? 100 : 1)
+                for (i, c) in r.cells.enumerated() {
+                    let (e, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: seg.isBinomial ? 100 : 1, decimals: seg.decimals[i])
                     let unit = seg.isBinomial ? " pp" : ""
                     out += "<td class=\"num\">" + (c.estimate == nil ? "n/a" : h(e + unit) + (lo.map { "<br><span class=\"ci\">(\(h($0)) to \(h(hi!)))</span>" } ?? "")) + "</td>"
                     out += "<td class=\"num\">\(h(c.adjustedP.map(Fmt.pValue) ?? "n/a"))</td>"
@@ -138,15 +164,16 @@ struct HTMLReport {
             out += ["Metric", "Variant", "Control", "Treatment", "Absolute Δ (\(ci))", "Relative Δ (\(ci))", "p", "Adjusted p", "Result"]
                 .enumerated().map { i, t in "<th scope=\"col\"\(i >= 2 && i <= 7 ? " class=\"num\"" : "")>\(h(t))</th>" }.joined()
             out += "</tr></thead>\n<tbody>\n"
+            let decimals = TableDecimals(metrics)
             for m in metrics {
                 let metricCell = "<th scope=\"row\"><code>\(h(m.metric))</code>" + (m.decreaseIsGood ? " <span title=\"lower is better\">↓</span>" : "")
                     + (m.type.map { " <span class=\"type\">\(h($0))</span>" } ?? "") + "</th>"
                 if m.comparisons.isEmpty {
-                    let ctl = m.control?.mean.map { m.isBinomial ? Fmt.percent($0) : Fmt.sig($0) } ?? "n/a"
+                    let ctl = TableDecimals.mean(m, m.control?.mean, decimals.mean)
                     out += "<tr>\(metricCell)<td>n/a</td><td class=\"num\">\(ctl)</td>" + String(repeating: "<td class=\"num\">n/a</td>", count: 5) + "<td>no comparison</td></tr>\n"
                 }
                 for c in m.comparisons {
-                    let cells = MetricCells(m, c)
+                    let cells = MetricCells(m, c, decimals)
                     var result = "<span aria-hidden=\"true\">\(cells.verdict.icon)</span> \(h(cells.verdict.label))"
                     if let margin = c.margin, m.role == .guardrail, cells.verdict != .unreadable {
                         result += "<br><span class=\"muted\">margin \(h(Fmt.plain(margin * (m.isBinomial ? 100 : 1))))\(m.isBinomial ? " pp" : "")</span>"
@@ -227,6 +254,10 @@ struct HTMLReport {
         .decision-inconclusive { --c: #E69F00; --tint: #FCF4E3; --on: #000000; }
         .decision-invalid { --c: #CC79A7; --tint: #F8EEF4; --on: #000000; }
         .decision-none, .decision-other { --c: #5F5F5F; --tint: #F2F2F2; --on: #FFFFFF; }
+        .multiples { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 300px), 1fr)); gap: 12px 20px; }
+        figure.multiple { margin: 0; min-width: 0; }
+        figure.multiple figcaption { font-size: 14px; margin-bottom: 4px; overflow-wrap: anywhere; }
+        figure.legend svg.chart { width: 300px; max-width: 100%; }
         svg.chart { display: block; width: 100%; height: auto; max-width: 100%; overflow: visible; }
         svg.chart text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; font-size: 13px; fill: var(--ink); }
         svg.chart .tick, svg.chart .legend, svg.chart .muted, svg.chart .note { fill: var(--muted); font-size: 12px; }

@@ -3,24 +3,26 @@ public import JSONCore
 /// Renders experiment summaries for people: Markdown for pull requests, one self-contained HTML page.
 public enum ReportRenderer {
     /// summary: the `results.summary` result; series: the `results.timeseries` result for the primary metric (may be nil);
-    /// segments: `results.segments` results, one per dimension.
+    /// segments: `results.segments` results, one per dimension; everyMetric: `results.timeseries` of every metric, for the
+    /// HTML page's small multiples.
     public static func markdown(summary: JSON, series: JSON?, segments: [JSON] = []) -> String {
         let s = Summary(summary)
         return MarkdownReport(s, series.map(Series.init), segments.compactMap { Segments($0, primary: s.primary) }).render()
     }
 
     /// One self-contained HTML5 page: inline CSS and SVG only, no script, no external resources.
-    public static func html(summary: JSON, series: JSON?, segments: [JSON] = []) -> String {
+    public static func html(summary: JSON, series: JSON?, segments: [JSON] = [], everyMetric: [JSON] = []) -> String {
         let s = Summary(summary)
-        return HTMLReport(s, series.map(Series.init), segments.compactMap { Segments($0, primary: s.primary) }).render()
+        return HTMLReport(s, series.map(Series.init), segments.compactMap { Segments($0, primary: s.primary) },
+                          everyMetric: everyMetric.map(Series.init)).render()
     }
 
     /// The report in `format`; `.json` is the canonical serialisation of the summary itself.
-    public static func render(_ format: ReportFormat, summary: JSON, series: JSON?, segments: [JSON] = []) -> String {
+    public static func render(_ format: ReportFormat, summary: JSON, series: JSON?, segments: [JSON] = [], everyMetric: [JSON] = []) -> String {
         switch format {
         case .json: summary.serialized()
         case .markdown: markdown(summary: summary, series: series, segments: segments)
-        case .html: html(summary: summary, series: series, segments: segments)
+        case .html: html(summary: summary, series: series, segments: segments, everyMetric: everyMetric)
         }
     }
 }
@@ -87,18 +89,14 @@ struct MetricCells {
     /// CUPED: the unadjusted difference with its interval, and the variance removed.
     var unadjusted: String?
 
-    init(_ m: Summary.Metric, _ c: Summary.Comparison) {
-        let mean: (Double?) -> String = { v in
-            guard let v else { return "n/a" }
-            return m.isBinomial ? Fmt.percent(v) : Fmt.sig(v)
-        }
-        control = mean(m.control?.mean)
-        treatment = mean(m.stat(c.variant)?.mean)
+    init(_ m: Summary.Metric, _ c: Summary.Comparison, _ d: TableDecimals) {
+        control = TableDecimals.mean(m, m.control?.mean, d.mean)
+        treatment = TableDecimals.mean(m, m.stat(c.variant)?.mean, d.mean)
         let unit = m.isBinomial ? " pp" : ""
-        let (est, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: m.isBinomial ? 100 : 1)
+        let (est, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: m.isBinomial ? 100 : 1, decimals: d.absolute)
         absoluteEstimate = c.estimate == nil ? "n/a" : est + unit
         absoluteCI = c.estimate == nil ? nil : (lo.map { "(\($0) to \(hi!))" } ?? "(no CI)")
-        let (rest, rlo, rhi) = Fmt.deltaTriple(c.relative, c.relativeCI, scale: 100)
+        let (rest, rlo, rhi) = Fmt.deltaTriple(c.relative, c.relativeCI, scale: 100, decimals: d.relative)
         relativeEstimate = c.relative == nil ? "n/a" : rest + "%"
         relativeCI = c.relative == nil ? nil : (rlo.map { "(\($0)% to \(rhi!)%)" } ?? "(no CI)")
         p = c.pValue.map(Fmt.pValue) ?? "n/a"
@@ -109,6 +107,34 @@ struct MetricCells {
             let (u, ulo, uhi) = Fmt.deltaTriple(raw, c.unadjustedCI, scale: m.isBinomial ? 100 : 1)
             unadjusted = u + unit + (ulo.map { " (\($0) to \(uhi!))" } ?? "") + (c.varianceReduction.map { ", variance −\(Fmt.percent($0))" } ?? "")
         }
+    }
+}
+
+/// The decimal places of a metric table's number columns: one rule per column (``ColumnDecimals``).
+struct TableDecimals {
+    var mean: Int
+    var absolute: Int
+    var relative: Int
+
+    init(_ metrics: [Summary.Metric]) {
+        var mean = ColumnDecimals(), absolute = ColumnDecimals(), relative = ColumnDecimals()
+        for m in metrics {
+            let scale = m.isBinomial ? 100.0 : 1
+            for v in [m.control?.mean] + m.comparisons.map({ m.stat($0.variant)?.mean }) { if let v { mean.add(abs(v * scale)) } }
+            for c in m.comparisons {
+                absolute.add(Fmt.tripleMagnitude(c.estimate, c.ci, scale: scale))
+                relative.add(Fmt.tripleMagnitude(c.relative, c.relativeCI, scale: 100))
+            }
+        }
+        self.mean = mean.value
+        self.absolute = absolute.value
+        self.relative = relative.value
+    }
+
+    /// A mean in its column's places: a rate as a percentage, else the number.
+    static func mean(_ m: Summary.Metric, _ v: Double?, _ places: Int) -> String {
+        guard let v else { return "n/a" }
+        return m.isBinomial ? Fmt.fixed(v * 100, places) + "%" : Fmt.fixed(v, places)
     }
 }
 
@@ -199,14 +225,15 @@ struct MarkdownReport {
             out.append("")
             out.append("| Metric | Variant | Control | Treatment | Absolute Δ (\(ci)) | Relative Δ (\(ci)) | p | Adjusted p | Result |")
             out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+            let decimals = TableDecimals(metrics)
             for m in metrics {
                 let metricCell = Fmt.code(m.metric) + (m.decreaseIsGood ? " ↓" : "")
                 if m.comparisons.isEmpty {
-                    let ctl = m.control?.mean.map { m.isBinomial ? Fmt.percent($0) : Fmt.sig($0) } ?? "n/a"
+                    let ctl = TableDecimals.mean(m, m.control?.mean, decimals.mean)
                     out.append("| \(metricCell) | n/a | \(ctl) | n/a | n/a | n/a | n/a | n/a | no comparison |")
                 }
                 for c in m.comparisons {
-                    let cells = MetricCells(m, c)
+                    let cells = MetricCells(m, c, decimals)
                     var result = "\(markdownIcon(cells.verdict)) \(cells.verdict.label)"
                     if let margin = c.margin, m.role == .guardrail, cells.verdict != .unreadable { result += " (margin \(Fmt.plain(margin * (m.isBinomial ? 100 : 1)))\(m.isBinomial ? " pp" : ""))" }
                     if let raw = cells.unadjusted { result += "; CUPED-adjusted, unadjusted Δ \(raw)" }
@@ -239,8 +266,8 @@ struct MarkdownReport {
             out.append("| \(Fmt.markdown(seg.dimension)) | Units | " + seg.arms.map { "\(Fmt.code($0)) Δ (\(s.ciLabel)) | BH-adjusted p" }.joined(separator: " | ") + " |")
             out.append("|---|---:|" + seg.arms.map { _ in "---:|---:|" }.joined())
             for r in seg.rows {
-                let cells = r.cells.map { c -> String in
-                    let (e, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: seg.isBinomial ? 100 : 1)
+                let cells = r.cells.enumerated().map { i, c -> String in
+                    let (e, lo, hi) = Fmt.deltaTriple(c.estimate, c.ci, scale: seg.isBinomial ? 100 : 1, decimals: seg.decimals[i])
                     let unit = seg.isBinomial ? " pp" : ""
                     return (c.estimate == nil ? "n/a" : e + unit + (lo.map { " (\($0) to \(hi!))" } ?? "")) + " | " + (c.adjustedP.map(Fmt.pValue) ?? "n/a")
                 }

@@ -282,6 +282,9 @@ struct Series {
         var relative: Double?
         var ci: (Double, Double)?
         var n: Double?
+        /// What the day added per exposed unit, treatment and control (``Aggregate/dayValue(increment:)``).
+        var daily: Double?
+        var controlDaily: Double?
     }
 
     init(_ json: JSON) {
@@ -289,7 +292,8 @@ struct Series {
         points = (json["points"]?.arrayValue ?? []).compactMap { p in
             guard let day = Read.string(p["day"]) else { return nil }
             return Point(day: day, dayNumber: Dates.dayNumber(day), variant: Read.string(p["variant"]) ?? "treatment",
-                         relative: Read.double(p["relative"]), ci: Read.interval(p["relative_ci"]), n: Read.double(p["n"]))
+                         relative: Read.double(p["relative"]), ci: Read.interval(p["relative_ci"]), n: Read.double(p["n"]),
+                         daily: Read.double(p["daily_mean"]), controlDaily: Read.double(p["control_daily_mean"]))
         }
     }
 
@@ -347,6 +351,13 @@ struct Segments {
     var rows: [(value: String, units: Double?, cells: [(estimate: Double?, ci: (Double, Double)?, adjustedP: Double?)])]
     var tests: [(variant: String, q: Double?, df: Double?, p: Double?, differs: Bool)]
     var isBinomial: Bool
+
+    /// Decimal places of each arm's Δ column (one rule per column).
+    var decimals: [Int] {
+        arms.indices.map { i in
+            ColumnDecimals(magnitudes: rows.map { Fmt.tripleMagnitude($0.cells[i].estimate, $0.cells[i].ci, scale: isBinomial ? 100 : 1) }).value
+        }
+    }
 
     init?(_ json: JSON, primary: Summary.Metric?) {
         guard let dimension = Read.string(json["dimension"]) else { return nil }

@@ -84,7 +84,16 @@ struct SummaryCommand: ParsableCommand {
             if let asOf { p["as_of"] = .string(asOf) }
             if let r = try client.request("results.segments", .object(p))["result"] { segments.append(r) }
         }
-        let text = ReportRenderer.render(format, summary: summary, series: series, segments: segments)
+        // Every metric by day (the HTML page's small multiples).
+        var everyMetric: [JSON] = []
+        if format == .html {
+            for metric in summary["metrics"]?.arrayValue?.compactMap({ $0["metric"]?.stringValue }) ?? [] {
+                var p = seriesParams
+                p["metric"] = .string(metric)
+                if let r = try client.request("results.timeseries", .object(p))["result"] { everyMetric.append(r) }
+            }
+        }
+        let text = ReportRenderer.render(format, summary: summary, series: series, segments: segments, everyMetric: everyMetric)
         if let output {
             do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {
                 throw CLIError.io("cannot write \(output): \(error.localizedDescription)")

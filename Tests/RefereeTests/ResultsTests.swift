@@ -126,6 +126,13 @@ import RPC
         #expect(points.map { $0["n"] } == [1000, 2000, 3000])
         #expect(points.map { $0["day"] } == ["2026-12-01", "2026-12-02", "2026-12-03"])
         #expect(abs((points.last?["relative"]?.doubleValue ?? 0) - 0.2) < 1e-9)
+        // Daily: the day's successes over the units exposed by the end of that day.
+        let daily: [Double] = points.map { $0["daily_mean"]?.doubleValue ?? -1 }
+        let controlDaily: [Double] = points.map { $0["control_daily_mean"]?.doubleValue ?? -1 }
+        let expected: [Double] = [0.12, 0.06, 0.04, 0.1, 0.05, 0.1 / 3]
+        for (got, want) in zip(daily + controlDaily, expected) {
+            #expect(abs(got - want) < 1e-12, "\(daily) \(controlDaily)")
+        }
     }
 }
 
@@ -477,6 +484,14 @@ import RPC
         let html = dir.path("report.html")
         let store = ["--store", dir.path("r.sqlite"), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path, "--actor", "root"]
         #expect(try runReferee(["summary", "checkout-green-button", "--as-of", "2026-12-30", "--format", "html", "-o", html] + store).status == 0)
+        // Every metric has its daily and cumulative panels, in the order of the tables.
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        let summary = try c.ok("results.summary", ["key": "checkout-green-button", "as_of": "2026-12-30"])
+        let metrics = summary["metrics"]?.arrayValue?.compactMap { $0["metric"]?.stringValue } ?? []
+        #expect(metrics.count >= 3)
+        #expect(page.components(separatedBy: "<figure class=\"multiple\">").count - 1 == metrics.count)
+        #expect(page.components(separatedBy: "data-chart=\"daily\"").count - 1 == metrics.count)
+        #expect(page.components(separatedBy: "data-chart=\"cumulative\"").count - 1 == metrics.count)
         // 1280 px is a laptop screen; 794 px is an A4 page's width, laid out with the print rules.
         for width in ["1280", "794"] {
             let check = Process()

@@ -68,7 +68,7 @@ struct MarkdownReportTests {
 
     @Test func formatsNumbersWithSignsUnitsAndThreeSignificantDigits() {
         // Binomial: means in %, absolute delta in percentage points, shared decimals across the interval.
-        #expect(md.contains("| `checkout_conversion` | `green` | 12.0% | 13.8% | +1.80 pp (+0.90 to +2.70) | +15.0% (+7.0% to +23.0%) | 0.0001 | 0.0001 | ✅ significant improvement |"))
+        #expect(md.contains("| `checkout_conversion` | `green` | 12.0% | 13.8% | +1.80 pp (+0.90 to +2.70) | +15.00% (+7.00% to +23.00%) | 0.0001 | 0.0001 | ✅ significant improvement |"))
         // Continuous: plain numbers, typographic minus on negative deltas.
         #expect(md.contains("| `revenue_per_user` | `green` | 4.21 | 4.10 | −0.110 (−0.310 to +0.090) | −2.61% (−7.36% to +2.14%) | 0.28 | 0.56 | ➖ not significant |"))
         // Guardrail where lower is better, harmed: labelled by the guardrail's own test, with its margin.
@@ -359,6 +359,36 @@ struct FormatTests {
         #expect([e, l, h] == ["+1.80", "+0.90", "+2.70"])
         let (e2, l2, h2) = Fmt.deltaTriple(-0.0002, nil, scale: 100)
         #expect(e2 == "−0.0200" && l2 == nil && h2 == nil)
+    }
+
+    @Test func oneDecimalRulePerColumn() {
+        // Seen: "−0.036 pp" beside "−0.0112 pp" in one column. A column takes the places its smallest row needs
+        // for three significant digits (at most four), and every row shows them.
+        var column = ColumnDecimals()
+        for m in [0.036, 0.0112, 0.5] { column.add(m) }
+        #expect(column.value == 4)
+        #expect(Fmt.deltaTriple(-0.00036, nil, scale: 100, decimals: column.value).0 == "−0.0360")
+        #expect(Fmt.deltaTriple(-0.000112, nil, scale: 100, decimals: column.value).0 == "−0.0112")
+        #expect(ColumnDecimals(magnitudes: [12.3, 1.5]).value == 2)
+        #expect(ColumnDecimals(magnitudes: [0.000001]).value == ColumnDecimals.cap)
+        #expect(ColumnDecimals(magnitudes: [0, .nan]).value == 2)
+        // In the report: every number cell of a column has the same number of decimals.
+        let md = ReportRenderer.markdown(summary: Fixtures.summary, series: Fixtures.series)
+        func places(_ cell: Substring) -> [Int] {
+            cell.split(whereSeparator: { $0 == " " || $0 == "(" || $0 == ")" }).compactMap { word in
+                guard let dot = word.firstIndex(of: ".") else { return nil }
+                return word[word.index(after: dot)...].prefix { $0.isNumber }.count
+            }
+        }
+        for table in ["Primary", "Secondary", "Guardrail"] {
+            guard let start = md.range(of: "### \(table)") else { Issue.record("no \(table) table"); continue }
+            let body = md[start.upperBound...].split(separator: "\n").drop { !$0.hasPrefix("|---") }.dropFirst().prefix { $0.hasPrefix("|") }
+            #expect(!body.isEmpty)
+            for column in [4, 5] {  // absolute and relative Δ
+                let all = Set(body.flatMap { places($0.split(separator: "|", omittingEmptySubsequences: false)[column + 1]) })
+                #expect(all.count == 1, "\(table) column \(column): \(all)")
+            }
+        }
     }
 
     @Test func escaping() {
