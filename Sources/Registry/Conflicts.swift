@@ -118,14 +118,10 @@ public struct Finding: Sendable, Equatable {
             "window": ["start": .string(windowStart.description), "end": .string(windowEnd.description)],
             "overlap_share": .number((overlapShare * 1e9).rounded() / 1e9), "message": .string(message),
             "witness": witness.map { w in
-                .object(w.attributes.mapValues { $0?.json ?? .null })
+                .object(w.attributes.mapValues(\.json))
             } ?? .null,
         ]
-        if let w = witness, w.budgetReached {
-            o["witness_note"] = .string("the search for a common unit reached its budget of \(Satisfiability.searchBudget) steps before deciding: the audiences are treated as overlapping; the witness is partial")
-        } else if let w = witness, w.approximate {
-            o["witness_note"] = "a $regex test was not decided: the audiences can overlap; the witness satisfies every other test"
-        }
+        if let note = witness?.undecided { o["witness_note"] = .string(note) }
         if let subject {
             o["with"] = experiments.first { $0 != subject }.map { .string($0) } ?? .null
         } else {
@@ -228,7 +224,7 @@ public enum ConflictRules {
     }
 
     static func describe(_ w: Witness) -> String {
-        let parts = w.attributes.keys.sorted().map { k in "\(k)=\(w.attributes[k]!.map { $0.description } ?? "absent")" }
+        let parts = w.attributes.keys.sorted().map { k in "\(k)=\(w.attributes[k]!.description)" }
         return parts.isEmpty ? "any unit" : parts.joined(separator: ", ")
     }
 }

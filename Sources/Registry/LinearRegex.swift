@@ -81,6 +81,34 @@ public struct LinearRegex: Sendable, Hashable {
         }
     }
 
+    /// A short string the pattern matches (found breadth-first over the program), or nil when none is found
+    /// within a small search; used to build witnesses for `$regex` targeting. Word boundaries are not followed.
+    public func example() -> String? {
+        struct State: Hashable { var pc: Int; var empty: Bool; var ended: Bool }
+        var queue: [(State, [UInt16])] = [(State(pc: 0, empty: true, ended: false), [])]
+        var seen = Set<State>()
+        var head = 0
+        while head < queue.count, head < 20_000 {
+            let (state, text) = queue[head]
+            head += 1
+            guard seen.insert(state).inserted else { continue }
+            switch program[state.pc] {
+            case .match: return String(decoding: text, as: UTF16.self)
+            case .jump(let to): queue.append((State(pc: to, empty: state.empty, ended: state.ended), text))
+            case .split(let a, let b):
+                queue.append((State(pc: a, empty: state.empty, ended: state.ended), text))
+                queue.append((State(pc: b, empty: state.empty, ended: state.ended), text))
+            case .assertStart: if state.empty { queue.append((State(pc: state.pc + 1, empty: true, ended: state.ended), text)) }
+            case .assertEnd: queue.append((State(pc: state.pc + 1, empty: state.empty, ended: true), text))
+            case .wordBoundary: break
+            case .unit(let matcher):
+                guard !state.ended, let u = matcher.example(caseInsensitive: caseInsensitive) else { continue }
+                queue.append((State(pc: state.pc + 1, empty: false, ended: false), text + [u]))
+            }
+        }
+        return nil
+    }
+
     /// Adds the thread at `pc` and every thread reachable without consuming input; true on a match.
     private func add(_ start: Int, at position: Int, _ input: [UInt16], _ list: inout ThreadList, _ stack: inout [Int]) -> Bool {
         stack.append(start)
@@ -137,6 +165,18 @@ enum Matcher: Sendable, Hashable {
     case unit(UInt16)
     case any                                   // `.`: all but line terminators
     case set([ClosedRange<UInt16>], negated: Bool)
+
+    /// A unit this matcher accepts (a readable one when possible).
+    func example(caseInsensitive: Bool) -> UInt16? {
+        switch self {
+        case .unit(let u): return u
+        case .any: return 0x61
+        case .set:
+            for c in Array("aA0z_ ~.-".utf16) + [0x100, 0x3000] where matches(c, caseInsensitive: caseInsensitive) { return c }
+            for c in UInt16(0x20)...UInt16(0x7E) where matches(c, caseInsensitive: caseInsensitive) { return c }
+            return nil
+        }
+    }
 
     /// ECMAScript's CharacterSetMatcher: with the `i` flag, a unit matches when some member of the set has
     /// the same canonical form (Canonicalize, non-Unicode mode); an inverted set when none has.

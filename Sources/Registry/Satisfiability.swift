@@ -1,253 +1,569 @@
-/// A concrete unit that satisfies several targeting conditions at once.
+/// A concrete unit that satisfies several targeting conditions at once, or the reason none was proved.
 public struct Witness: Sendable, Equatable {
-    /// Every attribute the conditions mention; `nil` means the attribute is absent.
-    public var attributes: [String: AttributeValue?]
-    /// True when a `$regex` test could not be decided: the conditions *can* overlap, but the witness is
-    /// only guaranteed to satisfy the other tests.
-    public var approximate: Bool
-    /// True when the search stopped at ``Satisfiability/searchBudget`` before deciding: the audiences are
-    /// reported as overlapping, never as disjoint, and the witness is not checked.
+    /// The unit's attributes, as `assign` and `targeting.eval` take them (nested objects and arrays where the
+    /// conditions reach into them). When ``undecided`` is nil, every condition holds for them under the evaluator.
+    public var attributes: Attributes
+    /// Why the conditions are reported as able to overlap without a verified unit (nil for a verified witness):
+    /// a part of the language where the search is not exhaustive (see ``Satisfiability``) found no unit.
+    public var undecided: String?
+    /// True when the search stopped at ``Satisfiability/searchBudget`` before deciding.
     public var budgetReached = false
 
-    /// The attributes that are present, as `assign` takes them.
-    public var presentAttributes: Attributes { attributes.compactMapValues { $0 } }
+    public var approximate: Bool { undecided != nil }
+    /// The attributes, as `assign` takes them.
+    public var presentAttributes: Attributes { attributes }
 }
 
-/// Decides whether some unit satisfies all given conditions, exactly, and finds one.
+/// Decides whether some unit satisfies all given conditions, and finds one.
 ///
-/// Each atomic test involves one attribute, so the domain of each attribute splits into finitely many
-/// classes that no test can tell apart. The solver builds one representative value per class from the
-/// constants the tests name (each constant, values between and beyond them, the other types, absence),
-/// keeps one per distinct truth pattern, and searches assignments with three-valued pruning.
-/// `$regex` tests are undecided: they count as "may hold" and mark the witness approximate.
+/// Every test looks at the value at one path, so the values a path can hold split into finitely many classes
+/// that no test of the conditions can tell apart. For each path the solver builds values from the constants the
+/// tests name: each constant, numbers between and beyond them (and their text, since JavaScript compares `"8"`
+/// with `5` as numbers), strings between them, other types, absence, arrays of the element classes (for `$in`'s
+/// intersection, `$all`, `$elemMatch`, `$size`) and objects (for nested paths), keeps one value per distinct
+/// truth pattern, and searches assignments with three-valued pruning. A unit it finds is checked with the
+/// evaluator, so every witness satisfies the conditions exactly as `assign` decides.
+///
+/// "Disjoint" is answered only when the classes are complete. They are not, and the answer is "can overlap" with
+/// the reason, when a path has a `$regex` (a pattern's language is not reduced to constants); when strings at one
+/// path are compared both as text and as numbers or versions, or case-insensitively and by order; when an array
+/// is tested both by its elements and as text (`"a,b"`); when `$elemMatch` holds a nested condition; or when the
+/// classes are too many to enumerate.
 public enum Satisfiability {
     /// Partial assignments the search for a witness may try (each costs one evaluation of the formula).
-    /// Conditions that are not plain conjunctions can make the search exponential in their attributes; past
-    /// this budget the answer is "can overlap" with a note, so a check costs at most about budget × formula
-    /// size evaluations (about 50 ms for a 500-condition targeting in a release build on this machine) and is never wrong.
+    /// Past this budget the answer is "can overlap" with a note, so a check costs at most about budget × formula
+    /// size evaluations and is never wrong.
     public static let searchBudget = 5_000
 
-    /// Solutions per attribute for conjunctive conditions, reused across the pairs of one scan.
+    /// Solutions per path for conjunctive conditions, reused across the pairs of one scan.
     public final class Cache {
-        var perAttribute: [[AttributeTest]: AttributeValue??] = [:]
+        var perPath: [[ValueCondition]: PathSolution] = [:]
         public init() {}
+    }
+
+    enum PathSolution {
+        case value(JSValue)
+        case none(inexact: String?)
     }
 
     public static func witness(_ conditions: [Condition], cache: Cache? = nil) -> Witness? {
         if let conjunction = conjunctiveTests(conditions) {
-            return witness(conjunction: conjunction, cache: cache ?? Cache())
+            return witness(conjunction: conjunction, conditions: conditions, cache: cache ?? Cache())
         }
         return searchWitness(conditions)
     }
 
-    /// The tests per attribute when the conditions are only conjunctions of attribute tests (most targeting), else nil.
-    static func conjunctiveTests(_ conditions: [Condition]) -> [String: [AttributeTest]]? {
-        var tests: [String: [AttributeTest]] = [:]
+    /// The tests per path when the conditions are conjunctions of path tests over paths none of which leads into
+    /// another (most targeting), else nil.
+    static func conjunctiveTests(_ conditions: [Condition]) -> [String: [ValueCondition]]? {
+        var tests: [String: [ValueCondition]] = [:]
         var stack = conditions
         while let c = stack.popLast() {
             switch c {
-            case .all(let cs): stack += cs
-            case .attribute(let name, let test): tests[name, default: []].append(test)
-            case .any, .not: return nil
+            case .object(let cs), .and(let cs): stack += cs
+            case .path(let p, let v): tests[p, default: []].append(v)
+            case .or, .nor, .not: return nil
+            }
+        }
+        let paths = tests.keys.sorted()
+        for (a, b) in zip(paths, paths.dropFirst()) where b.hasPrefix(a + ".") { return nil }
+        // A prefix can also sort apart from its extension ("a.b" < "a.b!" < "a.b.c"): check every pair that shares a first segment.
+        if paths.contains(where: { $0.contains(".") }) {
+            let set = Set(paths)
+            for p in paths {
+                var parts = p.split(separator: ".", omittingEmptySubsequences: false)
+                while parts.count > 1 {
+                    parts.removeLast()
+                    if set.contains(parts.joined(separator: ".")) { return nil }
+                }
             }
         }
         return tests
     }
 
-    /// A conjunction is satisfiable iff each attribute's tests are; solve each attribute on its own.
-    static func witness(conjunction: [String: [AttributeTest]], cache: Cache) -> Witness? {
-        var attributes: [String: AttributeValue?] = [:]
-        var approximate = false
-        for (name, tests) in conjunction {
-            let solution: AttributeValue??
-            if let known = cache.perAttribute[tests] {
+    /// A conjunction over unrelated paths holds iff each path's tests do: solve each path on its own.
+    static func witness(conjunction: [String: [ValueCondition]], conditions: [Condition], cache: Cache) -> Witness? {
+        var values: [(String, JSValue)] = []
+        var inexact: [String] = []
+        for (path, tests) in conjunction {
+            let solution: PathSolution
+            if let known = cache.perPath[tests] {
                 solution = known
             } else {
-                solution = candidates(for: tests).first { c in tests.allSatisfy { evaluate($0, c) != .no } }
-                cache.perAttribute[tests] = .some(solution)
+                let domain = Candidates.values(for: tests, at: path)
+                if let v = domain.values.first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) {
+                    solution = .value(v)
+                } else {
+                    solution = .none(inexact: domain.inexact)
+                }
+                cache.perPath[tests] = solution
             }
-            guard let value = solution else { return nil }
-            attributes[name] = .some(value)
-            if tests.contains(where: { evaluate($0, value) == .maybe }) { approximate = true }
+            switch solution {
+            case .value(let v): values.append((path, v))
+            case .none(let reason?): inexact.append(reason)
+            case .none(nil): return nil
+            }
         }
-        return Witness(attributes: attributes, approximate: approximate)
+        let attributes = build(values)
+        if !inexact.isEmpty { return Witness(attributes: attributes, undecided: note(inexact)) }
+        return verified(attributes, conditions)
+    }
+
+    static func note(_ reasons: [String]) -> String {
+        "no common unit was found, but the search is not exhaustive here (\(Array(Set(reasons)).sorted().joined(separator: "; "))): the audiences are treated as able to overlap"
+    }
+
+    /// The witness, checked by the evaluator (a failure would be a solver bug: answered as "can overlap").
+    static func verified(_ attributes: Attributes, _ conditions: [Condition]) -> Witness {
+        if conditions.allSatisfy({ $0.evaluate(attributes) }) { return Witness(attributes: attributes, undecided: nil) }
+        return Witness(attributes: attributes, undecided: "the unit found does not satisfy every condition under the evaluator: the audiences are treated as able to overlap")
+    }
+
+    /// Attributes holding each value at its dotted path (null values are left out: a missing path reads as null).
+    static func build(_ values: [(String, JSValue)]) -> Attributes {
+        var root: [String: JSValue] = [:]
+        for (path, value) in values where value != .null {
+            insert(&root, path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)[...], value)
+        }
+        return root
+    }
+
+    static func insert(_ object: inout [String: JSValue], _ parts: ArraySlice<String>, _ value: JSValue) {
+        guard let first = parts.first else { return }
+        if parts.count == 1 { object[first] = value; return }
+        var child: [String: JSValue] = [:]
+        if case .object(let existing)? = object[first] { child = existing }
+        insert(&child, parts.dropFirst(), value)
+        object[first] = .object(child)
+    }
+
+    // MARK: - The general search
+
+    /// A path's value in a partial assignment: a concrete value, or an object made of the values of the paths below.
+    enum Slot: Equatable {
+        case value(JSValue)
+        case composed
     }
 
     static func searchWitness(_ conditions: [Condition]) -> Witness? {
-        let formula = Condition.all(conditions)
-        var tests: [String: [AttributeTest]] = [:]
+        let formula = Condition.and(conditions)
+        var tests: [String: [ValueCondition]] = [:]
         collect(formula, into: &tests)
-        let names = tests.keys.sorted()
-        var domains: [[AttributeValue?]] = names.map { candidates(for: tests[$0]!) }
-        // Search first the attributes that every solution must satisfy directly (tests in the top-level
-        // conjunction: one wrong value prunes the whole subtree), then the most constrained ones.
+        let paths = Array(tests.keys)
+        let set = Set(paths)
+        func parent(_ p: String) -> String? {
+            var parts = p.split(separator: ".", omittingEmptySubsequences: false)
+            while parts.count > 1 {
+                parts.removeLast()
+                let q = parts.joined(separator: ".")
+                if set.contains(q) { return q }
+            }
+            return nil
+        }
+        let parents = Dictionary(uniqueKeysWithValues: paths.map { ($0, parent($0)) })
+        var children: [String: [String]] = [:]
+        for p in paths { if let q = parents[p]! { children[q, default: []].append(p) } }
+
+        var inexact: [String] = []
+        var domains: [String: [Slot]] = [:]
+        for p in paths {
+            // The tests of the paths below see a concrete value through getPath: include them in the classes.
+            let below = paths.filter { $0.hasPrefix(p + ".") }.map { ($0, String($0.dropFirst(p.count + 1)), tests[$0]!) }
+            let domain = Candidates.values(for: tests[p]!, at: p, below: below)
+            if let r = domain.inexact { inexact.append(r) }
+            domains[p] = domain.values.map(Slot.value) + (children[p] == nil ? [] : [.composed])
+        }
+        // Top-level conjuncts first (one wrong value prunes the whole subtree), parents before children, then the
+        // most constrained.
         var forced = Set<String>()
         var conjuncts = conditions
         while let c = conjuncts.popLast() {
             switch c {
-            case .all(let cs): conjuncts += cs
-            case .attribute(let name, _): forced.insert(name)
+            case .object(let cs), .and(let cs): conjuncts += cs
+            case .path(let p, _): forced.insert(p)
             default: break
             }
         }
-        let rank = names.map { forced.contains($0) ? 0 : 1 }
-        let order = names.indices.sorted { (rank[$0], domains[$0].count, names[$0]) < (rank[$1], domains[$1].count, names[$1]) }
-        let orderedNames = order.map { names[$0] }
-        domains = order.map { domains[$0] }
-        var assignment: [String: AttributeValue?] = [:]
-        var approximate = false
+        func depth(_ p: String) -> Int {
+            var d = 0
+            var q = parents[p]!
+            while let r = q { d += 1; q = parents[r]! }
+            return d
+        }
+        let order = paths.sorted { a, b in
+            (depth(a), forced.contains(a) ? 0 : 1, domains[a]!.count, a) < (depth(b), forced.contains(b) ? 0 : 1, domains[b]!.count, b)
+        }
+
+        var assignment: [String: Slot] = [:]
+        /// The value at `p`, when the assignment settles it.
+        func value(_ p: String) -> JSValue? {
+            if case .value(let v)? = assignment[p] { return v }
+            // A concrete ancestor decides its descendants.
+            var q = parents[p]!
+            while let anc = q {
+                if case .value(let v)? = assignment[anc] { return v.value(atPath: String(p.dropFirst(anc.count + 1))) }
+                q = parents[anc]!
+            }
+            guard assignment[p] == .composed else { return nil }
+            var members: [(String, JSValue)] = []
+            for c in children[p] ?? [] {
+                guard let v = value(c) else { return nil }
+                members.append((String(c.dropFirst(p.count + 1)), v))
+            }
+            return .object(build(members))
+        }
+        /// Whether `p` is decided by a concrete ancestor (then it is not searched).
+        func determined(_ p: String) -> Bool {
+            var q = parents[p]!
+            while let anc = q {
+                if case .value? = assignment[anc] { return true }
+                q = parents[anc]!
+            }
+            return false
+        }
+        func truth(_ c: Condition) -> Truth {
+            switch c {
+            case .object(let cs), .and(let cs): return Truth.all(cs.lazy.map(truth))
+            case .or(let cs): return cs.isEmpty ? .yes : Truth.any(cs.lazy.map(truth))
+            case .nor(let cs): return cs.isEmpty ? .no : Truth.any(cs.lazy.map(truth)).negated
+            case .not(let inner): return truth(inner).negated
+            case .path(let p, let test):
+                guard let v = value(p) else { return .maybe }
+                return test.evaluate(v) ? .yes : .no
+            }
+        }
         var steps = 0
         var exhausted = false
         func search(_ i: Int) -> Bool {
             steps += 1
             if steps > searchBudget { exhausted = true; return true }
-            let value = evaluate(formula, assignment)
-            if value == .no { return false }
-            if i == orderedNames.count {
-                approximate = value == .maybe
-                return true
-            }
-            for candidate in domains[i] {
-                assignment[orderedNames[i]] = .some(candidate)
+            let t = truth(formula)
+            if t == .no { return false }
+            if i == order.count { return t == .yes }
+            let p = order[i]
+            if determined(p) { return search(i + 1) }
+            for slot in domains[p]! {
+                assignment[p] = slot
                 if search(i + 1) { return true }
             }
-            assignment[orderedNames[i]] = nil
+            assignment[p] = nil
             return false
         }
-        guard search(0) else { return nil }
-        if exhausted { return Witness(attributes: assignment, approximate: true, budgetReached: true) }
-        return Witness(attributes: assignment, approximate: approximate)
-    }
-
-    // MARK: three-valued evaluation
-
-    enum Truth { case yes, no, maybe }
-
-    static func evaluate(_ c: Condition, _ a: [String: AttributeValue?]) -> Truth {
-        switch c {
-        case .all(let cs):
-            var result = Truth.yes
-            for child in cs {
-                switch evaluate(child, a) {
-                case .no: return .no
-                case .maybe: result = .maybe
-                case .yes: break
-                }
-            }
-            return result
-        case .any(let cs):
-            var result = Truth.no
-            for child in cs {
-                switch evaluate(child, a) {
-                case .yes: return .yes
-                case .maybe: result = .maybe
-                case .no: break
-                }
-            }
-            return result
-        case .not(let child):
-            switch evaluate(child, a) {
-            case .yes: return .no
-            case .no: return .yes
-            case .maybe: return .maybe
-            }
-        case .attribute(let name, let test):
-            guard let assigned = a[name] else { return .maybe }
-            return evaluate(test, assigned)
+        let found = search(0)
+        if exhausted {
+            return Witness(attributes: attributesOf(order, value), undecided: "the search for a common unit reached its budget of \(searchBudget) steps before deciding: the audiences are treated as overlapping; the witness is partial", budgetReached: true)
         }
+        if found { return verified(attributesOf(order, value), conditions) }
+        if !inexact.isEmpty { return Witness(attributes: [:], undecided: note(inexact)) }
+        return nil
     }
 
-    static func evaluate(_ test: AttributeTest, _ value: AttributeValue?) -> Truth {
-        switch test {
-        case .regex: return .maybe
-        case .not(let tests):
-            var all = Truth.yes
-            for t in tests {
-                switch evaluate(t, value) {
-                case .no: return .yes
-                case .maybe: all = .maybe
-                case .yes: break
-                }
-            }
-            return all == .yes ? .no : .maybe
-        default:
-            return test.evaluate(value) ? .yes : .no
-        }
+    /// The attributes of a (possibly partial) assignment: the settled values of the top paths.
+    static func attributesOf(_ paths: [String], _ value: (String) -> JSValue?) -> Attributes {
+        let tops = paths.filter { p in !paths.contains { p.hasPrefix($0 + ".") } }
+        return build(tops.compactMap { p in value(p).map { (p, $0) } })
     }
 
-    static func collect(_ c: Condition, into tests: inout [String: [AttributeTest]]) {
+    static func collect(_ c: Condition, into tests: inout [String: [ValueCondition]]) {
         switch c {
-        case .all(let cs), .any(let cs): cs.forEach { collect($0, into: &tests) }
+        case .object(let cs), .and(let cs), .or(let cs), .nor(let cs): cs.forEach { collect($0, into: &tests) }
         case .not(let child): collect(child, into: &tests)
-        case .attribute(let name, let test): tests[name, default: []].append(test)
+        case .path(let p, let v): tests[p, default: []].append(v)
         }
     }
 
-    // MARK: candidate values
-
-    static func flatten(_ tests: [AttributeTest]) -> [AttributeTest] {
-        tests.flatMap { t -> [AttributeTest] in
-            if case .not(let inner) = t { return flatten(inner) }
-            return [t]
+    enum Truth {
+        case yes, no, maybe
+        var negated: Truth { self == .yes ? .no : self == .no ? .yes : .maybe }
+        static func all(_ ts: some Sequence<Truth>) -> Truth {
+            var r = Truth.yes
+            for t in ts { if t == .no { return .no }; if t == .maybe { r = .maybe } }
+            return r
+        }
+        static func any(_ ts: some Sequence<Truth>) -> Truth {
+            var r = Truth.no
+            for t in ts { if t == .yes { return .yes }; if t == .maybe { r = .maybe } }
+            return r
         }
     }
+}
 
-    /// One representative value per class of values the tests cannot tell apart.
-    static func candidates(for tests: [AttributeTest]) -> [AttributeValue?] {
-        let atoms = flatten(tests)
-        var constants: [AttributeValue] = []
-        var versions: [String] = []
-        for t in atoms {
-            switch t {
-            case .equals(let v?), .notEquals(let v?): constants.append(v)
-            case .isIn(let vs), .notIn(let vs): constants += vs
-            case .compare(_, let v): constants.append(v)
-            case .version(_, let v): versions.append(v)
-            default: break
+/// The values one path is searched over: one per class of values its tests cannot tell apart.
+enum Candidates {
+    struct Domain {
+        var values: [JSValue]
+        /// Why the classes may be incomplete (nil: every class has a value).
+        var inexact: String?
+    }
+
+    /// `below`: tests of deeper paths (full path, path relative to this one, tests), which see a concrete value
+    /// of this path through getPath.
+    static func values(for tests: [ValueCondition], at path: String, below: [(String, String, [ValueCondition])] = [], depth: Int = 0) -> Domain {
+        var facts = Facts()
+        for t in tests { facts.add(t) }
+        var raw: [JSValue] = []
+        var reasons: [String] = []
+
+        // Scalars.
+        raw += [.null, .bool(true), .bool(false)]
+        let numbers = facts.numberGrid()
+        raw += numbers.map(JSValue.number)
+        raw += facts.strings(numbers: numbers).map(JSValue.string)
+        raw += facts.constants.sorted { $0.description < $1.description }
+        // Objects: the constants, a fresh one, and (with paths below) objects that hold the values those tests need.
+        raw.append(.object([:]))
+        raw.append(.object(["referee": .number(1)]))
+        if !below.isEmpty {
+            for (_, relative, deeper) in below where !relative.isEmpty {
+                let inner = values(for: deeper, at: relative, depth: depth + 1)
+                for v in inner.values.prefix(12) { raw.append(.object(Satisfiability.build([(relative, v)]))) }
             }
+            reasons.append("values below \(path) are built from the paths tested")
         }
-        var raw: [AttributeValue?] = constants.map { .some($0) }
+        // Arrays.
+        // Elements reached by position (`tags.1`) are tested like elements.
+        let positional = below.filter { JSNumber.arrayIndex($0.1.split(separator: ".").first ?? "") != nil && !$0.1.contains(".") }.flatMap(\.2)
+        let arrays = facts.arrays(depth: depth, positional: positional, path: path)
+        raw += arrays.values
+        if let r = arrays.inexact { reasons.append(r) }
 
-        let numbers = Array(Set(constants.compactMap { if case .number(let d) = $0 { d } else { nil } })).sorted()
-        if let lo = numbers.first, let hi = numbers.last {
-            raw.append(.number(lo - 1))
-            raw.append(.number(hi + 1))
-            for (a, b) in zip(numbers, numbers.dropFirst()) { raw.append(.number(a + (b - a) / 2)) }
-        } else {
-            raw.append(.number(0))
-        }
+        if let r = facts.inexact(path) { reasons.append(r) }
 
-        let strings = Array(Set(constants.compactMap { if case .string(let s) = $0 { s } else { nil } })).sorted(by: UTF16Order.less)
-        if let lo = strings.first, let hi = strings.last {
-            if !lo.isEmpty { raw.append(.string("")) }
-            raw.append(.string(between(hi, nil)))
-            for (a, b) in zip(strings, strings.dropFirst()) { raw.append(.string(between(a, b))) }
-        } else {
-            raw.append(.string("other"))
-        }
-
-        if !versions.isEmpty {
-            raw += ["0", "99999.99999.99999"].map { .string($0) }
-            // Numbers compare as versions by their decimal text: cover the integers around each major version.
-            for v in versions {
-                let major = Double(v.drop(while: { $0 == "v" }).prefix(while: \.isNumber)) ?? 0
-                raw += [major - 1, major, major + 1, 0].map { .number($0) }
-            }
-            for v in versions + strings {
-                raw += [v, v + "-0", v + "-~~", v + ".0", v + ".0-0"].map { .some(.string($0)) }
-            }
-        }
-        raw += [.bool(true), .bool(false), nil]
-
-        // Keep the first candidate of each truth pattern (constants come first, so witnesses read naturally).
+        // One value per truth pattern of the tests (and of the deeper paths' tests, seen through this value).
         var seen = Set<[Bool]>()
-        var out: [AttributeValue?] = []
-        let decidable = atoms.filter { if case .regex = $0 { false } else { true } }
-        for c in raw {
-            let signature = decidable.map { $0.evaluate(c) } + (decidable.isEmpty ? [c == nil] : [])
-            if seen.insert(signature).inserted { out.append(c) }
+        var out: [JSValue] = []
+        for v in raw {
+            var signature = tests.map { $0.evaluate(v) }
+            for (_, relative, deeper) in below { let w = v.value(atPath: relative); signature += deeper.map { $0.evaluate(w) } }
+            if tests.isEmpty && below.isEmpty { signature = [v == .null] }
+            if seen.insert(signature).inserted { out.append(v) }
         }
-        return out
+        // Below-path objects are not enumerated exhaustively, but the composed slot of the search covers them.
+        let exactReasons = reasons.filter { !$0.hasPrefix("values below") }
+        return Domain(values: out, inexact: exactReasons.isEmpty ? nil : exactReasons.joined(separator: "; "))
+    }
+
+    /// What the tests of one path name and how they look at a value.
+    struct Facts {
+        var numbers: [Double] = []
+        var strings: [String] = []
+        var versions: [JSValue] = []
+        var constants: [JSValue] = []
+        var insensitive = false
+        var regex = false
+        var textOrder = false
+        var numericOrder = false
+        var versionOrder = false
+        /// Element-level tests (for arrays).
+        var memberLists: [([JSValue], Bool)] = []
+        var allItems: [ValueCondition] = []
+        var elementTests: [ValueCondition] = []
+        var elementConditions: [Condition] = []
+        var sizeTests: [ValueCondition] = []
+        /// Tests that read an array as its text (`value + ""`, `value * 1`, `<`, `$regex`).
+        var arrayAsText = false
+
+        mutating func scalar(_ v: JSValue) {
+            switch v {
+            case .number(let d): numbers.append(d)
+            case .string(let s):
+                strings.append(s)
+                let n = JSNumber.parse(s)
+                if n.isFinite { numbers.append(n) }
+            case .bool, .null: break
+            case .array, .object: constants.append(v)
+            }
+        }
+
+        mutating func add(_ t: ValueCondition) {
+            switch t {
+            case .string(let s, let i):
+                strings.append(s)
+                let n = JSNumber.parse(s)
+                if n.isFinite { numbers.append(n) }
+                if i { insensitive = true }
+                arrayAsText = true
+            case .number(let d):
+                numbers.append(d)
+                numericOrder = true
+                arrayAsText = true
+            case .bool, .null: break
+            case .equals(let v):
+                constants.append(v)
+                if case .array(let items) = v { items.forEach { scalar($0) } }
+            case .operators(let ops):
+                for op in ops { add(op) }
+            }
+        }
+
+        mutating func add(_ op: Operator) {
+            switch op {
+            case .version(_, let v):
+                versions.append(v)
+                versionOrder = true
+                if case .number(let d) = v { numbers.append(d) }
+            case .eq(let v), .ne(let v): scalar(v)
+            case .compare(_, let v):
+                let p = v.primitive
+                if case .string(let s) = p {
+                    strings.append(s)
+                    textOrder = true
+                    let n = JSNumber.parse(s)
+                    if n.isFinite { numbers.append(n) }
+                } else {
+                    let n = p.jsNumber
+                    if n.isFinite { numbers.append(n) }
+                    numericOrder = true
+                }
+                arrayAsText = true
+            case .exists, .type, .alwaysFalse: break
+            case .isIn(let list, let i), .notIn(let list, let i):
+                list.forEach { scalar($0) }
+                if i { insensitive = true }
+                memberLists.append((list, i))
+            case .inGroup(_, let list), .notInGroup(_, let list):
+                list.forEach { scalar($0) }
+                memberLists.append((list, false))
+            case .not(let inner): add(inner)
+            case .size(let inner): sizeTests.append(inner)
+            case .elemMatch(.value(let inner)): elementTests.append(inner)
+            case .elemMatch(.condition(let c)): elementConditions.append(c)
+            case .all(let items, _): allItems += items
+            case .regex(let r):
+                regex = true
+                arrayAsText = true
+                if let sample = r.example() { strings.append(sample) }
+            }
+        }
+
+        /// Why this path's classes may be incomplete.
+        func inexact(_ path: String) -> String? {
+            if regex { return "$regex on \(path)" }
+            let orders = [textOrder, numericOrder, versionOrder].filter { $0 }.count
+            if orders > 1 { return "\(path) is compared in more than one way (as text, as a number, as a version)" }
+            if insensitive && (textOrder || versionOrder) { return "\(path) is matched case-insensitively and compared by order" }
+            if !elementConditions.isEmpty { return "$elemMatch with a nested condition on \(path)" }
+            return nil
+        }
+
+        /// Numbers: every constant, and values between and beyond them; 0 and 1 for truthiness.
+        func numberGrid() -> [Double] {
+            var grid = Set(numbers.filter(\.isFinite))
+            var integers: [Double] = []
+            for v in versions {
+                let text = v.jsString.drop { $0 == "v" }
+                if let major = Double(text.prefix { $0.isNumber }) { integers += [major - 1, major, major + 1] }
+            }
+            let sorted = grid.sorted()
+            var out: [Double] = sorted
+            if let lo = sorted.first, let hi = sorted.last {
+                out += [lo - 1, hi + 1]
+                for (a, b) in zip(sorted, sorted.dropFirst()) { out.append(a + (b - a) / 2) }
+            }
+            out += [0, 1, -1] + integers
+            grid = []
+            return out.filter { grid.insert($0).inserted }
+        }
+
+        /// Strings: the constants (and their case variants), strings between and beyond them, the text of every
+        /// candidate number in three spellings, the names JavaScript gives other values, versions around each
+        /// version constant.
+        func strings(numbers: [Double]) -> [String] {
+            // Sorted, so that the values (and the witness) do not depend on the order of the tests.
+            var out = Array(Set(strings)).sorted(by: UTF16Order.less)
+            if insensitive { out += strings.flatMap { [$0.lowercased(), $0.uppercased()] } }
+            let sorted = Array(Set(strings)).sorted(by: UTF16Order.less)
+            if let lo = sorted.first, let hi = sorted.last {
+                if !lo.isEmpty { out.append("") }
+                out.append(between(hi, nil))
+                for (a, b) in zip(sorted, sorted.dropFirst()) { out.append(between(a, b)) }
+            }
+            out += ["", "other", "null", "true", "false", "[object Object]"]
+            for d in numbers { let t = JSNumber.string(d); out += [t, " " + t, t + " "] }
+            if !versions.isEmpty {
+                out += ["0", "99999.99999.99999"]
+                for v in versions.map(\.jsString) + strings {
+                    out += [v, v + "-0", v + "-~~", v + ".0", v + ".0-0"]
+                }
+            }
+            return out
+        }
+
+        /// Arrays: [] and arrays of the element classes (every subset, with the lengths `$size` needs), or, when
+        /// an array is only read as text, one-element arrays of the string candidates.
+        func arrays(depth: Int, positional: [ValueCondition] = [], path: String = "") -> Domain {
+            let byElements = !memberLists.isEmpty || !allItems.isEmpty || !elementTests.isEmpty || !elementConditions.isEmpty || !sizeTests.isEmpty
+                || !positional.isEmpty
+            var out: [JSValue] = [.array([])]
+            var reasons: [String] = []
+            if arrayAsText {
+                out += (strings(numbers: numberGrid()).prefix(64)).map { .array([.string($0)]) }
+                out += constants.filter(\.isArray)
+            }
+            guard byElements else { return Domain(values: out, inexact: nil) }
+            if arrayAsText { reasons.append("an array is tested both by its elements and as text") }
+            guard depth < 3 else { return Domain(values: out, inexact: "arrays nested more than three deep") }
+            // Element classes.
+            var pool: [JSValue] = [.null, .bool(false), .bool(true), .number(0), .number(1), .string(""), .string("other"), .object([:])]
+            for (list, i) in memberLists.sorted(by: { $0.0.description < $1.0.description }) {
+                pool += list
+                if i {
+                    for case .string(let s) in list { pool += [.string(s.lowercased()), .string(s.uppercased())] }
+                }
+            }
+            let itemTests = allItems + elementTests + positional
+            if !positional.isEmpty { reasons.append("elements of \(path) are tested by position") }
+            if !itemTests.isEmpty {
+                let inner = Candidates.values(for: itemTests, at: "element", depth: depth + 1)
+                pool += inner.values
+                if let r = inner.inexact { reasons.append(r) }
+            }
+            for c in elementConditions {
+                if let w = Satisfiability.witness([c]), w.undecided == nil { pool.append(.object(w.attributes)) }
+                if let w = Satisfiability.witness([.not(c)]), w.undecided == nil { pool.append(.object(w.attributes)) }
+            }
+            var seen = Set<[Bool]>()
+            var classes: [JSValue] = []
+            for e in pool {
+                var signature: [Bool] = [e.truthy]
+                for (list, i) in memberLists { signature += list.map { Operator.isIn(e, [$0], insensitive: i) && !e.isArray } }
+                signature += allItems.map { $0.evaluate(e) }
+                signature += elementTests.map { $0.evaluate(e) }
+                signature += positional.map { $0.evaluate(e) }
+                signature += elementConditions.map { $0.evaluate(on: e) }
+                if seen.insert(signature).inserted { classes.append(e) }
+            }
+            // Lengths `$size` can tell apart.
+            var lengths = Set<Int>([0, 1])
+            for t in sizeTests {
+                var f = Facts()
+                f.add(t)
+                for n in f.numberGrid() where n.isFinite && n > -2 && n < 64 {
+                    for l in [n.rounded(.down), n.rounded(.up), n.rounded(.down) - 1, n.rounded(.up) + 1] where l >= 0 { lengths.insert(Int(l)) }
+                }
+            }
+            let limit = 8
+            var subsets: [[JSValue]] = []
+            if classes.count <= limit {
+                for mask in 1..<(1 << classes.count) {
+                    subsets.append(classes.indices.filter { mask & (1 << $0) != 0 }.map { classes[$0] })
+                }
+            } else {
+                reasons.append("too many element classes to enumerate")
+                for a in classes.indices {
+                    subsets.append([classes[a]])
+                    for b in classes.indices where b > a { subsets.append([classes[a], classes[b]]) }
+                }
+            }
+            for s in subsets {
+                out.append(.array(s))
+                if !positional.isEmpty && s.count > 1 { out.append(.array(s.reversed())) }
+                for l in lengths.sorted() where l > s.count {
+                    out.append(.array(s + Array(repeating: s[0], count: l - s.count)))
+                }
+            }
+            return Domain(values: out, inexact: reasons.isEmpty ? nil : reasons.joined(separator: "; "))
+        }
     }
 
     /// A readable string strictly between `a` and `b` (or above `a` when `b` is nil), if one exists;

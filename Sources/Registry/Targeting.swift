@@ -1,32 +1,102 @@
 public import JSONCore
 
-/// A scalar an attribute can hold or a condition can name.
-public enum AttributeValue: Hashable, Sendable, CustomStringConvertible {
-    case string(String)
-    case number(Double)
-    case bool(Bool)
+/// GrowthBook's targeting language (the `evalCondition` of its JavaScript SDK, `mongrule.ts`, spec 0.8.0), parsed
+/// into a tree that keeps the shape of the JSON it came from, so that evaluation, tracing and conflict detection
+/// follow the SDK clause by clause.
+///
+/// A condition is an object whose members all hold: `$and`, `$or`, `$nor` (arrays of conditions), `$not` (a
+/// condition), and attribute paths (`country`, `father.age`, `tags.0`) mapped to a value condition. A value
+/// condition is a literal (`"US"`: `value + "" === "US"`; `5`: `value * 1 === 5`; `true`: truthiness; `null`;
+/// an array or an object: structural equality) or an object of operators that all hold.
+///
+/// Referee refuses at registration what GrowthBook would evaluate to a silent `false` or cannot run safely: an
+/// unknown operator, a `$regex` that does not compile or needs backtracking (``LinearRegex``), a saved group
+/// that does not exist, and operands of the wrong kind for `$and`/`$or`/`$nor`/`$not`/`$elemMatch`.
+public indirect enum Condition: Hashable, Sendable {
+    /// The members of one JSON object (all must hold), in the order of their names.
+    case object([Condition])
+    case and([Condition])
+    /// Holds when any holds; an empty `$or` holds (as in GrowthBook).
+    case or([Condition])
+    /// Holds when none holds; an empty `$nor` fails.
+    case nor([Condition])
+    case not(Condition)
+    /// `evalConditionValue(test, getPath(attributes, path))`.
+    case path(String, ValueCondition)
 
-    public init?(_ json: JSON) {
-        switch json {
-        case .string(let s): self = .string(s)
-        case .number(let d): self = .number(d)
-        case .bool(let b): self = .bool(b)
-        default: return nil
-        }
-    }
-
-    public var json: JSON {
-        switch self {
-        case .string(let s): .string(s)
-        case .number(let d): .number(d)
-        case .bool(let b): .bool(b)
-        }
-    }
-
-    public var description: String { json.serialized() }
+    public static let always = Condition.object([])
+    /// Holds for no unit (an empty `$nor`).
+    public static let never = Condition.nor([])
 }
 
-/// Comparison operators on numbers and strings (strings by UTF-16 code units, as GrowthBook's JavaScript does).
+/// A test on the value found at one path (GrowthBook's `evalConditionValue`).
+public indirect enum ValueCondition: Hashable, Sendable {
+    /// `value + "" === s`, or with `insensitive` (inside `$alli`) `String(value).toLowerCase() === s.toLowerCase()`.
+    case string(String, insensitive: Bool)
+    /// `value * 1 === d`.
+    case number(Double)
+    /// `value !== null && !!value === b`.
+    case bool(Bool)
+    /// `value === null` (a missing attribute is null).
+    case null
+    /// An array or an object that is not made of operators: the same JSON (`JSON.stringify` in the SDK).
+    case equals(JSValue)
+    /// An object of operators: all hold.
+    case operators([Operator])
+}
+
+/// One operator of a value condition, with its operand.
+public indirect enum Operator: Hashable, Sendable {
+    case version(VersionOperator, JSValue)
+    case eq(JSValue), ne(JSValue)
+    case compare(Ordering, JSValue)
+    case exists(Bool)
+    /// `$in`/`$nin`/`$ini`/`$nini` with an array operand (an array attribute holds when they intersect).
+    case isIn([JSValue], insensitive: Bool)
+    case notIn([JSValue], insensitive: Bool)
+    /// `$in`, `$nin`, `$all` or `$alli` with an operand that is not an array: false, as in GrowthBook.
+    case alwaysFalse(String)
+    /// `$inGroup`/`$notInGroup`: the group's values are bound from the registry (``Condition/bindingGroups(_:)``).
+    case inGroup(String, [JSValue])
+    case notInGroup(String, [JSValue])
+    case not(ValueCondition)
+    case size(ValueCondition)
+    case elemMatch(ElementMatch)
+    case all([ValueCondition], insensitive: Bool)
+    case regex(LinearRegex)
+    case type(String)
+
+    /// The operator's name as written.
+    public var name: String {
+        switch self {
+        case .version(let op, _): op.rawValue
+        case .eq: "$eq"
+        case .ne: "$ne"
+        case .compare(let op, _): op.rawValue
+        case .exists: "$exists"
+        case .isIn(_, let i): i ? "$ini" : "$in"
+        case .notIn(_, let i): i ? "$nini" : "$nin"
+        case .alwaysFalse(let op): op
+        case .inGroup: "$inGroup"
+        case .notInGroup: "$notInGroup"
+        case .not: "$not"
+        case .size: "$size"
+        case .elemMatch: "$elemMatch"
+        case .all(_, let i): i ? "$alli" : "$all"
+        case .regex(let r): r.caseInsensitive ? "$regexi" : "$regex"
+        case .type: "$type"
+        }
+    }
+}
+
+/// `$elemMatch`'s operand: an object of operators tests each element's value; any other object is a condition on
+/// each element (as an object of attributes).
+public indirect enum ElementMatch: Hashable, Sendable {
+    case value(ValueCondition)
+    case condition(Condition)
+}
+
+/// Comparison operators (JavaScript's `<`, `<=`, `>`, `>=`).
 public enum Ordering: String, Sendable, CaseIterable {
     case gt = "$gt", gte = "$gte", lt = "$lt", lte = "$lte"
 }
@@ -34,196 +104,6 @@ public enum Ordering: String, Sendable, CaseIterable {
 /// Version comparison operators (GrowthBook's padded version strings).
 public enum VersionOperator: String, Sendable, CaseIterable {
     case veq = "$veq", vne = "$vne", vgt = "$vgt", vgte = "$vgte", vlt = "$vlt", vlte = "$vlte"
-}
-
-/// One test on one attribute.
-public indirect enum AttributeTest: Hashable, Sendable {
-    case equals(AttributeValue?)            // nil: the attribute is null/missing (`{"a": null}` or `$eq: null`)
-    case notEquals(AttributeValue?)
-    case isIn([AttributeValue])
-    case notIn([AttributeValue])
-    case compare(Ordering, AttributeValue)
-    case exists(Bool)
-    case version(VersionOperator, String)
-    /// Matched in linear time (see ``LinearRegex``); patterns that need backtracking are refused.
-    case regex(LinearRegex)
-    /// `{"attr": {"$not": {...}}}`: negation of a conjunction of tests on the same attribute.
-    case not([AttributeTest])
-}
-
-/// A targeting condition in GrowthBook's MongoDB-like syntax, parsed into a tree.
-///
-/// Semantics (the same for assignment and for conflict detection):
-/// - equality is typed (`"5"` ≠ `5`); a missing attribute equals only `null`;
-/// - `$gt $gte $lt $lte` compare numbers with numbers and strings with strings; other pairs, and a
-///   missing attribute, are false;
-/// - `$ne`, `$nin`, `$vne` are the negations of `$eq`, `$in`, `$veq`, so they hold for a missing attribute;
-/// - version operators compare GrowthBook's padded version strings; a missing attribute counts as version "0",
-///   as in GrowthBook's SDKs;
-/// - `$regex` takes ECMAScript syntax without backreferences or lookaround, matched in linear time
-///   (``LinearRegex``); conflict detection treats it as "can overlap" and says so.
-public indirect enum Condition: Hashable, Sendable {
-    case all([Condition])
-    case any([Condition])
-    case not(Condition)
-    case attribute(String, AttributeTest)
-
-    public static let always = Condition.all([])
-    /// Holds for no unit (an empty `$or`).
-    public static let never = Condition.any([])
-
-    /// Parses a condition; every syntax problem is reported with its path under `basePath`.
-    public static func parse(_ json: JSON, path basePath: String = "targeting", limits: TargetingLimits = TargetingLimits()) -> Result<Condition, ParseFailure> {
-        var violations: [Violation] = []
-        var nodes = 0
-        let condition = parseObject(json, path: basePath, depth: 0, nodes: &nodes, limits: limits, violations: &violations)
-        if violations.isEmpty, let condition { return .success(condition) }
-        return .failure(ParseFailure(violations: violations))
-    }
-
-    public struct ParseFailure: Error, Equatable, Sendable {
-        public var violations: [Violation]
-    }
-
-    private static func syntax(_ path: String, _ message: String) -> Violation {
-        Violation(path: path, rule: "targeting_syntax", message: message)
-    }
-
-    private static func parseObject(_ json: JSON, path: String, depth: Int, nodes: inout Int, limits: TargetingLimits, violations: inout [Violation]) -> Condition? {
-        guard depth <= limits.maxDepth else {
-            violations.append(Violation(path: path, rule: "targeting_limit", message: "targeting nests deeper than \(limits.maxDepth) levels; simplify it"))
-            return nil
-        }
-        guard case .object(let members) = json else {
-            violations.append(syntax(path, "a condition must be an object, got \(json.typeName)"))
-            return nil
-        }
-        var parts: [Condition] = []
-        for key in members.keys.sorted() {
-            let value = members[key]!
-            let childPath = "\(path).\(key)"
-            nodes += 1
-            if nodes > limits.maxNodes {
-                violations.append(Violation(path: path, rule: "targeting_limit", message: "targeting has more than \(limits.maxNodes) conditions; simplify it"))
-                return nil
-            }
-            switch key {
-            case "$and", "$or", "$nor":
-                guard case .array(let items) = value else {
-                    violations.append(syntax(childPath, "\(key) takes an array of conditions, got \(value.typeName)"))
-                    continue
-                }
-                let children = items.enumerated().compactMap { i, item in
-                    parseObject(item, path: "\(childPath)[\(i)]", depth: depth + 1, nodes: &nodes, limits: limits, violations: &violations)
-                }
-                switch key {
-                case "$and": parts.append(.all(children))
-                case "$or": parts.append(.any(children))
-                default: parts.append(.not(.any(children)))
-                }
-            case "$not":
-                if let child = parseObject(value, path: childPath, depth: depth + 1, nodes: &nodes, limits: limits, violations: &violations) {
-                    parts.append(.not(child))
-                }
-            default:
-                if key.hasPrefix("$") {
-                    violations.append(syntax(childPath, "unknown logical operator \(key); use $and, $or, $nor or $not, or an attribute name"))
-                    continue
-                }
-                guard !key.isEmpty else {
-                    violations.append(syntax(childPath, "attribute names must not be empty"))
-                    continue
-                }
-                if let tests = parseTests(value, path: childPath, nodes: &nodes, limits: limits, violations: &violations) {
-                    parts.append(contentsOf: tests.map { .attribute(key, $0) })
-                }
-            }
-        }
-        return parts.count == 1 ? parts[0] : .all(parts)
-    }
-
-    private static func parseTests(_ json: JSON, path: String, nodes: inout Int, limits: TargetingLimits, violations: inout [Violation]) -> [AttributeTest]? {
-        switch json {
-        case .null: return [.equals(nil)]
-        case .string, .number, .bool: return [.equals(AttributeValue(json))]
-        case .raw:
-            violations.append(syntax(path, "must be a value or an object of operators"))
-            return nil
-        case .array:
-            violations.append(syntax(path, "equality with an array is not supported; use {\"$in\": [...]}"))
-            return nil
-        case .object(let ops):
-            guard !ops.isEmpty, ops.keys.allSatisfy({ $0.hasPrefix("$") }) else {
-                violations.append(syntax(path, "an attribute condition must be a value or an object of operators ($eq, $in, $gt, $vgte, …); nested attribute objects are not supported"))
-                return nil
-            }
-            var tests: [AttributeTest] = []
-            for op in ops.keys.sorted() {
-                let operand = ops[op]!
-                let opPath = "\(path).\(op)"
-                nodes += 1
-                switch op {
-                case "$eq", "$ne":
-                    let value: AttributeValue?
-                    if operand.isNull { value = nil } else if let v = AttributeValue(operand) { value = v } else {
-                        violations.append(syntax(opPath, "\(op) takes a string, number, boolean or null, got \(operand.typeName)"))
-                        continue
-                    }
-                    tests.append(op == "$eq" ? .equals(value) : .notEquals(value))
-                case "$in", "$nin":
-                    guard case .array(let items) = operand else {
-                        violations.append(syntax(opPath, "\(op) takes an array of values, got \(operand.typeName)"))
-                        continue
-                    }
-                    guard items.count <= limits.maxListLength else {
-                        violations.append(Violation(path: opPath, rule: "targeting_limit", message: "\(op) lists \(items.count) values; the limit is \(limits.maxListLength)"))
-                        continue
-                    }
-                    var values: [AttributeValue] = []
-                    for (i, item) in items.enumerated() {
-                        if let v = AttributeValue(item) { values.append(v) } else {
-                            violations.append(syntax("\(opPath)[\(i)]", "\(op) values must be strings, numbers or booleans, got \(item.typeName)"))
-                        }
-                    }
-                    tests.append(op == "$in" ? .isIn(values) : .notIn(values))
-                case "$gt", "$gte", "$lt", "$lte":
-                    switch operand {
-                    case .number, .string: tests.append(.compare(Ordering(rawValue: op)!, AttributeValue(operand)!))
-                    default: violations.append(syntax(opPath, "\(op) takes a number or a string, got \(operand.typeName)"))
-                    }
-                case "$exists":
-                    guard case .bool(let b) = operand else {
-                        violations.append(syntax(opPath, "$exists takes true or false, got \(operand.typeName)"))
-                        continue
-                    }
-                    tests.append(.exists(b))
-                case "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte":
-                    guard case .string(let v) = operand, VersionString.isValid(v) else {
-                        violations.append(syntax(opPath, "\(op) takes a version string such as \"5.1.0\", got \(operand.serialized().prefix(60))"))
-                        continue
-                    }
-                    tests.append(.version(VersionOperator(rawValue: op)!, v))
-                case "$regex":
-                    guard case .string(let pattern) = operand else {
-                        violations.append(syntax(opPath, "$regex takes a pattern string, got \(operand.typeName)"))
-                        continue
-                    }
-                    do {
-                        tests.append(.regex(try LinearRegex(pattern)))
-                    } catch {
-                        violations.append(Violation(path: opPath, rule: error.isSyntax ? "targeting_syntax" : "regex_not_linear", message: error.description))
-                    }
-                case "$not":
-                    if let inner = parseTests(operand, path: opPath, nodes: &nodes, limits: limits, violations: &violations) {
-                        tests.append(.not(inner))
-                    }
-                default:
-                    violations.append(syntax(opPath, "unknown operator \(op); supported: $eq $ne $in $nin $gt $gte $lt $lte $exists $not $regex $veq $vne $vgt $vgte $vlt $vlte"))
-                }
-            }
-            return tests
-        }
-    }
 }
 
 /// Size limits for one targeting condition.
@@ -238,33 +118,297 @@ public struct TargetingLimits: Sendable, Equatable {
     }
 }
 
-/// Attributes of one unit, as given to `assign` or found as a conflict witness.
-public typealias Attributes = [String: AttributeValue]
+/// The operators Referee evaluates, as listed in refusals.
+public let targetingOperators = "$eq $ne $lt $lte $gt $gte $veq $vne $vgt $vgte $vlt $vlte $exists $in $nin $ini $nini $all $alli $size $elemMatch $regex $regexi $type $not $inGroup $notInGroup"
+
+// MARK: - Parsing
 
 extension Condition {
-    /// Whether a unit with these attributes satisfies the condition.
-    public func evaluate(_ attributes: Attributes) -> Bool {
+    /// Parses a condition; every problem is reported with its path under `basePath`. `groups`, when given, are the
+    /// saved groups that exist: a reference to another is a violation.
+    public static func parse(_ json: JSON, path basePath: String = "targeting", limits: TargetingLimits = TargetingLimits(),
+                             groups: Set<String>? = nil) -> Result<Condition, ParseFailure> {
+        var parser = ConditionParser(limits: limits, groups: groups)
+        let condition = parser.condition(json, path: basePath, depth: 0)
+        if parser.violations.isEmpty, let condition { return .success(condition) }
+        return .failure(ParseFailure(violations: parser.violations))
+    }
+
+    public struct ParseFailure: Error, Equatable, Sendable {
+        public var violations: [Violation]
+    }
+
+    /// The saved groups the condition names.
+    public var groupNames: Set<String> {
+        var out = Set<String>()
+        visitOperators { op in
+            switch op {
+            case .inGroup(let g, _), .notInGroup(let g, _): out.insert(g)
+            default: break
+            }
+        }
+        return out
+    }
+
+    /// The condition with every `$inGroup`/`$notInGroup` holding the current values of its group (an unknown
+    /// group holds no values, as GrowthBook's `savedGroups[name] || []`).
+    public func bindingGroups(_ values: [String: [JSValue]]) -> Condition {
+        mapOperators { op in
+            switch op {
+            case .inGroup(let g, _): .inGroup(g, values[g] ?? [])
+            case .notInGroup(let g, _): .notInGroup(g, values[g] ?? [])
+            default: op
+            }
+        }
+    }
+
+    func visitOperators(_ f: (Operator) -> Void) {
+        func value(_ v: ValueCondition) {
+            guard case .operators(let ops) = v else { return }
+            for op in ops {
+                f(op)
+                switch op {
+                case .not(let inner), .size(let inner): value(inner)
+                case .all(let items, _): items.forEach(value)
+                case .elemMatch(.value(let inner)): value(inner)
+                case .elemMatch(.condition(let c)): c.visitOperators(f)
+                default: break
+                }
+            }
+        }
         switch self {
-        case .all(let cs): return cs.allSatisfy { $0.evaluate(attributes) }
-        case .any(let cs): return cs.contains { $0.evaluate(attributes) }
-        case .not(let c): return !c.evaluate(attributes)
-        case .attribute(let name, let test): return test.evaluate(attributes[name])
+        case .object(let cs), .and(let cs), .or(let cs), .nor(let cs): cs.forEach { $0.visitOperators(f) }
+        case .not(let c): c.visitOperators(f)
+        case .path(_, let v): value(v)
+        }
+    }
+
+    func mapOperators(_ f: (Operator) -> Operator) -> Condition {
+        func value(_ v: ValueCondition) -> ValueCondition {
+            guard case .operators(let ops) = v else { return v }
+            return .operators(ops.map { op in
+                switch f(op) {
+                case .not(let inner): .not(value(inner))
+                case .size(let inner): .size(value(inner))
+                case .all(let items, let i): .all(items.map(value), insensitive: i)
+                case .elemMatch(.value(let inner)): .elemMatch(.value(value(inner)))
+                case .elemMatch(.condition(let c)): .elemMatch(.condition(c.mapOperators(f)))
+                case let other: other
+                }
+            })
+        }
+        switch self {
+        case .object(let cs): return .object(cs.map { $0.mapOperators(f) })
+        case .and(let cs): return .and(cs.map { $0.mapOperators(f) })
+        case .or(let cs): return .or(cs.map { $0.mapOperators(f) })
+        case .nor(let cs): return .nor(cs.map { $0.mapOperators(f) })
+        case .not(let c): return .not(c.mapOperators(f))
+        case .path(let p, let v): return .path(p, value(v))
         }
     }
 }
 
-extension AttributeTest {
-    public func evaluate(_ actual: AttributeValue?) -> Bool {
+struct ConditionParser {
+    let limits: TargetingLimits
+    let groups: Set<String>?
+    var violations: [Violation] = []
+    var nodes = 0
+
+    init(limits: TargetingLimits, groups: Set<String>?) {
+        self.limits = limits
+        self.groups = groups
+    }
+
+    mutating func syntax(_ path: String, _ message: String) {
+        violations.append(Violation(path: path, rule: "targeting_syntax", message: message))
+    }
+
+    /// Counts a node; false (with a violation) past the limit.
+    mutating func count(_ path: String) -> Bool {
+        nodes += 1
+        if nodes == limits.maxNodes + 1 {
+            violations.append(Violation(path: path, rule: "targeting_limit", message: "targeting has more than \(limits.maxNodes) conditions; simplify it"))
+        }
+        return nodes <= limits.maxNodes
+    }
+
+    mutating func deep(_ path: String, _ depth: Int) -> Bool {
+        guard depth > limits.maxDepth else { return false }
+        violations.append(Violation(path: path, rule: "targeting_limit", message: "targeting nests deeper than \(limits.maxDepth) levels; simplify it"))
+        return true
+    }
+
+    mutating func condition(_ json: JSON, path: String, depth: Int) -> Condition? {
+        if deep(path, depth) { return nil }
+        guard case .object(let members) = json else {
+            syntax(path, "a condition must be an object, got \(json.typeName)")
+            return nil
+        }
+        var parts: [Condition] = []
+        for key in members.keys.sorted() {
+            let value = members[key]!
+            let childPath = "\(path).\(key)"
+            guard count(path) else { return nil }
+            switch key {
+            case "$and", "$or", "$nor":
+                guard case .array(let items) = value else {
+                    syntax(childPath, "\(key) takes an array of conditions, got \(value.typeName)")
+                    continue
+                }
+                let children = items.enumerated().compactMap { i, item in condition(item, path: "\(childPath)[\(i)]", depth: depth + 1) }
+                parts.append(key == "$and" ? .and(children) : key == "$or" ? .or(children) : .nor(children))
+            case "$not":
+                if let child = condition(value, path: childPath, depth: depth + 1) { parts.append(.not(child)) }
+            default:
+                if key.hasPrefix("$") {
+                    syntax(childPath, "unknown operator \(key); a condition's members are $and, $or, $nor, $not or attribute paths")
+                    continue
+                }
+                if let test = valueCondition(value, path: childPath, depth: depth + 1) { parts.append(.path(key, test)) }
+            }
+        }
+        return .object(parts)
+    }
+
+    static func isOperatorObject(_ o: [String: JSON]) -> Bool {
+        !o.isEmpty && o.keys.allSatisfy { $0.hasPrefix("$") }
+    }
+
+    mutating func valueCondition(_ json: JSON, path: String, depth: Int, insensitive: Bool = false) -> ValueCondition? {
+        if deep(path, depth) { return nil }
+        switch json {
+        case .null, .raw: return .null
+        case .string(let s): return .string(s, insensitive: insensitive)
+        case .number(let d): return .number(d)
+        case .bool(let b): return .bool(b)
+        case .array:
+            return .equals(JSValue(json))
+        case .object(let ops):
+            guard Self.isOperatorObject(ops) else { return .equals(JSValue(json)) }
+            var out: [Operator] = []
+            for op in ops.keys.sorted() {
+                let operand = ops[op]!
+                let opPath = "\(path).\(op)"
+                guard count(path) else { return nil }
+                if let parsed = self.operator(op, operand, path: opPath, depth: depth) { out.append(parsed) }
+            }
+            return .operators(out)
+        }
+    }
+
+    mutating func list(_ op: String, _ operand: JSON, path: String) -> [JSValue]? {
+        guard case .array(let items) = operand else { return nil }
+        if items.count > limits.maxListLength {
+            violations.append(Violation(path: path, rule: "targeting_limit", message: "\(op) lists \(items.count) values; the limit is \(limits.maxListLength)"))
+        }
+        return items.map(JSValue.init)
+    }
+
+    mutating func `operator`(_ op: String, _ operand: JSON, path: String, depth: Int) -> Operator? {
+        switch op {
+        case "$eq": return .eq(JSValue(operand))
+        case "$ne": return .ne(JSValue(operand))
+        case "$gt", "$gte", "$lt", "$lte": return .compare(Ordering(rawValue: op)!, JSValue(operand))
+        case "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte": return .version(VersionOperator(rawValue: op)!, JSValue(operand))
+        case "$exists": return .exists(JSValue(operand).truthy)
+        case "$in", "$nin", "$ini", "$nini":
+            guard let values = list(op, operand, path: path) else { return .alwaysFalse(op) }
+            let insensitive = op.hasSuffix("i")
+            return op.hasPrefix("$in") ? .isIn(values, insensitive: insensitive) : .notIn(values, insensitive: insensitive)
+        case "$inGroup", "$notInGroup":
+            guard case .string(let name) = operand else {
+                syntax(path, "\(op) takes the name of a saved group, got \(operand.typeName)")
+                return nil
+            }
+            if let groups, !groups.contains(name) {
+                violations.append(Violation(path: path, rule: "unknown_group", message: "saved group \"\(name)\" does not exist; define it with groups.put or use one of: \(groups.sorted().prefix(20).joined(separator: ", "))"))
+                return nil
+            }
+            return op == "$inGroup" ? .inGroup(name, []) : .notInGroup(name, [])
+        case "$not":
+            return valueCondition(operand, path: path, depth: depth + 1).map(Operator.not)
+        case "$size":
+            return valueCondition(operand, path: path, depth: depth + 1).map(Operator.size)
+        case "$elemMatch":
+            guard case .object(let o) = operand else {
+                syntax(path, "$elemMatch takes an object (operators for each element, or a condition on each element), got \(operand.typeName)")
+                return nil
+            }
+            if Self.isOperatorObject(o) {
+                return valueCondition(operand, path: path, depth: depth + 1).map { .elemMatch(.value($0)) }
+            }
+            return condition(operand, path: path, depth: depth + 1).map { .elemMatch(.condition($0)) }
+        case "$all", "$alli":
+            guard case .array(let items) = operand else { return .alwaysFalse(op) }
+            let insensitive = op == "$alli"
+            let tests = items.enumerated().compactMap { i, item in valueCondition(item, path: "\(path)[\(i)]", depth: depth + 1, insensitive: insensitive) }
+            return tests.count == items.count ? .all(tests, insensitive: insensitive) : nil
+        case "$regex", "$regexi":
+            guard case .string(let pattern) = operand else {
+                syntax(path, "\(op) takes a pattern string, got \(operand.typeName)")
+                return nil
+            }
+            do {
+                return .regex(try LinearRegex(pattern, caseInsensitive: op == "$regexi"))
+            } catch {
+                violations.append(Violation(path: path, rule: error.isSyntax ? "targeting_syntax" : "regex_not_linear", message: error.description.replacingFirst("$regex", with: op)))
+                return nil
+            }
+        case "$type":
+            return .type(operand.stringValue ?? "\u{0}not a type")
+        default:
+            syntax(path, "unknown operator \(op); supported: \(targetingOperators)")
+            return nil
+        }
+    }
+}
+
+extension String {
+    func replacingFirst(_ a: String, with b: String) -> String {
+        hasPrefix(a) ? b + dropFirst(a.count) : self
+    }
+}
+
+// MARK: - Evaluation
+
+/// The attributes of one unit: a JSON object (nested objects and arrays allowed).
+public typealias Attributes = [String: JSValue]
+
+extension Condition {
+    /// Whether a unit with these attributes satisfies the condition, as GrowthBook's JavaScript SDK decides.
+    public func evaluate(_ attributes: Attributes) -> Bool { evaluate(on: .object(attributes)) }
+
+    /// `evalCondition(obj, condition)` for any value `obj` (`$elemMatch` evaluates conditions on elements).
+    public func evaluate(on obj: JSValue) -> Bool {
         switch self {
-        case .equals(let v): return actual == v
-        case .notEquals(let v): return actual != v
-        case .isIn(let vs): return actual.map { vs.contains($0) } ?? false
-        case .notIn(let vs): return !(actual.map { vs.contains($0) } ?? false)
-        case .exists(let b): return (actual != nil) == b
-        case .compare(let op, let v): return AttributeTest.compare(actual, op, v)
-        case .version(let op, let v):
-            let a = VersionString.padded(actual)
-            let b = VersionString.padded(.string(v))
+        case .object(let cs), .and(let cs): return cs.allSatisfy { $0.evaluate(on: obj) }
+        case .or(let cs): return cs.isEmpty || cs.contains { $0.evaluate(on: obj) }
+        case .nor(let cs): return !(cs.isEmpty || cs.contains { $0.evaluate(on: obj) })
+        case .not(let c): return !c.evaluate(on: obj)
+        case .path(let p, let test): return test.evaluate(obj.value(atPath: p))
+        }
+    }
+}
+
+extension ValueCondition {
+    public func evaluate(_ value: JSValue) -> Bool {
+        switch self {
+        case .string(let s, let insensitive):
+            return insensitive ? value.jsString.lowercased() == s.lowercased() : value.jsString == s
+        case .number(let d): return value.jsNumber == d
+        case .bool(let b): return value != .null && value.truthy == b
+        case .null: return value == .null
+        case .equals(let expected): return value == expected
+        case .operators(let ops): return ops.allSatisfy { $0.evaluate(value) }
+        }
+    }
+}
+
+extension Operator {
+    public func evaluate(_ actual: JSValue) -> Bool {
+        switch self {
+        case .version(let op, let expected):
+            let a = VersionString.padded(actual), b = VersionString.padded(expected)
             switch op {
             case .veq: return a == b
             case .vne: return a != b
@@ -273,26 +417,55 @@ extension AttributeTest {
             case .vlt: return VersionString.less(a, b)
             case .vlte: return !VersionString.less(b, a)
             }
-        case .regex(let regex):
-            guard case .string(let s)? = actual else { return false }
-            return regex.matches(s)
-        case .not(let tests): return !tests.allSatisfy { $0.evaluate(actual) }
+        case .eq(let v): return JSValue.strictlyEqual(actual, v)
+        case .ne(let v): return !JSValue.strictlyEqual(actual, v)
+        case .compare(let op, let v):
+            switch op {
+            case .lt: return JSValue.less(actual, v, orEqual: false)
+            case .lte: return JSValue.less(actual, v, orEqual: true)
+            case .gt: return JSValue.less(v, actual, orEqual: false)
+            case .gte: return JSValue.less(v, actual, orEqual: true)
+            }
+        case .exists(let b): return (actual != .null) == b
+        case .isIn(let list, let i): return Operator.isIn(actual, list, insensitive: i)
+        case .notIn(let list, let i): return !Operator.isIn(actual, list, insensitive: i)
+        case .alwaysFalse: return false
+        case .inGroup(_, let list): return Operator.isIn(actual, list, insensitive: false)
+        case .notInGroup(_, let list): return !Operator.isIn(actual, list, insensitive: false)
+        case .not(let inner): return !inner.evaluate(actual)
+        case .size(let inner):
+            guard case .array(let a) = actual else { return false }
+            return inner.evaluate(.number(Double(a.count)))
+        case .elemMatch(let match):
+            guard case .array(let a) = actual else { return false }
+            return a.contains { element in
+                guard element.truthy else { return false }
+                switch match {
+                case .value(let v): return v.evaluate(element)
+                case .condition(let c): return c.evaluate(on: element)
+                }
+            }
+        case .all(let items, _):
+            guard case .array(let a) = actual else { return false }
+            return items.allSatisfy { item in a.contains { item.evaluate($0) } }
+        case .regex(let r): return r.matches(actual.jsString)
+        case .type(let name): return actual.typeName == name
         }
     }
 
-    static func compare(_ actual: AttributeValue?, _ op: Ordering, _ expected: AttributeValue) -> Bool {
-        let order: Int
-        switch (actual, expected) {
-        case (.number(let a)?, .number(let b)): order = a < b ? -1 : (a > b ? 1 : 0)
-        case (.string(let a)?, .string(let b)): order = UTF16Order.compare(a, b)
-        default: return false
+    /// GrowthBook's `isIn`: an array attribute holds when some element is in the list (`includes`, strict
+    /// equality); `insensitive` folds strings to lower case.
+    static func isIn(_ actual: JSValue, _ list: [JSValue], insensitive: Bool) -> Bool {
+        func fold(_ v: JSValue) -> JSValue {
+            if insensitive, case .string(let s) = v { return .string(s.lowercased()) }
+            return v
         }
-        switch op {
-        case .gt: return order > 0
-        case .gte: return order >= 0
-        case .lt: return order < 0
-        case .lte: return order <= 0
+        func member(_ v: JSValue) -> Bool {
+            let f = fold(v)
+            return list.contains { JSValue.strictlyEqual(f, fold($0)) }
         }
+        if case .array(let elements) = actual { return elements.contains(where: member) }
+        return member(actual)
     }
 }
 
@@ -316,10 +489,12 @@ public enum UTF16Order {
 /// GrowthBook's `paddedVersionString`: strip a leading `v` and `+build`, split on `-` and `.`, add `~` to
 /// three-part versions (so a release sorts after its pre-releases), left-pad numeric parts to 5 with spaces.
 public enum VersionString {
-    public static func padded(_ value: AttributeValue?) -> String {
+    /// GrowthBook's `paddedVersionString(input)`: a number is read as its JavaScript text; anything that is
+    /// not a non-empty string counts as "0".
+    public static func padded(_ value: JSValue) -> String {
         switch value {
-        case .string(let s)? where !s.isEmpty: return padded(text: s)
-        case .number(let d)?: return padded(text: JSON.number(d).serialized())
+        case .string(let s) where !s.isEmpty: return padded(text: s)
+        case .number(let d): return padded(text: JSNumber.string(d))
         default: return padded(text: "0")
         }
     }

@@ -199,19 +199,7 @@ extension RefereeService {
             guard let t = Timestamp(rfc3339: text) else { throw FieldError(path: "at", message: "must be an RFC 3339 time") }
             at = t
         }
-        var attributes: Attributes = [:]
-        do {
-            let a = try Fields(p.attributes, path: "attributes")
-            for (name, value) in a.members where !value.isNull {
-                guard let v = AttributeValue(value) else {
-                    throw FieldError(path: a.fieldPath(name), message: "must be a string, number or boolean, got \(value.typeName)")
-                }
-                if case .string(let text) = v, text.utf8.count > Self.maxAttributeBytes {
-                    throw FieldError(path: a.fieldPath(name), message: "is \(text.utf8.count) bytes; attribute values are at most \(Self.maxAttributeBytes) bytes")
-                }
-                attributes[name] = v
-            }
-        }
+        let attributes = try Self.attributes(p.attributes)
         let layer: String
         if let key {
             guard let record = try store.read({ tx in try tx.experiment(key) }) else { throw RegistryError.notFound(key) }
@@ -222,6 +210,30 @@ extension RefereeService {
         }
         guard !layer.isEmpty, layer.count <= 128 else { throw FieldError(path: "layer", message: "must be a non-empty name of at most 128 characters") }
         return (try layerTable(layer: layer, at: at, only: key), attributes)
+    }
+
+    /// A unit's attributes as targeting reads them: any JSON object (nested objects and arrays included, as
+    /// GrowthBook's SDKs take them); null members read as missing. Strings are at most ``maxAttributeBytes`` and
+    /// nesting at most 16 levels, so evaluation stays cheap.
+    static func attributes(_ json: JSON?) throws -> Attributes {
+        guard let json, !json.isNull else { return [:] }
+        guard case .object(let members) = json else { throw FieldError(path: "attributes", message: "must be an object of attribute values, got \(json.typeName)") }
+        func check(_ v: JSON, _ path: String, _ depth: Int) throws {
+            guard depth <= 16 else { throw FieldError(path: path, message: "nests deeper than 16 levels") }
+            switch v {
+            case .string(let text) where text.utf8.count > maxAttributeBytes:
+                throw FieldError(path: path, message: "is \(text.utf8.count) bytes; attribute values are at most \(maxAttributeBytes) bytes")
+            case .array(let items): for (i, item) in items.enumerated() { try check(item, "\(path)[\(i)]", depth + 1) }
+            case .object(let o): for (k, item) in o { try check(item, "\(path).\(k)", depth + 1) }
+            default: break
+            }
+        }
+        var out: Attributes = [:]
+        for (name, value) in members where !value.isNull {
+            try check(value, "attributes.\(name)", 1)
+            out[name] = JSValue(value)
+        }
+        return out
     }
 
     /// `assign {unit, layer | key, attributes?, at?}` → `{layer, bucket, experiment, variant}`.

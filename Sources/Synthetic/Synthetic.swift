@@ -27,9 +27,15 @@ public func randomRegistry(count: Int, layers: Int, parameters: Int, metrics: In
         let states: [ExperimentState] = [.draft, .review, .approved, .running]
         let state = states[Int(rng.next() % 4)]
         var tests: [Condition] = []
-        if rng.next() % 2 == 0 { tests.append(.attribute("country", .isIn(Array(countries.shuffled(using: &rng).prefix(Int(rng.next() % 3) + 1)).map { .string($0) }))) }
-        if rng.next() % 3 == 0 { tests.append(.attribute("platform", .equals(.string(["ios", "android", "web"][Int(rng.next() % 3)])))) }
-        if rng.next() % 4 == 0 { tests.append(.attribute("app_version", .version(rng.next() % 2 == 0 ? .vgte : .vlt, "\(rng.next() % 6 + 1).0.0"))) }
+        func ops(_ o: Operator...) -> ValueCondition { .operators(o) }
+        if rng.next() % 2 == 0 { tests.append(.path("country", ops(.isIn(Array(countries.shuffled(using: &rng).prefix(Int(rng.next() % 3) + 1)).map { .string($0) }, insensitive: false)))) }
+        if rng.next() % 3 == 0 { tests.append(.path("platform", .string(["ios", "android", "web"][Int(rng.next() % 3)], insensitive: false))) }
+        if rng.next() % 4 == 0 { tests.append(.path("app_version", ops(.version(rng.next() % 2 == 0 ? .vgte : .vlt, .string("\(rng.next() % 6 + 1).0.0"))))) }
+        // The newer operators, as teams use them: nested attributes, array attributes, case-insensitive lists.
+        if rng.next() % 5 == 0 { tests.append(.path("account.plan", ops(.isIn([.string(["Pro", "Team", "Free"][Int(rng.next() % 3)])], insensitive: true)))) }
+        if rng.next() % 6 == 0 { tests.append(.path("tags", ops(.elemMatch(.value(ops(.eq(.string(["beta", "staff", "vip"][Int(rng.next() % 3)])))))))) }
+        if rng.next() % 8 == 0 { tests.append(.path("purchases", ops(.size(ops(.compare(.gte, .number(Double(rng.next() % 3)))))))) }
+        if rng.next() % 10 == 0 { tests.append(.path("account.age_days", ops(.compare(rng.next() % 2 == 0 ? .gt : .lte, .number(Double(rng.next() % 60)))))) }
         let traffic = Double(rng.next() % 20 + 1) / 100
         let needed = Allocation.bucketsNeeded(traffic: traffic)
         let offset = Int(rng.next() % UInt64(10_000 - needed))
@@ -38,7 +44,7 @@ public func randomRegistry(count: Int, layers: Int, parameters: Int, metrics: In
             parameters: Set((0..<Int(rng.next() % 3 + 1)).map { _ in "param-\(rng.next() % UInt64(parameters))" }),
             primaryMetric: "metric-\(rng.next() % UInt64(metrics))", seed: rng.next() % 100 == 0 ? "shared-seed" : "exp-\(i)",
             traffic: traffic, start: start, end: start.adding(days: Double(rng.next() % 50 + 7)),
-            targeting: .all(tests), buckets: state.holdsTraffic ? [offset..<(offset + needed)] : [])
+            targeting: .object(tests), buckets: state.holdsTraffic ? [offset..<(offset + needed)] : [])
         subject.variantKeys = ["control", "treatment"]
         subject.variantWeights = [0.5, 0.5]
         return subject

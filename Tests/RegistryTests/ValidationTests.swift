@@ -42,7 +42,7 @@ import Registry
         (["traffic": "half"] as JSON, "traffic", "type"),
         (["colour": "green"] as JSON, "colour", "unknown_field"),
         (["targeting": ["country": ["$regexp": "U"]]] as JSON, "targeting.country.$regexp", "targeting_syntax"),
-        (["targeting": ["version": ["$vgt": 5]]] as JSON, "targeting.version.$vgt", "targeting_syntax"),
+        (["targeting": ["version": ["$regex": 5]]] as JSON, "targeting.version.$regex", "targeting_syntax"),
         (["schedule": ["start": "tomorrow"]] as JSON, "schedule.start", "format"),
         (["design": ["baseline": ["rate": nil, "mean": 3, "sd": 1]]] as JSON, "design.baseline", "baseline_type"),
         (["design": ["mde": ["absolute": 0.02, "relative": 0.1]]] as JSON, "design.mde", "format"),
@@ -123,7 +123,8 @@ import Registry
         let base: Attributes = ["country": .string("US"), "platform": .string("ios"), "age": .number(30), "app": .string("5.10.0"), "beta": .bool(true)]
         #expect(c.evaluate(base))
         var a = base; a["country"] = .string("FR"); #expect(!c.evaluate(a))
-        a = base; a["age"] = .string("30"); #expect(!c.evaluate(a))   // typed comparison
+        a = base; a["age"] = .string("30"); #expect(c.evaluate(a))    // JavaScript compares "30" with 18 as numbers
+        a = base; a["age"] = .string("thirty"); #expect(!c.evaluate(a))  // NaN: every comparison is false
         a = base; a["app"] = .string("5.0.9"); #expect(!c.evaluate(a))
         a = base; a["beta"] = .bool(false); a["plan"] = .string("free"); #expect(!c.evaluate(a))
         a = base; a["beta"] = nil; #expect(c.evaluate(a))             // missing plan: $ne holds
@@ -139,15 +140,19 @@ import Registry
         #expect(try parse(#"{"x": {"$exists": false}}"#).evaluate([:]))
         #expect(try parse(#"{"x": {"$nin": [1]}}"#).evaluate([:]))
         #expect(!(try parse(#"{"x": {"$gt": 1}}"#).evaluate([:])))
+        #expect(try parse(#"{"x": {"$lt": 1}}"#).evaluate([:]))       // missing is null, and null < 1 in JavaScript
+        #expect(try parse(#"{"x": "null"}"#).evaluate([:]))           // null + "" is "null"
         #expect(try parse(#"{"x": null}"#).evaluate([:]))
         #expect(try parse(#"{"$not": {"x": 1}}"#).evaluate([:]))
     }
 
     @Test func reportsEveryProblemWithItsPath() throws {
-        guard case .failure(let f) = Condition.parse(try JSONParser.parse(#"{"a": {"$in": 3}, "$xor": [], "b": {"$gt": true}}"#)) else {
+        guard case .failure(let f) = Condition.parse(try JSONParser.parse(#"{"a": {"$regex": 3}, "$xor": [], "b": {"$gtt": true}, "c": {"$not": {"$regex": "("}}}"#)) else {
             Issue.record("expected failure"); return
         }
-        #expect(Set(f.violations.map(\.path)) == ["targeting.a.$in", "targeting.$xor", "targeting.b.$gt"])
+        #expect(Set(f.violations.map(\.path)) == ["targeting.a.$regex", "targeting.$xor", "targeting.b.$gtt", "targeting.c.$not.$regex"])
+        // What GrowthBook evaluates is accepted: `$in` with a non-array operand is false, not an error.
+        #expect(!(try parse(#"{"a": {"$in": 3}}"#).evaluate(["a": .number(3)])))
     }
 
     @Test func enforcesSizeLimits() throws {
