@@ -69,6 +69,7 @@ public enum Catalog {
         MethodDescriptor(ExperimentList.self), MethodDescriptor(ExperimentUpdate.self), MethodDescriptor(ExperimentAmend.self),
         MethodDescriptor(ExperimentTransition.self),
         MethodDescriptor(ConflictsScan.self), MethodDescriptor(Assign.self), MethodDescriptor(AssignBulk.self),
+        MethodDescriptor(TargetingEval.self), MethodDescriptor(GroupsPut.self), MethodDescriptor(GroupsGet.self), MethodDescriptor(GroupsList.self),
         MethodDescriptor(StatsCompare.self), MethodDescriptor(StatsCompareBatch.self), MethodDescriptor(StatsChanceToBeat.self),
         MethodDescriptor(StatsSRM.self), MethodDescriptor(StatsSampleSize.self), MethodDescriptor(StatsPower.self), MethodDescriptor(StatsMDE.self),
         MethodDescriptor(StatsAdjust.self), MethodDescriptor(StatsMannWhitney.self),

@@ -62,6 +62,8 @@ public enum Permission: Sendable {
     /// Anyone, also without a role on an enforced store (`server.info`, `rpc.discover`).
     case `public`
     case read, check, stats, register, editOwn, transition, resultsWrite, admin, shutdown
+    /// Changing saved groups (`groups.put`).
+    case groups
     /// Reading the registry in a way that records something about the caller's session (`session.act_for`).
     case session
 }
@@ -80,7 +82,7 @@ public enum Role: String, CaseIterable, ParamChoice {
         case .public, .read, .session: allCases
         case .check: [.admin, .ci, .pm]
         case .stats: [.admin, .ci, .analyst]
-        case .register: [.admin, .pm]
+        case .register, .groups: [.admin, .pm]
         case .editOwn: [.admin, .pm]
         case .transition: transitionTo == "approved" ? [.admin, .approver] : [.admin, .pm]
         case .resultsWrite: [.admin, .analyst]

@@ -28,6 +28,10 @@ public enum RegistryError: Error, Equatable, Sendable {
     case segmentNotFound(key: String, segment: String, known: [String])
     /// 1003: the experiment declares no such dimension; `known` lists those it declares.
     case dimensionNotFound(key: String, dimension: String, known: [String])
+    /// 1003: no saved group with this name; `known` lists those that exist.
+    case groupNotFound(String, known: [String])
+    /// 1006 for a saved group.
+    case groupVersionConflict(name: String, expected: Int, actual: Int)
     /// 1002: error-severity findings block the change; `findings` are all of them (warnings included), as JSON.
     case conflict(message: String, findings: [JSON])
     /// A broken invariant of stored data (answered as an internal error, -32603).

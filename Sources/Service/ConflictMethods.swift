@@ -11,6 +11,14 @@ final class ConflictCache: @unchecked Sendable {
     private var index = ConflictIndex()
     private var generation = 0
 
+    /// Forgets everything (after a transaction that read its own uncommitted writes rolled back).
+    func reset() {
+        lock.lock()
+        defer { lock.unlock() }
+        index = ConflictIndex()
+        generation = 0
+    }
+
     /// Brings the index up to date inside `tx` (so a write transaction checks exactly what it will commit against).
     func current(_ tx: StoreTransaction, subject: (ExperimentRecord) -> ConflictSubject?) throws -> ConflictIndex {
         lock.lock()
@@ -32,10 +40,17 @@ final class ConflictCache: @unchecked Sendable {
 
 extension RefereeService {
     /// Builds the conflict subject of a stored record (nil for documents without layer or schedule).
-    func subject(_ record: ExperimentRecord) -> ConflictSubject? {
+    /// Saved groups its targeting names hold `groups`' values.
+    func subject(_ record: ExperimentRecord, groups: [String: [JSValue]]) -> ConflictSubject? {
         let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
-        guard let doc else { return nil }
+        guard var doc else { return nil }
+        if !doc.targeting.groupNames.isEmpty { doc.targeting = doc.targeting.bindingGroups(groups) }
         return ConflictSubject(document: doc, state: record.state, buckets: record.buckets, cooldownDays: cooldown(doc.protocolName))
+    }
+
+    /// The conflict subject of a document in `tx` (its saved groups bound).
+    func subject(_ doc: ExperimentDocument, state: ExperimentState, _ tx: StoreTransaction) throws -> ConflictSubject? {
+        ConflictSubject(document: try bound(doc, tx), state: state, cooldownDays: cooldown(doc.protocolName))
     }
 
     func cooldown(_ protocolName: String) -> Double {
@@ -43,7 +58,13 @@ extension RefereeService {
     }
 
     func index(_ tx: StoreTransaction) throws -> ConflictIndex {
-        try conflicts.current(tx) { self.subject($0) }
+        let values = try groups.current(tx)
+        return try conflicts.current(tx) { self.subject($0, groups: values) }
+    }
+
+    /// `admit` and the other callers read the subject of a stored record with its groups bound.
+    func subject(_ record: ExperimentRecord, _ tx: StoreTransaction) throws -> ConflictSubject? {
+        subject(record, groups: try groups.current(tx))
     }
 
     /// `experiment.check {experiment}`: everything registration would do, as a report; nothing is written.
@@ -55,12 +76,12 @@ extension RefereeService {
         // Proposed: the document and those in `with` are meant to run (the files of a pull request), so findings
         // among them take the severity they would have between approved experiments.
         let proposedState: ExperimentState = p.proposed ?? false ? .approved : .draft
-        var proposals: [ConflictSubject] = []
+        var proposals: [ExperimentDocument] = []
         if let with = p.with {
             for (i, other) in with.enumerated() {
                 let (otherDoc, _) = ExperimentDocument.read(other, limits: limits)
                 guard let otherDoc else { throw FieldError(path: "with[\(i)]", message: "is not an experiment document with a key and protocol") }
-                if let s = ConflictSubject(document: otherDoc, state: proposedState, cooldownDays: cooldown(otherDoc.protocolName)) { proposals.append(s) }
+                proposals.append(otherDoc)
             }
         }
         var findings: [Finding] = []
@@ -91,8 +112,11 @@ extension RefereeService {
                             message: "\(doc.key) is registered and \(existing.state.rawValue); it can no longer change: choose another key"))
                     }
                 }
-                guard let s = ConflictSubject(document: doc, state: state, cooldownDays: cooldown(doc.protocolName)) else { return [] }
-                for proposal in proposals where proposal.key != s.key { idx.upsert(proposal) }
+                outcome.violations += try groupViolations(json, tx)
+                guard let s = try subject(doc, state: state, tx) else { return [] }
+                for proposal in proposals where proposal.key != s.key {
+                    if let p = try subject(proposal, state: proposedState, tx) { idx.upsert(p) }
+                }
                 return idx.check(s)
             }
         }
@@ -118,7 +142,7 @@ extension RefereeService {
 
     /// For approval and running: conflicts against everything, then buckets for the layer.
     func admit(_ record: ExperimentRecord, as state: ExperimentState, _ tx: StoreTransaction) throws -> (buckets: [Range<Int>], warnings: [JSON]) {
-        guard var s = subject(record) else { return (record.buckets, []) }
+        guard var s = try subject(record, tx) else { return (record.buckets, []) }
         s.state = state
         let idx = try index(tx)
         var findings = idx.check(s, includeCapacity: false)

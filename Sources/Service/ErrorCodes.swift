@@ -45,6 +45,13 @@ extension RegistryError {
             return RPCError(code: .notFound,
                             message: "\(key) has no dimension \"\(dimension)\"; " + (known.isEmpty ? "it declares none (add dimensions to the document)" : "its dimensions: \(known.joined(separator: ", "))"),
                             data: ["reason": "not_found", "dimension": .string(dimension), "dimensions": JSON(known)])
+        case .groupNotFound(let name, let known):
+            return RPCError(code: .notFound, message: "no saved group named \"\(name)\"; " + (known.isEmpty ? "there are none yet (define one with groups.put)" : "saved groups: \(known.prefix(20).joined(separator: ", "))"),
+                            data: ["reason": "not_found", "name": .string(name), "groups": JSON(Array(known.prefix(100)))])
+        case .groupVersionConflict(let name, let expected, let actual):
+            return RPCError(code: .versionConflict,
+                            message: "saved group \"\(name)\" is at version \(actual), not \(expected): someone changed it; get it again and reapply your change",
+                            data: ["reason": "version_conflict", "name": .string(name), "expected": JSON(expected), "actual": JSON(actual)])
         case .conflict(let message, let findings):
             return RPCError(code: .conflict, message: message, data: ["reason": "conflict", "conflicts": .array(findings)])
         case .inconsistent(let what):

@@ -22,8 +22,10 @@ extension RefereeService {
                                               details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
             }
             if try tx.experiment(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
+            let unknownGroups = try groupViolations(json, tx)
+            if !unknownGroups.isEmpty { throw RegistryError.protocolViolation(unknownGroups) }
             var warnings: [JSON] = []
-            if let s = ConflictSubject(document: doc, state: .draft, cooldownDays: cooldown(doc.protocolName)) {
+            if let s = try subject(doc, state: .draft, tx) {
                 warnings = try refuseErrors(try index(tx).check(s), from: doc.key)
             }
             let record = ExperimentRecord(
@@ -120,7 +122,8 @@ extension RefereeService {
             }
             if touched.contains("key") { throw RegistryError.lockedField(paths: ["key"], state: before.state, protocolName: before.protocolName) }
             let document = before.document.merging(patch: changes)
-            let (doc, outcome) = Validator.validate(document, protocols: protocols, limits: limits)
+            var (doc, outcome) = Validator.validate(document, protocols: protocols, limits: limits)
+            outcome.violations += try groupViolations(document, tx)
             guard let doc, outcome.isValid, let proto = protocols.protocols[doc.protocolName] else {
                 throw RegistryError.protocolViolation(outcome.violations)
             }
@@ -132,7 +135,7 @@ extension RefereeService {
                 let admitted = try admit(after, as: before.state, tx)
                 after.buckets = admitted.buckets
                 warnings = admitted.warnings
-            } else if let s = ConflictSubject(document: doc, state: before.state, cooldownDays: cooldown(doc.protocolName)) {
+            } else if let s = try subject(doc, state: before.state, tx) {
                 warnings = try refuseErrors(try index(tx).check(s), from: key)
             }
             after.version += 1

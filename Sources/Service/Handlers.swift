@@ -64,3 +64,7 @@ extension ProtocolList: Handler { static func run(_ s: RefereeService, _ p: Para
 extension ProtocolGet: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.protocolGet(p) } }
 extension RPCDiscover: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { Catalog.openRPC } }
 extension Shutdown: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { s.requestShutdown() } }
+extension TargetingEval: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.evalTargeting(p) } }
+extension GroupsPut: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.groupPut(p, ctx) } }
+extension GroupsGet: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.groupGet(p) } }
+extension GroupsList: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.groupList() } }

@@ -18,6 +18,7 @@ public final class RefereeService: @unchecked Sendable {
     let now: @Sendable () -> Timestamp
     let logger = Logger(label: "referee.service")
     let conflicts = ConflictCache()
+    let groups = GroupCache()
     let refusalLimiter = RefusalLimiter()
     /// Where ingestion writes its spill files (`--spill-dir`), else `$TMPDIR`, else the system's temporary directory.
     public var spillDirectory: String?

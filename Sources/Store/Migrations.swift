@@ -89,6 +89,20 @@ extension Store {
                 );
                 """)
         }
+        m.registerMigration("v5-groups") { db in
+            // Saved groups for `$inGroup`/`$notInGroup`: the current version of each (history is in the audit log).
+            try db.execute(sql: """
+                CREATE TABLE saved_groups (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    version INTEGER NOT NULL,
+                    items TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    updated_by TEXT NOT NULL
+                );
+                INSERT INTO meta (name, value) VALUES ('groups_generation', 0);
+                """)
+        }
         return m
     }
 }

@@ -281,6 +281,43 @@ public struct StoreTransaction {
         return try generation()
     }
 
+    /// Marks experiments as changed (so every process's conflict index reads them again), without changing them:
+    /// used when something they refer to, a saved group, changes.
+    public func touch(_ keys: [String]) throws {
+        guard !keys.isEmpty else { return }
+        let seq = try bumpGeneration()
+        for key in keys { try db.execute(sql: "UPDATE experiments SET change_seq = ? WHERE key = ?", arguments: [seq, key]) }
+    }
+
+    // MARK: Saved groups
+
+    /// Bumped by every change of a saved group.
+    public func groupsGeneration() throws -> Int {
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE name = 'groups_generation'")) ?? 0
+    }
+
+    public func groups() throws -> [SavedGroup] {
+        try Row.fetchAll(db, sql: "SELECT * FROM saved_groups ORDER BY name").map(Self.group)
+    }
+
+    public func group(_ name: String) throws -> SavedGroup? {
+        try Row.fetchOne(db, sql: "SELECT * FROM saved_groups WHERE name = ?", arguments: [name]).map(Self.group)
+    }
+
+    public func putGroup(_ g: SavedGroup) throws {
+        try db.execute(sql: """
+            INSERT INTO saved_groups (name, version, items, reason, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET version = excluded.version, items = excluded.items, reason = excluded.reason,
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by
+            """, arguments: [g.name, g.version, JSON.array(g.values).serialized(), g.reason, g.updatedAt, g.updatedBy])
+        try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE name = 'groups_generation'")
+    }
+
+    static func group(_ row: Row) -> SavedGroup {
+        let items = (try? JSONParser.parse(row["items"] as String))?.arrayValue ?? []
+        return SavedGroup(name: row["name"], version: row["version"], values: items, reason: row["reason"], updatedAt: row["updated_at"], updatedBy: row["updated_by"])
+    }
+
     /// Experiments written after generation `since`, with their change stamps.
     public func experiments(changedSince since: Int) throws -> [ExperimentRecord] {
         try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM experiments WHERE change_seq > ? ORDER BY change_seq", arguments: [since]).map(Self.record)
@@ -604,5 +641,24 @@ final class FileIdentity: Sendable {
         }
         guard let due else { return false }
         return due ? problem() == nil : true
+    }
+}
+
+/// A saved group: a named list of values that targeting refers to with `$inGroup`/`$notInGroup`.
+public struct SavedGroup: Sendable, Equatable {
+    public var name: String
+    public var version: Int
+    public var values: [JSON]
+    public var reason: String
+    public var updatedAt: String
+    public var updatedBy: String
+
+    public init(name: String, version: Int, values: [JSON], reason: String, updatedAt: String, updatedBy: String) {
+        self.name = name; self.version = version; self.values = values; self.reason = reason; self.updatedAt = updatedAt; self.updatedBy = updatedBy
+    }
+
+    public var json: JSON {
+        ["name": .string(name), "version": JSON(version), "values": .array(values), "count": JSON(values.count), "reason": .string(reason),
+         "updated_at": .string(updatedAt), "updated_by": .string(updatedBy)]
     }
 }

@@ -248,3 +248,47 @@ struct CallCommand: ParsableCommand {
         try Client(options: options, json: json).call(method, value) { $0.pretty() }
     }
 }
+
+/// `referee eval FILE|KEY --attributes JSON`: whether a unit is in an experiment's audience, and why.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate an experiment's targeting (a file, - for standard input, or a registered key) for one unit's attributes, clause by clause.")
+    @OptionGroup var options: ClientOptions
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Option(help: "The unit's attributes as a JSON object, e.g. '{\"country\": \"US\", \"tags\": [\"beta\"]}'.") var attributes: String = "{}"
+    @Flag(help: "Exit 1 when the attributes do not satisfy the targeting (0 when they do).") var exitStatus = false
+    @Argument(help: "An experiment file or a bare condition (JSON), - for standard input, or the key of a registered experiment.") var source: String
+
+    func run() throws {
+        let attrs: JSON
+        do { attrs = try JSONParser.parse(attributes) } catch { throw ValidationError("--attributes is not valid JSON: \(error)") }
+        var params: [String: JSON] = ["attributes": attrs]
+        let client = Client(options: options, json: json)
+        if source == "-" || FileManager.default.fileExists(atPath: source) {
+            let document = try readJSONFile(source)
+            // An experiment document holds its condition under "targeting"; anything else is the condition itself.
+            params["targeting"] = document["key"] != nil && document["protocol"] != nil ? (document["targeting"] ?? .object([:])) : document
+            client.allowEmptyStore = true
+        } else {
+            params["key"] = .string(source)
+        }
+        let result = try client.result("targeting.eval", .object(params))
+        let matches = result["matches"]?.boolValue == true
+        if json {
+            print(result.serialized())
+        } else {
+            print(matches ? "MATCHES: the unit is in the audience" : "DOES NOT MATCH: the unit is not in the audience")
+            for entry in result["trace"]?.arrayValue ?? [] {
+                var line = (entry["holds"]?.boolValue == true ? "  ✓ " : "  ✗ ") + (entry["clause"]?.stringValue ?? "?")
+                if let attribute = entry["attribute"]?.stringValue {
+                    let value = entry["value"] ?? .null
+                    line += "   \(attribute) = " + (value.isNull ? "missing" : value.serialized())
+                }
+                if let note = entry["note"]?.stringValue { line += "   (\(note))" }
+                print(line)
+            }
+        }
+        if exitStatus && !matches { throw ExitCode(1) }
+    }
+}
