@@ -323,7 +323,7 @@ enum Candidates {
         // Arrays.
         // Elements reached by position (`tags.1`) are tested like elements.
         let positional = below.filter { JSNumber.arrayIndex($0.1.split(separator: ".").first ?? "") != nil && !$0.1.contains(".") }.flatMap(\.2)
-        let arrays = facts.arrays(depth: depth, positional: positional, path: path)
+        let arrays = facts.arrays(depth: depth, positional: positional, path: path, tests: tests)
         raw += arrays.values
         if let r = arrays.inexact { reasons.append(r) }
 
@@ -362,6 +362,8 @@ enum Candidates {
         var sizeTests: [ValueCondition] = []
         /// Tests that read an array as its text (`value + ""`, `value * 1`, `<`, `$regex`).
         var arrayAsText = false
+        /// A text literal with a comma (which the text of an array of several elements always has).
+        var commaText = false
 
         mutating func scalar(_ v: JSValue) {
             switch v {
@@ -379,6 +381,7 @@ enum Candidates {
             switch t {
             case .string(let s, let i):
                 strings.append(s)
+                if s.contains(",") { commaText = true }
                 let n = JSNumber.parse(s)
                 if n.isFinite { numbers.append(n) }
                 if i { insensitive = true }
@@ -491,7 +494,7 @@ enum Candidates {
 
         /// Arrays: [] and arrays of the element classes (every subset, with the lengths `$size` needs), or, when
         /// an array is only read as text, one-element arrays of the string candidates.
-        func arrays(depth: Int, positional: [ValueCondition] = [], path: String = "") -> Domain {
+        func arrays(depth: Int, positional: [ValueCondition] = [], path: String = "", tests: [ValueCondition] = []) -> Domain {
             let byElements = !memberLists.isEmpty || !allItems.isEmpty || !elementTests.isEmpty || !elementConditions.isEmpty || !sizeTests.isEmpty
                 || !positional.isEmpty
             var out: [JSValue] = [.array([])]
@@ -501,7 +504,10 @@ enum Candidates {
                 out += constants.filter(\.isArray)
             }
             guard byElements else { return Domain(values: out, inexact: nil) }
-            if arrayAsText { reasons.append("an array is tested both by its elements and as text") }
+            // An array of two or more elements reads as text with a comma, which is never a number: then only
+            // text literals with a comma, text order and patterns can tell such arrays apart by their text. Without
+            // those, the element classes (with what each one-element array's text gives) are complete.
+            if arrayAsText && (textOrder || regex || commaText) { reasons.append("an array is tested both by its elements and as text") }
             guard depth < 3 else { return Domain(values: out, inexact: "arrays nested more than three deep") }
             // Element classes.
             var pool: [JSValue] = [.null, .bool(false), .bool(true), .number(0), .number(1), .string(""), .string("other"), .object([:])]
@@ -525,7 +531,7 @@ enum Candidates {
             var seen = Set<[Bool]>()
             var classes: [JSValue] = []
             for e in pool {
-                var signature: [Bool] = [e.truthy]
+                var signature: [Bool] = [e.truthy] + (arrayAsText ? tests.map { $0.evaluate(.array([e])) } : [])
                 for (list, i) in memberLists { signature += list.map { Operator.isIn(e, [$0], insensitive: i) && !e.isArray } }
                 signature += allItems.map { $0.evaluate(e) }
                 signature += elementTests.map { $0.evaluate(e) }

@@ -260,10 +260,8 @@ struct ConditionParser {
             case "$not":
                 if let child = condition(value, path: childPath, depth: depth + 1) { parts.append(.not(child)) }
             default:
-                if key.hasPrefix("$") {
-                    syntax(childPath, "unknown operator \(key); a condition's members are $and, $or, $nor, $not or attribute paths")
-                    continue
-                }
+                // Any other member is an attribute path, even one that starts with "$" (GrowthBook's vectors test
+                // an attribute named "$groups").
                 if let test = valueCondition(value, path: childPath, depth: depth + 1) { parts.append(.path(key, test)) }
             }
         }

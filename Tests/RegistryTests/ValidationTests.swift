@@ -147,10 +147,10 @@ import Registry
     }
 
     @Test func reportsEveryProblemWithItsPath() throws {
-        guard case .failure(let f) = Condition.parse(try JSONParser.parse(#"{"a": {"$regex": 3}, "$xor": [], "b": {"$gtt": true}, "c": {"$not": {"$regex": "("}}}"#)) else {
+        guard case .failure(let f) = Condition.parse(try JSONParser.parse(#"{"a": {"$regex": 3}, "$and": {}, "b": {"$gtt": true}, "c": {"$not": {"$regex": "("}}}"#)) else {
             Issue.record("expected failure"); return
         }
-        #expect(Set(f.violations.map(\.path)) == ["targeting.a.$regex", "targeting.$xor", "targeting.b.$gtt", "targeting.c.$not.$regex"])
+        #expect(Set(f.violations.map(\.path)) == ["targeting.a.$regex", "targeting.$and", "targeting.b.$gtt", "targeting.c.$not.$regex"])
         // What GrowthBook evaluates is accepted: `$in` with a non-array operand is false, not an error.
         #expect(!(try parse(#"{"a": {"$in": 3}}"#).evaluate(["a": .number(3)])))
     }

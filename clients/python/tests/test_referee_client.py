@@ -83,6 +83,7 @@ class DaemonTests(DaemonTestCase):
             doc = json.load(f)
         self.client.checked_call("experiment.register", experiment=dict(doc, dimensions=["country"]))
         key = doc["key"]
+        self.client.checked_call("groups.put", name="staff", values=["u1", "u2"], reason="the test's saved group")
         binomial = {"metric": "binomial", "control": {"n": 83, "successes": 5}, "treatment": {"n": 99, "successes": 12}}
         examples = {
             "server.info": {}, "rpc.discover": {}, "experiment.get": {"key": key}, "experiment.list": {"limit": 10},
@@ -100,10 +101,13 @@ class DaemonTests(DaemonTestCase):
             "results.segments": {"key": key, "dimension": "country"},
             "access.list": {}, "audit.log": {"limit": 5},
             "audit.head": {}, "audit.verify": {}, "store.integrity": {}, "protocol.list": {}, "protocol.get": {"name": "standard"},
+            "targeting.eval": {"targeting": {"id": {"$inGroup": "staff"}, "tags": {"$elemMatch": {"$eq": "beta"}}},
+                               "attributes": {"id": "u1", "tags": ["beta"]}},
+            "groups.get": {"name": "staff"}, "groups.list": {},
         }
         methods = self.client.methods()
         writes = {"experiment.register", "experiment.update", "experiment.amend", "experiment.transition", "results.record",
-                  "results.ingest", "access.grant", "access.revoke", "session.act_for", "shutdown"}
+                  "results.ingest", "access.grant", "access.revoke", "session.act_for", "groups.put", "shutdown"}
         self.assertEqual(set(methods) - writes, set(examples), "every read-only method has an example here")
         for method, params in examples.items():
             bound = getattr(self.client, method.replace(".", "_"))
