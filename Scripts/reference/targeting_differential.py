@@ -640,24 +640,27 @@ class Gen:
         return "$not", self.condition(obj, depth + 1, groups)
 
     def literal_like(self, v):
-        """A literal that often equals v under some reading."""
+        """A literal that often equals v under some reading (readings that only JS makes are rarer, since the
+        Python SDK's answers to them are excluded)."""
         k = self.rand()
-        if k < 0.45:
+        if k < 0.5:
             return v
-        if k < 0.6:
+        if k < 0.56:
             return js_string(v) if not isinstance(v, dict) else self.string()
-        if k < 0.7 and not isinstance(v, (list, dict)):
+        if k < 0.62 and not isinstance(v, (list, dict)):
             n = js_number(v)
             if math.isfinite(n) and n == int(n) and abs(n) < 1e6:
                 return int(n)
             return self.choice(NUMBERS)
-        if k < 0.8:
-            return self.p(0.6)
-        if k < 0.83:
+        if k < 0.72:
+            if isinstance(v, bool) or v is None or self.p(0.3):
+                return self.p(0.6)
+            return self.scalar()
+        if k < 0.75:
             return None
-        if k < 0.86:
+        if k < 0.77:
             return {}
-        if k < 0.93:
+        if k < 0.85:
             return self.array()
         return self.scalar() if self.p(0.7) else self.obj()
 
@@ -678,8 +681,8 @@ class Gen:
             if self.p(0.2):
                 return js_number_string(x)
             return int(x) if float(x).is_integer() else x
-        if isinstance(v, str) and self.p(0.5):
-            return self.choice([v, self.string(), v + "a", v[:1]])
+        if isinstance(v, str) and self.p(0.75):
+            return self.choice([v, self.string(), v + "a", v[:1], self.choice(WORDS)])
         k = self.rand()
         if k < 0.45:
             return self.choice(NUMBERS)
@@ -694,6 +697,8 @@ class Gen:
     def version_near(self, v):
         if isinstance(v, str) and self.p(0.5):
             return self.choice([v, self.choice(VERSIONS)])
+        if is_num(v) and self.p(0.6):
+            return self.choice([v, 1, 2, 1.2, 10, 0, 1.5])
         k = self.rand()
         if k < 0.75:
             return self.choice(VERSIONS)
@@ -719,7 +724,7 @@ class Gen:
     def regex_for(self, v):
         """A pattern in the subset where Python re and JS RegExp agree, often matching js_string(v)."""
         subject = js_string(v)
-        if subject and self.p(0.6):
+        if subject and self.p(0.6 if isinstance(v, str) else 0.2):
             i = self.below(len(subject))
             j = min(len(subject), i + 1 + self.below(4))
             pieces = []
@@ -867,7 +872,7 @@ def canonical(v):
 
 RETRIES = 3
 # The share of condition members drawn again when the first draw fails on the attributes (towards half true).
-LEAN_TRUE = 0.5
+LEAN_TRUE = 0.7
 
 
 def generate(seed, pairs, emit, sdk_eval):
