@@ -8,123 +8,437 @@ enum BuiltinProtocols {
   "title": "Referee experiment document",
   "description": "Shape of an experiment document. Protocol rules (alpha ceilings, schedule length, required fields...) are checked on top of this by the protocol the document names.",
   "type": "object",
-  "required": ["key", "protocol"],
+  "required": [
+    "key",
+    "protocol"
+  ],
   "additionalProperties": false,
   "properties": {
-    "key": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", "description": "Unique identifier."},
-    "name": {"type": "string"},
-    "owner": {"type": "string", "description": "Principal responsible; may not approve their own experiment."},
-    "hypothesis": {"type": "string"},
-    "protocol": {"type": "string", "description": "Name of a protocol file under Protocols/."},
-    "layer": {"type": "string", "minLength": 1, "maxLength": 128},
-    "parameters": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": true},
-    "dimensions": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$", "not": {"enum": ["unit_id", "variant", "day"]}},
-                   "uniqueItems": true,
-                   "description": "Columns of the unit-level results to break them down by (results.segments), e.g. [\"country\", \"platform\"]; a protocol caps their number (max_dimensions, default 5)."},
-    "unit": {"type": "string", "minLength": 1, "description": "Randomization unit, e.g. user_id."},
-    "traffic": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1},
-    "seed": {"type": "string", "description": "Hash seed for variant assignment; defaults to the key."},
-    "description": {"type": "string"},
-    "tags": {"type": "array", "items": {"type": "string"}},
-    "links": {"type": "array", "items": {"type": "string"}},
+    "key": {
+      "type": "string",
+      "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+      "description": "Unique identifier."
+    },
+    "name": {
+      "type": "string"
+    },
+    "owner": {
+      "type": "string",
+      "description": "Principal responsible; may not approve their own experiment."
+    },
+    "hypothesis": {
+      "type": "string"
+    },
+    "protocol": {
+      "type": "string",
+      "description": "Name of a protocol file under Protocols/."
+    },
+    "layer": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 128
+    },
+    "parameters": {
+      "type": "array",
+      "items": {
+        "type": "string",
+        "minLength": 1
+      },
+      "uniqueItems": true
+    },
+    "dimensions": {
+      "type": "array",
+      "items": {
+        "type": "string",
+        "pattern": "^[a-z][a-z0-9_]{0,63}$",
+        "not": {
+          "enum": [
+            "unit_id",
+            "variant",
+            "day"
+          ]
+        }
+      },
+      "uniqueItems": true,
+      "description": "Columns of the unit-level results to break them down by (results.segments), e.g. [\"country\", \"platform\"]; a protocol caps their number (max_dimensions, default 5)."
+    },
+    "unit": {
+      "type": "string",
+      "minLength": 1,
+      "description": "Randomization unit, e.g. user_id."
+    },
+    "traffic": {
+      "type": "number",
+      "exclusiveMinimum": 0,
+      "maximum": 1,
+      "default": 1
+    },
+    "seed": {
+      "type": "string",
+      "description": "Hash seed for variant assignment; defaults to the key."
+    },
+    "description": {
+      "type": "string"
+    },
+    "tags": {
+      "type": "array",
+      "items": {
+        "type": "string"
+      }
+    },
+    "links": {
+      "type": "array",
+      "items": {
+        "type": "string"
+      }
+    },
     "variants": {
       "type": "array",
       "items": {
         "type": "object",
-        "required": ["key", "weight"],
+        "required": [
+          "key",
+          "weight"
+        ],
         "additionalProperties": false,
         "properties": {
-          "key": {"type": "string", "minLength": 1},
-          "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-          "control": {"type": "boolean"},
-          "name": {"type": "string"},
-          "description": {"type": "string"}
+          "key": {
+            "type": "string",
+            "minLength": 1
+          },
+          "weight": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1
+          },
+          "control": {
+            "type": "boolean"
+          },
+          "name": {
+            "type": "string"
+          },
+          "description": {
+            "type": "string"
+          }
         }
       }
     },
-    "targeting": {"$ref": "#/$defs/condition"},
+    "targeting": {
+      "$ref": "#/$defs/condition"
+    },
     "schedule": {
       "type": "object",
       "additionalProperties": false,
       "properties": {
-        "start": {"type": "string", "format": "date-time"},
-        "end": {"type": "string", "format": "date-time"}
+        "start": {
+          "type": "string",
+          "format": "date-time"
+        },
+        "end": {
+          "type": "string",
+          "format": "date-time"
+        }
       }
     },
     "metrics": {
       "type": "object",
       "additionalProperties": false,
       "properties": {
-        "primary": {"type": "string"},
-        "secondary": {"type": "array", "items": {"type": "string"}},
-        "guardrails": {"type": "array", "items": {"type": "string"}}
+        "primary": {
+          "type": "string"
+        },
+        "secondary": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          }
+        },
+        "guardrails": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          }
+        }
       }
     },
     "design": {
       "type": "object",
       "additionalProperties": false,
       "properties": {
-        "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-        "power": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "alpha": {
+          "type": "number",
+          "exclusiveMinimum": 0,
+          "exclusiveMaximum": 1
+        },
+        "power": {
+          "type": "number",
+          "exclusiveMinimum": 0,
+          "exclusiveMaximum": 1
+        },
         "mde": {
           "oneOf": [
-            {"type": "object", "required": ["absolute"], "additionalProperties": false, "properties": {"absolute": {"type": "number"}}},
-            {"type": "object", "required": ["relative"], "additionalProperties": false, "properties": {"relative": {"type": "number"}}}
+            {
+              "type": "object",
+              "required": [
+                "absolute"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "absolute": {
+                  "type": "number"
+                }
+              }
+            },
+            {
+              "type": "object",
+              "required": [
+                "relative"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "relative": {
+                  "type": "number"
+                }
+              }
+            }
           ]
         },
         "baseline": {
           "oneOf": [
-            {"type": "object", "required": ["rate"], "additionalProperties": false, "properties": {"rate": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}},
-            {"type": "object", "required": ["mean", "sd"], "additionalProperties": false, "properties": {"mean": {"type": "number"}, "sd": {"type": "number", "exclusiveMinimum": 0}}}
+            {
+              "type": "object",
+              "required": [
+                "rate"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "rate": {
+                  "type": "number",
+                  "exclusiveMinimum": 0,
+                  "exclusiveMaximum": 1
+                }
+              }
+            },
+            {
+              "type": "object",
+              "required": [
+                "mean",
+                "sd"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "mean": {
+                  "type": "number"
+                },
+                "sd": {
+                  "type": "number",
+                  "exclusiveMinimum": 0
+                }
+              }
+            }
           ]
         },
-        "analysis": {"enum": ["fixed", "sequential", "bayesian"]},
-        "expected_daily_units": {"type": "number", "exclusiveMinimum": 0}
+        "analysis": {
+          "enum": [
+            "fixed",
+            "sequential",
+            "bayesian"
+          ]
+        },
+        "expected_daily_units": {
+          "type": "number",
+          "exclusiveMinimum": 0
+        }
       }
     }
   },
   "$defs": {
-    "scalar": {"type": ["string", "number", "boolean"]},
+    "scalar": {
+      "type": [
+        "string",
+        "number",
+        "boolean"
+      ]
+    },
     "condition": {
       "type": "object",
-      "description": "GrowthBook-style condition: attribute names map to a value (equality) or an object of operators; $and/$or/$nor take arrays of conditions, $not a condition.",
+      "description": "GrowthBook's targeting condition (its JavaScript SDK's evalCondition, spec 0.8.0): every member must hold. $and/$or/$nor take arrays of conditions (an empty $or holds, an empty $nor fails), $not a condition; any other member is an attribute path (dots reach into nested objects and arrays: father.age, tags.0, tags.length) mapped to a value condition. See Protocols/README.md.",
       "properties": {
-        "$and": {"type": "array", "items": {"$ref": "#/$defs/condition"}},
-        "$or": {"type": "array", "items": {"$ref": "#/$defs/condition"}},
-        "$nor": {"type": "array", "items": {"$ref": "#/$defs/condition"}},
-        "$not": {"$ref": "#/$defs/condition"}
+        "$and": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/condition"
+          }
+        },
+        "$or": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/condition"
+          }
+        },
+        "$nor": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/condition"
+          }
+        },
+        "$not": {
+          "$ref": "#/$defs/condition"
+        }
       },
       "additionalProperties": {
-        "oneOf": [
-          {"$ref": "#/$defs/scalar"},
-          {"type": "null"},
-          {"$ref": "#/$defs/operators"}
-        ]
+        "$ref": "#/$defs/value"
       }
     },
     "operators": {
       "type": "object",
       "minProperties": 1,
+      "propertyNames": {
+        "pattern": "^\\$"
+      },
       "additionalProperties": false,
+      "description": "An object whose members are all operators: every one must hold.",
       "properties": {
-        "$eq": {"type": ["string", "number", "boolean", "null"]},
-        "$ne": {"type": ["string", "number", "boolean", "null"]},
-        "$in": {"type": "array", "items": {"$ref": "#/$defs/scalar"}},
-        "$nin": {"type": "array", "items": {"$ref": "#/$defs/scalar"}},
-        "$gt": {"type": ["string", "number"]},
-        "$gte": {"type": ["string", "number"]},
-        "$lt": {"type": ["string", "number"]},
-        "$lte": {"type": ["string", "number"]},
-        "$exists": {"type": "boolean"},
-        "$regex": {"type": "string"},
-        "$not": {"$ref": "#/$defs/operators"},
-        "$veq": {"type": "string"},
-        "$vne": {"type": "string"},
-        "$vgt": {"type": "string"},
-        "$vgte": {"type": "string"},
-        "$vlt": {"type": "string"},
-        "$vlte": {"type": "string"}
+        "$eq": {
+          "description": "strictly equal (===): same type and value; an array or object attribute never is"
+        },
+        "$ne": {
+          "description": "not strictly equal"
+        },
+        "$lt": {
+          "description": "JavaScript's <: text with text by UTF-16 code units, anything else as numbers (\"8\" > 5; a missing attribute is null, read as 0)"
+        },
+        "$lte": {
+          "description": "JavaScript's <="
+        },
+        "$gt": {
+          "description": "JavaScript's >"
+        },
+        "$gte": {
+          "description": "JavaScript's >="
+        },
+        "$veq": {
+          "description": "equal as GrowthBook's padded version strings (1.0.0-beta < 1.0.0 < 1.10.0)"
+        },
+        "$vne": {
+          "description": "not equal as versions"
+        },
+        "$vgt": {
+          "description": "greater as versions"
+        },
+        "$vgte": {
+          "description": "greater or equal as versions"
+        },
+        "$vlt": {
+          "description": "less as versions"
+        },
+        "$vlte": {
+          "description": "less or equal as versions"
+        },
+        "$exists": {
+          "description": "true: present and not null; false: missing or null (the operand's truthiness)"
+        },
+        "$in": {
+          "type": "array",
+          "description": "strictly equal to a listed value; an array attribute holds when one of its elements is listed; a non-array operand is false"
+        },
+        "$nin": {
+          "type": "array",
+          "description": "not $in"
+        },
+        "$ini": {
+          "type": "array",
+          "description": "$in ignoring the case of strings"
+        },
+        "$nini": {
+          "type": "array",
+          "description": "$nin ignoring the case of strings"
+        },
+        "$all": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/value"
+          },
+          "description": "an array attribute with, for every listed value condition, an element that satisfies it"
+        },
+        "$alli": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/value"
+          },
+          "description": "$all, comparing text ignoring case"
+        },
+        "$size": {
+          "$ref": "#/$defs/value",
+          "description": "an array attribute whose length satisfies the value condition (a number or operators)"
+        },
+        "$elemMatch": {
+          "type": "object",
+          "description": "an array attribute with a (truthy) element that satisfies the operators, or, for an object without operators, the condition on the element's members"
+        },
+        "$regex": {
+          "type": "string",
+          "description": "ECMAScript pattern, matched in linear time against the value's text (no backreferences or lookaround)"
+        },
+        "$regexi": {
+          "type": "string",
+          "description": "$regex ignoring case"
+        },
+        "$type": {
+          "enum": [
+            "string",
+            "number",
+            "boolean",
+            "array",
+            "object",
+            "null"
+          ],
+          "description": "the value's type (a missing attribute is null)"
+        },
+        "$not": {
+          "$ref": "#/$defs/value",
+          "description": "the value condition does not hold"
+        },
+        "$inGroup": {
+          "type": "string",
+          "description": "in the saved group of this name (groups.put); an unknown group is a violation"
+        },
+        "$notInGroup": {
+          "type": "string",
+          "description": "not in the saved group of this name"
+        }
       }
+    },
+    "value": {
+      "description": "A value condition on the attribute at a path: a string (value + \"\" === it), a number (value * 1 === it), a boolean (truthiness), null (missing or null), an array or an object without operators (the same JSON), or an object of operators.",
+      "anyOf": [
+        {
+          "type": [
+            "string",
+            "number",
+            "boolean",
+            "null"
+          ]
+        },
+        {
+          "type": "array"
+        },
+        {
+          "$ref": "#/$defs/operators"
+        },
+        {
+          "type": "object",
+          "maxProperties": 0
+        },
+        {
+          "type": "object",
+          "not": {
+            "propertyNames": {
+              "pattern": "^\\$"
+            }
+          }
+        }
+      ]
     }
   }
 }

@@ -64,3 +64,21 @@ import Registry
         }
     }
 }
+
+/// Every example of the targeting tables in Protocols/README.md is a condition Referee accepts.
+@Suite struct TargetingDocumentationTests {
+    @Test func everyDocumentedExampleParses() throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("Protocols/README.md"), encoding: .utf8)
+        var examples = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("| ") && line.hasSuffix("|") {
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false)
+            guard let last = cells.dropLast().last else { continue }
+            for part in last.split(separator: "`") where part.hasPrefix("{") {
+                let json = try JSONParser.parse(String(part))
+                examples += 1
+                #expect((try? Condition.parse(json, groups: ["beta-testers"]).get()) != nil, "\(part)")
+            }
+        }
+        #expect(examples >= 20, "found \(examples) examples")
+    }
+}

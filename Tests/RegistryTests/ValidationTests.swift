@@ -192,18 +192,21 @@ import Registry
                 ["alpha", "power", "mde", "baseline", "analysis", "expected_daily_units"])
         #expect(Set(properties["metrics"]?["properties"]?.objectValue?.keys.map { $0 } ?? []) == ["primary", "secondary", "guardrails"])
         let operators = try #require(schema["$defs"]?["operators"]?["properties"]?.objectValue)
-        #expect(Set(operators.keys) == ["$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$regex", "$not",
-                                        "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte"])
-        // Every operator in the schema parses.
+        let all = targetingOperators.split(separator: " ").map(String.init)
+        #expect(Set(operators.keys) == Set(all), "the schema lists every operator Referee evaluates")
+        // Every operator in the schema parses (with a saved group that exists).
         for op in operators.keys {
             let operand: JSON = switch op {
-            case "$in", "$nin": ["a"]
+            case "$in", "$nin", "$ini", "$nini", "$all", "$alli": ["a"]
             case "$exists": true
             case "$not": ["$eq": "a"]
+            case "$size": 2
+            case "$elemMatch": ["$eq": "a"]
+            case "$type": "string"
             case "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte": "1.2.3"
             default: "a"
             }
-            #expect((try? Condition.parse(["x": .object([op: operand])]).get()) != nil, "\(op)")
+            #expect((try? Condition.parse(["x": .object([op: operand])], groups: ["a"]).get()) != nil, "\(op)")
         }
     }
 }
