@@ -35,6 +35,27 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 let only = CommandLine.arguments.dropFirst().first
 
 
+// MARK: targeting against GrowthBook's Python SDK (pairs from Scripts/reference/targeting_differential.py)
+if only == "differential", CommandLine.arguments.count > 2 {
+    var pairs = 0, disagreements = 0
+    let t = now()
+    for path in CommandLine.arguments.dropFirst(2) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { print("cannot read \(path)"); continue }
+        for line in text.split(separator: "\n") {
+            guard let json = try? JSONParser.parse(String(line)) else { disagreements += 1; continue }
+            pairs += 1
+            let groups = (json["saved_groups"]?.objectValue ?? [:]).mapValues { ($0.arrayValue ?? []).map(JSValue.init) }
+            guard case .success(let c) = Condition.parse(json["condition"] ?? .null, groups: Set(groups.keys)) else { disagreements += 1; continue }
+            let attributes = (json["attributes"]?.objectValue ?? [:]).mapValues(JSValue.init)
+            if c.bindingGroups(groups).evaluate(attributes) != json["expected"]?.boolValue {
+                disagreements += 1
+                if disagreements <= 5 { print("disagreement: \(line.prefix(300))") }
+            }
+        }
+    }
+    report("targeting differential vs growthbook 4.0.0 (Python SDK)", Double(disagreements), "disagreements", ["pairs": pairs, "pairs_per_s": Double(pairs) / (now() - t)])
+}
+
 // MARK: conflicts
 if only == nil || only == "conflicts" {
     for n in [10_000, 30_000, 100_000] {

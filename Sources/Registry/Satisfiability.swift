@@ -90,11 +90,16 @@ public enum Satisfiability {
             if let known = cache.perPath[tests] {
                 solution = known
             } else {
-                let domain = Candidates.values(for: tests, at: path)
-                if let v = domain.values.first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) {
+                // Most pairs share a constant (or, for lists, an array of them): try those before building every class.
+                if let v = Candidates.quick(tests).first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) {
                     solution = .value(v)
                 } else {
-                    solution = .none(inexact: domain.inexact)
+                    let domain = Candidates.values(for: tests, at: path)
+                    if let v = domain.values.first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) {
+                        solution = .value(v)
+                    } else {
+                        solution = .none(inexact: domain.inexact)
+                    }
                 }
                 cache.perPath[tests] = solution
             }
@@ -294,6 +299,34 @@ enum Candidates {
         var values: [JSValue]
         /// Why the classes may be incomplete (nil: every class has a value).
         var inexact: String?
+    }
+
+    /// A few likely values: the scalar constants the tests name, and the array of every listed value.
+    static func quick(_ tests: [ValueCondition]) -> [JSValue] {
+        var out: [JSValue] = []
+        var listed: [JSValue] = []
+        func op(_ o: Operator) {
+            switch o {
+            case .eq(let v), .compare(_, let v), .version(_, let v): out.append(v)
+            case .isIn(let l, _), .inGroup(_, let l): out += l; listed += l
+            case .elemMatch(.value(.operators(let inner))): for case .eq(let v) in inner { listed.append(v) }
+            case .elemMatch(.value(let v)): if case .string(let s, _) = v { listed.append(.string(s)) }
+            case .all(let items, _): for case .string(let s, _) in items { listed.append(.string(s)) }
+            default: break
+            }
+        }
+        for t in tests {
+            switch t {
+            case .string(let s, _): out.append(.string(s))
+            case .number(let d): out.append(.number(d))
+            case .bool(let b): out.append(.bool(b))
+            case .equals(let v): out.append(v)
+            case .null: out.append(.null)
+            case .operators(let ops): ops.forEach(op)
+            }
+        }
+        if !listed.isEmpty { out.append(.array(listed)) }
+        return out
     }
 
     /// `below`: tests of deeper paths (full path, path relative to this one, tests), which see a concrete value
