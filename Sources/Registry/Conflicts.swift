@@ -381,6 +381,13 @@ public struct ConflictIndex: Sendable {
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var audiences: [UInt64: Witness?] = [:]
             let satCache = Satisfiability.Cache()
+            var compiled: [Int: Satisfiability.Compiled?] = [:]
+            func compile(_ id: Int, _ c: Condition) -> Satisfiability.Compiled? {
+                if let known = compiled[id] { return known }
+                let made = satCache.compile(c)
+                compiled[id] = .some(made)
+                return made
+            }
             var local: [Finding] = []
             for i in stride(from: w, to: candidates.count, by: workers) {
                 let x = Int(candidates[i] >> 32), y = Int(candidates[i] & 0xFFFF_FFFF)
@@ -390,7 +397,13 @@ public struct ConflictIndex: Sendable {
                 let audienceKey = UInt64(min(ca, cb)) << 32 | UInt64(max(ca, cb))
                 ConflictRules.appendFindings(a.subject, b.subject, symmetric: true, into: &local) { p, q in
                     if let known = audiences[audienceKey] { return known }
-                    let w = Satisfiability.witness([p.targeting, q.targeting], cache: satCache)
+                    var w: Witness?
+                    if let cp = compile(ca, index.slots[x]!.subject.targeting), let cq = compile(cb, index.slots[y]!.subject.targeting),
+                       let fast = Satisfiability.witness(cp, cq, cache: satCache) {
+                        w = fast
+                    } else {
+                        w = Satisfiability.witness([p.targeting, q.targeting], cache: satCache)
+                    }
                     audiences[audienceKey] = .some(w)
                     return w
                 }

@@ -185,6 +185,48 @@ public enum JSNumber {
     /// `StringToNumber`: whitespace trimmed, empty is 0, decimal literals with sign and exponent, `Infinity`,
     /// and `0x`/`0o`/`0b` integers; anything else is NaN.
     public static func parse(_ s: String) -> Double {
+        // Fast paths: text that starts with a letter other than "I" (Infinity) is not a number; plain digits are.
+        if let first = s.utf8.first {
+            let letter = (first | 0x20) >= UInt8(ascii: "a") && (first | 0x20) <= UInt8(ascii: "z")
+            if letter && first != UInt8(ascii: "I") { return .nan }
+            if s.utf8.count < 32, let d = plainDecimal(Substring(s).utf8) { return d }
+        }
+        return slowParse(s)
+    }
+
+    /// `[+-]digits[.digits][e[+-]digits]` (or `.digits…`) with nothing around it, read by strtod; nil for anything else.
+    static func plainDecimal(_ u: Substring.UTF8View) -> Double? {
+        var i = u.startIndex
+        func digits() -> Int {
+            var n = 0
+            while i < u.endIndex, u[i] >= UInt8(ascii: "0"), u[i] <= UInt8(ascii: "9") { n += 1; i = u.index(after: i) }
+            return n
+        }
+        if i < u.endIndex, u[i] == UInt8(ascii: "+") || u[i] == UInt8(ascii: "-") { i = u.index(after: i) }
+        var n = digits()
+        if i < u.endIndex, u[i] == UInt8(ascii: ".") { i = u.index(after: i); n += digits() }
+        guard n > 0 else { return nil }
+        if i < u.endIndex, u[i] == UInt8(ascii: "e") || u[i] == UInt8(ascii: "E") {
+            i = u.index(after: i)
+            if i < u.endIndex, u[i] == UInt8(ascii: "+") || u[i] == UInt8(ascii: "-") { i = u.index(after: i) }
+            guard digits() > 0 else { return nil }
+        }
+        guard i == u.endIndex else { return nil }
+        return Double(Substring(u))
+    }
+
+    static func slowParse(_ s: String) -> Double {
+        // ASCII spaces around a plain decimal: trim by bytes.
+        let u = s.utf8
+        var lo = u.startIndex, hi = u.endIndex
+        while lo < hi, u[lo] == 0x20 || (u[lo] >= 0x09 && u[lo] <= 0x0D) { lo = u.index(after: lo) }
+        while hi > lo, u[u.index(before: hi)] == 0x20 || (u[u.index(before: hi)] >= 0x09 && u[u.index(before: hi)] <= 0x0D) { hi = u.index(before: hi) }
+        if lo == hi { return 0 }
+        if u[lo] < 0x80, u[u.index(before: hi)] < 0x80, let d = plainDecimal(Substring(s)[lo..<hi].utf8) { return d }
+        return unicodeParse(s)
+    }
+
+    static func unicodeParse(_ s: String) -> Double {
         let trimmed = s.unicodeScalars.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
         let t = String(String.UnicodeScalarView(trimmed))
         if t.isEmpty { return 0 }

@@ -35,10 +35,104 @@ public enum Satisfiability {
     /// size evaluations and is never wrong.
     public static let searchBudget = 5_000
 
-    /// Solutions per path for conjunctive conditions, reused across the pairs of one scan.
+    /// Solutions per path for conjunctive conditions, reused across the pairs of one scan; and the conditions of a
+    /// scan compiled to interned paths and test lists, so a pair costs a merge of two short sorted arrays.
     public final class Cache {
         var perPath: [[ValueCondition]: PathSolution] = [:]
+        var pathIDs: [String: Int32] = [:]
+        var pathNames: [String] = []
+        var pathPrefixes: [[Int32]] = []
+        var testIDs: [[ValueCondition]: Int32] = [:]
+        var testLists: [[ValueCondition]] = []
+        var pairSolutions: [UInt64: PathSolution] = [:]
         public init() {}
+
+        func pathID(_ p: String) -> Int32 {
+            if let id = pathIDs[p] { return id }
+            let id = Int32(pathNames.count)
+            pathIDs[p] = id
+            pathNames.append(p)
+            pathPrefixes.append([])
+            var prefixes: [Int32] = []
+            var i = p.utf8.startIndex
+            while let dot = p.utf8[i...].firstIndex(of: UInt8(ascii: ".")) {
+                prefixes.append(pathID(String(p[..<dot])))
+                i = p.utf8.index(after: dot)
+            }
+            pathPrefixes[Int(id)] = prefixes
+            return id
+        }
+
+        func testID(_ t: [ValueCondition]) -> Int32 {
+            if let id = testIDs[t] { return id }
+            let id = Int32(testLists.count)
+            testIDs[t] = id
+            testLists.append(t)
+            return id
+        }
+
+        /// A conjunctive condition over unrelated paths as (path, tests) sorted by path; nil for any other.
+        public func compile(_ c: Condition) -> Compiled? {
+            guard let tests = Satisfiability.conjunctiveTests([c]) else { return nil }
+            let entries = tests.map { (pathID($0.key), testID($0.value)) }.sorted { $0.0 < $1.0 }
+            return Compiled(paths: entries.map(\.0), tests: entries.map(\.1))
+        }
+    }
+
+    public struct Compiled: Sendable {
+        var paths: [Int32]
+        var tests: [Int32]
+    }
+
+    /// The witness of two compiled conditions, or `.none` when their paths lead into each other (then use
+    /// ``witness(_:cache:)``).
+    public static func witness(_ a: Compiled, _ b: Compiled, cache: Cache) -> Witness?? {
+        func contains(_ c: Compiled, _ p: Int32) -> Bool {
+            var lo = 0, hi = c.paths.count
+            while lo < hi { let mid = (lo + hi) / 2; if c.paths[mid] < p { lo = mid + 1 } else { hi = mid } }
+            return lo < c.paths.count && c.paths[lo] == p
+        }
+        for p in a.paths { for q in cache.pathPrefixes[Int(p)] where contains(b, q) { return .none } }
+        for p in b.paths { for q in cache.pathPrefixes[Int(p)] where contains(a, q) { return .none } }
+        var values: [(String, JSValue)] = []
+        var inexact: [String] = []
+        var i = 0, j = 0
+        while i < a.paths.count || j < b.paths.count {
+            let path: Int32, t1: Int32, t2: Int32
+            if j >= b.paths.count || (i < a.paths.count && a.paths[i] < b.paths[j]) {
+                path = a.paths[i]; t1 = a.tests[i]; t2 = t1; i += 1
+            } else if i >= a.paths.count || b.paths[j] < a.paths[i] {
+                path = b.paths[j]; t1 = b.tests[j]; t2 = t1; j += 1
+            } else {
+                path = a.paths[i]; t1 = min(a.tests[i], b.tests[j]); t2 = max(a.tests[i], b.tests[j]); i += 1; j += 1
+            }
+            let key = UInt64(UInt32(t1)) << 32 | UInt64(UInt32(t2))
+            let solution: PathSolution
+            if let known = cache.pairSolutions[key] {
+                solution = known
+            } else {
+                let tests = t1 == t2 ? cache.testLists[Int(t1)] : cache.testLists[Int(t1)] + cache.testLists[Int(t2)]
+                solution = solve(tests, at: cache.pathNames[Int(path)])
+                cache.pairSolutions[key] = solution
+            }
+            switch solution {
+            case .value(let v): values.append((cache.pathNames[Int(path)], v))
+            case .none(let reason?): inexact.append(reason)
+            case .none(nil): return .some(nil)
+            }
+        }
+        let attributes = build(values)
+        if !inexact.isEmpty { return .some(Witness(attributes: attributes, undecided: note(inexact))) }
+        return .some(Witness(attributes: attributes, undecided: nil))
+    }
+
+    /// One path's tests: a value that satisfies them all, or why none was found.
+    static func solve(_ tests: [ValueCondition], at path: String) -> PathSolution {
+        // Most pairs share a constant (or, for lists, an array of them): try those before building every class.
+        if let v = Candidates.quick(tests).first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) { return .value(v) }
+        let domain = Candidates.values(for: tests, at: path)
+        if let v = domain.values.first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) { return .value(v) }
+        return .none(inexact: domain.inexact)
     }
 
     enum PathSolution {
@@ -65,17 +159,12 @@ public enum Satisfiability {
             case .or, .nor, .not: return nil
             }
         }
-        let paths = tests.keys.sorted()
-        for (a, b) in zip(paths, paths.dropFirst()) where b.hasPrefix(a + ".") { return nil }
-        // A prefix can also sort apart from its extension ("a.b" < "a.b!" < "a.b.c"): check every pair that shares a first segment.
-        if paths.contains(where: { $0.contains(".") }) {
-            let set = Set(paths)
-            for p in paths {
-                var parts = p.split(separator: ".", omittingEmptySubsequences: false)
-                while parts.count > 1 {
-                    parts.removeLast()
-                    if set.contains(parts.joined(separator: ".")) { return nil }
-                }
+        // No path may lead into another: look up every proper prefix (ending before a dot) of every dotted path.
+        for p in tests.keys {
+            var i = p.utf8.startIndex
+            while let dot = p.utf8[i...].firstIndex(of: UInt8(ascii: ".")) {
+                if tests[String(p[..<dot])] != nil { return nil }
+                i = p.utf8.index(after: dot)
             }
         }
         return tests
@@ -90,17 +179,7 @@ public enum Satisfiability {
             if let known = cache.perPath[tests] {
                 solution = known
             } else {
-                // Most pairs share a constant (or, for lists, an array of them): try those before building every class.
-                if let v = Candidates.quick(tests).first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) {
-                    solution = .value(v)
-                } else {
-                    let domain = Candidates.values(for: tests, at: path)
-                    if let v = domain.values.first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) {
-                        solution = .value(v)
-                    } else {
-                        solution = .none(inexact: domain.inexact)
-                    }
-                }
+                solution = solve(tests, at: path)
                 cache.perPath[tests] = solution
             }
             switch solution {
@@ -111,7 +190,9 @@ public enum Satisfiability {
         }
         let attributes = build(values)
         if !inexact.isEmpty { return Witness(attributes: attributes, undecided: note(inexact)) }
-        return verified(attributes, conditions)
+        // Each value satisfies every test of its path and no path leads into another, so the conditions hold by
+        // construction (the tests check it with the evaluator; the general search verifies every witness).
+        return Witness(attributes: attributes, undecided: nil)
     }
 
     static func note(_ reasons: [String]) -> String {
@@ -397,6 +478,8 @@ enum Candidates {
         var arrayAsText = false
         /// A text literal with a comma (which the text of an array of several elements always has).
         var commaText = false
+        /// Tests that tell a one-element array from its element's text (truthiness, type, identity, structure, versions).
+        var arrayDiffersFromText = false
 
         mutating func scalar(_ v: JSValue) {
             switch v {
@@ -423,8 +506,10 @@ enum Candidates {
                 numbers.append(d)
                 numericOrder = true
                 arrayAsText = true
-            case .bool, .null: break
+            case .bool: arrayDiffersFromText = true
+            case .null: break
             case .equals(let v):
+                arrayDiffersFromText = true
                 constants.append(v)
                 if case .array(let items) = v { items.forEach { scalar($0) } }
             case .operators(let ops):
@@ -435,10 +520,13 @@ enum Candidates {
         mutating func add(_ op: Operator) {
             switch op {
             case .version(_, let v):
+                arrayDiffersFromText = true
                 versions.append(v)
                 versionOrder = true
                 if case .number(let d) = v { numbers.append(d) }
-            case .eq(let v), .ne(let v): scalar(v)
+            case .eq(let v), .ne(let v):
+                arrayDiffersFromText = true
+                scalar(v)
             case .compare(_, let v):
                 let p = v.primitive
                 if case .string(let s) = p {
@@ -452,7 +540,8 @@ enum Candidates {
                     numericOrder = true
                 }
                 arrayAsText = true
-            case .exists, .type, .alwaysFalse: break
+            case .type: arrayDiffersFromText = true
+            case .exists, .alwaysFalse: break
             case .isIn(let list, let i), .notIn(let list, let i):
                 list.forEach { scalar($0) }
                 if i { insensitive = true }
@@ -532,10 +621,11 @@ enum Candidates {
                 || !positional.isEmpty
             var out: [JSValue] = [.array([])]
             var reasons: [String] = []
-            if arrayAsText {
+            // A one-element array reads as its element's text; only tests that see the difference need them.
+            if arrayAsText && (arrayDiffersFromText || byElements) {
                 out += (strings(numbers: numberGrid()).prefix(64)).map { .array([.string($0)]) }
-                out += constants.filter(\.isArray)
             }
+            out += constants.filter(\.isArray)
             guard byElements else { return Domain(values: out, inexact: nil) }
             // An array of two or more elements reads as text with a comma, which is never a number: then only
             // text literals with a comma, text order and patterns can tell such arrays apart by their text. Without
