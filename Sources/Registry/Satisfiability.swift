@@ -406,7 +406,13 @@ enum Candidates {
             case .operators(let ops): ops.forEach(op)
             }
         }
-        if !listed.isEmpty { out.append(.array(listed)) }
+        // In a canonical order, so the witness does not depend on the order of the tests.
+        func canonical(_ vs: [JSValue]) -> [JSValue] {
+            var seen = Set<JSValue>()
+            return vs.filter { seen.insert($0).inserted }.sorted { $0.description < $1.description }
+        }
+        out = canonical(out)
+        if !listed.isEmpty { out.append(.array(canonical(listed))) }
         return out
     }
 
