@@ -375,6 +375,8 @@ if only == nil || only == "summary" {
             }
         }
     }
+    // As ingestion does after writing a file's sums.
+    try! service.store.write { tx in try tx.refreshTotals(key: "big") }
     print("(segments set up in \(Int((now() - setup) * 1000)) ms)")
     var times: [Double] = []
     for _ in 0..<20 {

@@ -44,6 +44,7 @@ extension RefereeService {
                     }
                 }
             }
+            try tx.refreshTotals(key: key)
             try tx.appendAudit(at: at, principal: principal, onBehalfOf: nil, method: "results.ingest", key: key, before: .null,
                                after: ["path": .string(path), "rows_read": JSON(ingestor.rowsRead), "units_loaded": JSON(ingestor.unitsLoaded),
                                        "aggregates_written": JSON(written)], reason: nil)

@@ -60,7 +60,9 @@ extension RefereeService {
         let aggregate = try read.get()
         let at = now().description
         try store.write { tx in
+            let fresh = try tx.totalsFresh(key: c.doc.key)
             try tx.upsertResult(key: c.doc.key, metric: metric, variant: variant, day: day, segment: segment, stats: aggregate.storageText, source: "record", at: at)
+            try tx.refreshTotals(key: c.doc.key, segment: segment, metric: metric, variant: variant, wasFresh: fresh)
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "results.record", key: c.doc.key,
                                before: .null, after: ["metric": .string(metric), "variant": .string(variant), "day": .string(day),
                                                       "segment": .string(segment), "stats": aggregate.json], reason: nil)
@@ -154,7 +156,11 @@ extension RefereeService {
         if let metric, !c.metrics.contains(where: { $0.name == metric }) {
             throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")
         }
-        let stored = try store.read { tx in try tx.results(key: c.doc.key, segmentPrefix: dimension + "=", metric: metric, beforeDay: asOf.day) }
+        // When the as-of time is after every stored day, the totals answer; otherwise the rows before the day do.
+        let stored = try store.read { tx in
+            try tx.resultTotals(key: c.doc.key, segmentPrefix: dimension + "=", metric: metric, beforeDay: asOf.day)
+                ?? tx.results(key: c.doc.key, segmentPrefix: dimension + "=", metric: metric, beforeDay: asOf.day)
+        }
         var rows: [String: [(metric: String, variant: String, stats: String)]] = [:]
         for r in stored { rows[r.segment, default: []].append((r.metric, r.variant, r.stats)) }
         return try Analysis.segments(c, dimension: dimension, rows: rows, metric: metric, asOf: asOf)

@@ -103,6 +103,25 @@ extension Store {
                 INSERT INTO meta (name, value) VALUES ('groups_generation', 0);
                 """)
         }
+        m.registerMigration("v6-result-totals") { db in
+            // Every day's sums added up per experiment, segment, metric and variant, with the last day they cover:
+            // what a breakdown reads when its as-of time is after every stored day (the rows per day stay the truth).
+            try db.execute(sql: """
+                CREATE TABLE result_totals (
+                    key TEXT NOT NULL,
+                    segment TEXT NOT NULL,
+                    metric TEXT NOT NULL,
+                    variant TEXT NOT NULL,
+                    last_day TEXT NOT NULL,
+                    stats TEXT NOT NULL,
+                    PRIMARY KEY (key, segment, metric, variant)
+                ) WITHOUT ROWID;
+                CREATE TABLE result_totals_state (key TEXT PRIMARY KEY NOT NULL, fresh INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+            for key in try String.fetchAll(db, sql: "SELECT DISTINCT key FROM results") {
+                try StoreTransaction(db: db).refreshTotals(key: key)
+            }
+        }
         return m
     }
 }

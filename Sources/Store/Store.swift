@@ -491,6 +491,75 @@ public struct StoreTransaction {
             INSERT INTO results (key, metric, variant, day, segment, stats, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (key, segment, metric, variant, day) DO UPDATE SET stats = excluded.stats, source = excluded.source, updated_at = excluded.updated_at
             """, arguments: [key, metric, variant, day, segment, stats, source, at])
+        // The totals no longer answer for this experiment until they are refreshed.
+        try db.execute(sql: "UPDATE result_totals_state SET fresh = 0 WHERE key = ? AND fresh = 1", arguments: [key])
+    }
+
+    /// Whether the experiment's totals equal the sums of its rows (every write since was followed by a refresh).
+    public func totalsFresh(key: String) throws -> Bool {
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT fresh FROM result_totals_state WHERE key = ?"), arguments: [key]) == 1
+    }
+
+    func setTotalsFresh(_ key: String) throws {
+        try db.execute(sql: "INSERT INTO result_totals_state (key, fresh) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET fresh = 1", arguments: [key])
+    }
+
+    /// Recomputes the totals of an experiment's rows (every segment, metric and variant), or of the one group a
+    /// write changed (`wasFresh`: whether the totals were fresh before that write; they are again after it).
+    public func refreshTotals(key: String, segment: String? = nil, metric: String? = nil, variant: String? = nil, wasFresh: Bool = false) throws {
+        var sql = "SELECT segment, metric, variant, day, stats FROM results WHERE key = ?"
+        var args: [any DatabaseValueConvertible] = [key]
+        if let segment, let metric, let variant {
+            sql += " AND segment = ? AND metric = ? AND variant = ?"
+            args += [segment, metric, variant]
+            try db.execute(sql: "DELETE FROM result_totals WHERE key = ? AND segment = ? AND metric = ? AND variant = ?", arguments: [key, segment, metric, variant])
+        } else {
+            try db.execute(sql: "DELETE FROM result_totals WHERE key = ?", arguments: [key])
+        }
+        sql += " ORDER BY segment, metric, variant"
+        let insert = try db.cachedStatement(sql: "INSERT INTO result_totals (key, segment, metric, variant, last_day, stats) VALUES (?, ?, ?, ?, ?, ?)")
+        var group: (String, String, String)?
+        var sum: Aggregate?
+        var lastDay = ""
+        func flush() throws {
+            guard let g = group, let s = sum else { return }
+            try insert.execute(arguments: [key, g.0, g.1, g.2, lastDay, s.storageText])
+        }
+        let cursor = try Row.fetchCursor(try db.cachedStatement(sql: sql), arguments: StatementArguments(args))
+        while let row = try cursor.next() {
+            let g: (String, String, String) = (row[0], row[1], row[2])
+            if group.map({ $0 != g }) ?? true {
+                try flush()
+                group = g
+                sum = nil
+                lastDay = ""
+            }
+            let day: String = row[3]
+            if day > lastDay { lastDay = day }
+            if let a = Aggregate(storage: row[4]) { sum = sum.map { ($0 + a) ?? $0 } ?? a }
+        }
+        try flush()
+        if segment == nil || wasFresh { try setTotalsFresh(key) }
+    }
+
+    /// The totals of every segment whose name starts with `prefix`, for one metric (and the exposures) or all, when
+    /// no stored day of the experiment is on or after `beforeDay` (so the totals are exactly the rows before it);
+    /// nil when the totals cannot answer and the rows per day must be read.
+    public func resultTotals(key: String, segmentPrefix prefix: String, metric: String? = nil, beforeDay: String) throws -> [ResultRow]? {
+        guard try totalsFresh(key: key) else { return nil }
+        let last = try String.fetchOne(try db.cachedStatement(sql: "SELECT MAX(last_day) FROM result_totals WHERE key = ?"), arguments: [key]) ?? ""
+        guard last < beforeDay else { return nil }
+        let upper = String(prefix.dropLast()) + String(UnicodeScalar(prefix.unicodeScalars.last!.value + 1)!)
+        var sql = "SELECT metric, variant, segment, stats FROM result_totals WHERE key = ? AND segment >= ? AND segment < ?"
+        var args: [any DatabaseValueConvertible] = [key, prefix, upper]
+        if let metric { sql += " AND metric IN (?, ?)"; args += [metric, "__exposures"] }
+        sql += " ORDER BY segment, metric, variant"
+        var out: [ResultRow] = []
+        let cursor = try Row.fetchCursor(try db.cachedStatement(sql: sql), arguments: StatementArguments(args))
+        while let row = try cursor.next() {
+            out.append(ResultRow(metric: row[0], variant: row[1], day: "", segment: row[2], stats: row[3]))
+        }
+        return out
     }
 
     /// Aggregates of an experiment, for one segment ('' = all units), of the days before `beforeDay` when given

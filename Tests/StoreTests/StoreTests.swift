@@ -98,3 +98,55 @@ import Store
         #expect(try store.read { tx in try tx.results(key: "k", segmentPrefix: "city=") }.isEmpty)
     }
 }
+
+/// The totals per segment, metric and variant equal the sums of the rows per day, and answer only while fresh.
+@Suite struct ResultTotalsTests {
+    @Test func totalsEqualTheRowsAndGoStaleOnAnyWrite() throws {
+        let store = try Store(path: ":memory:")
+        var rng = SystemRandomNumberGenerator()
+        var expected: [String: Aggregate] = [:]
+        try store.write { tx in
+            for segment in ["", "country=US", "country=FR", "platform=ios"] {
+                for metric in ["m", "__exposures"] {
+                    for variant in ["control", "green"] {
+                        for d in 1...20 {
+                            let a: Aggregate = metric == "m" ? .continuous(n: Double(Int.random(in: 1...50, using: &rng)), sum: Double(Int.random(in: 0...500, using: &rng)), sumSquares: Double(Int.random(in: 0...9000, using: &rng)))
+                                                             : .exposures(n: Double(Int.random(in: 1...50, using: &rng)))
+                            try tx.upsertResult(key: "k", metric: metric, variant: variant, day: "2026-12-\(d < 10 ? "0" : "")\(d)", segment: segment,
+                                                stats: a.storageText, source: "test", at: "now")
+                            let g = "\(segment)|\(metric)|\(variant)"
+                            expected[g] = expected[g].flatMap { $0 + a } ?? a
+                        }
+                    }
+                }
+            }
+            // Written but not refreshed: the totals do not answer.
+            #expect(try tx.resultTotals(key: "k", segmentPrefix: "country=", beforeDay: "2027-01-01") == nil)
+            try tx.refreshTotals(key: "k")
+        }
+        try store.read { tx in
+            let totals = try #require(try tx.resultTotals(key: "k", segmentPrefix: "country=", beforeDay: "2027-01-01"))
+            #expect(totals.count == 2 * 2 * 2)
+            for t in totals { #expect(Aggregate(storage: t.stats) == expected["\(t.segment)|\(t.metric)|\(t.variant)"], "\(t.segment) \(t.metric) \(t.variant)") }
+            let one = try #require(try tx.resultTotals(key: "k", segmentPrefix: "country=", metric: "m", beforeDay: "2027-01-01"))
+            #expect(one.count == 2 * 2 * 2 && Set(one.map(\.metric)) == ["m", "__exposures"])
+            // An as-of time inside the data cannot be answered by totals.
+            #expect(try tx.resultTotals(key: "k", segmentPrefix: "country=", beforeDay: "2026-12-10") == nil)
+            #expect(try tx.resultTotals(key: "k", segmentPrefix: "country=", beforeDay: "2026-12-20") == nil)
+            #expect(try tx.resultTotals(key: "k", segmentPrefix: "country=", beforeDay: "2026-12-21") != nil)
+        }
+        // A write of one row followed by the refresh of its group keeps the totals fresh and right.
+        try store.write { tx in
+            let fresh = try tx.totalsFresh(key: "k")
+            try tx.upsertResult(key: "k", metric: "m", variant: "green", day: "2026-12-05", segment: "country=US", stats: Aggregate.continuous(n: 1, sum: 2, sumSquares: 4).storageText, source: "t", at: "now")
+            try tx.refreshTotals(key: "k", segment: "country=US", metric: "m", variant: "green", wasFresh: fresh)
+        }
+        try store.read { tx in
+            let rows = try tx.results(key: "k", segment: "country=US").filter { $0.metric == "m" && $0.variant == "green" }
+            var sum: Aggregate?
+            for r in rows { if let a = Aggregate(storage: r.stats) { sum = sum.flatMap { $0 + a } ?? a } }
+            let total = try #require(try tx.resultTotals(key: "k", segmentPrefix: "country=", metric: "m", beforeDay: "2027-01-01")?.first { $0.segment == "country=US" && $0.metric == "m" && $0.variant == "green" })
+            #expect(Aggregate(storage: total.stats) == sum)
+        }
+    }
+}
