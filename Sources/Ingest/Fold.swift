@@ -260,10 +260,14 @@ struct Accumulators: Sendable {
                     for m in 0..<types.count {
                         let now = (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3])
                         let was = (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3])
+                        // Decided once for the overall sums and every dimension's.
+                        guard Self.changes(types[m], now: now, before: was) else { continue }
                         let cell = (m * variants + v0) * days + d
-                        addIncrement(metric: m, type: types[m], hasPre: hasPre[m], cell: cell, now: now, before: was)
+                        let c = offset(cell)
+                        let type = types[m], pre = hasPre[m]
+                        cells.withUnsafeMutableBufferPointer { Self.apply($0.baseAddress! + c, type: type, hasPre: pre, now: now, before: was) }
                         for dim in 0..<dimensions {
-                            Self.increment(unitSegments[dim] + cell * 6, type: types[m], hasPre: hasPre[m], now: now, before: was)
+                            Self.apply(unitSegments[dim] + cell * 6, type: type, hasPre: pre, now: now, before: was)
                         }
                     }
                     for k in 0..<valueCount { before[k] = unitValues[k] }
@@ -272,19 +276,10 @@ struct Accumulators: Sendable {
         }
     }
 
-    /// What one unit adds to a metric's sums on one day: its contribution with its running values now, less its
-    /// contribution the day before (nothing before its first value). Summed over days before D, the increments
-    /// give exactly the sums of the units' values as of D, squares and cross products included.
-    @inline(__always)
-    mutating func addIncrement(metric m: Int, type: MetricType, hasPre: Bool, cell: Int,
-                               now: (x: Double, pre: Double, num: Double, den: Double),
-                               before: (x: Double, pre: Double, num: Double, den: Double)) {
-        guard Self.changes(type, now: now, before: before) else { return }
-        let c = offset(cell)
-        cells.withUnsafeMutableBufferPointer { Self.apply($0.baseAddress! + c, type: type, hasPre: hasPre, now: now, before: before) }
-    }
-
-    /// Whether a unit's values on a day change what it contributes to a metric.
+    /// Whether a unit's values on a day change what it contributes to a metric. What one unit adds to a metric's sums
+    /// on one day is its contribution with its running values now, less its contribution the day before (nothing
+    /// before its first value): summed over days before D, the increments give exactly the sums of the units'
+    /// values as of D, squares and cross products included.
     @inline(__always)
     static func changes(_ type: MetricType, now: (x: Double, pre: Double, num: Double, den: Double),
                         before: (x: Double, pre: Double, num: Double, den: Double)) -> Bool {
@@ -294,15 +289,6 @@ struct Accumulators: Sendable {
     }
 
     @inline(__always) static func same(_ a: Double, _ b: Double) -> Bool { a == b || (a.isNaN && b.isNaN) }
-
-    /// The increment of ``addIncrement(metric:type:hasPre:cell:now:before:)`` on the six sums at `p`.
-    @inline(__always)
-    static func increment(_ p: UnsafeMutablePointer<Double>, type: MetricType, hasPre: Bool,
-                          now: (x: Double, pre: Double, num: Double, den: Double),
-                          before: (x: Double, pre: Double, num: Double, den: Double)) {
-        guard changes(type, now: now, before: before) else { return }
-        apply(p, type: type, hasPre: hasPre, now: now, before: before)
-    }
 
     /// The increment once ``changes(_:now:before:)`` said there is one: out with the day before, in with now.
     @inline(__always)
