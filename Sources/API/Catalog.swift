@@ -72,7 +72,7 @@ public enum Catalog {
         MethodDescriptor(TargetingEval.self), MethodDescriptor(GroupsPut.self), MethodDescriptor(GroupsGet.self), MethodDescriptor(GroupsList.self),
         MethodDescriptor(StatsCompare.self), MethodDescriptor(StatsCompareBatch.self), MethodDescriptor(StatsChanceToBeat.self),
         MethodDescriptor(StatsSRM.self), MethodDescriptor(StatsSampleSize.self), MethodDescriptor(StatsPower.self), MethodDescriptor(StatsMDE.self),
-        MethodDescriptor(StatsAdjust.self), MethodDescriptor(StatsMannWhitney.self),
+        MethodDescriptor(StatsAdjust.self), MethodDescriptor(StatsMannWhitney.self), MethodDescriptor(StatsCompareQuantiles.self),
         MethodDescriptor(ResultsRecord.self), MethodDescriptor(ResultsIngest.self), MethodDescriptor(ResultsSummary.self),
         MethodDescriptor(ResultsTimeseries.self), MethodDescriptor(ResultsSegments.self), MethodDescriptor(ResultsExportMethod.self),
         MethodDescriptor(AccessGrant.self), MethodDescriptor(AccessRevoke.self), MethodDescriptor(AccessList.self), MethodDescriptor(SessionActFor.self),

@@ -43,6 +43,7 @@ extension StatsSampleSize: Handler { static func run(_ s: RefereeService, _ p: P
 extension StatsPower: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.power(p) } }
 extension StatsMDE: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.mde(p) } }
 extension StatsAdjust: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.adjust(p) } }
+extension StatsCompareQuantiles: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.compareQuantiles(p) } }
 extension StatsMannWhitney: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.mannWhitney(p) } }
 extension ResultsRecord: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.recordResult(p, ctx) } }
 extension ResultsIngest: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.ingestMethod(p, ctx) } }

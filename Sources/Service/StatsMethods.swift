@@ -252,6 +252,23 @@ extension RefereeService {
         return ["adjusted": JSON(r.adjusted), "reject": .array(r.reject.map { .bool($0) })]
     }
 
+    static func compareQuantiles(_ p: StatsCompareQuantiles.Params) throws -> JSON {
+        func arm(_ values: [Double], _ name: String) throws -> Quantiles.Arm {
+            do { return try Quantiles.arm(values, q: p.q) } catch { throw StatisticsError(field: error.field == "q" ? "q" : name, reason: error.reason) }
+        }
+        let c = try arm(p.control, "control"), t = try arm(p.treatment, "treatment")
+        let options = CompareOptions(difference: p.difference ?? .absolute, alpha: p.alpha ?? 0.05, alternative: p.alternative ?? .twoSided)
+        var o = try Quantiles.compare(control: c, treatment: t, options: options).json.objectValue!
+        func armJSON(_ a: Quantiles.Arm) -> JSON {
+            ["n": .number(a.n), "quantile": .number(a.estimate), "lower": .number(a.lower), "upper": .number(a.upper), "variance": .number(a.variance)]
+        }
+        o["control"] = armJSON(c)
+        o["treatment"] = armJSON(t)
+        o["quantile"] = .number(p.q)
+        o["method"] = "gbstats QuantileStatistic: variance from the binomial order-statistic interval, Welch's test"
+        return .object(o)
+    }
+
     static func mannWhitney(_ p: StatsMannWhitney.Params) throws -> JSON {
         let r = try MannWhitney.test(control: p.control, treatment: p.treatment, alternative: p.alternative ?? .twoSided,
                                      useContinuity: p.use_continuity ?? true)

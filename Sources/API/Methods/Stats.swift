@@ -239,3 +239,29 @@ public enum StatsMannWhitney: MethodSpec {
         ]
     }
 }
+
+/// `stats.compare_quantiles {control, treatment, q, difference?, alpha?, alternative?}`: the difference of the
+/// q-quantiles of two arms' unit values, with its interval and p-value, by GrowthBook's method for quantile metrics
+/// (gbstats `QuantileStatistic`: the sample quantile's variance from the binomial order-statistic interval, then
+/// Welch's test, the relative difference by the delta method). The values are used exactly (sorted); sample quantiles
+/// are linear between order statistics (NumPy's default). Errors: 1009 naming the arm with too few units for q.
+public enum StatsCompareQuantiles: MethodSpec {
+    public static let name = "stats.compare_quantiles"
+    public static let summary = "Compares the q-quantiles of two arms' unit values (GrowthBook's quantile method)."
+    public static let permission = Permission.stats
+    public static let result = Schema.object(["quantile": Schema.number, "estimate": Schema.number, "se": Schema.number, "ci": Schema.object,
+                                              "p_value": Schema.nullable("number"), "significant": Schema.boolean, "method": Schema.string], additional: true)
+    public static let errors = statsErrors
+    public struct Params: MethodParams {
+        public let control: [Double]
+        public let treatment: [Double]
+        public let q: Double
+        public let difference: DifferenceKind?
+        public let alpha: Double?
+        public let alternative: Alternative?
+        public static let docs: [String: FieldDoc] = [
+            "control": "the control arm's unit values", "treatment": "the treatment arm's unit values", "q": "the quantile, 0 < q < 1 (0.5: the median)",
+            "difference": "absolute (default) or relative difference", "alpha": "significance level (0.05)", "alternative": "sidedness (two-sided)",
+        ]
+    }
+}
