@@ -140,3 +140,16 @@ import RPC
         #expect(batch.serialized() == String(decoding: expected, as: UTF8.self))
     }
 }
+
+@Suite struct QuantileServiceTests {
+    @Test func comparesQuantilesAndNamesTheArmThatCannot() throws {
+        let c = try TestClient()
+        let r = try c.ok("stats.compare_quantiles", ["control": .array((0..<200).map { JSON(Double($0)) }), "treatment": .array((0..<200).map { JSON(Double($0) + 20) }), "q": 0.5])
+        #expect(r["estimate"] == 20 && r["control"]?["quantile"] == 99.5 && r["quantile"] == 0.5 && r["significant"] == true)
+        let rel = try c.ok("stats.compare_quantiles", ["control": .array((1...200).map { JSON(Double($0)) }), "treatment": .array((1...200).map { JSON(Double($0) * 1.1) }), "q": 0.9, "difference": "relative"])
+        #expect(abs((rel["estimate"]?.doubleValue ?? 0) - 0.1) < 1e-9)
+        let few = c.error("stats.compare_quantiles", ["control": .array((0..<500).map { JSON(Double($0)) }), "treatment": [1, 2, 3], "q": 0.99])
+        #expect(few?.code == 1009 && few?.json["data"]?["field"] == "treatment" && few?.message.contains("needs at least 381") == true, "\(few?.json.serialized() ?? "")")
+        #expect(c.error("stats.compare_quantiles", ["control": [1, 2], "treatment": [1, 2], "q": 1.5])?.json["data"]?["field"] == "q")
+    }
+}

@@ -97,6 +97,7 @@ class DaemonTests(DaemonTestCase):
             "stats.mde": {"metric": "binomial", "baseline": {"rate": 0.5}, "n_control": 500, "power": 0.8},
             "stats.adjust": {"p_values": [0.01, 0.04], "method": "holm"},
             "stats.mann_whitney": {"control": [1, 2, 3], "treatment": [4, 5, 6]},
+            "stats.compare_quantiles": {"control": list(range(100)), "treatment": list(range(5, 105)), "q": 0.5},
             "results.summary": {"key": key}, "results.timeseries": {"key": key}, "results.export": {"key": key, "what": "summary"},
             "results.segments": {"key": key, "dimension": "country"},
             "access.list": {}, "audit.log": {"limit": 5},
