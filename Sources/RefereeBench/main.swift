@@ -56,6 +56,20 @@ if only == "differential", CommandLine.arguments.count > 2 {
     report("targeting differential vs growthbook 4.0.0 (Python SDK)", Double(disagreements), "disagreements", ["pairs": pairs, "pairs_per_s": Double(pairs) / (now() - t)])
 }
 
+// MARK: the scan alone at 100,000 experiments, best of three (for comparing builds)
+if only == "scan" {
+    let registry = randomRegistry(count: 100_000, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: 100_000 * 365 / 10_000)
+    let index = ConflictIndex(registry)
+    var best = Double.infinity
+    var found = 0
+    for _ in 0..<3 {
+        let t = now()
+        found = index.scan().count
+        best = min(best, now() - t)
+    }
+    report("conflicts.scan n=100000 best of 3", best * 1000, "ms", ["findings": found])
+}
+
 // MARK: conflicts
 if only == nil || only == "conflicts" {
     for n in [10_000, 30_000, 100_000] {

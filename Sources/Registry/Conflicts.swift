@@ -373,9 +373,26 @@ public struct ConflictIndex: Sendable {
                 active.append(slot)
             }
         }
+        // Report order: by experiment keys, then kind. Each key is ranked once, by slot, so the workers attach an
+        // integer sort key to every finding as they make it and the findings are moved into order once.
+        let ranked = slotOf.keys.sorted()
+        var slotRank = [Int32](repeating: -1, count: slots.count)
+        var rank: [String: Int32] = [:]
+        rank.reserveCapacity(ranked.count)
+        for (i, key) in ranked.enumerated() {
+            rank[key] = Int32(i)
+            if let slot = slotOf[key] { slotRank[slot] = Int32(i) }
+        }
+        let kindOrder = Dictionary(uniqueKeysWithValues: FindingKind.allCases.map(\.rawValue).sorted().enumerated().map { (FindingKind(rawValue: $1)!, $0) })
+        struct SortKey: Comparable {
+            var a: Int32, b: Int32, kind: Int
+            static func < (x: SortKey, y: SortKey) -> Bool { (x.a, x.b, x.kind) < (y.a, y.b, y.kind) }
+        }
         // 2. Findings of each pair, on every core; each worker solves audiences with its own caches.
         let workers = max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
         nonisolated(unsafe) var partial = [[Finding]](repeating: [], count: workers)
+        nonisolated(unsafe) var partialKeys = [[SortKey]](repeating: [], count: workers)
+        let ranks = slotRank
         let index = self
         let candidates = pairs
         DispatchQueue.concurrentPerform(iterations: workers) { w in
@@ -389,10 +406,19 @@ public struct ConflictIndex: Sendable {
                 return made
             }
             var local: [Finding] = []
+            var localKeys: [SortKey] = []
             for i in stride(from: w, to: candidates.count, by: workers) {
                 let x = Int(candidates[i] >> 32), y = Int(candidates[i] & 0xFFFF_FFFF)
                 let bx = index.slots[x]!, by = index.slots[y]!
                 let (a, b) = bx.subject.key < by.subject.key ? (bx, by) : (by, bx)
+                let (ra, rb) = bx.subject.key < by.subject.key ? (ranks[x], ranks[y]) : (ranks[y], ranks[x])
+                let before = local.count
+                defer {
+                    for f in local[before...] {
+                        let first = f.experiments.first == a.subject.key
+                        localKeys.append(SortKey(a: first ? ra : rb, b: first ? rb : ra, kind: kindOrder[f.kind]!))
+                    }
+                }
                 let ca = index.slotCondition[x], cb = index.slotCondition[y]
                 let audienceKey = UInt64(min(ca, cb)) << 32 | UInt64(max(ca, cb))
                 ConflictRules.appendFindings(a.subject, b.subject, symmetric: true, into: &local) { p, q in
@@ -409,29 +435,41 @@ public struct ConflictIndex: Sendable {
                 }
             }
             partial[w] = local
+            partialKeys[w] = localKeys
         }
-        var out = partial.flatMap { $0 }
+        // The capacity findings join as one more part; the parts are then read in order, each finding copied once.
+        var extra: [Finding] = []
+        var extraKeys: [SortKey] = []
         // Capacity of experiments not yet holding buckets, against the holders of their layer.
         // They hold nothing yet, so by the one rule this is a warning here; their approval meets it as an error.
         for case let box? in slots where box.subject.buckets.isEmpty && !box.subject.state.holdsTraffic {
-            if var f = capacityFinding(box.subject) { f.severity = .warning; out.append(f) }
+            if var f = capacityFinding(box.subject) {
+                f.severity = .warning
+                extra.append(f)
+                extraKeys.append(SortKey(a: rank[f.experiments[0]] ?? -1, b: f.experiments.count > 1 ? rank[f.experiments[1]] ?? -1 : -1, kind: kindOrder[f.kind]!))
+            }
         }
-        if from != nil || to != nil {
-            let lo = from ?? Timestamp(seconds: -.infinity), hi = to ?? Timestamp(seconds: .infinity)
-            out = out.filter { f in lo == hi ? (f.windowStart <= lo && lo < f.windowEnd) : (f.windowStart < hi && lo < f.windowEnd) }
+        partial.append(extra)
+        partialKeys.append(extraKeys)
+        // Sort references (part, index), not the findings themselves: moving large values dominates otherwise.
+        var refs: [(part: Int32, index: Int32)] = []
+        let total = partial.reduce(0) { $0 + $1.count }
+        refs.reserveCapacity(total)
+        for (p, part) in partial.enumerated() { for i in part.indices { refs.append((Int32(p), Int32(i))) } }
+        let flatKeys = partialKeys.flatMap { $0 }
+        let order = flatKeys.indices.sorted { flatKeys[$0] < flatKeys[$1] }
+        let lo = from ?? Timestamp(seconds: -.infinity), hi = to ?? Timestamp(seconds: .infinity)
+        var out: [Finding] = []
+        out.reserveCapacity(refs.count)
+        for o in order {
+            let r = refs[o]
+            let f = partial[Int(r.part)][Int(r.index)]
+            if from != nil || to != nil {
+                guard lo == hi ? (f.windowStart <= lo && lo < f.windowEnd) : (f.windowStart < hi && lo < f.windowEnd) else { continue }
+            }
+            out.append(f)
         }
-        // Sort indices, not the findings themselves: moving large values dominates otherwise.
-        // Report order: by experiment keys, then kind. Rank every key once, sort integer triples, permute once.
-        let ranked = slotOf.keys.sorted()
-        var rank: [String: Int32] = [:]
-        rank.reserveCapacity(ranked.count)
-        for (i, key) in ranked.enumerated() { rank[key] = Int32(i) }
-        let kinds = FindingKind.allCases.map(\.rawValue).sorted()
-        let keys = out.map { f -> (Int32, Int32, Int) in
-            (rank[f.experiments[0]] ?? -1, f.experiments.count > 1 ? rank[f.experiments[1]] ?? -1 : -1, kinds.firstIndex(of: f.kind.rawValue) ?? 0)
-        }
-        let order = out.indices.sorted { keys[$0] < keys[$1] }
-        return order.map { out[$0] }
+        return out
     }
 
     /// Experiments holding buckets in a layer (for allocation and assignment).
