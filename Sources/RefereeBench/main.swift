@@ -56,6 +56,22 @@ if only == "differential", CommandLine.arguments.count > 2 {
     report("targeting differential vs growthbook 4.0.0 (Python SDK)", Double(disagreements), "disagreements", ["pairs": pairs, "pairs_per_s": Double(pairs) / (now() - t)])
 }
 
+// MARK: one pair that reaches the satisfiability budget (7 pigeons in 6 holes)
+if only == "budget" {
+    var clauses: [JSON] = []
+    for i in 0..<7 { clauses.append(["$or": .array((0..<6).map { ["p\(i)h\($0)": true] })]) }
+    for h in 0..<6 { for i in 0..<7 { for k in (i + 1)..<7 { clauses.append(["$not": ["p\(i)h\(h)": true, "p\(k)h\(h)": true]]) } } }
+    let hard = try! Condition.parse(["$and": .array(clauses)], limits: TargetingLimits(maxNodes: 5000)).get()
+    let regex = try! Condition.parse(["email": ["$regex": "^(a+)+$"]]).get()
+    var times: [Double] = []
+    for _ in 0..<10 {
+        let t = now()
+        _ = Satisfiability.witness([hard, regex])
+        times.append(now() - t)
+    }
+    report("satisfiability budget pair (pigeonhole 7x6 and a regex)", percentile(times, 0.5) * 1000, "ms", ["max_ms": (times.max() ?? 0) * 1000])
+}
+
 // MARK: the scan alone at 100,000 experiments, best of three (for comparing builds)
 if only == "scan" {
     let registry = randomRegistry(count: 100_000, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: 100_000 * 365 / 10_000)

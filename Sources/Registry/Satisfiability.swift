@@ -307,14 +307,43 @@ public enum Satisfiability {
             }
             return false
         }
-        func truth(_ c: Condition) -> Truth {
+        // The formula with its paths numbered, and the values of paths that neither lead into nor come from another
+        // in an array: one step of the search evaluates the whole formula, so its leaves must be cheap to read.
+        let number = Dictionary(uniqueKeysWithValues: paths.enumerated().map { ($1, $0) })
+        let simple = paths.map { parents[$0]! == nil && children[$0] == nil }
+        var simpleValues = [JSValue?](repeating: nil, count: paths.count)
+        indirect enum Node { case all([Node]), any([Node]), nor([Node]), not(Node), leaf(Int, ValueCondition) }
+        func compile(_ c: Condition) -> Node {
             switch c {
-            case .object(let cs), .and(let cs): return Truth.all(cs.lazy.map(truth))
-            case .or(let cs): return cs.isEmpty ? .yes : Truth.any(cs.lazy.map(truth))
-            case .nor(let cs): return cs.isEmpty ? .no : Truth.any(cs.lazy.map(truth)).negated
+            case .object(let cs), .and(let cs): return .all(cs.map(compile))
+            case .or(let cs): return cs.isEmpty ? .all([]) : .any(cs.map(compile))
+            case .nor(let cs): return .nor(cs.map(compile))
+            case .not(let inner): return .not(compile(inner))
+            case .path(let p, let test): return .leaf(number[p]!, test)
+            }
+        }
+        let compiled = compile(formula)
+        let orderNumbers = order.map { number[$0]! }
+        let orderDomains = order.map { domains[$0]! }
+        func truth(_ n: Node) -> Truth {
+            switch n {
+            case .all(let ns):
+                var r = Truth.yes
+                for c in ns { switch truth(c) { case .no: return .no; case .maybe: r = .maybe; case .yes: break } }
+                return r
+            case .any(let ns):
+                var r = Truth.no
+                for c in ns { switch truth(c) { case .yes: return .yes; case .maybe: r = .maybe; case .no: break } }
+                return r
+            case .nor(let ns):
+                if ns.isEmpty { return .no }
+                var r = Truth.no
+                for c in ns { switch truth(c) { case .yes: return .no; case .maybe: r = .maybe; case .no: break } }
+                return r == .no ? .yes : .maybe
             case .not(let inner): return truth(inner).negated
-            case .path(let p, let test):
-                guard let v = value(p) else { return .maybe }
+            case .leaf(let i, let test):
+                let v = simple[i] ? simpleValues[i] : value(paths[i])
+                guard let v else { return .maybe }
                 return test.evaluate(v) ? .yes : .no
             }
         }
@@ -323,12 +352,22 @@ public enum Satisfiability {
         func search(_ i: Int) -> Bool {
             steps += 1
             if steps > searchBudget { exhausted = true; return true }
-            let t = truth(formula)
+            let t = truth(compiled)
             if t == .no { return false }
             if i == order.count { return t == .yes }
+            let k = orderNumbers[i]
+            if simple[k] {
+                // No path above or below it: its value lives only in the array.
+                for slot in orderDomains[i] {
+                    if case .value(let v) = slot { simpleValues[k] = v }
+                    if search(i + 1) { return true }
+                }
+                simpleValues[k] = nil
+                return false
+            }
             let p = order[i]
             if determined(p) { return search(i + 1) }
-            for slot in domains[p]! {
+            for slot in orderDomains[i] {
                 assignment[p] = slot
                 if search(i + 1) { return true }
             }
@@ -336,6 +375,7 @@ public enum Satisfiability {
             return false
         }
         let found = search(0)
+        for (k, v) in simpleValues.enumerated() where simple[k] { if let v { assignment[paths[k]] = .value(v) } }
         if exhausted {
             return Witness(attributes: attributesOf(order, value), undecided: "the search for a common unit reached its budget of \(searchBudget) steps before deciding: the audiences are treated as overlapping; the witness is partial", budgetReached: true)
         }
