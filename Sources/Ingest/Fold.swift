@@ -50,6 +50,8 @@ struct Accumulators: Sendable {
     var sparse: [Int: Int]?
     var unitsLoaded = 0
     var unitsExcluded = 0
+    /// Per metric: units whose value was above the metric's cap (and was lowered to it).
+    var cappedUnits: [Int] = []
     /// Per dimension: the sums of each value's units (one ``SegmentStore`` per dimension, this worker's own).
     var segments: [SegmentStore] = []
     /// Per dimension: units whose value differs between their rows (counted under their earliest row's value).
@@ -103,6 +105,8 @@ struct Accumulators: Sendable {
                 for j in 0..<6 { cells[to + j] += other.cells[from + j] }
             }
         }
+        if cappedUnits.count < other.cappedUnits.count { cappedUnits += Array(repeating: 0, count: other.cappedUnits.count - cappedUnits.count) }
+        for (m, n) in other.cappedUnits.enumerated() { cappedUnits[m] += n }
         unitsLoaded += other.unitsLoaded
         unitsExcluded += other.unitsExcluded
     }
@@ -133,6 +137,14 @@ struct Accumulators: Sendable {
         // Plain values only in the loops: copying a slot (it holds a String) would retain shared storage
         // on every record, and both workers retaining the same object serialises them on its reference count.
         let types = layout.metrics.map(\.type), hasPre = layout.metrics.map(\.hasPre)
+        // Winsorisation: a capped metric's running value and covariate count at most the cap.
+        let caps = layout.metrics.map(\.cap)
+        let anyCap = caps.contains { $0 != nil }
+        if anyCap && cappedUnits.count < types.count { cappedUnits = Array(repeating: 0, count: types.count) }
+        @inline(__always) func capped(_ v: (Double, Double, Double, Double), _ m: Int) -> (Double, Double, Double, Double) {
+            guard let c = caps[m] else { return v }
+            return (v.0 > c ? c : v.0, v.1 > c ? c : v.1, v.2, v.3)
+        }
         let valueCount = layout.valueCount, position = layout.recordPosition, dense = layout.dense
         let dayMin = layout.dayMin, days = layout.days, variants = layout.variants
         // The value slots a record holds, in record order, and how a unit's rows combine in each.
@@ -258,8 +270,9 @@ struct Accumulators: Sendable {
                         placed = true
                     }
                     for m in 0..<types.count {
-                        let now = (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3])
-                        let was = (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3])
+                        var now = (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3])
+                        var was = (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3])
+                        if anyCap { now = capped(now, m); was = capped(was, m) }
                         // Decided once for the overall sums and every dimension's.
                         guard Self.changes(types[m], now: now, before: was) else { continue }
                         let cell = (m * variants + v0) * days + d
@@ -271,6 +284,9 @@ struct Accumulators: Sendable {
                         }
                     }
                     for k in 0..<valueCount { before[k] = unitValues[k] }
+                }
+                if anyCap {
+                    for m in 0..<types.count { if let c = caps[m], unitValues[m * 4] > c { cappedUnits[m] += 1 } }
                 }
             }
         }

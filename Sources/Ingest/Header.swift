@@ -43,7 +43,7 @@ extension Ingestor {
                 }
                 let m: Int
                 if let existing = metrics.firstIndex(where: { $0.name == base }) { m = existing } else {
-                    metrics.append(MetricSlot(name: base, type: def.type)); m = metrics.count - 1
+                    metrics.append(MetricSlot(name: base, type: def.type, cap: def.cap)); m = metrics.count - 1
                 }
                 if role == .pre { metrics[m].hasPre = true }
                 columns.append(.value(metric: m, role: role))

@@ -19,7 +19,7 @@ public final class Ingestor {
     enum Column { case unit, variant, day, value(metric: Int, role: ValueRole), dimension(Int) }
     enum ValueRole: Int { case value = 0, pre = 1, numerator = 2, denominator = 3 }
 
-    struct MetricSlot { var name: String; var type: MetricType; var hasPre = false }
+    struct MetricSlot { var name: String; var type: MetricType; var hasPre = false; var cap: Double? = nil }
 
     /// The experiment the rows belong to: its key (for messages), variant keys, metric names and their definitions.
     let experimentKey: String
@@ -35,6 +35,8 @@ public final class Ingestor {
     public internal(set) var segmentTotals: [String: Totals] = [:]
     /// Per dimension: values seen, values folded into (other), units whose value changed between rows.
     public internal(set) var dimensionReport: [String: JSON] = [:]
+    /// Per capped metric: the cap and how many units' values it lowered.
+    public internal(set) var capping: [String: JSON] = [:]
     /// Every dimension value gets a small number, shared by all workers (spilled in one byte while below 254).
     let dimensionValues: DimensionValues
     let allowPartial: Bool
@@ -333,6 +335,9 @@ public final class Ingestor {
         for part in parts { acc.add(part) }
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
+        for (m, slot) in metrics.enumerated() where slot.cap != nil {
+            capping[slot.name] = ["type": "absolute", "value": .number(slot.cap!), "units_capped": JSON(m < acc.cappedUnits.count ? acc.cappedUnits[m] : 0)]
+        }
         let totals = acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
         segmentTotals = segments(acc, layout: layout, days: dayNames)
         // Values below 1e150 can still sum past the largest double over enough rows: never store a sum that is not finite.
@@ -487,7 +492,7 @@ public final class Ingestor {
          "rows_outside_schedule": ["count": JSON(outsideSchedule),
                                    "first_day": outsideDays.map { .string(CalendarDay.format(Int($0.lowerBound))) } ?? .null,
                                    "last_day": outsideDays.map { .string(CalendarDay.format(Int($0.upperBound))) } ?? .null],
-         "dimensions": .object(dimensionReport)]
+         "dimensions": .object(dimensionReport), "capping": .object(capping)]
     }
 }
 

@@ -188,6 +188,7 @@ public enum Analysis {
             }
             comparisonsByMetric.append(comparisons)
             metricsJSON.append(["metric": .string(name), "role": .string(role), "type": JSON(def?.type.rawValue), "direction": JSON(def?.direction.rawValue),
+                                "capping": def?.cappingJSON ?? .null,
                                 "variants": .array(c.doc.variants.map { v in
                                     ["variant": .string(v.key), "n": .number(perVariant[v.key]?.n ?? 0), "mean": perVariant[v.key].map { .number($0.mean) } ?? .null]
                                 })])

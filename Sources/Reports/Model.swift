@@ -53,6 +53,8 @@ struct Summary {
         var role: Role
         var type: String?
         var direction: String?
+        /// Each unit's value was capped at this before summing (winsorisation).
+        var cap: Double?
         var variants: [VariantStat]
         var comparisons: [Comparison]
 
@@ -169,7 +171,7 @@ struct Summary {
             guard m.objectValue != nil else { return nil }
             return Metric(
                 metric: Read.string(m["metric"]) ?? "metric \(i + 1)", role: Role(Read.string(m["role"])),
-                type: Read.string(m["type"]), direction: Read.string(m["direction"]),
+                type: Read.string(m["type"]), direction: Read.string(m["direction"]), cap: Read.double(m["capping"]?["value"]),
                 variants: (m["variants"]?.arrayValue ?? []).enumerated().map { j, v in
                     VariantStat(variant: Read.string(v["variant"]) ?? "variant \(j + 1)", n: Read.double(v["n"]), mean: Read.double(v["mean"]))
                 },
