@@ -104,8 +104,27 @@ public indirect enum JSValue: Hashable, Sendable, CustomStringConvertible {
         case (.null, .null): true
         case let (.bool(x), .bool(y)): x == y
         case let (.number(x), .number(y)): x == y
-        case let (.string(x), .string(y)): x == y
+        case let (.string(x), .string(y)): sameText(x, y)
         default: false
+        }
+    }
+
+    /// JavaScript's string equality: the same code units. (Swift's `==` also equates canonically equivalent text,
+    /// "é" and "e\u{301}", which JavaScript tells apart.)
+    @inline(__always)
+    public static func sameText(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8)
+    }
+
+    /// The same JSON value, strings compared by code units (what `JSON.stringify(a) === JSON.stringify(b)` decides,
+    /// members in any order).
+    public static func sameJSON(_ a: JSValue, _ b: JSValue) -> Bool {
+        switch (a, b) {
+        case let (.array(x), .array(y)): return x.count == y.count && zip(x, y).allSatisfy { sameJSON($0, $1) }
+        case let (.object(x), .object(y)):
+            guard x.count == y.count else { return false }
+            return x.allSatisfy { key, value in y.contains { sameText($0.key, key) && sameJSON(value, $0.value) } }
+        default: return strictlyEqual(a, b)
         }
     }
 
@@ -236,12 +255,20 @@ public enum JSNumber {
             if body.first == "-" { sign = -1 }
             body = body.dropFirst()
         } else if body.count > 2, body.first == "0", let radix = ["x": 16, "X": 16, "o": 8, "O": 8, "b": 2, "B": 2][body.dropFirst().first!] {
+            // ASCII digits only; exact up to 64 bits, then rounded once.
+            var exact: UInt64 = 0
             var value = 0.0
+            var overflow = false
             for ch in body.dropFirst(2) {
-                guard let v = ch.hexDigitValue, v < radix else { return .nan }
-                value = value * Double(radix) + Double(v)
+                guard ch.isASCII, let v = ch.hexDigitValue, v < radix else { return .nan }
+                if !overflow {
+                    let (m, o1) = exact.multipliedReportingOverflow(by: UInt64(radix))
+                    let (sum, o2) = m.addingReportingOverflow(UInt64(v))
+                    if o1 || o2 { overflow = true; value = Double(exact) } else { exact = sum }
+                }
+                if overflow { value = value * Double(radix) + Double(v) }
             }
-            return value
+            return overflow ? value : Double(exact)
         }
         if body == "Infinity" { return sign * .infinity }
         // DecimalDigits [. DecimalDigits] [e[+-]DecimalDigits], or . DecimalDigits [...]

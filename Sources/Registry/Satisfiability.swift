@@ -483,7 +483,9 @@ enum Candidates {
         // Arrays.
         // Elements reached by position (`tags.1`) are tested like elements.
         let positional = below.filter { JSNumber.arrayIndex($0.1.split(separator: ".").first ?? "") != nil && !$0.1.contains(".") }.flatMap(\.2)
-        let arrays = facts.arrays(depth: depth, positional: positional, path: path, tests: tests)
+        // `tags.length` reads an array's length, like `$size`.
+        let lengthTests = below.filter { $0.1 == "length" }.flatMap(\.2)
+        let arrays = facts.arrays(depth: depth, positional: positional, lengthTests: lengthTests, path: path, tests: tests)
         raw += arrays.values
         if let r = arrays.inexact { reasons.append(r) }
 
@@ -628,8 +630,13 @@ enum Candidates {
             let sorted = grid.sorted()
             var out: [Double] = sorted
             if let lo = sorted.first, let hi = sorted.last {
-                out += [lo - 1, hi + 1]
-                for (a, b) in zip(sorted, sorted.dropFirst()) { out.append(a + (b - a) / 2) }
+                // Beyond: one below and above (the next double where ±1 is lost, past 2^53; past the largest double
+                // only the text "Infinity" is, see ``strings(numbers:)``).
+                out += [lo - 1 < lo ? lo - 1 : lo.nextDown, hi + 1 > hi ? hi + 1 : hi.nextUp].filter(\.isFinite)
+                for (a, b) in zip(sorted, sorted.dropFirst()) {
+                    let mid = a + (b - a) / 2
+                    if mid > a && mid < b { out.append(mid) } else if a.nextUp < b { out.append(a.nextUp) }
+                }
             }
             out += [0, 1, -1] + integers
             grid = []
@@ -649,7 +656,7 @@ enum Candidates {
                 out.append(between(hi, nil))
                 for (a, b) in zip(sorted, sorted.dropFirst()) { out.append(between(a, b)) }
             }
-            out += ["", "other", "null", "true", "false", "[object Object]"]
+            out += ["", "other", "null", "true", "false", "[object Object]", "Infinity", "-Infinity"]
             for d in numbers { let t = JSNumber.string(d); out += [t, " " + t, t + " "] }
             if !versions.isEmpty {
                 out += ["0", "99999.99999.99999"]
@@ -662,14 +669,19 @@ enum Candidates {
 
         /// Arrays: [] and arrays of the element classes (every subset, with the lengths `$size` needs), or, when
         /// an array is only read as text, one-element arrays of the string candidates.
-        func arrays(depth: Int, positional: [ValueCondition] = [], path: String = "", tests: [ValueCondition] = []) -> Domain {
+        /// The longest array the search builds (for `$size` and `length`).
+        static let maxLength = 1024
+
+        func arrays(depth: Int, positional: [ValueCondition] = [], lengthTests: [ValueCondition] = [], path: String = "", tests: [ValueCondition] = []) -> Domain {
             let byElements = !memberLists.isEmpty || !allItems.isEmpty || !elementTests.isEmpty || !elementConditions.isEmpty || !sizeTests.isEmpty
-                || !positional.isEmpty
+                || !positional.isEmpty || !lengthTests.isEmpty
             var out: [JSValue] = [.array([])]
             var reasons: [String] = []
             // A one-element array reads as its element's text; only tests that see the difference need them.
             if arrayAsText && (arrayDiffersFromText || byElements) {
-                out += (strings(numbers: numberGrid()).prefix(64)).map { .array([.string($0)]) }
+                let texts = strings(numbers: numberGrid())
+                out += texts.prefix(256).map { .array([.string($0)]) }
+                if texts.count > 256 { reasons.append("too many text values to build one-element arrays of each") }
             }
             out += constants.filter(\.isArray)
             guard byElements else { return Domain(values: out, inexact: nil) }
@@ -680,6 +692,13 @@ enum Candidates {
             guard depth < 3 else { return Domain(values: out, inexact: "arrays nested more than three deep") }
             // Element classes.
             var pool: [JSValue] = [.null, .bool(false), .bool(true), .number(0), .number(1), .string(""), .string("other"), .object([:])]
+            // The path's own constants as elements: a one-element array reads as its element (`[2] * 1 === 2`).
+            if arrayAsText || arrayDiffersFromText {
+                let grid = numberGrid()
+                let texts = strings(numbers: grid)
+                if grid.count + texts.count > 512 { reasons.append("too many values to try as elements") }
+                pool += grid.prefix(256).map(JSValue.number) + texts.prefix(256).map(JSValue.string)
+            }
             for (list, i) in memberLists.sorted(by: { $0.0.description < $1.0.description }) {
                 pool += list
                 if i {
@@ -700,7 +719,7 @@ enum Candidates {
             var seen = Set<[Bool]>()
             var classes: [JSValue] = []
             for e in pool {
-                var signature: [Bool] = [e.truthy] + (arrayAsText ? tests.map { $0.evaluate(.array([e])) } : [])
+                var signature: [Bool] = [e.truthy] + (arrayAsText || arrayDiffersFromText ? tests.map { $0.evaluate(.array([e])) } : [])
                 for (list, i) in memberLists { signature += list.map { Operator.isIn(e, [$0], insensitive: i) && !e.isArray } }
                 signature += allItems.map { $0.evaluate(e) }
                 signature += elementTests.map { $0.evaluate(e) }
@@ -710,11 +729,12 @@ enum Candidates {
             }
             // Lengths `$size` can tell apart.
             var lengths = Set<Int>([0, 1])
-            for t in sizeTests {
+            for t in sizeTests + lengthTests {
                 var f = Facts()
                 f.add(t)
-                for n in f.numberGrid() where n.isFinite && n > -2 && n < 64 {
-                    for l in [n.rounded(.down), n.rounded(.up), n.rounded(.down) - 1, n.rounded(.up) + 1] where l >= 0 { lengths.insert(Int(l)) }
+                for n in f.numberGrid() where n.isFinite && n > -2 {
+                    guard n <= Double(Self.maxLength) else { reasons.append("lengths above \(Self.maxLength) are not built"); continue }
+                    for l in [n.rounded(.down), n.rounded(.up), n.rounded(.down) - 1, n.rounded(.up) + 1] where l >= 0 && l <= Double(Self.maxLength) { lengths.insert(Int(l)) }
                 }
             }
             let limit = 8

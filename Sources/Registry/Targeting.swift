@@ -392,11 +392,11 @@ extension ValueCondition {
     public func evaluate(_ value: JSValue) -> Bool {
         switch self {
         case .string(let s, let insensitive):
-            return insensitive ? value.jsString.lowercased() == s.lowercased() : value.jsString == s
+            return insensitive ? JSValue.sameText(value.jsString.lowercased(), s.lowercased()) : JSValue.sameText(value.jsString, s)
         case .number(let d): return value.jsNumber == d
         case .bool(let b): return value != .null && value.truthy == b
         case .null: return value == .null
-        case .equals(let expected): return value == expected
+        case .equals(let expected): return JSValue.sameJSON(value, expected)
         case .operators(let ops): return ops.allSatisfy { $0.evaluate(value) }
         }
     }
@@ -408,8 +408,8 @@ extension Operator {
         case .version(let op, let expected):
             let a = VersionString.padded(actual), b = VersionString.padded(expected)
             switch op {
-            case .veq: return a == b
-            case .vne: return a != b
+            case .veq: return JSValue.sameText(a, b)
+            case .vne: return !JSValue.sameText(a, b)
             case .vgt: return VersionString.less(b, a)
             case .vgte: return !VersionString.less(a, b)
             case .vlt: return VersionString.less(a, b)

@@ -114,9 +114,18 @@ extension RefereeService {
         }
         guard !p.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw FieldError(path: "reason", message: "must say why the group changes") }
         let at = now().description
-        // The caches read this transaction's own writes: if it rolls back, they must read again.
+        // The caches read this transaction's own writes: if it rolls back they must read again. They are told so
+        // before the writer lock is released (so no other write meets them first), and again if the commit fails.
         do {
-            return try groupPutTransaction(p, name: name, at: at, ctx)
+            return try store.write { tx in
+                do {
+                    return try groupPutTransaction(p, name: name, at: at, ctx, tx)
+                } catch {
+                    conflicts.reset()
+                    groups.reset()
+                    throw error
+                }
+            }
         } catch {
             conflicts.reset()
             groups.reset()
@@ -124,8 +133,8 @@ extension RefereeService {
         }
     }
 
-    private func groupPutTransaction(_ p: GroupsPut.Params, name: String, at: String, _ ctx: RPCContext) throws -> JSON {
-        try store.write { tx in
+    private func groupPutTransaction(_ p: GroupsPut.Params, name: String, at: String, _ ctx: RPCContext, _ tx: StoreTransaction) throws -> JSON {
+        do {
             let before = try tx.group(name)
             if let expected = p.version, expected != (before?.version ?? 0) {
                 throw RegistryError.groupVersionConflict(name: name, expected: expected, actual: before?.version ?? 0)

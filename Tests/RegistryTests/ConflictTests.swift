@@ -93,6 +93,13 @@ import Synthetic
         (#"{"plan": {"$type": "object"}}"#, #"{"plan.tier": "gold"}"#, true),
         (#"{"x": [1, 2]}"#, #"{"x": {"$size": 3}}"#, false),
         (#"{"x": {"a": 1}}"#, #"{"x.a": 1}"#, true),
+        // Found in review: large numbers, long arrays, an array read as its element, an array's length.
+        (#"{"ts": {"$gt": 1700000000000000000}}"#, #"{"country": "US"}"#, true),
+        (#"{"x": {"$gt": 1.7976931348623157e308}}"#, #"{}"#, true),
+        (#"{"tags": {"$size": 100}}"#, #"{"country": "US"}"#, true),
+        (#"{"tags": {"$elemMatch": {"$type": "number"}}}"#, #"{"tags": 2}"#, true),
+        (#"{"tags": {"$type": "array"}}"#, #"{"tags.length": 2}"#, true),
+        (#"{"tags": {"$type": "array"}}"#, #"{"tags.length": {"$gt": 3}, "tags": {"$size": 2}}"#, false),
     ])
     func theWholeLanguage(a: String, b: String, overlap: Bool) throws {
         let w = Satisfiability.witness([cond(a), cond(b)])

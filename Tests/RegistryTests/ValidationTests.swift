@@ -146,6 +146,21 @@ import Registry
         #expect(try parse(#"{"$not": {"x": 1}}"#).evaluate([:]))
     }
 
+    @Test func comparesTextByCodeUnitsAndReadsNumbersAsJavaScriptDoes() throws {
+        // "é" (U+00E9) and "e" + U+0301 are canonically equivalent for Swift's ==, different for JavaScript's ===.
+        let composed = "\u{E9}", decomposed = "e\u{301}"
+        #expect(!(try parse(#"{"name": "\#(composed)"}"#).evaluate(["name": .string(decomposed)])))
+        #expect(!(try parse(#"{"name": {"$in": ["\#(composed)"]}}"#).evaluate(["name": .string(decomposed)])))
+        #expect(!(try parse(#"{"tags": ["\#(composed)"]}"#).evaluate(["tags": .array([.string(decomposed)])])))
+        #expect(try parse(#"{"name": "\#(composed)"}"#).evaluate(["name": .string(composed)]))
+        #expect(JSNumber.parse("0x10") == 16 && JSNumber.parse("-0x10").isNaN && JSNumber.parse("0x\u{FF11}").isNaN)
+        #expect(JSNumber.parse("0x1000000000000081") == 1152921504606847232)
+        #expect(JSNumber.parse(" 12 ") == 12 && JSNumber.parse("") == 0 && JSNumber.parse(".5") == 0.5 && JSNumber.parse("5.") == 5)
+        #expect(JSNumber.parse("1e3") == 1000 && JSNumber.parse("Infinity") == .infinity && JSNumber.parse("1_000").isNaN)
+        #expect(JSNumber.string(1e21) == "1e+21" && JSNumber.string(1.5e-7) == "1.5e-7" && JSNumber.string(123456789012) == "123456789012")
+        #expect(JSNumber.string(0.000001) == "0.000001" && JSNumber.string(-0.5) == "-0.5")
+    }
+
     @Test func reportsEveryProblemWithItsPath() throws {
         guard case .failure(let f) = Condition.parse(try JSONParser.parse(#"{"a": {"$regex": 3}, "$and": {}, "b": {"$gtt": true}, "c": {"$not": {"$regex": "("}}}"#)) else {
             Issue.record("expected failure"); return
