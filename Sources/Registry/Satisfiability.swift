@@ -401,16 +401,6 @@ public enum Satisfiability {
     enum Truth {
         case yes, no, maybe
         var negated: Truth { self == .yes ? .no : self == .no ? .yes : .maybe }
-        static func all(_ ts: some Sequence<Truth>) -> Truth {
-            var r = Truth.yes
-            for t in ts { if t == .no { return .no }; if t == .maybe { r = .maybe } }
-            return r
-        }
-        static func any(_ ts: some Sequence<Truth>) -> Truth {
-            var r = Truth.no
-            for t in ts { if t == .yes { return .yes }; if t == .maybe { r = .maybe } }
-            return r
-        }
     }
 }
 
