@@ -348,10 +348,9 @@ public enum Satisfiability {
             }
         }
         var steps = 0
-        var exhausted = false
         func search(_ i: Int) -> Bool {
             steps += 1
-            if steps > searchBudget { exhausted = true; return true }
+            if steps > searchBudget { return true }
             let t = truth(compiled)
             if t == .no { return false }
             if i == order.count { return t == .yes }
@@ -376,7 +375,7 @@ public enum Satisfiability {
         }
         let found = search(0)
         for (k, v) in simpleValues.enumerated() where simple[k] { if let v { assignment[paths[k]] = .value(v) } }
-        if exhausted {
+        if steps > searchBudget {
             return Witness(attributes: attributesOf(order, value), undecided: "the search for a common unit reached its budget of \(searchBudget) steps before deciding: the audiences are treated as overlapping; the witness is partial", budgetReached: true)
         }
         if found { return verified(attributesOf(order, value), conditions) }
