@@ -204,16 +204,25 @@ public enum JSNumber {
     /// `StringToNumber`: whitespace trimmed, empty is 0, decimal literals with sign and exponent, `Infinity`,
     /// and `0x`/`0o`/`0b` integers; anything else is NaN.
     public static func parse(_ s: String) -> Double {
-        // Fast paths: text that starts with a letter other than "I" (Infinity) is not a number; plain digits are.
-        if let first = s.utf8.first {
-            let letter = (first | 0x20) >= UInt8(ascii: "a") && (first | 0x20) <= UInt8(ascii: "z")
-            if letter && first != UInt8(ascii: "I") { return .nan }
-            if s.utf8.count < 32, let d = plainDecimal(Substring(s).utf8) { return d }
+        // Text that starts with a letter other than "I" (Infinity) is not a number: most attribute text, at once.
+        if let first = s.utf8.first, (first | 0x20) >= UInt8(ascii: "a"), (first | 0x20) <= UInt8(ascii: "z"), first != UInt8(ascii: "I") {
+            return .nan
         }
-        return slowParse(s)
+        var scalars = Substring(s).unicodeScalars
+        while let f = scalars.first, isSpace(f) { scalars.removeFirst() }
+        while let l = scalars.last, isSpace(l) { scalars.removeLast() }
+        let body = Substring(scalars)
+        if body.isEmpty { return 0 }
+        if let d = plainDecimal(body.utf8) { return d }
+        switch body {
+        case "Infinity", "+Infinity": return .infinity
+        case "-Infinity": return -.infinity
+        default: return radixInteger(body) ?? .nan
+        }
     }
 
-    /// `[+-]digits[.digits][e[+-]digits]` (or `.digits…`) with nothing around it, read by strtod; nil for anything else.
+    /// `[+-]digits[.digits][e[+-]digits]` (or `.digits…`) with nothing around it, read by strtod (the grammar is
+    /// checked first, so strtod's extras, hex floats, "nan" and "inf", cannot reach it); nil for anything else.
     static func plainDecimal(_ u: Substring.UTF8View) -> Double? {
         var i = u.startIndex
         func digits() -> Int {
@@ -234,63 +243,22 @@ public enum JSNumber {
         return Double(Substring(u))
     }
 
-    static func slowParse(_ s: String) -> Double {
-        // ASCII spaces around a plain decimal: trim by bytes.
-        let u = s.utf8
-        var lo = u.startIndex, hi = u.endIndex
-        while lo < hi, u[lo] == 0x20 || (u[lo] >= 0x09 && u[lo] <= 0x0D) { lo = u.index(after: lo) }
-        while hi > lo, u[u.index(before: hi)] == 0x20 || (u[u.index(before: hi)] >= 0x09 && u[u.index(before: hi)] <= 0x0D) { hi = u.index(before: hi) }
-        if lo == hi { return 0 }
-        if u[lo] < 0x80, u[u.index(before: hi)] < 0x80, let d = plainDecimal(Substring(s)[lo..<hi].utf8) { return d }
-        return unicodeParse(s)
-    }
-
-    static func unicodeParse(_ s: String) -> Double {
-        let trimmed = s.unicodeScalars.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
-        let t = String(String.UnicodeScalarView(trimmed))
-        if t.isEmpty { return 0 }
-        var body = Substring(t)
-        var sign = 1.0
-        if body.first == "+" || body.first == "-" {
-            if body.first == "-" { sign = -1 }
-            body = body.dropFirst()
-        } else if body.count > 2, body.first == "0", let radix = ["x": 16, "X": 16, "o": 8, "O": 8, "b": 2, "B": 2][body.dropFirst().first!] {
-            // ASCII digits only; exact up to 64 bits, then rounded once.
-            var exact: UInt64 = 0
-            var value = 0.0
-            var overflow = false
-            for ch in body.dropFirst(2) {
-                guard ch.isASCII, let v = ch.hexDigitValue, v < radix else { return .nan }
-                if !overflow {
-                    let (m, o1) = exact.multipliedReportingOverflow(by: UInt64(radix))
-                    let (sum, o2) = m.addingReportingOverflow(UInt64(v))
-                    if o1 || o2 { overflow = true; value = Double(exact) } else { exact = sum }
-                }
-                if overflow { value = value * Double(radix) + Double(v) }
+    /// `0x…`, `0o…`, `0b…` without a sign, ASCII digits only; exact up to 64 bits, then rounded once.
+    static func radixInteger(_ body: Substring) -> Double? {
+        guard body.count > 2, body.first == "0", let radix = ["x": 16, "X": 16, "o": 8, "O": 8, "b": 2, "B": 2][body.dropFirst().first!] else { return nil }
+        var exact: UInt64 = 0
+        var value = 0.0
+        var overflow = false
+        for ch in body.dropFirst(2) {
+            guard ch.isASCII, let v = ch.hexDigitValue, v < radix else { return nil }
+            if !overflow {
+                let (m, o1) = exact.multipliedReportingOverflow(by: UInt64(radix))
+                let (sum, o2) = m.addingReportingOverflow(UInt64(v))
+                if o1 || o2 { overflow = true; value = Double(exact) } else { exact = sum }
             }
-            return overflow ? value : Double(exact)
+            if overflow { value = value * Double(radix) + Double(v) }
         }
-        if body == "Infinity" { return sign * .infinity }
-        // DecimalDigits [. DecimalDigits] [e[+-]DecimalDigits], or . DecimalDigits [...]
-        var i = body.startIndex
-        var intDigits = 0, fracDigits = 0
-        while i < body.endIndex, body[i].isASCII, body[i].isNumber { intDigits += 1; i = body.index(after: i) }
-        if i < body.endIndex, body[i] == "." {
-            i = body.index(after: i)
-            while i < body.endIndex, body[i].isASCII, body[i].isNumber { fracDigits += 1; i = body.index(after: i) }
-        }
-        guard intDigits + fracDigits > 0 else { return .nan }
-        if i < body.endIndex, body[i] == "e" || body[i] == "E" {
-            i = body.index(after: i)
-            if i < body.endIndex, body[i] == "+" || body[i] == "-" { i = body.index(after: i) }
-            var expDigits = 0
-            while i < body.endIndex, body[i].isASCII, body[i].isNumber { expDigits += 1; i = body.index(after: i) }
-            guard expDigits > 0 else { return .nan }
-        }
-        guard i == body.endIndex else { return .nan }
-        // The grammar is checked above, so strtod's extras (hex floats, "nan", "inf") cannot reach it.
-        guard let v = Double(String(body)) else { return .nan }
-        return sign * v
+        return overflow ? value : Double(exact)
     }
 
     /// A canonical array index ("0", "12"; not "01", "-1" or "1.0").

@@ -10,8 +10,6 @@ public struct Witness: Sendable, Equatable {
     public var budgetReached = false
 
     public var approximate: Bool { undecided != nil }
-    /// The attributes, as `assign` takes them.
-    public var presentAttributes: Attributes { attributes }
 }
 
 /// Decides whether some unit satisfies all given conditions, and finds one.

@@ -171,7 +171,7 @@ import RPC
         // Every witness the solver does return really satisfies both conditions when it is exact.
         let easy = try Condition.parse(["$or": Self.disjunction(12), "z": 2]).get()
         let exact = try #require(Satisfiability.witness([easy]))
-        #expect(!exact.approximate && easy.evaluate(exact.presentAttributes))
+        #expect(!exact.approximate && easy.evaluate(exact.attributes))
     }
 
     @Test func theRegisterPathAnswersAndSaysTheBudgetWasReached() throws {

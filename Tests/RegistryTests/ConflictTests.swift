@@ -63,8 +63,8 @@ import Synthetic
     func satisfiablePairsHaveARealWitness(a: String, b: String) throws {
         let w = try #require(Satisfiability.witness([cond(a), cond(b)]))
         if !w.approximate {
-            #expect(cond(a).evaluate(w.presentAttributes))
-            #expect(cond(b).evaluate(w.presentAttributes))
+            #expect(cond(a).evaluate(w.attributes))
+            #expect(cond(b).evaluate(w.attributes))
         }
     }
 
@@ -213,7 +213,7 @@ struct RandomTargeting {
         for f in scanned {
             guard let w = f.witness, !w.approximate else { continue }
             let a = index.subjects[f.experiments[0]]!, b = index.subjects[f.experiments[1]]!
-            #expect(a.targeting.evaluate(w.presentAttributes) && b.targeting.evaluate(w.presentAttributes))
+            #expect(a.targeting.evaluate(w.attributes) && b.targeting.evaluate(w.attributes))
         }
     }
 
