@@ -21,7 +21,8 @@ let package = Package(
     targets: [
         // GSL, seen only by Statistics.
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
-        .target(name: "Statistics", dependencies: ["CGSL"], swiftSettings: strictness),
+        // Optimised in debug builds too: the test suite's simulations (intervals' coverage, sketches) run millions of draws.
+        .target(name: "Statistics", dependencies: ["CGSL"], swiftSettings: strictness + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // System calls retried on EINTR, for the transport and ingestion alike.
         .target(name: "POSIX", swiftSettings: strictness),
         // JSON values, parsing with limits, canonical serialisation, merge patch, SHA-256. No I/O.

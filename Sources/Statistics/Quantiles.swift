@@ -74,3 +74,19 @@ public enum Quantiles {
                                   options: options)
     }
 }
+
+extension Quantiles {
+    /// The arm of a sketch for quantile `q`: the same method, with the sketch's own rank error added to the rank
+    /// variance of the order-statistic interval (levels q ∓ z·√(q(1 − q)/n + v/n²)), so an interval from a compacted
+    /// sketch is as wide as its uncertainty. `v` is the expected squared rank error, half of `rankVariance`: a
+    /// compaction moves a point's rank only when an odd number of the compacted values lie below it, which for a
+    /// point placed at random among them is half the time. While the sketch is exact this is ``arm(_:q:)`` of the
+    /// same values.
+    public static func arm(_ view: QuantileSketch.View, q: Double) throws(StatisticsError) -> Arm {
+        guard q > 0, q < 1 else { throw StatisticsError(field: "q", reason: "must be between 0 and 1 (exclusive), got \(q)") }
+        guard view.count > 0 else { throw StatisticsError(field: "values", reason: "needs at least one value") }
+        let n = view.count
+        let half = z * (q * (1 - q) / n + view.rankVariance / 2 / (n * n)).squareRoot()
+        return Arm(n: n, q: q, estimate: view.quantile(q), lower: view.quantile(q - half), upper: view.quantile(q + half))
+    }
+}
