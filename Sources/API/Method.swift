@@ -136,5 +136,5 @@ public enum Schema {
                                              "created_at": string, "updated_at": string, "created_by": string, "updated_by": string,
                                              "decision": nullable("string"), "buckets": array(array(integer)), "warnings": array(object)],
                                             required: ["key", "state", "version", "owner", "document"], additional: true)
-    public static let arm: JSON = ["type": "object", "description": "an arm's sufficient statistics, in the shape of its metric (see stats.compare)"]
+    public static let arm: JSON = ["type": "object", "description": "an arm's sufficient statistics, in the shape of its metric (see stats.compare); a quantile arm is {values: [...]} or {sketch}"]
 }

@@ -37,6 +37,48 @@ struct UnitGrouping {
     var next: [Int32] = []
     /// Per record: whether it is its unit's first.
     var isHead: [Bool] = []
+
+    /// Chains the records (starting at `starts` in `raw`) of each unit in file order: `isHead` marks each unit's first.
+    mutating func chain(_ raw: UnsafeRawBufferPointer, starts: [Int]) {
+        let count = starts.count
+        var capacity = 16
+        while capacity < count + count / 2 { capacity <<= 1 }
+        let mask = capacity - 1
+        if slots.count != capacity {
+            slots = [Slot](repeating: .init(fingerprint: 0, head: -1, tail: -1), count: capacity)
+        } else {
+            for slot in used { slots[Int(slot)].head = -1 }
+        }
+        used.removeAll(keepingCapacity: true)
+        if next.count < count {
+            next = [Int32](repeating: -1, count: count)
+            isHead = [Bool](repeating: false, count: count)
+        }
+        for i in 0..<count {
+            let f = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self))
+            var slot = Int(truncatingIfNeeded: (f ^ (f >> 29)) & UInt64(mask))
+            while slots[slot].head >= 0 && slots[slot].fingerprint != f { slot = (slot + 1) & mask }
+            next[i] = -1
+            if slots[slot].head < 0 {
+                slots[slot] = .init(fingerprint: f, head: Int32(i), tail: Int32(i))
+                used.append(Int32(slot))
+                isHead[i] = true
+            } else {
+                next[Int(slots[slot].tail)] = Int32(i); slots[slot].tail = Int32(i)
+                isHead[i] = false
+            }
+        }
+    }
+
+    /// Where each record of a partition starts (records have different lengths).
+    static func starts(_ records: [UInt8], slots: Int) -> [Int] {
+        var starts: [Int] = []
+        records.withUnsafeBytes { raw in
+            var r = 0
+            while let length = SpillRecord.length(raw, at: r, slots: slots) { starts.append(r); r += length }
+        }
+        return starts
+    }
 }
 
 enum FoldRule { case sum, maximum, last, first }
@@ -56,6 +98,8 @@ struct Accumulators: Sendable {
     var segments: [SegmentStore] = []
     /// Per dimension: units whose value differs between their rows (counted under their earliest row's value).
     var changedUnits: [Int] = []
+    /// Quantile metrics: per cell (metric, variant, exposure day), the sketch of its units' values.
+    var sketches: [Int: QuantileSketch] = [:]
 
     init(layout: Layout) {
         let count = (layout.metrics.count + 1) * layout.variants * layout.days * 6
@@ -72,8 +116,14 @@ struct Accumulators: Sendable {
     }
 
     /// Sums read back from one segment (dense: segments are kept only for layouts that fit).
-    init(cells: [Double]) {
+    init(cells: [Double], sketches: [Int: QuantileSketch] = [:]) {
         self.cells = cells
+        self.sketches = sketches
+    }
+
+    /// Adds another's sketches, cell by cell.
+    static func merge(_ other: [Int: QuantileSketch], into sketches: inout [Int: QuantileSketch]) {
+        for (cell, sketch) in other { sketches[cell, default: QuantileSketch()].merge(sketch) }
     }
 
     /// Where the six sums of `cell` start.
@@ -105,6 +155,7 @@ struct Accumulators: Sendable {
                 for j in 0..<6 { cells[to + j] += other.cells[from + j] }
             }
         }
+        Self.merge(other.sketches, into: &sketches)
         if cappedUnits.count < other.cappedUnits.count { cappedUnits += Array(repeating: 0, count: other.cappedUnits.count - cappedUnits.count) }
         for (m, n) in other.cappedUnits.enumerated() { cappedUnits[m] += n }
         unitsLoaded += other.unitsLoaded
@@ -113,27 +164,9 @@ struct Accumulators: Sendable {
 
     /// Groups one partition's records by unit and adds every unit that stayed in one variant.
     mutating func fold(_ records: [UInt8], layout: Layout, grouping g: inout UnitGrouping) {
-        // Where each record starts (records have different lengths).
-        var starts: [Int] = []
-        records.withUnsafeBytes { raw in
-            var r = 0
-            while let length = SpillRecord.length(raw, at: r, slots: layout.slots) { starts.append(r); r += length }
-        }
+        let starts = UnitGrouping.starts(records, slots: layout.slots)
         let count = starts.count
         guard count > 0 else { return }
-        var capacity = 16
-        while capacity < count + count / 2 { capacity <<= 1 }
-        let mask = capacity - 1
-        if g.slots.count != capacity {
-            g.slots = [UnitGrouping.Slot](repeating: .init(fingerprint: 0, head: -1, tail: -1), count: capacity)
-        } else {
-            for slot in g.used { g.slots[Int(slot)].head = -1 }
-        }
-        g.used.removeAll(keepingCapacity: true)
-        if g.next.count < count {
-            g.next = [Int32](repeating: -1, count: count)
-            g.isHead = [Bool](repeating: false, count: count)
-        }
         // Plain values only in the loops: copying a slot (it holds a String) would retain shared storage
         // on every record, and both workers retaining the same object serialises them on its reference count.
         let types = layout.metrics.map(\.type), hasPre = layout.metrics.map(\.hasPre)
@@ -150,9 +183,14 @@ struct Accumulators: Sendable {
         // The value slots a record holds, in record order, and how a unit's rows combine in each.
         var slotKeys: [Int] = [], slotRules: [FoldRule] = []
         let metricSlots = layout.metricSlots, dimensions = layout.dimensions
-        // The sums of the unit's segment in each dimension (raw: written for every metric of every row).
+        // The sums of the unit's segment in each dimension (raw: written for every metric of every row), and its number.
         let unitSegments = UnsafeMutablePointer<UnsafeMutablePointer<Double>>.allocate(capacity: max(dimensions, 1))
-        defer { unitSegments.deallocate() }
+        let unitSegmentNumbers = UnsafeMutablePointer<Int>.allocate(capacity: max(dimensions, 1))
+        defer { unitSegments.deallocate(); unitSegmentNumbers.deallocate() }
+        // Quantile metrics add each unit's final value to a sketch instead of sums; `sources` reads a shared column.
+        let quantileMetrics = (0..<types.count).filter { types[$0] == .quantile }
+        let sources = layout.metrics.enumerated().map { $0.element.source ?? $0.offset }
+        let isQuantile = types.map { $0 == .quantile }
         for k in 0..<valueCount where position[k] >= 0 {
             slotKeys.append(k)
             if k >= metricSlots { slotRules.append(.first); continue }   // a dimension: the earliest row's value
@@ -172,24 +210,9 @@ struct Accumulators: Sendable {
         let first = UnsafeMutablePointer<Double>.allocate(capacity: max(layout.dimensions, 1))
         defer { first.deallocate() }
         records.withUnsafeBytes { raw in
-            func fp(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i], as: UInt64.self)) }
             func variant(_ i: Int) -> Int { Int(raw[starts[i] + 8]) }
             func day(_ i: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: starts[i] + 9, as: Int32.self))) }
-            // Chain each unit's records in file order.
-            for i in 0..<count {
-                let f = fp(i)
-                var slot = Int(truncatingIfNeeded: (f ^ (f >> 29)) & UInt64(mask))
-                while g.slots[slot].head >= 0 && g.slots[slot].fingerprint != f { slot = (slot + 1) & mask }
-                g.next[i] = -1
-                if g.slots[slot].head < 0 {
-                    g.slots[slot] = .init(fingerprint: f, head: Int32(i), tail: Int32(i))
-                    g.used.append(Int32(slot))
-                    g.isHead[i] = true
-                } else {
-                    g.next[Int(g.slots[slot].tail)] = Int32(i); g.slots[slot].tail = Int32(i)
-                    g.isHead[i] = false
-                }
-            }
+            g.chain(raw, starts: starts)
             // Units in order of their first record: the records are read nearly in sequence.
             for head in 0..<count where g.isHead[head] {
                 let v0 = variant(head)
@@ -232,8 +255,10 @@ struct Accumulators: Sendable {
                     }
                     for d in 0..<dimensions {
                         if changedMark[d] { changedUnits[d] += 1; changedMark[d] = false }
-                        let sums = segments[d].sums(of: first[d].isNaN ? 0 : Int(first[d]))
+                        let number = first[d].isNaN ? 0 : Int(first[d])
+                        let sums = segments[d].sums(of: number)
                         unitSegments[d] = sums
+                        unitSegmentNumbers[d] = number
                         sums[exposureCell * 6] += 1
                     }
                     placed = true
@@ -263,13 +288,15 @@ struct Accumulators: Sendable {
                     if !placed {
                         for dim in 0..<dimensions {
                             let x = unitValues[metricSlots + dim]
-                            let sums = segments[dim].sums(of: x.isNaN ? 0 : Int(x))
+                            let number = x.isNaN ? 0 : Int(x)
+                            let sums = segments[dim].sums(of: number)
                             unitSegments[dim] = sums
+                            unitSegmentNumbers[dim] = number
                             sums[exposureCell * 6] += 1
                         }
                         placed = true
                     }
-                    for m in 0..<types.count {
+                    for m in 0..<types.count where !isQuantile[m] {
                         var now = (unitValues[m * 4], unitValues[m * 4 + 1], unitValues[m * 4 + 2], unitValues[m * 4 + 3])
                         var was = (before[m * 4], before[m * 4 + 1], before[m * 4 + 2], before[m * 4 + 3])
                         if anyCap { now = capped(now, m); was = capped(was, m) }
@@ -288,6 +315,46 @@ struct Accumulators: Sendable {
                 if anyCap {
                     for m in 0..<types.count { if let c = caps[m], unitValues[m * 4] > c { cappedUnits[m] += 1 } }
                 }
+                for m in quantileMetrics {
+                    let x = unitValues[sources[m] * 4]
+                    guard !x.isNaN else { continue }
+                    let cell = (m * variants + v0) * days + exposure
+                    sketches[cell, default: QuantileSketch()].insert(x)
+                    for dim in 0..<dimensions { segments[dim].insert(x, number: unitSegmentNumbers[dim], cell: cell) }
+                }
+            }
+        }
+    }
+
+    /// Percentile capping's first sweep: each unit's value of every metric in `metrics` (the sum of its rows, the
+    /// value the cap applies to), added to that metric's sketch, all variants together; units seen in several
+    /// variants are left out as the fold leaves them out.
+    static func unitValues(_ records: [UInt8], layout: Layout, metrics: [Int], grouping g: inout UnitGrouping, into sketches: inout [QuantileSketch]) {
+        let starts = UnitGrouping.starts(records, slots: layout.slots)
+        guard !starts.isEmpty else { return }
+        // Where each metric's value is in a record (its slot's position), or -1 when the file has no such column.
+        let positions = metrics.map { layout.recordPosition[$0 * 4] }
+        var sums = [Double](repeating: .nan, count: metrics.count)
+        records.withUnsafeBytes { raw in
+            g.chain(raw, starts: starts)
+            for head in 0..<starts.count where g.isHead[head] {
+                let v0 = raw[starts[head] + 8]
+                var i = Int(g.next[head]), mixed = false
+                while i >= 0 { if raw[starts[i] + 8] != v0 { mixed = true; break }; i = Int(g.next[i]) }
+                if mixed { continue }
+                for j in sums.indices { sums[j] = .nan }
+                i = head
+                while i >= 0 {
+                    var at = starts[i] + SpillRecord.header
+                    // Values are spilled in slot order: walk them, keeping the metrics' own.
+                    for slot in 0..<layout.slots {
+                        let (x, after) = SpillRecord.value(raw, at: at)
+                        at = after
+                        if !x.isNaN, let j = positions.firstIndex(of: slot) { sums[j] = sums[j].isNaN ? x : sums[j] + x }
+                    }
+                    i = Int(g.next[i])
+                }
+                for j in sums.indices where !sums[j].isNaN { sketches[j].insert(sums[j]) }
             }
         }
     }
@@ -335,6 +402,8 @@ struct Accumulators: Sendable {
             p[3] += sign * den; p[4] += sign * den * den; p[5] += sign * num * den
         case .nps:
             p[x >= 9 ? 0 : x >= 7 ? 1 : 2] += sign
+        case .quantile:
+            break
         }
     }
 
@@ -365,8 +434,14 @@ struct Accumulators: Sendable {
             case .nps:
                 guard x[0] != 0 || x[1] != 0 || x[2] != 0 else { continue }
                 aggregate = .nps(promoters: x[0], passives: x[1], detractors: x[2])
+            case .quantile:
+                continue
             }
             totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = aggregate
+        }
+        for (cell, sketch) in sketches where !sketch.isEmpty {
+            let d = cell % layout.days, v = (cell / layout.days) % layout.variants, m = cell / (layout.days * layout.variants)
+            totals[metricNames[m], default: [:]][variants[v], default: [:]][days[d]] = .quantile(q: layout.metrics[m].quantile ?? 0.5, sketch: sketch)
         }
         return totals
     }
@@ -381,6 +456,8 @@ final class SegmentStore: @unchecked Sendable {
     /// Block of each value number, or nil before the value's first unit.
     private(set) var blocks: [UnsafeMutablePointer<Double>?] = []
     let overflow: UnsafeMutablePointer<Double>
+    /// Quantile metrics: per value number (−1 for the overflow), each cell's sketch.
+    private(set) var sketches: [Int: [Int: QuantileSketch]] = [:]
 
     init(width: Int) {
         self.width = width
@@ -410,8 +487,20 @@ final class SegmentStore: @unchecked Sendable {
         return b
     }
 
+    /// Adds a unit's value of a quantile metric to its value's sketch of `cell`.
+    @inline(__always)
+    func insert(_ x: Double, number n: Int, cell: Int) {
+        sketches[n < capacity ? n : -1, default: [:]][cell, default: QuantileSketch()].insert(x)
+    }
+
+    /// The overflow block's sums and sketches.
+    var overflowSums: Accumulators {
+        Accumulators(cells: Array(UnsafeBufferPointer(start: overflow, count: width)), sketches: sketches[-1] ?? [:])
+    }
+
     /// Adds another worker's sums, value by value.
     func add(_ other: SegmentStore) {
+        for (n, cells) in other.sketches { Accumulators.merge(cells, into: &sketches[n, default: [:]]) }
         func add(_ from: UnsafeMutablePointer<Double>, into to: UnsafeMutablePointer<Double>) { for i in 0..<width { to[i] += from[i] } }
         add(other.overflow, into: overflow)
         for (n, b) in other.blocks.enumerated() { if let b { add(b, into: sums(of: n)) } }
@@ -419,6 +508,6 @@ final class SegmentStore: @unchecked Sendable {
 
     /// The value numbers with their sums, as accumulators.
     var values: [(number: Int, sums: Accumulators)] {
-        blocks.enumerated().compactMap { n, b in b.map { (n, Accumulators(cells: Array(UnsafeBufferPointer(start: $0, count: width)))) } }
+        blocks.enumerated().compactMap { n, b in b.map { (n, Accumulators(cells: Array(UnsafeBufferPointer(start: $0, count: width)), sketches: sketches[n] ?? [:])) } }
     }
 }

@@ -30,7 +30,16 @@ extension Ingestor {
                 for (suffix, r) in [(".pre", ValueRole.pre), (".numerator", .numerator), (".denominator", .denominator)] where name.hasSuffix(suffix) {
                     base = String(name.dropLast(suffix.count)); role = r
                 }
+                // Quantile metrics whose per-unit value is this column (other than a metric of this name).
+                let readers = role == .value ? known.filter { $0 != base && catalog.metrics[$0]?.type == .quantile && catalog.metrics[$0]?.valueColumn == name } : []
                 guard known.contains(base), let def = catalog.metrics[base] else {
+                    if let first = readers.first {
+                        // A value column only quantile metrics read: the first holds it, the others read its slot.
+                        let m = slot(for: first)
+                        for other in readers.dropFirst() { metrics[slot(for: other)].source = m }
+                        columns.append(.value(metric: m, role: .value))
+                        continue
+                    }
                     problem(line, "unknown_metric", "column \"\(name.prefix(60))\" is not a metric of \(experimentKey) (\(known.joined(separator: ", ")))")
                     columns.append(.value(metric: -1, role: .value))
                     continue
@@ -41,10 +50,13 @@ extension Ingestor {
                     columns.append(.value(metric: -1, role: .value))
                     continue
                 }
-                let m: Int
-                if let existing = metrics.firstIndex(where: { $0.name == base }) { m = existing } else {
-                    metrics.append(MetricSlot(name: base, type: def.type, cap: def.cap)); m = metrics.count - 1
+                if def.type == .quantile && def.valueColumn != base {
+                    problem(line, "unknown_metric", "column \"\(name)\": \(base) is a quantile metric of column \(def.valueColumn); name that column instead")
+                    columns.append(.value(metric: -1, role: .value))
+                    continue
                 }
+                let m = slot(for: base)
+                for other in readers where def.type == .continuous || def.type == .quantile { metrics[slot(for: other)].source = m }
                 if role == .pre { metrics[m].hasPre = true }
                 columns.append(.value(metric: m, role: role))
             }
@@ -63,6 +75,20 @@ extension Ingestor {
         usedSlots = Array(Set(usedSlots)).sorted()
         recordPosition = [Int](repeating: -1, count: valueCount)
         for (i, k) in usedSlots.enumerated() { recordPosition[k] = i }
+    }
+
+    /// The metric slot of `name`, made on first sight with its definition's type, capping and q.
+    func slot(for name: String) -> Int {
+        if let existing = metrics.firstIndex(where: { $0.name == name }) { return existing }
+        let def = catalog.metrics[name]!
+        var slot = MetricSlot(name: name, type: def.type, quantile: def.quantile)
+        switch def.capping {
+        case .absolute(let x)?: slot.cap = x
+        case .percentile(let p)?: slot.percentile = p
+        case nil: break
+        }
+        metrics.append(slot)
+        return metrics.count - 1
     }
 
     /// A copy with no columns read yet (the JSON-lines worker reads its header from the first row).

@@ -3,6 +3,7 @@ public import Foundation
 import Synchronization
 public import JSONCore
 public import Registry
+import Statistics
 
 /// Streams unit-level rows (CSV or JSON lines) into additive aggregates with bounded memory, on every core.
 ///
@@ -19,7 +20,19 @@ public final class Ingestor {
     enum Column { case unit, variant, day, value(metric: Int, role: ValueRole), dimension(Int) }
     enum ValueRole: Int { case value = 0, pre = 1, numerator = 2, denominator = 3 }
 
-    struct MetricSlot { var name: String; var type: MetricType; var hasPre = false; var cap: Double? = nil }
+    struct MetricSlot {
+        var name: String
+        var type: MetricType
+        var hasPre = false
+        /// The cap of each unit's value: the catalog's absolute cap, or a percentile cap once computed.
+        var cap: Double? = nil
+        /// Percentile capping: the fraction p whose quantile of the units' values becomes `cap`.
+        var percentile: Double? = nil
+        /// A quantile metric's q.
+        var quantile: Double? = nil
+        /// A quantile metric that reads another slot's value column (two quantiles of one value): that slot.
+        var source: Int? = nil
+    }
 
     /// The experiment the rows belong to: its key (for messages), variant keys, metric names and their definitions.
     let experimentKey: String
@@ -303,7 +316,7 @@ public final class Ingestor {
         }
 
         // Pass 2: per partition, group by unit, exclude multi-variant units, fold and aggregate.
-        let layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
+        var layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
                             recordPosition: recordPosition, slots: usedSlots.count,
                             dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums, dimensions: dimensionNames.count)
         let foldFailure = Mutex<(any Error)?>(nil)
@@ -313,15 +326,47 @@ public final class Ingestor {
         // floating-point totals are the same on every run.
         let workers = min(maxWorkers, Self.partitions)
         let isCancelled = cancelled
+        // Percentile capping: a first sweep puts every unit's value in a sketch per capped metric; its quantile is the cap.
+        let percentileCapped = metrics.indices.filter { metrics[$0].percentile != nil }
+        var capSketches: [QuantileSketch] = []
+        if !percentileCapped.isEmpty {
+            let frozen = layout
+            let found = Mutex([[QuantileSketch]?](repeating: nil, count: workers))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var sketches = percentileCapped.map { _ in QuantileSketch() }
+                var grouping = UnitGrouping()
+                do {
+                    for p in stride(from: w, to: Self.partitions, by: workers) {
+                        if isCancelled() { throw Ingestor.cancellation }
+                        try Self.visit(fileNames[p], name: "p\(p)", usedBits: 7, budget: budget, dir: dir, layout: frozen, keep: true) { records in
+                            Accumulators.unitValues(records, layout: frozen, metrics: percentileCapped, grouping: &grouping, into: &sketches)
+                        }
+                    }
+                } catch {
+                    foldFailure.withLock { $0 = $0 ?? error }
+                }
+                found.withLock { $0[w] = sketches }
+            }
+            if let error = foldFailure.withLock({ $0 }) { throw error }
+            capSketches = percentileCapped.map { _ in QuantileSketch() }
+            for part in found.withLock({ $0.compactMap { $0 } }) { for j in part.indices { capSketches[j].merge(part[j]) } }
+            for (j, m) in percentileCapped.enumerated() where !capSketches[j].isEmpty {
+                let cap = capSketches[j].view().quantile(metrics[m].percentile!)
+                metrics[m].cap = cap
+                layout.metrics[m].cap = cap
+            }
+        }
+        let frozen = layout
         let folded = Mutex([Accumulators?](repeating: nil, count: workers))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
-            var acc = Accumulators(layout: layout)
+            var acc = Accumulators(layout: frozen)
             var grouping = UnitGrouping()
             do {
                 for p in stride(from: w, to: Self.partitions, by: workers) {
                     if isCancelled() { throw Ingestor.cancellation }
-                    try Self.fold(fileNames[p], name: "p\(p)", usedBits: 7, budget: budget, dir: dir, layout: layout,
-                                  into: &acc, grouping: &grouping)
+                    try Self.visit(fileNames[p], name: "p\(p)", usedBits: 7, budget: budget, dir: dir, layout: frozen, keep: false) { records in
+                        acc.fold(records, layout: frozen, grouping: &grouping)
+                    }
                 }
             } catch {
                 foldFailure.withLock { $0 = $0 ?? error }
@@ -335,8 +380,15 @@ public final class Ingestor {
         for part in parts { acc.add(part) }
         unitsLoaded = acc.unitsLoaded
         unitsExcluded = acc.unitsExcluded
-        for (m, slot) in metrics.enumerated() where slot.cap != nil {
-            capping[slot.name] = ["type": "absolute", "value": .number(slot.cap!), "units_capped": JSON(m < acc.cappedUnits.count ? acc.cappedUnits[m] : 0)]
+        for (m, slot) in metrics.enumerated() where slot.cap != nil || slot.percentile != nil {
+            let touched = JSON(m < acc.cappedUnits.count ? acc.cappedUnits[m] : 0)
+            if let p = slot.percentile, let j = percentileCapped.firstIndex(of: m) {
+                let sketch = capSketches[j]
+                capping[slot.name] = ["type": "percentile", "value": .number(p), "cap": JSON(slot.cap), "units_capped": touched,
+                                      "units": .number(sketch.count), "exact": .bool(sketch.isExact), "rank_error_bound": .number(sketch.rankErrorBound)]
+            } else {
+                capping[slot.name] = ["type": "absolute", "value": .number(slot.cap!), "cap": .number(slot.cap!), "units_capped": touched]
+            }
         }
         let totals = acc.totals(layout: layout, metricNames: metrics.map(\.name), variants: variants, days: dayNames)
         segmentTotals = segments(acc, layout: layout, days: dayNames)
@@ -353,17 +405,18 @@ public final class Ingestor {
         return totals
     }
 
-    /// Folds the records of one partition (its files in file order). A partition larger than `budget` is
+    /// Hands the records of one partition (its files in file order) to `body`. A partition larger than `budget` is
     /// first split into 16 by the next four fingerprint bits, streaming and keeping file order, and each part
-    /// is folded in turn; a unit's records share every fingerprint bit, so they stay together.
-    static func fold(_ paths: [String], name: String, usedBits: Int, budget: Int, dir: URL, layout: Layout,
-                             into acc: inout Accumulators, grouping: inout UnitGrouping) throws {
+    /// is handed over in turn; a unit's records share every fingerprint bit, so they stay together. With `keep`
+    /// the partition's files stay for another sweep (the parts are made again then).
+    static func visit(_ paths: [String], name: String, usedBits: Int, budget: Int, dir: URL, layout: Layout, keep: Bool,
+                      _ body: ([UInt8]) -> Void) throws {
         let size = paths.reduce(0) { total, path in
             var info = stat()
             return total + (stat(path, &info) == 0 ? Int(info.st_size) : 0)
         }
         guard size > budget, usedBits <= 60 else {
-            acc.fold(try readAll(paths), layout: layout, grouping: &grouping)
+            body(try readAll(paths))
             return
         }
         let parts = (0..<16).map { dir.appendingPathComponent("\(name)-\($0)").path }
@@ -372,7 +425,7 @@ public final class Ingestor {
         for path in paths {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            defer { close(fd); unlink(path) }
+            defer { close(fd); if !keep { unlink(path) } }
             var offset = 0, filled = 0
             while true {
                 let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { pread(fd, b.baseAddress! + filled, b.count - filled, off_t(offset)) } }
@@ -398,7 +451,7 @@ public final class Ingestor {
         }
         for writer in writers { try writer.close() }
         for (k, part) in parts.enumerated() {
-            try fold([part], name: "\(name)-\(k)", usedBits: usedBits + 4, budget: budget, dir: dir, layout: layout, into: &acc, grouping: &grouping)
+            try visit([part], name: "\(name)-\(k)", usedBits: usedBits + 4, budget: budget, dir: dir, layout: layout, keep: false, body)
             unlink(part)
         }
     }
@@ -513,7 +566,7 @@ extension Ingestor {
                 return (v.number, v.sums, units(&sums), v.number < names.count ? names[v.number] : "(other)")
             }
             values.sort { ($0.units, $1.name) > ($1.units, $0.name) }
-            var other = Accumulators(cells: Array(UnsafeBufferPointer(start: store.overflow, count: store.width)))
+            var other = store.overflowSums
             let overflowUnits = units(&other)
             let kept = values.prefix(Self.segmentsKept).filter { $0.number < names.count }
             let keptNumbers = Set(kept.map(\.number))

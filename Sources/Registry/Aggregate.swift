@@ -11,11 +11,14 @@ public enum Aggregate: Sendable, Equatable {
     case nps(promoters: Double, passives: Double, detractors: Double)
     /// Units exposed to a variant (feeds the sample-ratio check).
     case exposures(n: Double)
+    /// A quantile metric: the sketch of the units' values (merged, not summed, across days and segments) and its q.
+    case quantile(q: Double, sketch: QuantileSketch)
 
     public var n: Double {
         switch self {
         case .binomial(let n, _), .continuous(let n, _, _), .cuped(let n, _, _, _), .ratio(let n, _, _, _), .exposures(let n): n
         case .nps(let p, let q, let d): p + q + d
+        case .quantile(_, let sketch): sketch.count
         }
     }
 
@@ -27,19 +30,21 @@ public enum Aggregate: Sendable, Equatable {
         case .ratio(_, let num, let den, _): den.sum != 0 ? num.sum / den.sum : 0
         case .nps(let p, let q, let d): (p + q + d) > 0 ? (p - d) / (p + q + d) : 0
         case .exposures(let n): n
+        case .quantile(let q, let sketch): sketch.isEmpty ? 0 : sketch.view().quantile(q)
         }
     }
 
     /// What one day added per exposed unit, for daily charts: the day's increment of the sum (`increment`,
     /// the day's stored row) over the units exposed by the end of the day (`self`, the running total). A
     /// ratio metric gives the day's own ratio (increment of the numerator over that of the denominator);
-    /// NPS and exposures have no daily value.
+    /// NPS and exposures have no daily value; a quantile metric's is the q-quantile of the units first exposed that day.
     public func dayValue(increment: Aggregate) -> Double? {
         switch (self, increment) {
         case let (.binomial(n, _), .binomial(_, s)): return n > 0 ? s / n : nil
         case let (.continuous(n, _, _), .continuous(_, s, _)): return n > 0 ? s / n : nil
         case let (.cuped(n, _, _, _), .cuped(_, post, _, _)): return n > 0 ? post.sum / n : nil
         case let (.ratio(_, _, _, _), .ratio(_, num, den, _)): return den.sum != 0 ? num.sum / den.sum : nil
+        case let (.quantile, .quantile(q, day)): return day.isEmpty ? nil : day.view().quantile(q)
         default: return nil
         }
     }
@@ -59,6 +64,7 @@ public enum Aggregate: Sendable, Equatable {
         case let .ratio(n, num, den, x): return count(n) && ok(num) && ok(den) && x.isFinite
         case let .nps(p, q, d): return count(p) && count(q) && count(d)
         case let .exposures(n): return count(n)
+        case let .quantile(_, sketch): return count(sketch.count) && sketch.minimum.isFinite == !sketch.isEmpty
         }
     }
 
@@ -72,6 +78,10 @@ public enum Aggregate: Sendable, Equatable {
         case let (.ratio(n1, nu1, de1, x1), .ratio(n2, nu2, de2, x2)): return .ratio(n: n1 + n2, numerator: m(nu1, nu2), denominator: m(de1, de2), product: x1 + x2)
         case let (.nps(p1, q1, d1), .nps(p2, q2, d2)): return .nps(promoters: p1 + p2, passives: q1 + q2, detractors: d1 + d2)
         case let (.exposures(n1), .exposures(n2)): return .exposures(n: n1 + n2)
+        case let (.quantile(q1, s1), .quantile(q2, s2)) where q1 == q2:
+            var merged = s1
+            merged.merge(s2)
+            return .quantile(q: q1, sketch: merged)
         default: return nil
         }
     }
@@ -96,6 +106,22 @@ public enum Aggregate: Sendable, Equatable {
         }
     }
 
+    /// Compares two arms of one metric with the options of `stats.compare`; a quantile metric compares its arms'
+    /// q-quantiles from their sketches (``Quantiles``). Nil when the shapes differ.
+    public static func compare(control: Aggregate, treatment: Aggregate, options: CompareOptions) throws(StatisticsError) -> ComparisonResult? {
+        if case let .quantile(q, c) = control, case let .quantile(q2, t) = treatment, q == q2 {
+            return try Quantiles.compare(control: try Quantiles.arm(c.view(), q: q), treatment: try Quantiles.arm(t.view(), q: q), options: options)
+        }
+        guard let arms = arms(control: control, treatment: treatment) else { return nil }
+        return try ABTest.compare(arms, options: options)
+    }
+
+    /// Whether ``compare(control:treatment:options:)`` can compare the two.
+    public static func comparable(_ a: Aggregate, _ b: Aggregate) -> Bool {
+        if case let .quantile(q, _) = a, case let .quantile(q2, _) = b { return q == q2 }
+        return arms(control: a, treatment: b) != nil
+    }
+
     /// The wire/storage form: the arm shapes of `stats.compare` (continuous as sums).
     public var json: JSON {
         func m(_ x: Moments) -> JSON { ["sum": .number(x.sum), "sum_squares": .number(x.sumSquares)] }
@@ -106,11 +132,14 @@ public enum Aggregate: Sendable, Equatable {
         case let .ratio(n, num, den, x): return ["n": .number(n), "numerator": m(num), "denominator": m(den), "numerator_denominator_sum_of_products": .number(x)]
         case let .nps(p, q, d): return ["promoters": .number(p), "passives": .number(q), "detractors": .number(d)]
         case let .exposures(n): return ["exposures": .number(n)]
+        case let .quantile(q, sketch):
+            return ["n": .number(sketch.count), "q": .number(q), "quantile": sketch.isEmpty ? .null : .number(sketch.view().quantile(q)),
+                    "exact": .bool(sketch.isExact), "rank_error_bound": .number(sketch.rankErrorBound), "sketch": .string(sketch.storageText)]
         }
     }
 
     /// Reads the arm shape given for a metric of `type`; every problem names its field under `path`.
-    public static func read(_ value: JSON, type: MetricType, path: String) throws(FieldError) -> Aggregate {
+    public static func read(_ value: JSON, type: MetricType, quantile: Double? = nil, path: String) throws(FieldError) -> Aggregate {
         let f = try Fields(value, path: path)
         // Counts are whole numbers that a double holds exactly; sums are finite. Anything else would poison
         // every later summary of the experiment, so it is refused on the way in.
@@ -163,6 +192,25 @@ public enum Aggregate: Sendable, Equatable {
         case .nps:
             try f.rejectUnknown(["promoters", "passives", "detractors"])
             return try checked(.nps(promoters: try count("promoters"), passives: try count("passives"), detractors: try count("detractors")))
+        case .quantile:
+            let q = quantile ?? 0.5
+            if f.has("values") {
+                try f.rejectUnknown(["values"])
+                guard case .array(let items)? = f.members["values"] else { throw FieldError(path: f.fieldPath("values"), message: "must be an array of numbers (the units' values)") }
+                var sketch = QuantileSketch()
+                for (i, item) in items.enumerated() {
+                    guard case .number(let x) = item, x.isFinite else { throw FieldError(path: "\(f.fieldPath("values"))[\(i)]", message: "must be a finite number") }
+                    sketch.insert(x)
+                }
+                return .quantile(q: q, sketch: sketch)
+            }
+            // A sketch as results.export and the wire form give it (`n`, `q`, `quantile`... are read back from it).
+            try f.rejectUnknown(["sketch", "n", "q", "quantile", "exact", "rank_error_bound"])
+            let text = try f.string("sketch")
+            guard let sketch = QuantileSketch(storage: Substring(text)) else {
+                throw FieldError(path: f.fieldPath("sketch"), message: "is not a sketch as results.export writes it; send the units' values as {\"values\": [...]} instead")
+            }
+            return .quantile(q: q, sketch: sketch)
         }
     }
 
@@ -177,11 +225,19 @@ public enum Aggregate: Sendable, Equatable {
         case let .ratio(n, num, den, x): return "r,\(f(n)),\(f(num.sum)),\(f(num.sumSquares)),\(f(den.sum)),\(f(den.sumSquares)),\(f(x))"
         case let .nps(p, q, d): return "p,\(f(p)),\(f(q)),\(f(d))"
         case let .exposures(n): return "e,\(f(n))"
+        case let .quantile(q, sketch): return "q,\(f(q)),\(sketch.storageText)"
         }
     }
 
     /// Reads ``storageText``; nil for anything else.
     public init?(storage text: String) {
+        if text.hasPrefix("q,") {
+            let rest = text.dropFirst(2)
+            guard let comma = rest.firstIndex(of: ","), let q = Double(rest[..<comma]),
+                  let sketch = QuantileSketch(storage: rest[rest.index(after: comma)...]) else { return nil }
+            self = .quantile(q: q, sketch: sketch)
+            return
+        }
         let parts = text.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
         guard let kind = parts.first?.first else { return nil }
         var v: [Double] = []

@@ -17,6 +17,15 @@ public struct ResultsContext: Sendable {
     public var catalog: MetricsCatalog
     public var control: Variant
     public var treatments: [Variant]
+    /// Per capped metric, the cap its last ingestion used (`{type, value, cap, units_capped…}`), when known.
+    public var capping: [String: JSON] = [:]
+
+    /// What the summary says of a metric's capping: the cap used when an ingestion recorded it, else the catalog's.
+    public func cappingJSON(_ metric: String) -> JSON {
+        guard let def = catalog.metrics[metric], let capping = def.capping else { return .null }
+        if let used = self.capping[metric], used["type"] == capping.json["type"], used["value"] == capping.json["value"] { return used }
+        return capping.json
+    }
 
     /// Metrics in the order primary, secondary, guardrails, with their roles.
     public var metrics: [(name: String, role: String)] {
@@ -82,9 +91,9 @@ public enum Analysis {
             daily[variant].map(JSON.number) ?? (total.dayValue(increment: total) == nil ? .null : .number(0))
         }
         for t in c.treatments {
-            guard let treatment = running[t.key], let arms = Aggregate.arms(control: control, treatment: treatment) else { continue }
-            let abs = try? ABTest.compare(arms, options: compareOptions(c, relative: false))
-            let rel = try? ABTest.compare(arms, options: compareOptions(c, relative: true))
+            guard let treatment = running[t.key], Aggregate.comparable(control, treatment) else { continue }
+            let abs = try? Aggregate.compare(control: control, treatment: treatment, options: compareOptions(c, relative: false))
+            let rel = try? Aggregate.compare(control: control, treatment: treatment, options: compareOptions(c, relative: true))
             points.append(["day": .string(day), "variant": .string(t.key), "n": .number(treatment.n), "control_n": .number(control.n),
                            "mean": .number(treatment.mean), "control_mean": .number(control.mean),
                            "daily_mean": dayJSON(t.key, treatment), "control_daily_mean": dayJSON(c.control.key, control),
@@ -129,14 +138,14 @@ public enum Analysis {
             var comparisons: [JSON] = []
             if let controlAgg = perVariant[c.control.key] {
                 for t in c.treatments {
-                    guard let treatmentAgg = perVariant[t.key], let arms = Aggregate.arms(control: controlAgg, treatment: treatmentAgg) else { continue }
+                    guard let treatmentAgg = perVariant[t.key], Aggregate.comparable(controlAgg, treatmentAgg) else { continue }
                     // A failed sample-ratio check makes every lift unreadable: the numbers stay, marked as such.
                     var entry: [String: JSON] = ["variant": .string(t.key), "readable": .bool(!srmMismatch),
                                                  "not_readable_because": srmMismatch ? "sample ratio mismatch" : .null]
                     do {
-                        let abs = try ABTest.compare(arms, options: compareOptions(c, relative: false))
+                        guard let abs = try Aggregate.compare(control: controlAgg, treatment: treatmentAgg, options: compareOptions(c, relative: false)) else { continue }
                         entry["adjustment"] = .null
-                        if case .cuped(let ca, let ta) = arms {
+                        if case .cuped(let ca, let ta)? = Aggregate.arms(control: controlAgg, treatment: treatmentAgg) {
                             // The adjusted estimate is the one tested; the raw difference and what CUPED removed are shown beside it.
                             let raw = try ABTest.compare(.continuous(control: .sums(n: ca.n, sum: ca.post.sum, sumSquares: ca.post.sumSquares),
                                                                      treatment: .sums(n: ta.n, sum: ta.post.sum, sumSquares: ta.post.sumSquares)),
@@ -148,7 +157,7 @@ public enum Analysis {
                             entry["unadjusted_ci"] = [JSON(raw.ci.lower), JSON(raw.ci.upper)]
                             entry["unadjusted_p_value"] = JSON(raw.pValue)
                         }
-                        let rel = try? ABTest.compare(arms, options: compareOptions(c, relative: true))
+                        let rel = try? Aggregate.compare(control: controlAgg, treatment: treatmentAgg, options: compareOptions(c, relative: true))
                         entry["estimate"] = .number(abs.estimate)
                         entry["ci"] = [JSON(abs.ci.lower), JSON(abs.ci.upper)]
                         entry["relative"] = JSON(rel?.estimate)
@@ -188,7 +197,7 @@ public enum Analysis {
             }
             comparisonsByMetric.append(comparisons)
             metricsJSON.append(["metric": .string(name), "role": .string(role), "type": JSON(def?.type.rawValue), "direction": JSON(def?.direction.rawValue),
-                                "capping": def?.cappingJSON ?? .null,
+                                "capping": c.cappingJSON(name), "quantile": JSON(def?.quantile),
                                 "variants": .array(c.doc.variants.map { v in
                                     ["variant": .string(v.key), "n": .number(perVariant[v.key]?.n ?? 0), "mean": perVariant[v.key].map { .number($0.mean) } ?? .null]
                                 })])
@@ -405,9 +414,8 @@ extension Analysis {
         for v in values {
             table.append(metrics.map { m in
                 c.treatments.map { t in
-                    guard let ca = v.totals[m.name]?[c.control.key], let ta = v.totals[m.name]?[t.key],
-                          let arms = Aggregate.arms(control: ca, treatment: ta) else { return nil }
-                    return try? ABTest.compare(arms, options: compareOptions(c, relative: false))
+                    guard let ca = v.totals[m.name]?[c.control.key], let ta = v.totals[m.name]?[t.key] else { return nil }
+                    return (try? Aggregate.compare(control: ca, treatment: ta, options: compareOptions(c, relative: false))) ?? nil
                 }
             })
         }

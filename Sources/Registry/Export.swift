@@ -13,7 +13,7 @@ public enum ResultsExport {
             ["experiment", "as_of", "metric", "role", "variant", "control_n", "variant_n", "control_mean", "variant_mean",
              "estimate", "ci_lower", "ci_upper", "relative", "relative_ci_lower", "relative_ci_upper", "p_value", "adjusted_p_value",
              "significant", "readable", "guardrail_verdict", "adjustment", "variance_reduction", "unadjusted_estimate",
-             "srm_p_value", "srm_mismatch", "decision", "decision_variant"]
+             "srm_p_value", "srm_mismatch", "decision", "decision_variant", "metric_type", "quantile", "capping", "cap", "units_capped"]
         case .timeseries:
             ["experiment", "as_of", "metric", "variant", "day", "control_n", "variant_n", "control_mean", "variant_mean",
              "estimate", "ci_lower", "ci_upper", "relative", "relative_ci_lower", "relative_ci_upper"]
@@ -71,7 +71,10 @@ public enum ResultsExport {
                              c["p_value"] ?? .null, c["adjusted_p_value"] ?? .null, c["significant"] ?? .null, c["readable"] ?? .null,
                              c["guardrail"]?["verdict"] ?? .null, c["adjustment"]?["method"] ?? .null, c["adjustment"]?["variance_reduction"] ?? .null,
                              c["unadjusted_estimate"] ?? .null, s["srm"]?["p_value"] ?? .null, s["srm"]?["mismatch"] ?? .null,
-                             s["decision"]?["recommendation"] ?? .null, s["decision"]?["variant"] ?? .null])
+                             s["decision"]?["recommendation"] ?? .null, s["decision"]?["variant"] ?? .null,
+                             m["type"] ?? .null, m["quantile"] ?? .null, m["capping"]?["type"] ?? .null,
+                             m["capping"]?["cap"] ?? (m["capping"]?["type"] == "absolute" ? m["capping"]?["value"] : nil) ?? .null,
+                             m["capping"]?["units_capped"] ?? .null])
             }
         }
         return rows

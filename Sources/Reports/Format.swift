@@ -81,6 +81,16 @@ enum Fmt {
 
     /// Up to three significant digits without trailing zeros, for parameters and statistics:
     /// 0.05 → "0.05", 2 → "2", 0.4 → "0.4", 0.0001 → "0.0001".
+    /// 0.5 → "median", 0.9 → "90th percentile", 0.999 → "99.9th percentile".
+    static func percentileName(_ q: Double) -> String {
+        if q == 0.5 { return "median" }
+        let percent = plain((q * 100 * 1e6).rounded() / 1e6)
+        let whole = percent.contains(".") ? Int(percent.split(separator: ".").last!.last!.wholeNumberValue ?? 0) : (Int(percent) ?? 0)
+        let teen = !percent.contains(".") && (Int(percent) ?? 0) % 100 / 10 == 1
+        let suffix = teen ? "th" : [1: "st", 2: "nd", 3: "rd"][whole % 10] ?? "th"
+        return "\(percent)\(suffix) percentile"
+    }
+
     static func plain(_ x: Double) -> String {
         var s = sig(x)
         guard s.contains("."), !s.contains("e") else { return s }

@@ -168,7 +168,7 @@ struct HTMLReport {
             for m in metrics {
                 let metricCell = "<th scope=\"row\"><code>\(h(m.metric))</code>" + (m.decreaseIsGood ? " <span title=\"lower is better\">↓</span>" : "")
                     + (m.type.map { " <span class=\"type\">\(h($0))</span>" } ?? "")
-                    + (m.cap.map { " <span class=\"type\">capped at \(h(Fmt.plain($0)))</span>" } ?? "") + "</th>"
+                    + m.qualifiers.map { " <span class=\"type\">\(h($0))</span>" }.joined() + "</th>"
                 if m.comparisons.isEmpty {
                     let ctl = TableDecimals.mean(m, m.control?.mean, decimals.mean)
                     out += "<tr>\(metricCell)<td>n/a</td><td class=\"num\">\(ctl)</td>" + String(repeating: "<td class=\"num\">n/a</td>", count: 5) + "<td>no comparison</td></tr>\n"

@@ -227,7 +227,7 @@ struct MarkdownReport {
             out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
             let decimals = TableDecimals(metrics)
             for m in metrics {
-                let metricCell = Fmt.code(m.metric) + (m.decreaseIsGood ? " ↓" : "") + (m.cap.map { " (capped at \(Fmt.plain($0)))" } ?? "")
+                let metricCell = Fmt.code(m.metric) + (m.decreaseIsGood ? " ↓" : "") + (m.qualifiers.isEmpty ? "" : " (\(m.qualifiers.joined(separator: "; ")))")
                 if m.comparisons.isEmpty {
                     let ctl = TableDecimals.mean(m, m.control?.mean, decimals.mean)
                     out.append("| \(metricCell) | n/a | \(ctl) | n/a | n/a | n/a | n/a | n/a | no comparison |")

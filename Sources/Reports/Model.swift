@@ -48,13 +48,29 @@ struct Summary {
         var observed: Double?
     }
 
+    /// The summary's `capping` of a metric in words.
+    static func capLabel(_ c: JSON?) -> String? {
+        guard let c, let type = Read.string(c["type"]), let value = Read.double(c["value"]) else { return nil }
+        if type == "absolute" { return "capped at \(Fmt.plain(value))" }
+        let name = Fmt.percentileName(value)
+        if let cap = Read.double(c["cap"]) { return "capped at \(Fmt.plain(cap)) (\(name))" }
+        return "capped at the \(name)"
+    }
+
     struct Metric {
         var metric: String
         var role: Role
         var type: String?
         var direction: String?
-        /// Each unit's value was capped at this before summing (winsorisation).
-        var cap: Double?
+        /// How each unit's value was capped before summing (winsorisation), in words: "capped at 250 (99th percentile)".
+        var capLabel: String?
+        /// A quantile metric's q: its arms' values are their q-quantiles.
+        var quantile: Double?
+
+        /// What the metric's cell says besides its name: the quantile and the capping.
+        var qualifiers: [String] {
+            (quantile.map { ["\(Fmt.percentileName($0)) per arm"] } ?? []) + (capLabel.map { [$0] } ?? [])
+        }
         var variants: [VariantStat]
         var comparisons: [Comparison]
 
@@ -171,7 +187,8 @@ struct Summary {
             guard m.objectValue != nil else { return nil }
             return Metric(
                 metric: Read.string(m["metric"]) ?? "metric \(i + 1)", role: Role(Read.string(m["role"])),
-                type: Read.string(m["type"]), direction: Read.string(m["direction"]), cap: Read.double(m["capping"]?["value"]),
+                type: Read.string(m["type"]), direction: Read.string(m["direction"]), capLabel: Self.capLabel(m["capping"]),
+                quantile: Read.double(m["quantile"]),
                 variants: (m["variants"]?.arrayValue ?? []).enumerated().map { j, v in
                     VariantStat(variant: Read.string(v["variant"]) ?? "variant \(j + 1)", n: Read.double(v["n"]), mean: Read.double(v["mean"]))
                 },

@@ -44,6 +44,7 @@ extension RefereeService {
                     }
                 }
             }
+            for (metric, spec) in ingestor.capping.sorted(by: { $0.key < $1.key }) { try tx.setCapping(key: key, metric: metric, spec: spec) }
             try tx.refreshTotals(key: key)
             try tx.appendAudit(at: at, principal: principal, onBehalfOf: nil, method: "results.ingest", key: key, before: .null,
                                after: ["path": .string(path), "rows_read": JSON(ingestor.rowsRead), "units_loaded": JSON(ingestor.unitsLoaded),

@@ -10,17 +10,19 @@ import Foundation
 extension RefereeService {
     func resultsContext(_ key: String) throws -> ResultsContext {
         // The record and the protocol version it was held to, from one snapshot.
-        let held = try store.read { tx -> (ExperimentRecord, ExperimentProtocol)? in
+        let held = try store.read { tx -> (ExperimentRecord, ExperimentProtocol, [String: JSON])? in
             guard let record = try tx.experiment(key) else { return nil }
-            return (record, try heldProtocol(record, tx))
+            return (record, try heldProtocol(record, tx), try tx.capping(key: key))
         }
-        guard let (record, proto) = held else { throw RegistryError.notFound(key) }
+        guard let (record, proto, capping) = held else { throw RegistryError.notFound(key) }
         let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
         guard let doc, let control = doc.variants.first(where: \.isControl) else {
             throw RegistryError.inconsistent("stored document of \(key) cannot be read")
         }
-        return ResultsContext(state: record.state, plan: record.plan, doc: doc, proto: proto, catalog: protocols.catalog, control: control,
-                              treatments: doc.variants.filter { !$0.isControl })
+        var context = ResultsContext(state: record.state, plan: record.plan, doc: doc, proto: proto, catalog: protocols.catalog, control: control,
+                                     treatments: doc.variants.filter { !$0.isControl })
+        context.capping = capping
+        return context
     }
 
     /// Results belong to experiments that have run: data for a draft, a review or an approved experiment
@@ -54,7 +56,7 @@ extension RefereeService {
         if !day.isEmpty { guard day.count == 10, Timestamp(rfc3339: day) != nil else { throw FieldError(path: "day", message: "must be a UTC date YYYY-MM-DD") } }
         let segment = p.segment?.name ?? ""
         let stats = p.stats
-        let read = Result { () throws(FieldError) in try Aggregate.read(stats, type: def.type, path: "stats") }
+        let read = Result { () throws(FieldError) in try Aggregate.read(stats, type: def.type, quantile: def.quantile, path: "stats") }
         // A value out of range is degenerate input (1009), as the statistics methods say.
         if case .failure(let e) = read, e.outOfRange { throw StatisticsError(field: e.path, reason: e.message) }
         let aggregate = try read.get()

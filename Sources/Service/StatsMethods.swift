@@ -1,4 +1,5 @@
 import API
+import Registry
 import RPC
 import JSONCore
 import Statistics
@@ -24,7 +25,12 @@ extension RefereeService {
         func at(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         let control = try Fields(p.control, path: at("control")), treatment = try Fields(p.treatment, path: at("treatment"))
         let arms: ComparisonArms
+        if p.metric != .quantile, p.q != nil { throw FieldError(path: at("q"), message: "applies only to metric \"quantile\"") }
         switch p.metric {
+        case .quantile:
+            guard let q = p.q else { throw FieldError(path: at("q"), message: "is required for metric \"quantile\": the quantile compared, 0 < q < 1") }
+            guard q > 0, q < 1 else { throw FieldError(path: at("q"), message: "must be between 0 and 1 (exclusive), got \(q)") }
+            return try compareQuantileArms(p, q: q, control: control, treatment: treatment, at: at)
         case .binomial:
             arms = .binomial(control: try binomialArm(control), treatment: try binomialArm(treatment))
         case .continuous:
@@ -62,7 +68,31 @@ extension RefereeService {
         return try ABTest.compare(arms, options: options)
     }
 
-    static func isSequential(_ a: Analysis) -> Bool { if case .sequential = a { true } else { false } }
+    /// A quantile comparison in `stats.compare`: each arm's values or sketch, compared as `stats.compare_quantiles` does.
+    static func compareQuantileArms(_ p: CompareParams, q: Double, control: Fields, treatment: Fields, at: (String) -> String) throws -> ComparisonResult {
+        let given: [(String, Bool)] = [("test", p.test != nil), ("variance", p.variance != nil), ("prior", p.prior != nil), ("sequential_tuning", p.sequential_tuning != nil)]
+        for (name, present) in given where present {
+            throw FieldError(path: at(name), message: "does not apply to metric \"quantile\" (Welch's test on the quantiles' variances)")
+        }
+        func arm(_ f: Fields, _ name: String) throws -> Quantiles.Arm {
+            guard case .quantile(_, let sketch) = try Aggregate.read(.object(f.members), type: .quantile, quantile: q, path: f.path), !sketch.isEmpty else {
+                throw FieldError(path: f.path, message: "needs at least one value")
+            }
+            do throws(StatisticsError) { return try Quantiles.arm(sketch.view(), q: q) } catch { throw StatisticsError(field: at(name), reason: error.reason) }
+        }
+        let c = try arm(control, "control"), t = try arm(treatment, "treatment")
+        var options = CompareOptions(difference: p.difference ?? .absolute, alpha: p.alpha ?? 0.05, alternative: p.alternative ?? .twoSided)
+        switch p.analysis ?? .fixed {
+        case .sequential: options.analysis = .sequential()
+        case .bayesian: options.analysis = .bayesian()
+        case .fixed: options.analysis = .frequentist
+        }
+        do throws(StatisticsError) { return try Quantiles.compare(control: c, treatment: t, options: options) } catch {
+            throw StatisticsError(field: at(error.field), reason: error.reason)
+        }
+    }
+
+    static func isSequential(_ a: Statistics.Analysis) -> Bool { if case .sequential = a { true } else { false } }
 
     static func binomialArm(_ f: Fields) throws -> BinomialArm {
         try f.rejectUnknown(Self.binomialFields)

@@ -122,6 +122,18 @@ extension Store {
                 try StoreTransaction(db: db).refreshTotals(key: key)
             }
         }
+        m.registerMigration("v7-result-capping") { db in
+            // The cap an ingestion used per capped metric ({type, value, cap, units_capped…} as JSON): a percentile
+            // cap is known only from the data, and the summary and report say what it was.
+            try db.execute(sql: """
+                CREATE TABLE result_capping (
+                    key TEXT NOT NULL,
+                    metric TEXT NOT NULL,
+                    spec TEXT NOT NULL,
+                    PRIMARY KEY (key, metric)
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

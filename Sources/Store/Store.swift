@@ -495,6 +495,21 @@ public struct StoreTransaction {
         try db.execute(sql: "UPDATE result_totals_state SET fresh = 0 WHERE key = ? AND fresh = 1", arguments: [key])
     }
 
+    /// Records the cap an ingestion used for `metric` (its report's `capping` entry).
+    public func setCapping(key: String, metric: String, spec: JSON) throws {
+        try db.execute(sql: "INSERT INTO result_capping (key, metric, spec) VALUES (?, ?, ?) ON CONFLICT (key, metric) DO UPDATE SET spec = excluded.spec",
+                       arguments: [key, metric, spec.serialized()])
+    }
+
+    /// The caps the last ingestion of each capped metric used.
+    public func capping(key: String) throws -> [String: JSON] {
+        var out: [String: JSON] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT metric, spec FROM result_capping WHERE key = ?", arguments: [key]) {
+            if let spec = try? JSONParser.parse(row[1] as String) { out[row[0]] = spec }
+        }
+        return out
+    }
+
     /// Whether the experiment's totals equal the sums of its rows (every write since was followed by a refresh).
     public func totalsFresh(key: String) throws -> Bool {
         try Int.fetchOne(try db.cachedStatement(sql: "SELECT fresh FROM result_totals_state WHERE key = ?"), arguments: [key]) == 1

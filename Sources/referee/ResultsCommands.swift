@@ -54,7 +54,9 @@ struct IngestCommand: ParsableCommand {
                   + "\(plural(report["rows_rejected"]?.intValue ?? 0, "row")) rejected"
                   + (outside > 0 ? ", \(plural(outside, "row")) outside the schedule left out (\(report["rows_outside_schedule"]?["first_day"]?.stringValue ?? "") to \(report["rows_outside_schedule"]?["last_day"]?.stringValue ?? ""))" : ""))
             for (metric, c) in (report["capping"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
-                print("\(metric) capped at \(c["value"].map { $0.serialized() } ?? "?"): \(plural(c["units_capped"]?.intValue ?? 0, "unit")) lowered to the cap")
+                let at = (c["cap"] ?? c["value"]).map { $0.serialized() } ?? "?"
+                let which = c["type"] == "percentile" ? " (the \(c["value"].map { $0.serialized() } ?? "?") quantile of the units' values)" : ""
+                print("\(metric) capped at \(at)\(which): \(plural(c["units_capped"]?.intValue ?? 0, "unit")) lowered to the cap")
             }
         }
     }

@@ -8,7 +8,7 @@ extension ProportionVariance: Decodable, ParamChoice {}
 extension PowerAlternative: Decodable, ParamChoice {}
 extension AdjustmentMethod: Decodable, ParamChoice {}
 
-public enum CompareMetric: String, ParamChoice { case binomial, continuous, ratio, nps }
+public enum CompareMetric: String, ParamChoice { case binomial, continuous, ratio, nps, quantile }
 public enum AnalysisKind: String, ParamChoice { case fixed, sequential, bayesian }
 public enum PowerMetric: String, ParamChoice { case binomial, continuous }
 
@@ -27,7 +27,9 @@ public struct CompareParams: MethodParams, Equatable {
     public let analysis: AnalysisKind?
     public let prior: GaussianPriorParams?
     public let sequential_tuning: Double?
+    public let q: Double?
     public static let docs: [String: FieldDoc] = [
+        "q": "metric quantile: the quantile compared, 0 < q < 1 (0.5: the median)",
         "metric": "the metric type", "control": FieldDoc("the control arm", schema: Schema.arm), "treatment": FieldDoc("the treatment arm", schema: Schema.arm),
         "difference": "absolute (default) or relative difference", "test": "the test (defaults by metric)", "variance": "binomial variance (pooled)",
         "alpha": "significance level (0.05)", "alternative": "sidedness (two-sided)", "analysis": "fixed-horizon (default), sequential or Bayesian",
@@ -57,15 +59,16 @@ public struct CompareParams: MethodParams, Equatable {
               let difference = choice("difference", DifferenceKind.self), let test = choice("test", TestKind.self),
               let variance = choice("variance", ProportionVariance.self), let alpha = number("alpha"),
               let alternative = choice("alternative", Alternative.self), let analysis = choice("analysis", AnalysisKind.self),
-              let tuning = number("sequential_tuning") else { return nil }
+              let tuning = number("sequential_tuning"), let q = number("q") else { return nil }
         return CompareParams(metric: metric, control: control, treatment: treatment, difference: difference, test: test, variance: variance,
-                             alpha: alpha, alternative: alternative, analysis: analysis, prior: nil, sequential_tuning: tuning)
+                             alpha: alpha, alternative: alternative, analysis: analysis, prior: nil, sequential_tuning: tuning, q: q)
     }
 }
 
 /// `stats.compare {metric, control, treatment, …}`: two arms from sufficient statistics. Binomial arms are
 /// `{n, successes}`; continuous `{n, sum, sum_squares}` or `{n, mean, variance}`, with `pre` for CUPED; ratio
-/// `{n, numerator, denominator, numerator_denominator_sum_of_products}`; NPS `{promoters, passives, detractors}`.
+/// `{n, numerator, denominator, numerator_denominator_sum_of_products}`; NPS `{promoters, passives, detractors}`;
+/// quantile (with `q`) `{values: [...]}` or `{sketch}` as `results.export` writes it.
 /// Errors: 1009 for degenerate input (no variance, n below 2), naming the field.
 public enum StatsCompare: MethodSpec {
     public static let name = "stats.compare"
