@@ -453,7 +453,9 @@ enum BuiltinProtocols {
     "crash_rate": {"type": "binomial", "direction": "decrease", "description": "Share of units that hit at least one crash.", "non_inferiority_margin": 0.001},
     "session_length_seconds": {"type": "continuous", "direction": "increase", "description": "Mean session length in seconds."},
     "clicks_per_session": {"type": "ratio", "direction": "increase", "description": "Clicks divided by sessions."},
-    "nps": {"type": "nps", "direction": "increase", "description": "Net promoter score from a 0-10 survey."}
+    "nps": {"type": "nps", "direction": "increase", "description": "Net promoter score from a 0-10 survey."},
+    "session_length_median": {"type": "quantile", "quantile": 0.5, "column": "session_length_seconds", "direction": "increase", "description": "Median of the units' session length in seconds."},
+    "session_length_p90": {"type": "quantile", "quantile": 0.9, "column": "session_length_seconds", "direction": "increase", "description": "90th percentile of the units' session length in seconds."}
   }
 }
 
