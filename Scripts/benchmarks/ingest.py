@@ -27,12 +27,14 @@ for name in ("standard.json", "sequential.json", "metrics.json"):
 t0 = time.perf_counter()
 rng = random.Random(7)
 dims_csv = os.path.join(work, "units-dims.csv")
+tails_csv = os.path.join(work, "units-tails.csv")
 countries = [f"c{i}" for i in range(20)]
-with open(csv, "w") as f, open(dims_csv, "w") as g:
+with open(csv, "w") as f, open(dims_csv, "w") as g, open(tails_csv, "w") as h:
+    h.write("unit_id,variant,day,checkout_conversion,revenue_per_user,clicks_per_session.numerator,clicks_per_session.denominator,crash_rate,session_length_seconds\n")
     f.write("unit_id,variant,day,checkout_conversion,revenue_per_user,clicks_per_session.numerator,clicks_per_session.denominator,crash_rate\n")
     g.write("unit_id,variant,day,country,platform,checkout_conversion,revenue_per_user,clicks_per_session.numerator,clicks_per_session.denominator,crash_rate\n")
     variants = ("control", "b", "c")
-    chunk, dchunk = [], []
+    chunk, dchunk, tchunk = [], [], []
     for i in range(rows):
         r = rng.random()
         v = variants[int(r * 3)]
@@ -40,11 +42,15 @@ with open(csv, "w") as f, open(dims_csv, "w") as g:
         values = f"{1 if r * 7 % 1 < 0.12 else 0},{r * 40:.2f},{int(r * 991) % 9},{sessions},{1 if r * 13 % 1 < 0.01 else 0}\n"
         chunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d}," + values)
         dchunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d},{countries[int(r * 9973) % 20]},{('ios', 'android', 'web')[i % 3]}," + values)
+        # Heavy-tailed session lengths (Pareto, alpha 1.5) for the quantile metric.
+        tchunk.append(f"u{i},{v},2026-12-{1 + i % 28:02d}," + values[:-1] + f",{30 * (1 - (r * 7919) % 1) ** (-1 / 1.5):.1f}\n")
         if len(chunk) == 100_000:
             f.writelines(chunk); chunk.clear()
             g.writelines(dchunk); dchunk.clear()
+            h.writelines(tchunk); tchunk.clear()
     f.writelines(chunk)
     g.writelines(dchunk)
+    h.writelines(tchunk)
 size = os.path.getsize(csv)
 print(f"generated {rows:,} rows ({size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
@@ -67,9 +73,30 @@ subprocess.run([binary, "register", dims_exp] + common, check=True, stdout=subpr
 for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
     subprocess.run([binary, "transition", "checkout-dims", state, "--actor", actor] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-def run_referee(key="checkout-green-button", path=csv):
+# Heavy tails: the same file read by an experiment whose revenue_per_user is capped at its 99th percentile and with a
+# quantile metric (the 90th percentile of session length), against one reading the same columns as plain means.
+tails_protocols = os.path.join(work, "protocols-tails")
+os.mkdir(tails_protocols)
+for name in ("standard.json", "sequential.json"):
+    with open(os.path.join(protocols, name)) as src, open(os.path.join(tails_protocols, name), "w") as dst:
+        dst.write(src.read())
+catalog = json.load(open(os.path.join(protocols, "metrics.json")))
+catalog["metrics"]["revenue_per_user"]["capping"] = {"type": "percentile", "value": 0.99}
+json.dump(catalog, open(os.path.join(tails_protocols, "metrics.json"), "w"))
+tails_store = os.path.join(work, "tails.sqlite")
+for key, tails, metrics in (("tails-plain", False, ["revenue_per_user", "clicks_per_session", "session_length_seconds"]),
+                            ("tails-heavy", True, ["revenue_per_user", "clicks_per_session", "session_length_p90"])):
+    tdoc = dict(doc, key=key, layer=key, parameters=[f"{key}.p"], metrics=dict(doc["metrics"], secondary=metrics))
+    path = os.path.join(work, f"{key}.json")
+    json.dump(tdoc, open(path, "w"))
+    tcommon = ["--store", tails_store, "--protocols", tails_protocols if tails else protocols]
+    subprocess.run([binary, "register", path] + tcommon, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
+        subprocess.run([binary, "transition", key, state, "--actor", actor] + tcommon, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+def run_referee(key="checkout-green-button", path=csv, options=None):
     t0 = time.perf_counter()
-    subprocess.run([binary, "ingest", key, path] + common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([binary, "ingest", key, path] + (options or common), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 def run_duckdb():
@@ -109,6 +136,13 @@ for _ in range(2):
 report(f"referee ingest {rows:,} rows with 2 dimensions / without", min(dims) / min(plain), "x",
        with_dimensions_s=round(min(dims), 3), without_s=round(min(plain), 3))
 os.remove(dims_csv) if not os.environ.get("REFEREE_BENCH_KEEP") else None
+plain, heavy = [], []
+for _ in range(2):
+    plain.append(run_referee("tails-plain", tails_csv, ["--store", tails_store, "--protocols", protocols]))
+    heavy.append(run_referee("tails-heavy", tails_csv, ["--store", tails_store, "--protocols", tails_protocols]))
+report(f"referee ingest {rows:,} rows with a quantile and a percentile-capped metric / without", min(heavy) / min(plain), "x",
+       with_s=round(min(heavy), 3), without_s=round(min(plain), 3))
+os.remove(tails_csv) if not os.environ.get("REFEREE_BENCH_KEEP") else None
 report(f"referee ingest {rows:,} rows", referee_s, "s", peak_rss_mb=round(peak_mb, 1), mb_per_s=round(size / 1e6 / referee_s, 1),
        runs=[round(t, 2) for t in referee_runs])
 if not duckdb:

@@ -100,6 +100,9 @@ struct Accumulators: Sendable {
     var changedUnits: [Int] = []
     /// Quantile metrics: per cell (metric, variant, exposure day), the sketch of its units' values.
     var sketches: [Int: QuantileSketch] = [:]
+    /// While folding: the same sketches by cell in an array (a dictionary lookup per unit costs more than the insert);
+    /// ``settleSketches()`` moves them into `sketches`.
+    var denseSketches: [QuantileSketch] = []
 
     init(layout: Layout) {
         let count = (layout.metrics.count + 1) * layout.variants * layout.days * 6
@@ -108,6 +111,10 @@ struct Accumulators: Sendable {
         } else {
             cells = []
             sparse = [:]
+        }
+        let cellCount = (layout.metrics.count + 1) * layout.variants * layout.days
+        if layout.metrics.contains(where: { $0.type == .quantile }) && cellCount <= 1 << 16 {
+            denseSketches = Array(repeating: QuantileSketch(), count: cellCount)
         }
         if layout.dimensions > 0 {
             segments = (0..<layout.dimensions).map { _ in SegmentStore(width: count) }
@@ -119,6 +126,11 @@ struct Accumulators: Sendable {
     init(cells: [Double], sketches: [Int: QuantileSketch] = [:]) {
         self.cells = cells
         self.sketches = sketches
+    }
+
+    mutating func settleSketches() {
+        for (cell, sketch) in denseSketches.enumerated() where !sketch.isEmpty { sketches[cell, default: QuantileSketch()].merge(sketch) }
+        denseSketches = []
     }
 
     /// Adds another's sketches, cell by cell.
@@ -319,7 +331,7 @@ struct Accumulators: Sendable {
                     let x = unitValues[sources[m] * 4]
                     guard !x.isNaN else { continue }
                     let cell = (m * variants + v0) * days + exposure
-                    sketches[cell, default: QuantileSketch()].insert(x)
+                    if denseSketches.isEmpty { sketches[cell, default: QuantileSketch()].insert(x) } else { denseSketches[cell].insert(x) }
                     for dim in 0..<dimensions { segments[dim].insert(x, number: unitSegmentNumbers[dim], cell: cell) }
                 }
             }

@@ -371,6 +371,7 @@ public final class Ingestor {
             } catch {
                 foldFailure.withLock { $0 = $0 ?? error }
             }
+            acc.settleSketches()
             folded.withLock { $0[w] = acc }
         }
         if let error = foldFailure.withLock({ $0 }) { throw error }

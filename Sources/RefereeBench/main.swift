@@ -72,6 +72,56 @@ if only == "budget" {
     report("satisfiability budget pair (pigeonhole 7x6 and a regex)", percentile(times, 0.5) * 1000, "ms", ["max_ms": (times.max() ?? 0) * 1000])
 }
 
+// MARK: quantile sketches: insert speed, rank error on 10 million values in adversarial orders, comparison from sketches
+if only == nil || only == "sketch" {
+    let n = 10_000_000
+    var rng = SystemRandomNumberGenerator()
+    for order in ["sorted", "reversed", "ties", "random"] {
+        let values: [Double] = switch order {
+        case "sorted": (0..<n).map(Double.init)
+        case "reversed": (0..<n).reversed().map(Double.init)
+        case "ties": (0..<n).map { Double($0 % 7) }
+        default: (0..<n).map { _ in Double.random(in: 0..<1, using: &rng) }
+        }
+        var sketch = QuantileSketch()
+        let t = now()
+        for v in values { sketch.insert(v) }
+        let seconds = now() - t
+        let sorted = values.sorted(), view = sketch.view()
+        var worst = 0.0
+        for q in (1...999).map({ Double($0) / 1000 }) {
+            let x = view.quantile(q)
+            var lo = 0, hi = n
+            while lo < hi { let m = (lo + hi) / 2; if sorted[m] < x { lo = m + 1 } else { hi = m } }
+            var lo2 = lo, hi2 = n
+            while lo2 < hi2 { let m = (lo2 + hi2) / 2; if sorted[m] <= x { lo2 = m + 1 } else { hi2 = m } }
+            let target = q * Double(n - 1)
+            worst = max(worst, target < Double(lo) ? Double(lo) - target : max(0, target - Double(lo2 - 1)))
+        }
+        report("quantile sketch 10M values (\(order)): worst rank error / n", worst / Double(n) * 100, "%",
+               ["bound_percent": sketch.rankErrorBound / Double(n) * 100, "within_bound": worst <= sketch.rankErrorBound,
+                "inserts_per_s": Double(n) / seconds, "retained": sketch.retained])
+    }
+    // A comparison from two compacted sketches (1M values each): the arms' views, quantiles and the test.
+    var a = QuantileSketch(), b = QuantileSketch(seed: 9)
+    for _ in 0..<1_000_000 { a.insert(exp(Double.random(in: -2...2, using: &rng))); b.insert(1.05 * exp(Double.random(in: -2...2, using: &rng))) }
+    let views = (a.view(), b.view())
+    var times: [Double] = []
+    for _ in 0..<2000 {
+        let t = now()
+        _ = try? Quantiles.compare(control: Quantiles.arm(views.0, q: 0.9), treatment: Quantiles.arm(views.1, q: 0.9))
+        times.append(now() - t)
+    }
+    var withViews: [Double] = []
+    for _ in 0..<500 {
+        let t = now()
+        _ = try? Quantiles.compare(control: Quantiles.arm(a.view(), q: 0.9), treatment: Quantiles.arm(b.view(), q: 0.9))
+        withViews.append(now() - t)
+    }
+    report("quantile comparison from sketches (q=0.9, 1M units per arm)", percentile(times, 0.5) * 1e6, "us",
+           ["p99_us": percentile(times, 0.99) * 1e6, "including_views_median_us": percentile(withViews, 0.5) * 1e6, "retained": a.retained])
+}
+
 // MARK: the scan alone at 100,000 experiments, best of three (for comparing builds)
 if only == "scan" {
     let registry = randomRegistry(count: 100_000, layers: 200, parameters: 2000, metrics: 300, seed: 1, spanDays: 100_000 * 365 / 10_000)

@@ -111,30 +111,39 @@ public struct QuantileSketch: Sendable, Equatable {
         }
     }
 
+    /// In place (no allocation once the levels have grown): sort, promote every other value into the sorted level
+    /// above by a merge from the back, keep the odd one out.
     mutating func compact(_ h: Int) {
         if h + 1 == levels.count {
             levels.append([])
             capacityTotal = Self.totalCapacity(k: k, height: levels.count)
         }
-        var values = levels[h]
-        if h == 0 && !sorted0 { values.sort() }
-        // An odd value out stays at this level (the largest), so the compacted run is even.
-        var keep: [Double] = []
-        if values.count % 2 == 1 { keep = [values.removeLast()] }
+        var lower: [Double] = [], upper: [Double] = []
+        swap(&lower, &levels[h])
+        swap(&upper, &levels[h + 1])
+        if h == 0 && !sorted0 { lower.sort() }
         coin = coin &+ 0x9E37_79B9_7F4A_7C15
         var z = coin
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
         let offset = Int(z & 1)
-        var promoted: [Double] = []
-        promoted.reserveCapacity(values.count / 2)
-        var i = offset
-        while i < values.count { promoted.append(values[i]); i += 2 }
-        size -= values.count - promoted.count
-        levels[h] = keep
+        // An odd value out stays at this level (the largest), so the compacted run is even.
+        let count = lower.count, promoted = count / 2
+        var i = upper.count - 1, j = promoted - 1, w = upper.count + promoted - 1
+        upper.append(contentsOf: repeatElement(0, count: promoted))
+        while j >= 0 {
+            let x = lower[offset + 2 * j]
+            if i >= 0 && upper[i] > x { upper[w] = upper[i]; i -= 1 } else { upper[w] = x; j -= 1 }
+            w -= 1
+        }
+        let odd = count % 2 == 1 ? lower[count - 1] : nil
+        lower.removeAll(keepingCapacity: true)
+        if let odd { lower.append(odd) }
+        size -= count - (odd == nil ? 0 : 1) - promoted
+        swap(&lower, &levels[h])
+        swap(&upper, &levels[h + 1])
         if h == 0 { sorted0 = true }
-        levels[h + 1] = Self.mergeSorted(levels[h + 1], promoted)
         let weight = Double(1 << min(h, 60))
         rankVariance += weight * weight
     }
@@ -155,30 +164,32 @@ public struct QuantileSketch: Sendable, Equatable {
 
     /// The retained values in order with their cumulative weights: every quantile and rank query reads this.
     public func view() -> View {
-        var items: [(Double, Double)] = []
-        items.reserveCapacity(retained)
-        var sortedLevels = levels
-        if !sorted0 { sortedLevels[0].sort() }
-        // Pairwise merges of sorted (value, weight) runs, from the top level down.
-        var merged: [(Double, Double)] = []
-        for h in stride(from: sortedLevels.count - 1, through: 0, by: -1) where !sortedLevels[h].isEmpty {
+        // Merges of the sorted levels from the bottom up (the small ones first), between two pairs of buffers.
+        var values = [Double](repeating: 0, count: size), weights = [Double](repeating: 0, count: size)
+        var spareValues = values, spareWeights = weights
+        var filled = 0
+        for h in levels.indices where !levels[h].isEmpty {
+            let run = h == 0 && !sorted0 ? levels[0].sorted() : levels[h]
             let w = Double(1 << min(h, 60))
-            let run = sortedLevels[h]
-            if merged.isEmpty { merged = run.map { ($0, w) }; continue }
-            items.removeAll(keepingCapacity: true)
-            var i = 0, j = 0
-            while i < merged.count && j < run.count {
-                if run[j] < merged[i].0 { items.append((run[j], w)); j += 1 } else { items.append(merged[i]); i += 1 }
+            run.withUnsafeBufferPointer { r in
+                values.withUnsafeBufferPointer { v in weights.withUnsafeBufferPointer { wt in
+                    spareValues.withUnsafeMutableBufferPointer { nv in spareWeights.withUnsafeMutableBufferPointer { nw in
+                        var i = 0, j = 0, o = 0
+                        while i < filled && j < r.count {
+                            if r[j] < v[i] { nv[o] = r[j]; nw[o] = w; j += 1 } else { nv[o] = v[i]; nw[o] = wt[i]; i += 1 }
+                            o += 1
+                        }
+                        while i < filled { nv[o] = v[i]; nw[o] = wt[i]; i += 1; o += 1 }
+                        while j < r.count { nv[o] = r[j]; nw[o] = w; j += 1; o += 1 }
+                    } }
+                } }
             }
-            items += merged[i...]
-            while j < run.count { items.append((run[j], w)); j += 1 }
-            swap(&merged, &items)
+            filled += run.count
+            swap(&values, &spareValues); swap(&weights, &spareWeights)
         }
-        var values: [Double] = [], cumulative: [Double] = []
-        values.reserveCapacity(merged.count); cumulative.reserveCapacity(merged.count)
         var total = 0.0
-        for (v, w) in merged { total += w; values.append(v); cumulative.append(total) }
-        return View(values: values, cumulative: cumulative, count: count, rankVariance: rankVariance)
+        for i in weights.indices { total += weights[i]; weights[i] = total }
+        return View(values: values, cumulative: weights, count: count, rankVariance: rankVariance)
     }
 
     /// The sorted retained values and their cumulative weights.
@@ -241,7 +252,7 @@ public struct QuantileSketch: Sendable, Equatable {
         guard parts.count >= 2 else { return nil }
         let head = parts[0].split(separator: ",")
         func number(_ s: Substring) -> Double? { s == "inf" ? .infinity : s == "-inf" ? -.infinity : Double(s) }
-        guard head.count == 6, let k = Int(head[0]), k >= 8, let n = number(head[1]), let lo = number(head[2]),
+        guard head.count == 6, let k = Int(head[0]), k >= 8, k <= 1 << 20, let n = number(head[1]), let lo = number(head[2]),
               let hi = number(head[3]), let variance = number(head[4]), let coin = UInt64(head[5]) else { return nil }
         var levels: [[Double]] = []
         var weight = 0.0
@@ -252,7 +263,7 @@ public struct QuantileSketch: Sendable, Equatable {
             weight += Double(level.count) * Double(1 << h)
             levels.append(level)
         }
-        guard weight == n, variance >= 0 else { return nil }
+        guard weight == n, variance >= 0, variance.isFinite, n == 0 || lo <= hi else { return nil }
         self.k = k
         self.levels = levels
         count = n
