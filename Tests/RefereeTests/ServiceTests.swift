@@ -150,7 +150,9 @@ import JSONCore
         let client = try TestClient()
         let list = try client.ok("protocol.list")
         #expect(list["protocols"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["sequential", "standard"])
-        #expect(list["metrics"]?.arrayValue?.count == 6)
+        #expect(list["metrics"]?.arrayValue?.count == 8)
+        let p90 = list["metrics"]?.arrayValue?.first { $0["name"] == "session_length_p90" }
+        #expect(p90?["type"] == "quantile" && p90?["quantile"] == 0.9 && p90?["column"] == "session_length_seconds")
         let standard = try client.ok("protocol.get", ["name": "standard"])
         #expect(standard["rules"]?["alpha"]?["max"] == 0.05)
         #expect(client.error("protocol.get", ["name": "nope"])?.code == 1003)
