@@ -94,6 +94,8 @@ struct Accumulators: Sendable {
     var unitsExcluded = 0
     /// Per metric: units whose value was above the metric's cap (and was lowered to it).
     var cappedUnits: [Int] = []
+    /// Per capped metric: units with a value (what a percentile cap is a quantile of).
+    var valueUnits: [Int] = []
     /// Per dimension: the sums of each value's units (one ``SegmentStore`` per dimension, this worker's own).
     var segments: [SegmentStore] = []
     /// Per dimension: units whose value differs between their rows (counted under their earliest row's value).
@@ -170,6 +172,8 @@ struct Accumulators: Sendable {
         Self.merge(other.sketches, into: &sketches)
         if cappedUnits.count < other.cappedUnits.count { cappedUnits += Array(repeating: 0, count: other.cappedUnits.count - cappedUnits.count) }
         for (m, n) in other.cappedUnits.enumerated() { cappedUnits[m] += n }
+        if valueUnits.count < other.valueUnits.count { valueUnits += Array(repeating: 0, count: other.valueUnits.count - valueUnits.count) }
+        for (m, n) in other.valueUnits.enumerated() { valueUnits[m] += n }
         unitsLoaded += other.unitsLoaded
         unitsExcluded += other.unitsExcluded
     }
@@ -185,7 +189,10 @@ struct Accumulators: Sendable {
         // Winsorisation: a capped metric's running value and covariate count at most the cap.
         let caps = layout.metrics.map(\.cap)
         let anyCap = caps.contains { $0 != nil }
-        if anyCap && cappedUnits.count < types.count { cappedUnits = Array(repeating: 0, count: types.count) }
+        if anyCap && cappedUnits.count < types.count {
+            cappedUnits = Array(repeating: 0, count: types.count)
+            valueUnits = Array(repeating: 0, count: types.count)
+        }
         @inline(__always) func capped(_ v: (Double, Double, Double, Double), _ m: Int) -> (Double, Double, Double, Double) {
             guard let c = caps[m] else { return v }
             return (v.0 > c ? c : v.0, v.1 > c ? c : v.1, v.2, v.3)
@@ -325,7 +332,10 @@ struct Accumulators: Sendable {
                     for k in 0..<valueCount { before[k] = unitValues[k] }
                 }
                 if anyCap {
-                    for m in 0..<types.count { if let c = caps[m], unitValues[m * 4] > c { cappedUnits[m] += 1 } }
+                    for m in 0..<types.count where caps[m] != nil && !unitValues[m * 4].isNaN {
+                        valueUnits[m] += 1
+                        if unitValues[m * 4] > caps[m]! { cappedUnits[m] += 1 }
+                    }
                 }
                 for m in quantileMetrics {
                     let x = unitValues[sources[m] * 4]

@@ -160,3 +160,53 @@ func exampleIngestor(allowPartial: Bool) -> Ingestor {
         }
     }
 }
+
+/// Percentile caps from the first sweep: read whole, read from a sample of the partitions, and with partitions split
+/// again (the sweep keeps the files for the fold).
+@Suite struct PercentileCapTests {
+    @Test func theCapIsTheUnitsQuantileWithinTheBoundReported() throws {
+        let dir = TemporaryDirectory()
+        var rng = SystemRandomNumberGenerator()
+        var text = "unit_id,variant,day,checkout_conversion,revenue_per_user,crash_rate\n"
+        var values: [Double] = []
+        for u in 0..<120_000 {
+            // Pareto-tailed revenue; a tenth of the units have a second row on a later day.
+            let rows = u % 10 == 0 ? 2 : 1
+            var total = 0.0
+            for k in 0..<rows {
+                let x = (10 * pow(1 - Double.random(in: 0..<1, using: &rng), -1 / 1.5) * 100).rounded() / 100
+                total += x
+                text += "u\(u),\(u % 2 == 0 ? "control" : "green"),2026-12-0\(1 + (u + k) % 9),\(u % 3 == 0 ? 1 : 0),\(x),0\n"
+            }
+            values.append(total)
+        }
+        let path = dir.path("units.csv")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        values.sort()
+        var catalog = shippedProtocols.catalog
+        catalog.metrics["revenue_per_user"]!.capping = .percentile(0.99)
+        let doc = ExperimentDocument.read(exampleExperiment(), limits: DocumentLimits()).0!
+        func ingest(sample: Bool, partitionBytes: Int? = nil) throws -> (Ingestor.Totals, JSON) {
+            let ingestor = Ingestor(experiment: doc, metrics: ["checkout_conversion", "revenue_per_user", "crash_rate"], catalog: catalog, allowPartial: false)
+            if sample { ingestor.sampleFromRows = 0 }
+            if let partitionBytes { ingestor.maxPartitionBytes = partitionBytes }
+            let totals = try ingestor.run(path: path, format: "csv")
+            return (totals, ingestor.capping["revenue_per_user"] ?? .null)
+        }
+        let target = 0.99 * Double(values.count - 1)
+        for (sample, bytes) in [(false, nil), (true, nil), (false, 4096)] as [(Bool, Int?)] {
+            let (totals, entry) = try ingest(sample: sample, partitionBytes: bytes)
+            let cap = try #require(entry["cap"]?.doubleValue), bound = try #require(entry["rank_error_bound"]?.doubleValue)
+            let below = Double(values.filter { $0 < cap }.count), atMost = Double(values.filter { $0 <= cap }.count)
+            #expect(below - 1 <= target + bound && atMost >= target - bound, "sample \(sample): cap \(cap) ranks \(below)…\(atMost), target \(target) ± \(bound)")
+            #expect(entry["units"] == .number(Double(values.count)))
+            let inSketch = try #require(entry["units_in_sketch"]?.doubleValue)
+            if sample { #expect(inSketch > 4_000 && inSketch < 11_000, "\(inSketch)") } else { #expect(inSketch == Double(values.count)) }
+            #expect(entry["units_capped"] == .number(Double(values.filter { $0 > cap }.count)))
+            // The sums of the last day cover every unit: each capped at the cap used.
+            let all = (totals["revenue_per_user"] ?? [:]).values.flatMap { $0.values }.reduce(Aggregate.continuous(n: 0, sum: 0, sumSquares: 0)) { ($0 + $1) ?? $0 }
+            let want = values.reduce(0) { $0 + min($1, cap) }
+            #expect(abs(all.mean * all.n - want) <= 1e-6 * want && all.n == Double(values.count), "sample \(sample), bytes \(bytes ?? 0)")
+        }
+    }
+}
