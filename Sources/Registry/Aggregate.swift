@@ -204,11 +204,11 @@ public enum Aggregate: Sendable, Equatable {
                 }
                 return .quantile(q: q, sketch: sketch)
             }
-            // A sketch as results.export and the wire form give it (`n`, `q`, `quantile`... are read back from it).
+            // A sketch as results.record answers it (its `n`, `q`, `quantile`… are what the sketch says, and ignored).
             try f.rejectUnknown(["sketch", "n", "q", "quantile", "exact", "rank_error_bound"])
             let text = try f.string("sketch")
             guard let sketch = QuantileSketch(storage: Substring(text)) else {
-                throw FieldError(path: f.fieldPath("sketch"), message: "is not a sketch as results.export writes it; send the units' values as {\"values\": [...]} instead")
+                throw FieldError(path: f.fieldPath("sketch"), message: "is not a sketch as results.record answers it; send the units' values as {\"values\": [...]} instead")
             }
             return .quantile(q: q, sketch: sketch)
         }
