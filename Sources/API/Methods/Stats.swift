@@ -68,7 +68,7 @@ public struct CompareParams: MethodParams, Equatable {
 /// `stats.compare {metric, control, treatment, …}`: two arms from sufficient statistics. Binomial arms are
 /// `{n, successes}`; continuous `{n, sum, sum_squares}` or `{n, mean, variance}`, with `pre` for CUPED; ratio
 /// `{n, numerator, denominator, numerator_denominator_sum_of_products}`; NPS `{promoters, passives, detractors}`;
-/// quantile (with `q`) `{values: [...]}` or `{sketch}` as `results.export` writes it.
+/// quantile (with `q`) `{values: [...]}` or `{sketch}` as `results.record` answers it.
 /// Errors: 1009 for degenerate input (no variance, n below 2), naming the field.
 public enum StatsCompare: MethodSpec {
     public static let name = "stats.compare"
