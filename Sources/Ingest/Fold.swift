@@ -114,9 +114,8 @@ struct Accumulators: Sendable {
             cells = []
             sparse = [:]
         }
-        let cellCount = (layout.metrics.count + 1) * layout.variants * layout.days
-        if layout.metrics.contains(where: { $0.type == .quantile }) && cellCount <= 1 << 16 {
-            denseSketches = Array(repeating: QuantileSketch(), count: cellCount)
+        if layout.metrics.contains(where: { $0.type == .quantile }) && count / 6 <= 1 << 16 {
+            denseSketches = Array(repeating: QuantileSketch(), count: count / 6)
         }
         if layout.dimensions > 0 {
             segments = (0..<layout.dimensions).map { _ in SegmentStore(width: count) }
@@ -354,8 +353,9 @@ struct Accumulators: Sendable {
     static func unitValues(_ records: [UInt8], layout: Layout, metrics: [Int], grouping g: inout UnitGrouping, into sketches: inout [QuantileSketch]) {
         let starts = UnitGrouping.starts(records, slots: layout.slots)
         guard !starts.isEmpty else { return }
-        // Where each metric's value is in a record (its slot's position), or -1 when the file has no such column.
-        let positions = metrics.map { layout.recordPosition[$0 * 4] }
+        // For each position in a record, the metric (index into `metrics`) whose value it holds, or -1.
+        var metricAt = [Int](repeating: -1, count: layout.slots)
+        for (j, m) in metrics.enumerated() where layout.recordPosition[m * 4] >= 0 { metricAt[layout.recordPosition[m * 4]] = j }
         var sums = [Double](repeating: .nan, count: metrics.count)
         records.withUnsafeBytes { raw in
             g.chain(raw, starts: starts)
@@ -372,7 +372,8 @@ struct Accumulators: Sendable {
                     for slot in 0..<layout.slots {
                         let (x, after) = SpillRecord.value(raw, at: at)
                         at = after
-                        if !x.isNaN, let j = positions.firstIndex(of: slot) { sums[j] = sums[j].isNaN ? x : sums[j] + x }
+                        let j = metricAt[slot]
+                        if j >= 0 && !x.isNaN { sums[j] = sums[j].isNaN ? x : sums[j] + x }
                     }
                     i = Int(g.next[i])
                 }

@@ -56,7 +56,9 @@ extension Ingestor {
                     continue
                 }
                 let m = slot(for: base)
-                for other in readers where def.type == .continuous || def.type == .quantile { metrics[slot(for: other)].source = m }
+                if def.type == .continuous || def.type == .quantile {
+                    for other in readers { metrics[slot(for: other)].source = m }
+                }
                 if role == .pre { metrics[m].hasPre = true }
                 columns.append(.value(metric: m, role: role))
             }

@@ -44,6 +44,11 @@ extension RefereeService {
         case .nps:
             arms = .nps(control: try npsArm(control), treatment: try npsArm(treatment))
         }
+        return try ABTest.compare(arms, options: try options(p, at: at))
+    }
+
+    /// The options of one comparison: every member but the metric and its arms.
+    static func options(_ p: CompareParams, at: (String) -> String) throws -> CompareOptions {
         var options = CompareOptions()
         options.difference = p.difference ?? .absolute
         options.test = p.test
@@ -65,13 +70,12 @@ extension RefereeService {
         if p.sequential_tuning != nil, p.analysis != .sequential {
             throw FieldError(path: at("sequential_tuning"), message: "applies only to analysis \"sequential\"")
         }
-        return try ABTest.compare(arms, options: options)
+        return options
     }
 
     /// A quantile comparison in `stats.compare`: each arm's values or sketch, compared as `stats.compare_quantiles` does.
     static func compareQuantileArms(_ p: CompareParams, q: Double, control: Fields, treatment: Fields, at: (String) -> String) throws -> ComparisonResult {
-        let given: [(String, Bool)] = [("test", p.test != nil), ("variance", p.variance != nil), ("prior", p.prior != nil), ("sequential_tuning", p.sequential_tuning != nil)]
-        for (name, present) in given where present {
+        for (name, present) in [("test", p.test != nil), ("variance", p.variance != nil)] where present {
             throw FieldError(path: at(name), message: "does not apply to metric \"quantile\" (Welch's test on the quantiles' variances)")
         }
         func arm(_ f: Fields, _ name: String) throws -> Quantiles.Arm {
@@ -81,12 +85,7 @@ extension RefereeService {
             do throws(StatisticsError) { return try Quantiles.arm(sketch.view(), q: q) } catch { throw StatisticsError(field: at(name), reason: error.reason) }
         }
         let c = try arm(control, "control"), t = try arm(treatment, "treatment")
-        var options = CompareOptions(difference: p.difference ?? .absolute, alpha: p.alpha ?? 0.05, alternative: p.alternative ?? .twoSided)
-        switch p.analysis ?? .fixed {
-        case .sequential: options.analysis = .sequential()
-        case .bayesian: options.analysis = .bayesian()
-        case .fixed: options.analysis = .frequentist
-        }
+        let options = try options(p, at: at)
         do throws(StatisticsError) { return try Quantiles.compare(control: c, treatment: t, options: options) } catch {
             throw StatisticsError(field: at(error.field), reason: error.reason)
         }
