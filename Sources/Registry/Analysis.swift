@@ -17,6 +17,12 @@ public struct ResultsContext: Sendable {
     public var catalog: MetricsCatalog
     public var control: Variant
     public var treatments: [Variant]
+    /// `experiment`, or `holdout` for the cumulative effect of a holdout's scope (exposed units against held-out ones).
+    public var kind = "experiment"
+    /// A holdout's scope and share, as the summary and report state them.
+    public var holdout: JSON = .null
+    /// Why the sample-ratio check does not apply, when it does not (a holdout's exposed group has no fixed share).
+    public var sampleRatioNotChecked: String?
     /// Per capped metric, the cap its last ingestion used (`{type, value, cap, units_capped…}`), when known.
     public var capping: [String: JSON] = [:]
 
@@ -116,7 +122,9 @@ public enum Analysis {
         let totalUnits = observed.reduce(0, +)
         var srmJSON: JSON = ["checked": false, "reason": "no data yet"]
         var srmMismatch = false
-        if totalUnits > 0 {
+        if let why = c.sampleRatioNotChecked {
+            srmJSON = ["checked": false, "reason": .string(why)]
+        } else if totalUnits > 0 {
             let r = try SRM.check(observed: observed, weights: c.doc.variants.map(\.weight), threshold: c.proto.srmThreshold)
             srmMismatch = r.mismatch
             srmJSON = ["checked": true, "chi2": .number(r.chi2), "df": .number(r.df), "p_value": .number(r.pValue), "mismatch": .bool(r.mismatch),
@@ -325,7 +333,10 @@ public enum Analysis {
             if recommendation == "ship" || recommendation == "inconclusive" { reasons.append("no guardrail harmed") }
         }
 
-        return ["experiment": .string(c.doc.key), "name": JSON(c.doc.name), "as_of": .string(asOf.description), "state": .string(c.state.rawValue),
+        if c.kind == "holdout" {
+            reasons.insert("holdout: \(c.doc.hypothesis ?? "the cumulative effect of its scope"), read as exposed units against held-out units", at: 0)
+        }
+        return ["experiment": .string(c.doc.key), "kind": .string(c.kind), "holdout": c.holdout, "name": JSON(c.doc.name), "as_of": .string(asOf.description), "state": .string(c.state.rawValue),
                 "schedule": ["start": JSON(c.doc.start?.description), "end": JSON(c.doc.end?.description)],
                 "data_window": dataDays.map { ["first_day": .string($0.first), "last_day": .string($0.last)] } ?? .null,
                 "dimensions": JSON(c.doc.dimensions),

@@ -24,6 +24,8 @@ public struct ConflictSubject: Sendable, Equatable {
     /// Variant keys and weights, in document order, for assignment.
     public var variantKeys: [String] = []
     public var variantWeights: [Double] = []
+    /// What its plan needs (units per arm, units per day), when it has one: holdouts that cover it are checked against it.
+    public var plan: PlanNeeds?
 
     public init(key: String, state: ExperimentState, layer: String, unit: String, parameters: Set<String>, primaryMetric: String?,
                 seed: String, traffic: Double, start: Timestamp, end: Timestamp, targeting: Condition,
@@ -49,13 +51,19 @@ public struct ConflictSubject: Sendable, Equatable {
 
 public enum FindingKind: String, Sendable, CaseIterable {
     case parameter, metricInteraction = "metric_interaction", layerCapacity = "layer_capacity",
-         unitMismatch = "unit_mismatch", seedReuse = "seed_reuse"
+         unitMismatch = "unit_mismatch", seedReuse = "seed_reuse",
+         /// A holdout takes an experiment below the power it planned for.
+         underpowered,
+         /// Holdouts together take more of one layer than their protocol allows.
+         holdoutShare = "holdout_share",
+         /// Measured from data: one running experiment's effect differs between another's arms.
+         interaction
 
     /// Severity against an experiment that holds traffic; against drafts and reviews every finding is a warning.
     public var severityAgainstHeld: Severity {
         switch self {
-        case .parameter, .layerCapacity, .unitMismatch: .error
-        case .metricInteraction, .seedReuse: .warning
+        case .parameter, .layerCapacity, .unitMismatch, .underpowered, .holdoutShare: .error
+        case .metricInteraction, .seedReuse, .interaction: .warning
         }
     }
 }
@@ -285,6 +293,9 @@ public struct ConflictIndex: Sendable {
     public init(_ subjects: [ConflictSubject]) {
         for s in subjects { upsert(s) }
     }
+
+    /// Every subject, in no order (cheaper than ``subjects`` when no lookup by key is needed).
+    public var all: [ConflictSubject] { slots.compactMap { $0?.subject } }
 
     public var subjects: [String: ConflictSubject] {
         Dictionary(uniqueKeysWithValues: slots.compactMap { $0.map { ($0.subject.key, $0.subject) } })

@@ -66,7 +66,7 @@ public struct ExperimentDocument: Sendable, Equatable {
     /// Reads a document. Returns nil only when the key or protocol is unusable; otherwise a document
     /// plus the shape problems found.
     public static func read(_ json: JSON, limits: DocumentLimits = DocumentLimits()) -> (ExperimentDocument?, [Violation]) {
-        var r = Reader()
+        var r = DocumentReader()
         guard case .object(let root) = json else {
             return (nil, [Violation(path: "experiment", rule: "type", message: "the experiment must be a JSON object, got \(json.typeName)")])
         }
@@ -187,8 +187,8 @@ public struct ExperimentDocument: Sendable, Equatable {
     }
 }
 
-/// Reads typed members and records type violations.
-private struct Reader {
+/// Reads typed members and records type violations (experiment and holdout documents).
+struct DocumentReader {
     var violations: [Violation] = []
 
     mutating func add(_ path: String, _ rule: String, _ message: String) {

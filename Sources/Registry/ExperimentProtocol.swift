@@ -24,6 +24,9 @@ public struct ExperimentProtocol: Sendable, Equatable {
     public var bucketCooldownDays: Double
     /// The most dimensions an experiment may declare (`max_dimensions`, default 5): each multiplies what is stored.
     public var maxDimensions: Int = 5
+    /// The largest share of units holdouts held to this protocol may take out of one layer, alone or together
+    /// (`holdout_share: {max}`, default 0.1).
+    public var holdoutShareMax: Double = 0.1
     /// The file's text, as loaded; `contentHash` is its SHA-256.
     public var source: String
     public var contentHash: String
@@ -31,7 +34,7 @@ public struct ExperimentProtocol: Sendable, Equatable {
     public static let knownFields: Set<String> = [
         "$schema", "name", "description", "alpha", "power", "schedule_days", "variants", "required",
         "required_guardrails", "analysis", "locked_when_running", "early_stopping", "srm_threshold",
-        "correction", "bucket_cooldown_days", "max_dimensions",
+        "correction", "bucket_cooldown_days", "max_dimensions", "holdout_share",
     ]
 
     public static let corrections = ["holm", "bonferroni", "hochberg", "sidak", "holm-sidak", "bh", "by", "none"]
@@ -64,6 +67,7 @@ public struct ExperimentProtocol: Sendable, Equatable {
             correction: try f.choice("correction", corrections, default: "holm"),
             bucketCooldownDays: try f.optionalDouble("bucket_cooldown_days") ?? 0,
             maxDimensions: try f.optionalInt("max_dimensions") ?? 5,
+            holdoutShareMax: f.has("holdout_share") ? try f.object("holdout_share").double("max") : 0.1,
             source: text,
             contentHash: SHA256.hex(text))
         for a in p.analyses where !["fixed", "sequential", "bayesian"].contains(a) {
@@ -72,6 +76,7 @@ public struct ExperimentProtocol: Sendable, Equatable {
         guard p.alphaMax > 0, p.alphaMax < 1 else { throw FieldError(path: "alpha.max", message: "must be between 0 and 1") }
         guard p.powerMin > 0, p.powerMin < 1 else { throw FieldError(path: "power.min", message: "must be between 0 and 1") }
         guard p.variantsMin >= 2, p.variantsMax >= p.variantsMin else { throw FieldError(path: "variants", message: "min must be at least 2 and max at least min") }
+        guard p.holdoutShareMax > 0, p.holdoutShareMax < 1 else { throw FieldError(path: "holdout_share.max", message: "must be between 0 and 1, got \(p.holdoutShareMax)") }
         guard p.scheduleDaysMin > 0, p.scheduleDaysMax >= p.scheduleDaysMin else { throw FieldError(path: "schedule_days", message: "min must be positive and max at least min") }
         return p
     }

@@ -18,6 +18,18 @@ public enum ExperimentState: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// A holdout's lifecycle: `draft → review → approved → running → concluded`, `aborted` before it concludes.
+    public var allowedNextForHoldout: [ExperimentState] {
+        switch self {
+        case .draft: [.review, .aborted]
+        case .review: [.approved, .aborted]
+        case .approved: [.running, .aborted]
+        case .running: [.concluded, .aborted]
+        case .stopped: [.concluded, .aborted]
+        case .concluded, .archived, .aborted: []
+        }
+    }
+
     /// Drafts and proposals under review may be edited with `experiment.update`.
     public var isEditable: Bool { self == .draft || self == .review }
 

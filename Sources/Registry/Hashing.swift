@@ -19,10 +19,35 @@ public enum GrowthBookHash {
     /// `h2 mod 10000` for hash version 2: a unit's bucket in a layer, or its position within an experiment.
     @inline(__always)
     public static func bucket(seed: String, value: String) -> Int {
-        var h1: UInt32 = 2_166_136_261
-        fold(seed, &h1)
+        var h1 = state(seed)
         fold(value, &h1)
-        // The decimal digits of h1 are ASCII, so their UTF-16 units are the digit bytes.
+        return finish(h1)
+    }
+
+    /// The FNV-1a state after `seed`: hashing many units with one seed folds the seed once.
+    @inline(__always)
+    public static func state(_ seed: String) -> UInt32 {
+        var h: UInt32 = 2_166_136_261
+        fold(seed, &h)
+        return h
+    }
+
+    /// ``bucket(seed:value:)`` from the seed's ``state(_:)`` and the value's UTF-8 bytes; nil when they are not all
+    /// ASCII (their UTF-16 code units then differ from the bytes: hash the decoded string instead).
+    @inline(__always)
+    public static func bucket(state: UInt32, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var h = state
+        for b in bytes {
+            guard b < 0x80 else { return nil }
+            h ^= UInt32(b)
+            h = h &* 16_777_619
+        }
+        return finish(h)
+    }
+
+    /// `fnv1a32(String(h1)) mod 10000`. The decimal digits of h1 are ASCII, so their UTF-16 units are the digit bytes.
+    @inline(__always)
+    static func finish(_ h1: UInt32) -> Int {
         var h2: UInt32 = 2_166_136_261
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var count = 0

@@ -31,7 +31,7 @@ extension RefereeService {
         // A pm acts on its own experiments only.
         if ok, !held.contains(.admin), permission == .editOwn || (permission == .transition && target != "approved"),
            !held.contains(where: { $0 != .pm && allowed.contains($0) }), let key {
-            let owner = try store.read { tx in try tx.experiment(key)?.owner }
+            let owner = try store.read { tx in try tx.experiment(key)?.owner ?? tx.holdout(key)?.owner }
             if let owner, owner != ctx.principal { ok = false }
         }
         guard !ok else { return }

@@ -45,7 +45,9 @@ extension RefereeService {
         let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
         guard var doc else { return nil }
         if !doc.targeting.groupNames.isEmpty { doc.targeting = doc.targeting.bindingGroups(groups) }
-        return ConflictSubject(document: doc, state: record.state, buckets: record.buckets, cooldownDays: cooldown(doc.protocolName))
+        var s = ConflictSubject(document: doc, state: record.state, buckets: record.buckets, cooldownDays: cooldown(doc.protocolName))
+        s?.plan = PlanNeeds(plan: record.plan, weights: doc.variants.map(\.weight))
+        return s
     }
 
     /// The conflict subject of a document in `tx` (its saved groups bound).
@@ -87,6 +89,7 @@ extension RefereeService {
         var findings: [Finding] = []
         var registered: JSON = .null
         var checkedAs = "new"
+        var holdoutsJSON: JSON = .null
         if let doc {
             findings = try store.read { tx in
                 var idx = try index(tx)
@@ -113,11 +116,17 @@ extension RefereeService {
                     }
                 }
                 outcome.violations += try groupViolations(json, tx)
-                guard let s = try subject(doc, state: state, tx) else { return [] }
+                guard var s = try subject(doc, state: state, tx) else { return [] }
+                s.plan = outcome.plan.map { PlanNeeds(plan: $0, weights: doc.variants.map(\.weight)) }
                 for proposal in proposals where proposal.key != s.key {
                     if let p = try subject(proposal, state: proposedState, tx) { idx.upsert(p) }
                 }
-                return idx.check(s)
+                let all = try holdouts(tx)
+                let (kept, covering) = HoldoutRules.kept(s, by: all)
+                if !covering.isEmpty {
+                    holdoutsJSON = ["share_kept": .number(kept), "holdouts": .array(covering.map { ["key": .string($0.key), "share": .number($0.share), "state": .string($0.state.rawValue)] })]
+                }
+                return try experimentFindings(s, idx, tx)
             }
         }
         let key = doc?.key
@@ -126,7 +135,7 @@ extension RefereeService {
                 "conflicts": .array(findings.map { $0.json(from: key) }),
                 "errors": JSON(findings.filter { $0.severity == .error }.count),
                 "warnings": JSON(findings.filter { $0.severity == .warning }.count),
-                "plan": outcome.plan?.json ?? .null]
+                "plan": outcome.plan?.json ?? .null, "holdouts": holdoutsJSON]
     }
 
     /// Refuses error-severity findings with 1002; returns the warnings.
@@ -145,7 +154,7 @@ extension RefereeService {
         guard var s = try subject(record, tx) else { return (record.buckets, []) }
         s.state = state
         let idx = try index(tx)
-        var findings = idx.check(s, includeCapacity: false)
+        var findings = try experimentFindings(s, idx, tx, includeCapacity: false)
         let (free, capacityFinding) = ConflictRules.capacity(s, holders: idx.holders(layer: s.layer))
         if let capacityFinding { findings.append(capacityFinding) }
         let warnings = try refuseErrors(findings, from: record.key)
@@ -169,50 +178,80 @@ extension RefereeService {
             guard s < e else { throw FieldError(path: "window.end", message: "must be after window.start") }
             from = s; to = e
         }
-        let findings = try store.read { tx in try index(tx).scan(from: from, to: to) }
-        return ["findings": .array(findings.map { $0.json() }),
-                "errors": JSON(findings.filter { $0.severity == .error }.count),
-                "warnings": JSON(findings.filter { $0.severity == .warning }.count)]
+        var findings = try store.read { tx -> [Finding] in
+            let idx = try index(tx)
+            let all = try holdouts(tx)
+            var out = HoldoutRules.adjustOverlap(idx.scan(from: from, to: to), subjects: { idx[$0] }, holdouts: all)
+            // Holdouts: their shares in each layer, and the experiments whose plans they break.
+            let inWindow = { (start: Timestamp, end: Timestamp) in from.map { f in start <= to! && f < end } ?? true }
+            out += HoldoutRules.shareFindings(all.filter { inWindow($0.start, $0.end) })
+            if !all.isEmpty {
+                for s in idx.all.sorted(by: { $0.key < $1.key }) where !s.state.isTerminal && s.plan != nil && inWindow(s.start, s.end) {
+                    out += HoldoutRules.underpowered(s, holdouts: all) { covering in s.state.holdsTraffic && covering.allSatisfy(\.removesTraffic) }
+                }
+            }
+            return out
+        }
+        var interactions: JSON = .null
+        if p.with_interactions == true {
+            let measured = try measuredInteractions(from: from, to: to)
+            findings += measured.findings
+            interactions = measured.summary
+        }
+        var reply: [String: JSON] = ["findings": .array(findings.map { $0.json() }),
+                                     "errors": JSON(findings.filter { $0.severity == .error }.count),
+                                     "warnings": JSON(findings.filter { $0.severity == .warning }.count)]
+        if p.with_interactions == true { reply["interactions"] = interactions }
+        return .object(reply)
     }
 
     // MARK: assignment
 
     struct LayerTable {
         var layer: String
-        var owner: [Int32]          // bucket → index into subjects, -1 when free
-        var subjects: [ConflictSubject]
-        var ranges: [[(Double, Double)]]
+        var owner: [Int32]          // bucket → index into assigners, -1 when free
+        var assigners: [ExperimentAssigner]
+        /// Running holdouts of the whole layer (no parameter prefixes): a unit in a free bucket is still theirs.
+        var layerHoldouts: [HoldoutSubject]
     }
 
     func layerTable(layer: String, at: Timestamp, only key: String?) throws -> LayerTable {
-        let holders = try store.read { tx in try index(tx).holders(layer: layer) }
-            .filter { $0.start <= at && at < $0.end && (key == nil || $0.key == key) }
-            .sorted { $0.key < $1.key }
+        let (holders, all) = try store.read { tx in (try index(tx).holders(layer: layer), try holdouts(tx)) }
+        let live = holders.filter { $0.start <= at && at < $0.end && (key == nil || $0.key == key) }.sorted { $0.key < $1.key }
         var owner = [Int32](repeating: -1, count: GrowthBookHash.buckets)
-        for (i, s) in holders.enumerated() {
+        for (i, s) in live.enumerated() {
             for r in s.buckets { for b in r where b < owner.count { owner[b] = Int32(i) } }
         }
-        return LayerTable(layer: layer, owner: owner, subjects: holders, ranges: holders.map { GrowthBookHash.ranges(weights: $0.variantWeights) })
+        let layerHoldouts = all.filter { $0.state == .running && $0.start <= at && at < $0.end && $0.scope.covers(layer: layer) && $0.scope.parameterPrefixes.isEmpty }
+        return LayerTable(layer: layer, owner: owner, assigners: live.map { ExperimentAssigner($0, holdouts: holdouts(keeping: $0, at: at, from: all)) },
+                          layerHoldouts: layerHoldouts.sorted { $0.key < $1.key })
     }
 
-    /// `matches[i]`: whether the call's attributes satisfy subject `i`'s targeting, decided once per call (the
+    /// `matches[i]`: whether the call's attributes satisfy experiment `i`'s targeting, decided once per call (the
     /// attributes are the same for every unit of `assign.bulk`).
     func assignOne(_ unit: String, _ table: LayerTable, _ attributes: Attributes, _ matches: inout [Bool?]) -> JSON {
         let bucket = GrowthBookHash.bucket(seed: table.layer, value: unit)
-        var experiment: JSON = .null, variant: JSON = .null
+        var experiment: JSON = .null, variant: JSON = .null, holdout: JSON = .null
         let i = Int(table.owner[bucket])
         if i >= 0 {
-            let s = table.subjects[i]
-            if matches.count < table.subjects.count { matches = [Bool?](repeating: nil, count: table.subjects.count) }
-            let eligible = matches[i] ?? s.targeting.evaluate(attributes)
-            matches[i] = eligible
-            if eligible,
-               let v = GrowthBookHash.chooseVariation(GrowthBookHash.hashV2(seed: s.seed, value: unit), table.ranges[i]) {
-                experiment = .string(s.key)
-                variant = .string(s.variantKeys[v])
+            let a = table.assigners[i]
+            if matches.count < table.assigners.count { matches = [Bool?](repeating: nil, count: table.assigners.count) }
+            let outcome = a.outcome(unit, bucket: bucket) { targeting in
+                let eligible = matches[i] ?? targeting.evaluate(attributes)
+                matches[i] = eligible
+                return eligible
             }
+            switch outcome {
+            case .variant(let v):
+                experiment = .string(a.subject.key)
+                variant = .string(a.subject.variantKeys[v])
+            case .heldOut(let key): holdout = .string(key)
+            case .outside, .notTargeted: break
+            }
+        } else if let h = table.layerHoldouts.first(where: { $0.holdsOut(unit) }) {
+            holdout = .string(h.key)
         }
-        return ["unit": .string(unit), "layer": .string(table.layer), "bucket": JSON(bucket), "experiment": experiment, "variant": variant]
+        return ["unit": .string(unit), "layer": .string(table.layer), "bucket": JSON(bucket), "experiment": experiment, "variant": variant, "holdout": holdout]
     }
 
     func assignmentContext(_ p: some AssignmentParams) throws -> (LayerTable, Attributes) {

@@ -21,12 +21,13 @@ extension RefereeService {
                 throw RegistryError.forbidden("\(ctx.principal) may register experiments only with itself as owner (document owner: \(owner)); set owner to \(ctx.principal), or ask an admin to register it for \(owner)",
                                               details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
             }
-            if try tx.experiment(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
+            if try tx.experiment(doc.key) != nil || tx.holdout(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
             let unknownGroups = try groupViolations(json, tx)
             if !unknownGroups.isEmpty { throw RegistryError.protocolViolation(unknownGroups) }
             var warnings: [JSON] = []
-            if let s = try subject(doc, state: .draft, tx) {
-                warnings = try refuseErrors(try index(tx).check(s), from: doc.key)
+            if var s = try subject(doc, state: .draft, tx) {
+                s.plan = outcome.plan.map { PlanNeeds(plan: $0, weights: doc.variants.map(\.weight)) }
+                warnings = try refuseErrors(try experimentFindings(s, index(tx), tx), from: doc.key)
             }
             let record = ExperimentRecord(
                 key: doc.key, state: .draft, version: 1, owner: owner, layer: doc.layer,
@@ -131,12 +132,14 @@ extension RefereeService {
             // Conflicts are checked again; a live experiment keeps (or re-sizes) its buckets.
             var warnings: [JSON] = []
             after.document = document
+            after.plan = outcome.plan?.json ?? .null
             if before.state.isLive {
                 let admitted = try admit(after, as: before.state, tx)
                 after.buckets = admitted.buckets
                 warnings = admitted.warnings
-            } else if let s = try subject(doc, state: before.state, tx) {
-                warnings = try refuseErrors(try index(tx).check(s), from: key)
+            } else if var s = try subject(doc, state: before.state, tx) {
+                s.plan = outcome.plan.map { PlanNeeds(plan: $0, weights: doc.variants.map(\.weight)) }
+                warnings = try refuseErrors(try experimentFindings(s, index(tx), tx), from: key)
             }
             after.version += 1
             after.owner = doc.owner ?? before.owner
@@ -164,24 +167,7 @@ extension RefereeService {
             let target = try Lifecycle.check(from: before.state, to: to, decision: decision)
             var after = before
             if target == .approved {
-                // Four eyes: the approver is neither the owner nor anyone who wrote the document (from the audit log),
-                // so changing `owner` cannot make an author its own approver.
-                let authors = try tx.auditEntries(key: key).filter { ["experiment.register", "experiment.update", "experiment.amend"].contains($0.method) }
-                var excluded: [(String, String)] = [(before.owner, "owns it")]
-                for entry in authors {
-                    let act = entry.method == "experiment.register" ? "registered it" : (entry.method == "experiment.update" ? "updated it" : "amended it")
-                    if !excluded.contains(where: { $0.0 == entry.principal }) { excluded.append((entry.principal, act)) }
-                    // Whom an author acted for wrote the document too (the claim can only tighten the rule).
-                    if let person = entry.onBehalfOf, !excluded.contains(where: { $0.0 == person }) { excluded.append((person, act + " (through \(entry.principal))")) }
-                }
-                let approvers = [ctx.principal] + (ctx.onBehalfOf.map { [$0] } ?? [])
-                if let why = excluded.first(where: { approvers.contains($0.0) }) {
-                    let list = excluded.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
-                    throw RegistryError.forbidden(
-                        "\(why.0) \(why.1) and cannot approve \"\(key)\" (four-eyes rule: the owner and everyone who registered, updated or amended it are excluded: \(list)); ask another principal to approve",
-                        details: ["principal": .string(ctx.principal), "owner": .string(before.owner), "rule": "four_eyes",
-                                  "excluded": .array(excluded.map { ["principal": .string($0.0), "because": .string($0.1)] })])
-                }
+                try requireFourEyes(key: key, owner: before.owner, authors: [("experiment.register", "registered"), ("experiment.update", "updated"), ("experiment.amend", "amended")], ctx, tx)
             }
             var scheduleWarning: JSON?
             if target == .running, let (doc, _) = Optional(ExperimentDocument.read(before.document, limits: limits)), let doc, let start = doc.start, let end = doc.end {
@@ -220,6 +206,30 @@ extension RefereeService {
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "experiment.transition", key: key,
                                before: before.json, after: after.json, reason: reason)
             return after.json(warnings: warnings)
+        }
+    }
+
+    /// Four eyes: the approver is neither the owner nor anyone who wrote the document (from the audit log), so
+    /// changing `owner` cannot make an author its own approver. `authors`: the methods that write it, with their verbs.
+    func requireFourEyes(key: String, owner: String, authors: [(method: String, verb: String)], _ ctx: RPCContext, _ tx: StoreTransaction) throws {
+        let verbs = Dictionary(uniqueKeysWithValues: authors.map { ($0.method, $0.verb) })
+        let entries = try tx.auditEntries(key: key).filter { verbs[$0.method] != nil }
+        var excluded: [(String, String)] = [(owner, "owns it")]
+        for entry in entries {
+            let act = verbs[entry.method]! + " it"
+            if !excluded.contains(where: { $0.0 == entry.principal }) { excluded.append((entry.principal, act)) }
+            // Whom an author acted for wrote the document too (the claim can only tighten the rule).
+            if let person = entry.onBehalfOf, !excluded.contains(where: { $0.0 == person }) { excluded.append((person, act + " (through \(entry.principal))")) }
+        }
+        let approvers = [ctx.principal] + (ctx.onBehalfOf.map { [$0] } ?? [])
+        if let why = excluded.first(where: { approvers.contains($0.0) }) {
+            let list = excluded.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+            let named = authors.map(\.verb)
+            let verbList = named.count > 1 ? named.dropLast().joined(separator: ", ") + " or " + named.last! : named.joined()
+            throw RegistryError.forbidden(
+                "\(why.0) \(why.1) and cannot approve \"\(key)\" (four-eyes rule: the owner and everyone who \(verbList) it are excluded: \(list)); ask another principal to approve",
+                details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "four_eyes",
+                          "excluded": .array(excluded.map { ["principal": .string($0.0), "because": .string($0.1)] })])
         }
     }
 

@@ -32,6 +32,11 @@ extension ExperimentList: Handler { static func run(_ s: RefereeService, _ p: Pa
 extension ExperimentUpdate: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.update(p, ctx) } }
 extension ExperimentAmend: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.amend(p, ctx) } }
 extension ExperimentTransition: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.transition(p, ctx) } }
+extension HoldoutRegister: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutRegister(p, ctx) } }
+extension HoldoutGet: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutGet(p) } }
+extension HoldoutList: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutList(p) } }
+extension HoldoutUpdate: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutUpdate(p, ctx) } }
+extension HoldoutTransition: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutTransition(p, ctx) } }
 extension ConflictsScan: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.scan(p) } }
 extension Assign: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.assign(p) } }
 extension AssignBulk: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.assignBulk(p) } }
@@ -50,6 +55,7 @@ extension ResultsIngest: Handler { static func run(_ s: RefereeService, _ p: Par
 extension ResultsSummary: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.summary(p) } }
 extension ResultsTimeseries: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.timeseries(p) } }
 extension ResultsSegments: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.segments(p) } }
+extension ResultsInteractions: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.interactions(p) } }
 extension ResultsExportMethod: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.export(p) } }
 extension AccessGrant: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.grant(p, ctx) } }
 extension AccessRevoke: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.revoke(p, ctx) } }

@@ -19,6 +19,7 @@ public final class RefereeService: @unchecked Sendable {
     let logger = Logger(label: "referee.service")
     let conflicts = ConflictCache()
     let groups = GroupCache()
+    let holdoutCache = HoldoutCache()
     let refusalLimiter = RefusalLimiter()
     /// Where ingestion writes its spill files (`--spill-dir`), else `$TMPDIR`, else the system's temporary directory.
     public var spillDirectory: String?

@@ -10,17 +10,31 @@ import Foundation
 extension RefereeService {
     func resultsContext(_ key: String) throws -> ResultsContext {
         // The record and the protocol version it was held to, from one snapshot.
-        let held = try store.read { tx -> (ExperimentRecord, ExperimentProtocol, [String: JSON])? in
-            guard let record = try tx.experiment(key) else { return nil }
-            return (record, try heldProtocol(record, tx), try tx.capping(key: key))
+        let held = try store.read { tx -> (ExperimentRecord, ExperimentProtocol, [String: JSON], Bool)? in
+            if let record = try tx.experiment(key) { return (record, try heldProtocol(record, tx), try tx.capping(key: key), false) }
+            guard let record = try tx.holdout(key) else { return nil }
+            return (record, try heldProtocol(record, tx), try tx.capping(key: key), true)
         }
-        guard let (record, proto, capping) = held else { throw RegistryError.notFound(key) }
-        let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
-        guard let doc, let control = doc.variants.first(where: \.isControl) else {
-            throw RegistryError.inconsistent("stored document of \(key) cannot be read")
-        }
-        var context = ResultsContext(state: record.state, plan: record.plan, doc: doc, proto: proto, catalog: protocols.catalog, control: control,
+        guard let (record, proto, capping, isHoldout) = held else { throw RegistryError.notFound(key) }
+        var context: ResultsContext
+        if isHoldout {
+            let (h, _) = HoldoutDocument.read(record.document)
+            guard let h else { throw RegistryError.inconsistent("stored document of holdout \(key) cannot be read") }
+            let doc = h.resultsDocument(catalog: protocols.catalog)
+            context = ResultsContext(state: record.state, plan: .null, doc: doc, proto: proto, catalog: protocols.catalog,
+                                     control: doc.variants[0], treatments: [doc.variants[1]])
+            context.kind = "holdout"
+            context.holdout = ["scope": h.scope.json, "share": .number(h.share), "seed": .string(h.assignmentSeed),
+                               "arms": ["control": .string(HoldoutDocument.heldOutArm), "treatment": .string(HoldoutDocument.exposedArm)]]
+            context.sampleRatioNotChecked = "a holdout compares its units with the exposed units of its scope, whose share is not fixed in advance"
+        } else {
+            let (doc, _) = ExperimentDocument.read(record.document, limits: limits)
+            guard let doc, let control = doc.variants.first(where: \.isControl) else {
+                throw RegistryError.inconsistent("stored document of \(key) cannot be read")
+            }
+            context = ResultsContext(state: record.state, plan: record.plan, doc: doc, proto: proto, catalog: protocols.catalog, control: control,
                                      treatments: doc.variants.filter { !$0.isControl })
+        }
         context.capping = capping
         return context
     }
@@ -32,12 +46,12 @@ extension RefereeService {
         case .running, .stopped, .concluded, .archived: return
         case .aborted:
             let ran = try store.read { tx in
-                try tx.auditEntries(key: c.doc.key).contains { $0.method == "experiment.transition" && $0.after["state"] == "running" }
+                try tx.auditEntries(key: c.doc.key).contains { ($0.method == "experiment.transition" || $0.method == "holdout.transition") && $0.after["state"] == "running" }
             }
             if ran { return }
         default: break
         }
-        throw StatisticsError(field: "key", reason: "experiment \"\(c.doc.key)\" is \(c.state.rawValue) and has never run; results are recorded only for experiments that have run (move it to running first)")
+        throw StatisticsError(field: "key", reason: "\(c.kind) \"\(c.doc.key)\" is \(c.state.rawValue) and has never run; results are recorded only for experiments that have run (move it to running first)")
     }
 
     /// `results.record {key, metric, variant, day?, segment?, stats}`: an upsert of one aggregate.

@@ -20,6 +20,14 @@ public enum Interaction {
         var deviations: Double { max(0, sumSquares - sum * sum / n) }
     }
 
+    /// One cell's estimate of its mean and the variance of that estimate: what the unpooled test needs, and what a
+    /// ratio metric gives (its delta-method variance) where sums of one value per unit do not exist.
+    public struct Estimate: Sendable, Equatable {
+        public var mean: Double
+        public var variance: Double
+        public init(mean: Double, variance: Double) { self.mean = mean; self.variance = variance }
+    }
+
     public struct Result: Sendable, Equatable {
         /// A's effect (treatment − control) within the arm of B compared, and within B's control arm.
         public var effect: Double
@@ -47,22 +55,35 @@ public enum Interaction {
         for (i, row) in cells.enumerated() { for (j, c) in row.enumerated() where !(c.n >= 2) || !c.sum.isFinite || !c.sumSquares.isFinite {
             throw StatisticsError(field: "cells[\(i)][\(j)]", reason: "needs at least 2 units and finite sums, got n \(c.n)")
         } }
-        let used = [cells[0][0], cells[0][1], cells[b][0], cells[b][1]]
-        let baseline = cells[0][1].mean - cells[0][0].mean, effect = cells[b][1].mean - cells[b][0].mean
-        let estimate = effect - baseline
-        let varianceOfEstimate: Double
-        var df: Double?
-        switch variance {
-        case .unpooled:
-            varianceOfEstimate = used.reduce(0) { $0 + $1.deviations / ($1.n - 1) / $1.n }
-        case .pooled:
-            // One residual variance over every cell of the model (all of B's arms), as OLS on all the units.
-            let all = cells.flatMap { $0 }
-            let residual = all.reduce(0) { $0 + $1.deviations } / (all.reduce(0) { $0 + $1.n } - Double(all.count))
-            varianceOfEstimate = residual * used.reduce(0) { $0 + 1 / $1.n }
-            df = all.reduce(0) { $0 + $1.n } - Double(all.count)
+        if variance == .unpooled {
+            return try test(estimates: cells.map { $0.map { Estimate(mean: $0.mean, variance: $0.deviations / ($0.n - 1) / $0.n) } }, arm: b, alpha: alpha)
         }
-        let se = varianceOfEstimate.squareRoot()
+        // Pooled: one residual variance over every cell of the model (all of B's arms), as OLS on all the units.
+        let used = [cells[0][0], cells[0][1], cells[b][0], cells[b][1]]
+        let all = cells.flatMap { $0 }
+        let df = all.reduce(0) { $0 + $1.n } - Double(all.count)
+        let residual = all.reduce(0) { $0 + $1.deviations } / df
+        return try result(effect: cells[b][1].mean - cells[b][0].mean, baseline: cells[0][1].mean - cells[0][0].mean,
+                          variance: residual * used.reduce(0) { $0 + 1 / $1.n }, df: df, alpha: alpha)
+    }
+
+    /// The unpooled test (a z test on the difference of differences) from each cell's estimate and its variance.
+    public static func test(estimates cells: [[Estimate]], arm b: Int, alpha: Double = 0.05) throws(StatisticsError) -> Result {
+        guard cells.count >= 2, b > 0, b < cells.count, cells.allSatisfy({ $0.count == 2 }) else {
+            throw StatisticsError(field: "cells", reason: "needs B's control arm and arm \(b), each with A's control and treatment")
+        }
+        guard alpha > 0, alpha < 1 else { throw StatisticsError(field: "alpha", reason: "must be between 0 and 1, got \(alpha)") }
+        for (i, row) in cells.enumerated() { for (j, c) in row.enumerated() where !c.mean.isFinite || !(c.variance >= 0) || !c.variance.isFinite {
+            throw StatisticsError(field: "cells[\(i)][\(j)]", reason: "needs a finite mean and variance, got \(c.mean) and \(c.variance)")
+        } }
+        let used = [cells[0][0], cells[0][1], cells[b][0], cells[b][1]]
+        return try result(effect: cells[b][1].mean - cells[b][0].mean, baseline: cells[0][1].mean - cells[0][0].mean,
+                          variance: used.reduce(0) { $0 + $1.variance }, df: nil, alpha: alpha)
+    }
+
+    static func result(effect: Double, baseline: Double, variance: Double, df: Double?, alpha: Double) throws(StatisticsError) -> Result {
+        let estimate = effect - baseline
+        let se = variance.squareRoot()
         guard se > 0 else { throw StatisticsError(field: "cells", reason: "the cells have no variance: the interaction cannot be tested") }
         let statistic = estimate / se
         let critical: Double, p: Double

@@ -134,6 +134,31 @@ extension Store {
                 ) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v8-holdouts") { db in
+            // Holdouts: records of the same shape as experiments (state, version, owner, document, audit by key), in
+            // a table of their own so nothing that lists or indexes experiments meets them. Keys are unique across
+            // both tables (checked on registration), so results and the audit log address either by key.
+            try db.execute(sql: """
+                CREATE TABLE holdouts (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    state TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    owner TEXT NOT NULL,
+                    layer TEXT,
+                    protocol TEXT NOT NULL,
+                    protocol_hash TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    plan TEXT,
+                    decision TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    updated_by TEXT NOT NULL,
+                    buckets TEXT NOT NULL DEFAULT ''
+                );
+                INSERT OR IGNORE INTO meta (name, value) VALUES ('holdouts_generation', 0);
+                """)
+        }
         return m
     }
 }

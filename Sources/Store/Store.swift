@@ -289,6 +289,50 @@ public struct StoreTransaction {
         for key in keys { try db.execute(sql: "UPDATE experiments SET change_seq = ? WHERE key = ?", arguments: [seq, key]) }
     }
 
+    // MARK: Holdouts
+
+    /// Bumped by every holdout write, so each process re-reads its holdouts only when one changed.
+    public func holdoutsGeneration() throws -> Int {
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE name = 'holdouts_generation'")) ?? 0
+    }
+
+    public func holdout(_ key: String) throws -> ExperimentRecord? {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT \(Self.recordColumns) FROM holdouts WHERE key = ?"), arguments: [key]).map(Self.record)
+    }
+
+    public func holdouts(state: String? = nil) throws -> [ExperimentRecord] {
+        if let state {
+            return try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM holdouts WHERE state = ? ORDER BY key", arguments: [state]).map(Self.record)
+        }
+        return try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM holdouts ORDER BY key").map(Self.record)
+    }
+
+    public func insertHoldout(_ r: ExperimentRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO holdouts (key, state, version, owner, layer, protocol, protocol_hash, document, plan, decision,
+                                  created_at, updated_at, created_by, updated_by, buckets)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
+            """, arguments: [r.key, r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash,
+                             r.document.serialized(), r.plan.serialized(), r.decision, r.createdAt, r.updatedAt, r.createdBy, r.updatedBy])
+        try bumpHoldoutsGeneration()
+    }
+
+    /// Replaces a holdout whose stored version is `expectedVersion`; false when someone else changed it.
+    public func updateHoldout(_ r: ExperimentRecord, expectedVersion: Int) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE holdouts SET state = ?, version = ?, owner = ?, protocol = ?, protocol_hash = ?, document = ?, plan = ?,
+                decision = ?, updated_at = ?, updated_by = ? WHERE key = ? AND version = ?
+            """, arguments: [r.state.rawValue, r.version, r.owner, r.protocolName, r.protocolHash, r.document.serialized(),
+                             r.plan.serialized(), r.decision, r.updatedAt, r.updatedBy, r.key, expectedVersion])
+        let changed = db.changesCount == 1
+        try bumpHoldoutsGeneration()
+        return changed
+    }
+
+    private func bumpHoldoutsGeneration() throws {
+        try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE name = 'holdouts_generation'")
+    }
+
     // MARK: Saved groups
 
     /// Bumped by every change of a saved group.

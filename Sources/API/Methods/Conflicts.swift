@@ -4,13 +4,15 @@ public import JSONCore
 /// parameter or metric), each finding with its evidence: window, witness and overlap share.
 public enum ConflictsScan: MethodSpec {
     public static let name = "conflicts.scan"
-    public static let summary = "Every pair of live experiments that can collide, with evidence."
+    public static let summary = "Every pair of live experiments (and holdouts) that can collide, with evidence; measured interactions on request."
     public static let permission = Permission.check
     public static let result = Schema.object(["findings": Schema.array(Schema.object), "errors": Schema.integer, "warnings": Schema.integer])
     public struct Params: MethodParams {
         public let at: String?
         public let window: Window?
-        public static let docs: [String: FieldDoc] = ["at": FieldDoc("one instant", schema: Schema.time), "window": "a window {start, end} of RFC 3339 times"]
+        public let with_interactions: Bool?
+        public static let docs: [String: FieldDoc] = ["at": FieldDoc("one instant", schema: Schema.time), "window": "a window {start, end} of RFC 3339 times",
+                                                      "with_interactions": "also report interactions measured from ingested data between running experiments (kind interaction)"]
     }
     public struct Window: Decodable, Sendable {
         public let start: String
@@ -31,7 +33,7 @@ public enum Assign: MethodSpec {
     public static let summary = "A unit's bucket, experiment and variant in a layer."
     public static let permission = Permission.read
     public static let result = Schema.object(["unit": Schema.string, "layer": Schema.string, "bucket": Schema.integer,
-                                              "experiment": Schema.nullable("string"), "variant": Schema.nullable("string")])
+                                              "experiment": Schema.nullable("string"), "variant": Schema.nullable("string"), "holdout": Schema.nullable("string")])
     public static let errors: [ErrorCode] = [.notFound, .forbidden]
     public struct Params: MethodParams, AssignmentParams {
         public let unit: String

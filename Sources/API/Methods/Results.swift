@@ -129,6 +129,28 @@ public struct SegmentSelector: Decodable, Sendable {
 let segmentDoc = FieldDoc("one segment: a name, or {dimension, value}",
                           schema: ["oneOf": [Schema.string, Schema.object(["dimension": Schema.string, "value": Schema.string], required: ["dimension", "value"])]])
 
+/// `results.interactions {key, metric?, as_of?}`: for every experiment overlapping this one whose arm ingestion
+/// recorded per unit, and every primary and guardrail metric (or `metric`), this experiment's effect within each of
+/// the other's arms, the interaction (the difference of those effects) with its interval and p-value,
+/// Benjamini–Hochberg-adjusted across every pair, metric and arm examined, and a verdict in plain words.
+public enum ResultsInteractions: MethodSpec {
+    public static let name = "results.interactions"
+    public static let summary = "Whether this experiment's effect differs between the arms of each overlapping experiment (BH-adjusted)."
+    public static let permission = Permission.read
+    public static let result = Schema.object(["experiment": Schema.string, "pairs": Schema.array(Schema.object), "flagged": Schema.array(Schema.object),
+                                              "tests": Schema.integer, "method": Schema.object], additional: true)
+    public static let errors: [ErrorCode] = [.notFound, .forbidden]
+    public struct Params: MethodParams {
+        public let key: String
+        public let metric: String?
+        public let as_of: String?
+        public static let docs: [String: FieldDoc] = [
+            "key": keyDoc, "metric": "only this metric (the primary and guardrail metrics by default)",
+            "as_of": FieldDoc("read as of this time", schema: Schema.time),
+        ]
+    }
+}
+
 /// `results.segments {key, dimension, metric?, as_of?}`: the experiment broken down by one declared dimension: per
 /// value every arm's estimate, interval and p-value, p-values adjusted by Benjamini–Hochberg across the values
 /// (per metric and arm), and Cochran's Q across the values (`flagged` when an effect differs). The 50 largest values
