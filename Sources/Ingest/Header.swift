@@ -18,6 +18,7 @@ extension Ingestor {
         }
         var seenUnit = false, seenVariant = false
         let known = metricNames
+        let attributeNames = Set(crossings.flatMap(\.attributes))
         for raw in names {
             let name = String(raw)
             switch name {
@@ -25,6 +26,7 @@ extension Ingestor {
             case "variant": columns.append(.variant); seenVariant = true
             case "day": columns.append(.day)
             case _ where dimensionNames.contains(name): columns.append(.dimension(dimensionNames.firstIndex(of: name)!))
+            case _ where attributeNames.contains(name) && !known.contains(name): columns.append(.attribute)
             default:
                 var base = name, role = ValueRole.value
                 for (suffix, r) in [(".pre", ValueRole.pre), (".numerator", .numerator), (".denominator", .denominator)] where name.hasSuffix(suffix) {
@@ -69,14 +71,43 @@ extension Ingestor {
         guard names.count <= 4096 else {
             throw FieldError(path: "path", message: "the header (line \(line)) has \(names.count) columns; at most 4096 are supported")
         }
+        planCrossings(names.map { String($0) })
         // Unknown metric columns (metric -1) are skipped in the records; they were reported above.
         // Slots: four per metric, then one per dimension (the number of the value, see DimensionValues).
         valueCount = metrics.count * 4 + dimensionNames.count
         for case .value(let m, let role) in columns where m >= 0 { usedSlots.append(m * 4 + role.rawValue) }
         for case .dimension(let d) in columns { usedSlots.append(metrics.count * 4 + d) }
+        for arm in computedArms { usedSlots.append(metrics.count * 4 + arm.dimension) }
         usedSlots = Array(Set(usedSlots)).sorted()
         recordPosition = [Int](repeating: -1, count: valueCount)
         for (i, k) in usedSlots.enumerated() { recordPosition[k] = i }
+    }
+
+    /// Decides where each crossing's arm comes from: the file's `arm:KEY` column, the unit id (and the attribute
+    /// columns B's targeting reads), or nowhere (skipped, with the reason in the report).
+    func planCrossings(_ names: [String]) {
+        computedArms = []
+        let base = dimensionNames.count - crossings.count
+        for (i, crossing) in crossings.enumerated() {
+            if names.contains(crossing.dimension) {
+                crossingReport[crossing.key] = ["source": "column", "column": .string(crossing.dimension)]
+                continue
+            }
+            guard let assigner = crossing.assigner else {
+                crossingReport[crossing.key] = ["source": "skipped", "reason": .string("its arms cannot be computed here; add a column \(crossing.dimension) naming each unit's arm")]
+                continue
+            }
+            let missing = crossing.attributes.filter { !names.contains($0) }
+            guard missing.isEmpty else {
+                crossingReport[crossing.key] = ["source": "skipped",
+                                                "reason": .string("\(crossing.key) targets on \(missing.joined(separator: ", ")), which the file lacks; add \(missing.count == 1 ? "that column" : "those columns") or a column \(crossing.dimension) naming each unit's arm")]
+                continue
+            }
+            computedArms.append(ComputedArm(dimension: base + i, assigner: assigner,
+                                            attributes: crossing.attributes.map { a in (a, names.firstIndex(of: a)!) },
+                                            notAssigned: crossing.arms.count + 1))
+            crossingReport[crossing.key] = ["source": "computed", "attributes": JSON(crossing.attributes)]
+        }
     }
 
     /// The metric slot of `name`, made on first sight with its definition's type, capping and q.
@@ -95,7 +126,8 @@ extension Ingestor {
 
     /// A copy with no columns read yet (the JSON-lines worker reads its header from the first row).
     func headerState() -> HeaderState {
-        HeaderState(columns: columns, metrics: metrics, valueCount: valueCount, usedSlots: usedSlots, recordPosition: recordPosition, problems: [])
+        HeaderState(columns: columns, metrics: metrics, valueCount: valueCount, usedSlots: usedSlots, recordPosition: recordPosition,
+                    computedArms: computedArms, problems: [])
     }
 
     func readJSONLHeader(_ keys: [String], line: Int) throws -> HeaderState {
@@ -151,5 +183,6 @@ struct HeaderState: @unchecked Sendable {
     var valueCount: Int
     var usedSlots: [Int]
     var recordPosition: [Int]
+    var computedArms: [Ingestor.ComputedArm]
     var problems: [Ingestor.Problem]
 }

@@ -17,7 +17,7 @@ import Statistics
 public final class Ingestor {
     public struct Problem { public var line: Int; public var kind: String; public var message: String }
 
-    enum Column { case unit, variant, day, value(metric: Int, role: ValueRole), dimension(Int) }
+    enum Column { case unit, variant, day, value(metric: Int, role: ValueRole), dimension(Int), attribute }
     enum ValueRole: Int { case value = 0, pre = 1, numerator = 2, denominator = 3 }
 
     struct MetricSlot {
@@ -86,13 +86,22 @@ public final class Ingestor {
     var recordPosition: [Int] = []
     let variants: [String]
 
+    /// Experiments running beside this one, each a dimension `arm:KEY` whose value is the unit's arm in it.
+    let crossings: [Crossing]
+    /// Per crossing: where its arms came from (`column`, `computed`) or why it was `skipped`.
+    public internal(set) var crossingReport: [String: JSON] = [:]
+    /// The crossings whose arm is computed from the unit id (and the attributes their targeting reads), by header.
+    var computedArms: [ComputedArm] = []
+
     public init(experiment: ExperimentDocument, metrics: [String], catalog: MetricsCatalog, allowPartial: Bool,
-                progress: ((Int, Int) -> Void)? = nil) {
+                crossings: [Crossing] = [], progress: ((Int, Int) -> Void)? = nil) {
         experimentKey = experiment.key
         variantKeys = experiment.variants.map(\.key)
         metricNames = metrics
-        dimensionNames = experiment.dimensions
-        dimensionValues = DimensionValues(dimensions: experiment.dimensions.count)
+        let kept = Array(crossings.prefix(Self.maxCrossings))
+        self.crossings = kept
+        dimensionNames = experiment.dimensions + kept.map(\.dimension)
+        dimensionValues = DimensionValues(presets: experiment.dimensions.map { _ in [] } + kept.map(\.values))
         self.catalog = catalog
         self.allowPartial = allowPartial
         self.progress = progress
@@ -560,7 +569,43 @@ public final class Ingestor {
          "rows_outside_schedule": ["count": JSON(outsideSchedule),
                                    "first_day": outsideDays.map { .string(CalendarDay.format(Int($0.lowerBound))) } ?? .null,
                                    "last_day": outsideDays.map { .string(CalendarDay.format(Int($0.upperBound))) } ?? .null],
-         "dimensions": .object(dimensionReport), "capping": .object(capping)]
+         "dimensions": .object(dimensionReport.filter { !$0.key.hasPrefix(Crossing.prefix) }), "capping": .object(capping),
+         "interactions": .object(crossingReport)]
+    }
+}
+
+extension Ingestor {
+    /// At most this many overlapping experiments are crossed with one ingestion (each adds a segment per arm).
+    public static let maxCrossings = 8
+
+    /// An experiment B overlapping the one ingested: each unit's arm in B becomes the value of dimension `arm:KEY`,
+    /// so A's aggregates are stored per (arm of A × arm of B) cell as segments `arm:KEY=ARM`. The arm is read from a
+    /// column `arm:KEY` when the file has one, else computed by `assigner` (exactly as `assign` answers) when the file
+    /// carries every attribute B's targeting reads, else the crossing is skipped and the report says why.
+    public struct Crossing: Sendable {
+        public static let prefix = "arm:"
+        /// The value of units that B did not assign (outside its buckets, held out, not targeted).
+        public static let notAssigned = "(not assigned)"
+        public let key: String
+        public let arms: [String]
+        public let assigner: ExperimentAssigner?
+        public init(key: String, arms: [String], assigner: ExperimentAssigner?) {
+            self.key = key; self.arms = arms; self.assigner = assigner
+        }
+        public var dimension: String { Self.prefix + key }
+        /// Values numbered up front (after `(missing)`): a computed arm spills its number without a table lookup.
+        var values: [String] { arms + [Self.notAssigned] }
+        /// The top-level attributes B's targeting reads.
+        var attributes: [String] { assigner.map { $0.subject.targeting.attributeRoots.sorted() } ?? [] }
+    }
+
+    /// A crossing computed from each row: the dimension it fills, the assigner, and the columns of its attributes.
+    struct ComputedArm: @unchecked Sendable {
+        var dimension: Int
+        var assigner: ExperimentAssigner
+        var attributes: [(name: String, column: Int)]
+        /// Dimension value numbers: arm `v` is `v + 1`, not assigned is `arms + 1`.
+        var notAssigned: Int
     }
 }
 
@@ -572,7 +617,8 @@ extension Ingestor {
     func segments(_ acc: Accumulators, layout: Layout, days: [String]) -> [String: Totals] {
         var out: [String: Totals] = [:]
         let exposureCells = (0..<(layout.variants * layout.days)).map { layout.metrics.count * layout.variants * layout.days + $0 }
-        for (d, dimension) in dimensionNames.enumerated() where d < acc.segments.count {
+        let uncrossed = Set(crossings.filter { crossingReport[$0.key]?["source"] == "skipped" }.map(\.dimension))
+        for (d, dimension) in dimensionNames.enumerated() where d < acc.segments.count && !uncrossed.contains(dimension) {
             let names = dimensionValues.names(d)
             let store = acc.segments[d]
             func units(_ a: inout Accumulators) -> Double { exposureCells.reduce(0) { $0 + a.cells[a.offset($1)] } }
@@ -608,8 +654,16 @@ final class DimensionValues: @unchecked Sendable {
     static let overflow = limit
     private let state: Mutex<[(numbers: [UInt64: Int], names: [String])]>
 
-    init(dimensions: Int) {
-        state = Mutex(Array(repeating: ([:], ["(missing)"]), count: dimensions))
+    /// `presets[d]`: values of dimension `d` numbered 1, 2, … before any row is read.
+    init(presets: [[String]]) {
+        state = Mutex(presets.map { names in
+            var numbers: [UInt64: Int] = [:]
+            for (i, name) in names.enumerated() {
+                let bytes = Array(name.utf8)
+                numbers[bytes.withUnsafeBufferPointer { Ingestor.fingerprint($0) }] = i + 1
+            }
+            return (numbers, ["(missing)"] + names)
+        })
     }
 
     /// The number of the value `text` (whose fingerprint is `hash`) in dimension `d`.

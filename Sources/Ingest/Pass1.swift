@@ -10,6 +10,7 @@ final class Pass1Shared: @unchecked Sendable {
     let metrics: [Ingestor.MetricSlot]
     let valueCount: Int
     let usedSlots: [Int]
+    let computedArms: [Ingestor.ComputedArm]
     let variants: [String]
     let format: String
     let dir: URL
@@ -20,6 +21,7 @@ final class Pass1Shared: @unchecked Sendable {
     init(ingestor: Ingestor, format: String, dir: URL) {
         let header = ingestor.headerState()
         columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
+        computedArms = header.computedArms
         variants = ingestor.variantKeys
         self.format = format
         self.dir = dir
@@ -104,6 +106,7 @@ struct Pass1Worker {
     var metrics: [Ingestor.MetricSlot]
     var valueCount: Int
     var usedSlots: [Int]
+    var computedArms: [Ingestor.ComputedArm]
     var jsonlHeader: HeaderState?
     var jsonlKeys: [String] = []
     var problems: [Pass1Outcome.LocalProblem] = []
@@ -129,6 +132,7 @@ struct Pass1Worker {
         // Copies of their own (map makes new storage): the row loop must not share reference counts with the
         // other workers.
         columns = shared.columns.map { $0 }; metrics = shared.metrics; valueCount = shared.valueCount; usedSlots = shared.usedSlots.map { $0 }
+        computedArms = shared.computedArms
         types = metrics.map(\.type)
         isJSONL = shared.format == "jsonl"
         for v in shared.variants {
@@ -251,6 +255,7 @@ struct Pass1Worker {
                 let header = try shared.ingestor.readJSONLHeader(jsonlKeys, line: self.line)
                 jsonlHeader = header
                 columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
+                computedArms = header.computedArms
                 types = metrics.map(\.type)
                 memory.resizeValues(valueCount)
             }
@@ -317,6 +322,7 @@ struct Pass1Worker {
                     return
                 }
                 day = d; hasDay = true
+            case .attribute: continue
             case .dimension(let d):
                 if f.isEmpty { continue }
                 let h = Ingestor.fingerprint(f)
@@ -354,6 +360,19 @@ struct Pass1Worker {
             }
         }
         guard !unit.isEmpty else { reject("malformed_row") { "line \($0): unit_id is empty" }; return }
+        for arm in computedArms {
+            let outcome = arm.assigner.outcome(bytes: unit) { targeting in
+                var attributes: Attributes = [:]
+                for (name, column) in arm.attributes {
+                    let f = UnsafeBufferPointer(rebasing: base[starts[column]..<ends[column]])
+                    if f.isEmpty { continue }
+                    attributes[name] = Ingestor.number(f).map(JSValue.number) ?? .string(String(decoding: f, as: UTF8.self))
+                }
+                return targeting.evaluate(attributes)
+            }
+            if case .variant(let v) = outcome { values[metrics.count * 4 + arm.dimension] = Double(v + 1) }
+            else { values[metrics.count * 4 + arm.dimension] = Double(arm.notAssigned) }
+        }
         for m in 0..<types.count where types[m] == .ratio {
             if values[m * 4 + 2].isNaN != values[m * 4 + 3].isNaN {
                 let name = metrics[m].name

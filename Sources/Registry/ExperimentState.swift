@@ -39,6 +39,10 @@ public enum ExperimentState: String, Sendable, CaseIterable, Codable {
     /// Holds buckets of its layer: from approval until stopped, concluded, aborted or archived.
     public var holdsTraffic: Bool { isLive }
 
+    /// Has assigned units: running, or stopped, concluded or archived after running. (An aborted experiment may or may
+    /// not have run; its state does not say, so it is left out where that matters.)
+    public var hasRun: Bool { self == .running || self == .stopped || self == .concluded || self == .archived }
+
     /// Stopped, concluded, aborted and archived experiments no longer take part in conflicts.
     public var isTerminal: Bool { self == .stopped || self == .concluded || self == .aborted || self == .archived }
 }

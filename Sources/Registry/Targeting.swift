@@ -532,3 +532,15 @@ public enum VersionString {
         return body.allSatisfy { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" }
     }
 }
+
+extension Condition {
+    /// The top-level attributes the condition reads (`country` for `country` and `country.region`): what a row must
+    /// carry to evaluate it.
+    public var attributeRoots: Set<String> {
+        switch self {
+        case .object(let cs), .and(let cs), .or(let cs), .nor(let cs): cs.reduce(into: Set<String>()) { $0.formUnion($1.attributeRoots) }
+        case .not(let c): c.attributeRoots
+        case .path(let path, _): [String(path.split(separator: ".", omittingEmptySubsequences: false).first ?? "")]
+        }
+    }
+}

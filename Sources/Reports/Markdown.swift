@@ -274,6 +274,14 @@ struct MarkdownReport {
                 out.append("| \(Fmt.markdown(r.value)) | \(r.units.map(Fmt.count) ?? "n/a") | " + cells.joined(separator: " | ") + " |")
             }
         }
+        if let i = s.interactions, let lead = s.interactionsLead {
+            out.append("")
+            out.append("### Interactions with overlapping experiments")
+            out.append("")
+            out.append((i.flagged.isEmpty ? "✅ " : "⚠️ ") + lead)
+            if !i.flagged.isEmpty { out.append("") }
+            for f in i.flagged { out.append("- \(Fmt.code(f.with)), \(Fmt.code(f.metric)): \(Fmt.markdown(f.verdict))") }
+        }
         if let series, !series.points.isEmpty {
             out.append("")
             out.append("_Cumulative lift series: \(series.points.count) points over \(Set(series.points.map(\.day)).count) days; see the HTML report for the chart._")

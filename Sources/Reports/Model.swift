@@ -23,6 +23,14 @@ struct Summary {
     var scheduleEnd: String?
     var dataFirst: String?
     var dataLast: String?
+    /// Interactions with overlapping experiments (`interactions` of the summary), when any were examined.
+    var interactions: Interactions?
+
+    struct Interactions {
+        var pairs: Int
+        var tests: Int
+        var flagged: [(with: String, metric: String, verdict: String)]
+    }
 
     /// "Schedule Dec 1 – Dec 29 · data Dec 1 – Dec 10": what the numbers cover, beside the as-of time.
     var window: [String] {
@@ -211,6 +219,12 @@ struct Summary {
                 shareOfPlan: Read.double(p["share_of_plan"]), daysElapsed: Read.double(p["days_elapsed"]),
                 daysScheduled: Read.double(p["days_scheduled"]), achievedPower: Read.double(p["achieved_power"]))
         }
+        if let i = json["interactions"], let pairs = Read.double(i["pairs"]), pairs > 0 {
+            interactions = Interactions(pairs: Int(pairs), tests: Int(Read.double(i["tests"]) ?? 0),
+                                        flagged: (i["flagged"]?.arrayValue ?? []).map {
+                                            (Read.string($0["with"]) ?? "?", Read.string($0["metric"]) ?? "?", Read.string($0["verdict"]) ?? "")
+                                        })
+        }
         if let d = json["decision"], d.objectValue != nil {
             decision = Decision(
                 recommendation: Read.string(d["recommendation"]), variant: Read.string(d["variant"]),
@@ -227,6 +241,13 @@ struct Summary {
     }
 
     var primary: Metric? { metrics.first { $0.role == .primary } }
+
+    /// The interactions section's lead sentence (shared by both renderers).
+    var interactionsLead: String? {
+        guard let i = interactions else { return nil }
+        let scope = "\(i.tests) test\(i.tests == 1 ? "" : "s") against \(i.pairs) overlapping experiment\(i.pairs == 1 ? "" : "s") (Benjamini–Hochberg adjusted)"
+        return i.flagged.isEmpty ? "No interaction found in \(scope)." : "\(i.flagged.count) interaction\(i.flagged.count == 1 ? "" : "s") flagged in \(scope):"
+    }
 
     var title: String { name ?? experiment ?? "Experiment" }
 

@@ -15,7 +15,9 @@ extension RefereeService {
         try requireHasRun(c)
         let fmt = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") ? "jsonl" : "csv")
         guard fmt == "csv" || fmt == "jsonl" else { throw FieldError(path: "format", message: "must be csv or jsonl") }
-        let ingestor = Ingestor(experiment: c.doc, metrics: c.metrics.map(\.name), catalog: c.catalog, allowPartial: allowPartial, progress: progress)
+        let (crossings, beyondLimit) = try crossings(for: c)
+        let ingestor = Ingestor(experiment: c.doc, metrics: c.metrics.map(\.name), catalog: c.catalog, allowPartial: allowPartial,
+                                crossings: crossings, progress: progress)
         ingestor.requiredOwner = requiredOwner
         ingestor.cancelled = cancelled
         ingestor.strictDates = strictDates
@@ -23,6 +25,12 @@ extension RefereeService {
         ingestor.scheduleDays = Ingestor.scheduleDays(of: c.doc)
         let totals = try ingestor.run(path: path, format: fmt)
         var report = ingestor.report.objectValue!
+        if case .object(var crossed)? = report["interactions"] {
+            for key in beyondLimit {
+                crossed[key] = ["source": "skipped", "reason": .string("beyond the \(Ingestor.maxCrossings) overlapping experiments with the most shared traffic; not crossed (Ingestor.maxCrossings)")]
+            }
+            report["interactions"] = .object(crossed)
+        }
         if !ingestor.problems.isEmpty && !allowPartial {
             report["loaded"] = false
             let first = ingestor.problems.prefix(3).map(\.message).joined(separator: "; ")

@@ -93,8 +93,10 @@ extension RefereeService {
         let asOf = try asOfTime(p.as_of)
         let rows = try segmentRows(c, segment: p.segment?.name ?? "", before: asOf)
         let days = rows.lazy.map(\.day).filter { !$0.isEmpty }
-        return try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf,
-                                      dataDays: days.min().flatMap { first in days.max().map { (first, $0) } })
+        let summary = try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf,
+                                             dataDays: days.min().flatMap { first in days.max().map { (first, $0) } })
+        guard c.kind == "experiment", p.segment == nil else { return summary }
+        return Analysis.adding(interactions: try interactions(c, metric: nil, asOf: asOf), to: summary)
     }
 
     /// `as_of` as an instant (now when absent).

@@ -81,6 +81,18 @@ public enum Interaction {
                           variance: used.reduce(0) { $0 + $1.variance }, df: nil, alpha: alpha)
     }
 
+    /// The z test on the difference of two independent estimates of A's effect, each with its standard error: within
+    /// one arm of B and within B's control arm. The arms of B hold disjoint units, so the variances add. This is how
+    /// every metric type is tested from its own comparison (Welch for continuous, the delta method for ratios, CUPED,
+    /// NPS): the unpooled cell test above is this with each effect's se from its two cells.
+    public static func test(effect: (estimate: Double, se: Double), baseline: (estimate: Double, se: Double), alpha: Double = 0.05) throws(StatisticsError) -> Result {
+        guard alpha > 0, alpha < 1 else { throw StatisticsError(field: "alpha", reason: "must be between 0 and 1, got \(alpha)") }
+        for (name, e) in [("effect", effect), ("baseline", baseline)] where !e.estimate.isFinite || !e.se.isFinite || !(e.se >= 0) {
+            throw StatisticsError(field: name, reason: "needs a finite estimate and standard error, got \(e.estimate) and \(e.se)")
+        }
+        return try result(effect: effect.estimate, baseline: baseline.estimate, variance: effect.se * effect.se + baseline.se * baseline.se, df: nil, alpha: alpha)
+    }
+
     static func result(effect: Double, baseline: Double, variance: Double, df: Double?, alpha: Double) throws(StatisticsError) -> Result {
         let estimate = effect - baseline
         let se = variance.squareRoot()
