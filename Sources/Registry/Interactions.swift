@@ -36,7 +36,7 @@ public struct CrossedExperiment: Sendable {
 extension Analysis {
     /// How `results.interactions` tests, as its answer states it.
     public static let interactionMethod: JSON = [
-        "effect_within_arm": "A's effect (treatment − control, absolute) among the units in one arm of B, by the metric's own comparison (as results.summary: a z test for binomial, Welch for continuous, CUPED when pre-period data exist, the delta method for ratios, NPS, quantiles from their sketches)",
+        "effect_within_arm": "A's effect (treatment − control, absolute) among the units in one arm of B, by the metric's own comparison (as results.summary, with unpooled variances: a Wald z test for binomial, Welch for continuous, CUPED when pre-period data exist, the delta method for ratios, NPS, quantiles from their sketches)",
         "interaction": "the difference of A's effect in B's arm and in B's control arm (a difference of differences); B's arms hold disjoint units, so the two effects are independent and their variances add: a z test",
         "adjustment": "Benjamini–Hochberg across every pair, metric, variant of A and arm of B examined",
         "cells": "A's aggregates per (arm of A × arm of B), stored by results.ingest as segments arm:B=ARM",
@@ -48,7 +48,9 @@ extension Analysis {
                                     metric: String?) throws -> JSON {
         let alpha = c.doc.alpha ?? c.proto.alphaMax
         let metrics = c.metrics.filter { metric == nil ? $0.role != "secondary" : $0.name == metric }
-        let options = compareOptions(c, relative: false)
+        // Each arm's own variance: A has an effect within B's arms, so H0's pooled proportion is not the variance there.
+        var options = compareOptions(c, relative: false)
+        options.variance = .unpooled
         struct Test { var pair: Int; var metric: Int; var treatment: Int; var arm: Int
                       var effect: ComparisonResult; var baseline: ComparisonResult; var result: Interaction.Result }
         var tests: [Test] = []
