@@ -105,10 +105,16 @@ class DaemonTests(DaemonTestCase):
             "targeting.eval": {"targeting": {"id": {"$inGroup": "staff"}, "tags": {"$elemMatch": {"$eq": "beta"}}},
                                "attributes": {"id": "u1", "tags": ["beta"]}},
             "groups.get": {"name": "staff"}, "groups.list": {},
+            "holdout.get": {"key": "growth-holdout"}, "holdout.list": {},
+            "results.interactions": {"key": key},
         }
+        self.client.checked_call("holdout.register", holdout={
+            "key": "growth-holdout", "protocol": "standard", "unit": "user_id", "share": 0.05,
+            "scope": {"layers": "all"}, "schedule": {"start": "2026-12-01T00:00:00Z", "end": "2027-06-01T00:00:00Z"}})
         methods = self.client.methods()
         writes = {"experiment.register", "experiment.update", "experiment.amend", "experiment.transition", "results.record",
-                  "results.ingest", "access.grant", "access.revoke", "session.act_for", "groups.put", "shutdown"}
+                  "results.ingest", "access.grant", "access.revoke", "session.act_for", "groups.put", "shutdown",
+                  "holdout.register", "holdout.update", "holdout.transition"}
         self.assertEqual(set(methods) - writes, set(examples), "every read-only method has an example here")
         for method, params in examples.items():
             bound = getattr(self.client, method.replace(".", "_"))
