@@ -94,6 +94,20 @@ for key, tails, metrics in (("tails-plain", False, ["revenue_per_user", "clicks_
     for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
         subprocess.run([binary, "transition", key, state, "--actor", actor] + tcommon, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+# Interactions: the same experiment in a store where 5 experiments of other layers overlap it (no targeting, so each
+# unit's arm in each is computed from its id at ingestion), against the store where it runs alone.
+crossed_store = os.path.join(work, "crossed.sqlite")
+crossed = ["--store", crossed_store, "--protocols", protocols]
+for key, d in [("checkout-green-button", doc)] + [
+        (f"overlap-{k}", dict(doc, key=f"overlap-{k}", layer=f"layer-{k}", parameters=[f"overlap.{k}"], targeting={}, traffic=0.5 + 0.1 * k,
+                              variants=[{"key": "control", "weight": 0.5, "control": True}, {"key": "treatment", "weight": 0.5}]))
+        for k in range(5)]:
+    path = os.path.join(work, f"{key}-crossed.json")
+    json.dump(d, open(path, "w"))
+    subprocess.run([binary, "register", path] + crossed, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for state, actor in (("review", "pm.alice"), ("approved", "bench.approver"), ("running", "pm.alice")):
+        subprocess.run([binary, "transition", key, state, "--actor", actor] + crossed, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
 def run_referee(key="checkout-green-button", path=csv, options=None):
     t0 = time.perf_counter()
     subprocess.run([binary, "ingest", key, path] + (options or common), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -136,6 +150,15 @@ for _ in range(2):
 report(f"referee ingest {rows:,} rows with 2 dimensions / without", min(dims) / min(plain), "x",
        with_dimensions_s=round(min(dims), 3), without_s=round(min(plain), 3))
 os.remove(dims_csv) if not os.environ.get("REFEREE_BENCH_KEEP") else None
+plain, overlapping = [], []
+for _ in range(2):
+    plain.append(run_referee())
+    overlapping.append(run_referee(options=crossed))
+check = subprocess.run([binary, "call", "results.interactions", '{"key": "checkout-green-button", "as_of": "2027-01-01T00:00:00Z"}'] + crossed,
+                       capture_output=True, text=True)
+pairs = len(json.loads(check.stdout).get("pairs", [])) if check.returncode == 0 else 0
+report(f"referee ingest {rows:,} rows crossed with 5 overlapping experiments / alone", min(overlapping) / min(plain), "x",
+       crossed_s=round(min(overlapping), 3), alone_s=round(min(plain), 3), pairs_stored=pairs)
 plain, heavy = [], []
 for _ in range(2):
     plain.append(run_referee("tails-plain", tails_csv, ["--store", tails_store, "--protocols", protocols]))

@@ -477,4 +477,51 @@ if only == nil || only == "summary" {
         }
         report(label + " x 5 variants x 90 days", percentile(segmentTimes, 0.5) * 1000, "ms", ["max_ms": (segmentTimes.max() ?? 0) * 1000])
     }
+
+    // results.interactions: an experiment whose 31 metrics are its primary and guardrails, crossed with 5 running
+    // experiments of other layers, its cells stored as ingestion stores them (3 arms of each B, every metric, arm and day).
+    let wide = doc.merging(patch: ["key": "wide", "layer": "wide", "parameters": ["wide.p"], "dimensions": .null,
+                                   "metrics": ["primary": "m0", "secondary": [], "guardrails": .array((names.dropFirst() + ["crash_rate"]).map { .string($0) })]])
+    var crossedKeys: [String] = []
+    for (k, d) in [("wide", wide)] + (0..<5).map({ k in ("b\(k)", doc.merging(patch: ["key": .string("b\(k)"), "layer": .string("layer-b\(k)"), "parameters": [.string("b\(k).p")], "dimensions": .null,
+                                                                                "variants": [["key": "control", "weight": 0.5, "control": true], ["key": "treatment", "weight": 0.5]]])) }) {
+        let r = call("experiment.register", ["experiment": d])
+        if r["error"] != nil { print("interactions benchmark setup failed: \(r.serialized().prefix(300))") }
+        for (version, state, principal) in [(1, "review", "bench"), (2, "approved", "bench.approver"), (3, "running", "bench")] {
+            let moved = call("experiment.transition", ["key": .string(k), "version": JSON(version), "to": .string(state)], as: principal)
+            if moved["error"] != nil { print("interactions benchmark setup failed: \(moved.serialized().prefix(300))") }
+        }
+        if k != "wide" { crossedKeys.append(k) }
+    }
+    try! service.store.write { tx in
+        for b in crossedKeys {
+            for arm in ["control", "treatment", "(not assigned)"] {
+                for day in 0..<90 {
+                    let date = Timestamp(rfc3339: "2026-01-01")!.adding(days: Double(day)).day
+                    for (i, m) in (names + ["crash_rate", "__exposures"]).enumerated() {
+                        for v in 0..<5 {
+                            let n = Double(100 + rng.next() % 5)
+                            let a: Aggregate = m == "__exposures" ? .exposures(n: n)
+                                : (i % 2 == 0 || m == "crash_rate" ? .binomial(n: n, successes: Double(10 + rng.next() % 4))
+                                                                   : .continuous(n: n, sum: Double(1000 + rng.next() % 20), sumSquares: Double(100_000 + rng.next() % 500)))
+                            try tx.upsertResult(key: "wide", metric: m, variant: "v\(v)", day: date, segment: "arm:\(b)=\(arm)", stats: a.storageText,
+                                                source: "bench", at: "2026-01-02T00:00:00Z")
+                        }
+                    }
+                }
+            }
+        }
+        try tx.refreshTotals(key: "wide")
+    }
+    var interactionTimes: [Double] = []
+    var tests = 0
+    for _ in 0..<10 {
+        let t = now()
+        let r = call("results.interactions", ["key": "wide", "as_of": "2026-04-02T00:00:00Z"])
+        interactionTimes.append(now() - t)
+        if r["error"] != nil { print("interactions failed: \(r.serialized().prefix(300))"); break }
+        tests = r["result"]?["tests"]?.intValue ?? 0
+    }
+    report("results.interactions 5 overlapping experiments x 31 metrics x 5 variants x 90 days", percentile(interactionTimes, 0.5) * 1000, "ms",
+           ["max_ms": (interactionTimes.max() ?? 0) * 1000, "tests": tests])
 }

@@ -43,7 +43,7 @@ extension RefereeService {
 
     func interactions(_ c: ResultsContext, metric: String?, asOf: Timestamp) throws -> JSON {
         let (crossed, notCrossed) = try store.read { tx -> ([CrossedExperiment], [(key: String, reason: String)]) in
-            let stored = Set(try tx.segments(key: c.doc.key).compactMap { segment -> String? in
+            let stored = Set(try tx.segments(key: c.doc.key, prefix: CrossedExperiment.segmentPrefix).compactMap { segment -> String? in
                 guard segment.hasPrefix(CrossedExperiment.segmentPrefix), let eq = segment.lastIndex(of: "=") else { return nil }
                 return String(segment[segment.index(segment.startIndex, offsetBy: CrossedExperiment.segmentPrefix.count)..<eq])
             })

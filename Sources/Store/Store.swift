@@ -640,18 +640,8 @@ public struct StoreTransaction {
     /// Aggregates of every segment whose name starts with `prefix` (`country=` for one dimension), of the days
     /// before `beforeDay` when given.
     public func results(key: String, segmentPrefix prefix: String, metric: String? = nil, beforeDay: String? = nil) throws -> [ResultRow] {
-        // The dimension's segment names by a skip scan of the primary key (one index seek per name: every name with
-        // the prefix sorts between it and the prefix with its last character raised), then each segment's rows by
-        // the key's prefix (key, segment, metric): a breakdown of one metric reads that metric's rows only.
-        let upper = String(prefix.dropLast()) + String(UnicodeScalar(prefix.unicodeScalars.last!.value + 1)!)
-        let names = try String.fetchAll(db, sql: """
-            WITH RECURSIVE names(segment) AS (
-                SELECT MIN(segment) FROM results WHERE key = ?1 AND segment >= ?2 AND segment < ?3
-                UNION ALL
-                SELECT (SELECT MIN(segment) FROM results WHERE key = ?1 AND segment > names.segment AND segment < ?3)
-                FROM names WHERE names.segment IS NOT NULL)
-            SELECT segment FROM names WHERE segment IS NOT NULL
-            """, arguments: [key, prefix, upper])
+        // Each segment's rows by the key's prefix (key, segment, metric): a breakdown of one metric reads that metric's rows only.
+        let names = try segments(key: key, prefix: prefix)
         var sql = "SELECT metric, variant, day, segment, stats FROM results WHERE key = ? AND segment = ?"
         if metric != nil { sql += " AND metric IN (?, ?)" }
         if beforeDay != nil { sql += " AND (day = '' OR day < ?)" }
@@ -668,6 +658,20 @@ public struct StoreTransaction {
             }
         }
         return out
+    }
+
+    /// The names of an experiment's segments that start with `prefix`, by a skip scan of the primary key (one index seek
+    /// per name: every name with the prefix sorts between it and the prefix with its last character raised).
+    public func segments(key: String, prefix: String) throws -> [String] {
+        let upper = String(prefix.dropLast()) + String(UnicodeScalar(prefix.unicodeScalars.last!.value + 1)!)
+        return try String.fetchAll(db, sql: """
+            WITH RECURSIVE names(segment) AS (
+                SELECT MIN(segment) FROM results WHERE key = ?1 AND segment >= ?2 AND segment < ?3
+                UNION ALL
+                SELECT (SELECT MIN(segment) FROM results WHERE key = ?1 AND segment > names.segment AND segment < ?3)
+                FROM names WHERE names.segment IS NOT NULL)
+            SELECT segment FROM names WHERE segment IS NOT NULL
+            """, arguments: [key, prefix, upper])
     }
 
     /// The segments an experiment has aggregates for ('' = all units), in order.
