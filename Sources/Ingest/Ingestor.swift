@@ -606,6 +606,10 @@ extension Ingestor {
         var attributes: [(name: String, column: Int)]
         /// Dimension value numbers: arm `v` is `v + 1`, not assigned is `arms + 1`.
         var notAssigned: Int
+        /// What the row loop reads: plain values and pointers (valid while `assigner` lives), no reference counts.
+        var plan: Plan { Plan(dimension: dimension, notAssigned: notAssigned, raw: assigner.raw) }
+
+        struct Plan { var dimension: Int; var notAssigned: Int; var raw: RawAssigner }
     }
 }
 

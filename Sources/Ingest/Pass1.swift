@@ -107,6 +107,8 @@ struct Pass1Worker {
     var valueCount: Int
     var usedSlots: [Int]
     var computedArms: [Ingestor.ComputedArm]
+    /// `computedArms` as the row loop reads them, in this worker's own storage.
+    var armPlans: [Ingestor.ComputedArm.Plan]
     var jsonlHeader: HeaderState?
     var jsonlKeys: [String] = []
     var problems: [Pass1Outcome.LocalProblem] = []
@@ -133,6 +135,7 @@ struct Pass1Worker {
         // other workers.
         columns = shared.columns.map { $0 }; metrics = shared.metrics; valueCount = shared.valueCount; usedSlots = shared.usedSlots.map { $0 }
         computedArms = shared.computedArms
+        armPlans = shared.computedArms.map(\.plan)
         types = metrics.map(\.type)
         isJSONL = shared.format == "jsonl"
         for v in shared.variants {
@@ -256,6 +259,7 @@ struct Pass1Worker {
                 jsonlHeader = header
                 columns = header.columns; metrics = header.metrics; valueCount = header.valueCount; usedSlots = header.usedSlots
                 computedArms = header.computedArms
+                armPlans = header.computedArms.map(\.plan)
                 types = metrics.map(\.type)
                 memory.resizeValues(valueCount)
             }
@@ -360,18 +364,19 @@ struct Pass1Worker {
             }
         }
         guard !unit.isEmpty else { reject("malformed_row") { "line \($0): unit_id is empty" }; return }
-        for arm in computedArms {
-            let outcome = arm.assigner.outcome(bytes: unit) { targeting in
-                var attributes: Attributes = [:]
-                for (name, column) in arm.attributes {
-                    let f = UnsafeBufferPointer(rebasing: base[starts[column]..<ends[column]])
-                    if f.isEmpty { continue }
-                    attributes[name] = Ingestor.number(f).map(JSValue.number) ?? .string(String(decoding: f, as: UTF8.self))
-                }
-                return targeting.evaluate(attributes)
+        for a in armPlans.indices {
+            let plan = armPlans[a]
+            let slot = metrics.count * 4 + plan.dimension
+            // Targeting is evaluated on the row's attribute columns, only for units B could otherwise assign.
+            let outcome = plan.raw.outcome(bytes: unit) { eligible(computedArms[a], base) }
+            switch outcome {
+            case .variant(let v)?: values[slot] = Double(v + 1)
+            case .heldOut?, .outside?, .notTargeted?: values[slot] = Double(plan.notAssigned)
+            case nil:   // not ASCII: hashed from the decoded string
+                if case .variant(let v) = computedArms[a].assigner.outcome(bytes: unit, eligible: { _ in eligible(computedArms[a], base) }) {
+                    values[slot] = Double(v + 1)
+                } else { values[slot] = Double(plan.notAssigned) }
             }
-            if case .variant(let v) = outcome { values[metrics.count * 4 + arm.dimension] = Double(v + 1) }
-            else { values[metrics.count * 4 + arm.dimension] = Double(arm.notAssigned) }
         }
         for m in 0..<types.count where types[m] == .ratio {
             if values[m * 4 + 2].isNaN != values[m * 4 + 3].isNaN {
@@ -401,6 +406,17 @@ struct Pass1Worker {
         if memory.filled[p] + SpillRecord.maxSize(usedSlots.count) > WorkerMemory.spillBytes { try flush(p) }
         memory.filled[p] += SpillRecord.write(fp: fp, variant: variant, day: day, values: values, slots: usedSlots,
                                               to: memory.spill + p * WorkerMemory.spillBytes + memory.filled[p])
+    }
+
+    /// Whether the row's attributes satisfy the targeting of the crossing's experiment.
+    func eligible(_ arm: Ingestor.ComputedArm, _ base: UnsafeBufferPointer<UInt8>) -> Bool {
+        var attributes: Attributes = [:]
+        for (name, column) in arm.attributes {
+            let f = UnsafeBufferPointer(rebasing: base[memory.starts[column]..<memory.ends[column]])
+            if f.isEmpty { continue }
+            attributes[name] = Ingestor.number(f).map(JSValue.number) ?? .string(String(decoding: f, as: UTF8.self))
+        }
+        return arm.assigner.subject.targeting.evaluate(attributes)
     }
 
     func variantIndex(_ f: UnsafeBufferPointer<UInt8>) -> Int? {

@@ -34,7 +34,7 @@ public enum GrowthBookHash {
 
     /// ``bucket(seed:value:)`` from the seed's ``state(_:)`` and the value's UTF-8 bytes; nil when they are not all
     /// ASCII (their UTF-16 code units then differ from the bytes: hash the decoded string instead).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func bucket(state: UInt32, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         var h = state
         for b in bytes {
@@ -46,7 +46,7 @@ public enum GrowthBookHash {
     }
 
     /// `fnv1a32(String(h1)) mod 10000`. The decimal digits of h1 are ASCII, so their UTF-16 units are the digit bytes.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func finish(_ h1: UInt32) -> Int {
         var h2: UInt32 = 2_166_136_261
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
