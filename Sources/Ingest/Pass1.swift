@@ -109,6 +109,9 @@ struct Pass1Worker {
     var computedArms: [Ingestor.ComputedArm]
     /// `computedArms` as the row loop reads them, in this worker's own storage.
     var armPlans: [Ingestor.ComputedArm.Plan]
+    /// Per computed arm: whether its targeting holds, by fingerprint of the row's attribute values (files repeat a few
+    /// countries and platforms millions of times; the condition is evaluated once per combination).
+    var eligibility: [[UInt64: Bool]] = []
     var jsonlHeader: HeaderState?
     var jsonlKeys: [String] = []
     var problems: [Pass1Outcome.LocalProblem] = []
@@ -368,12 +371,12 @@ struct Pass1Worker {
             let plan = armPlans[a]
             let slot = metrics.count * 4 + plan.dimension
             // Targeting is evaluated on the row's attribute columns, only for units B could otherwise assign.
-            let outcome = plan.raw.outcome(bytes: unit) { eligible(computedArms[a], base) }
+            let outcome = plan.raw.outcome(bytes: unit) { eligible(a, base) }
             switch outcome {
             case .variant(let v)?: values[slot] = Double(v + 1)
             case .heldOut?, .outside?, .notTargeted?: values[slot] = Double(plan.notAssigned)
             case nil:   // not ASCII: hashed from the decoded string
-                if case .variant(let v) = computedArms[a].assigner.outcome(bytes: unit, eligible: { _ in eligible(computedArms[a], base) }) {
+                if case .variant(let v) = computedArms[a].assigner.outcome(bytes: unit, eligible: { _ in eligible(a, base) }) {
                     values[slot] = Double(v + 1)
                 } else { values[slot] = Double(plan.notAssigned) }
             }
@@ -408,15 +411,25 @@ struct Pass1Worker {
                                               to: memory.spill + p * WorkerMemory.spillBytes + memory.filled[p])
     }
 
-    /// Whether the row's attributes satisfy the targeting of the crossing's experiment.
-    func eligible(_ arm: Ingestor.ComputedArm, _ base: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// Whether the row's attributes satisfy the targeting of computed arm `a`'s experiment.
+    mutating func eligible(_ a: Int, _ base: UnsafeBufferPointer<UInt8>) -> Bool {
+        let arm = computedArms[a]
+        if eligibility.count < computedArms.count { eligibility = Array(repeating: [:], count: computedArms.count) }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (_, column) in arm.attributes {
+            for b in UnsafeBufferPointer(rebasing: base[memory.starts[column]..<memory.ends[column]]) { h ^= UInt64(b); h = h &* 0x0000_0100_0000_01b3 }
+            h ^= 0xFF; h = h &* 0x0000_0100_0000_01b3   // a byte no UTF-8 text holds: fields cannot run into each other
+        }
+        if let known = eligibility[a][h] { return known }
         var attributes: Attributes = [:]
         for (name, column) in arm.attributes {
             let f = UnsafeBufferPointer(rebasing: base[memory.starts[column]..<memory.ends[column]])
             if f.isEmpty { continue }
             attributes[name] = Ingestor.number(f).map(JSValue.number) ?? .string(String(decoding: f, as: UTF8.self))
         }
-        return arm.assigner.subject.targeting.evaluate(attributes)
+        let holds = arm.assigner.subject.targeting.evaluate(attributes)
+        if eligibility[a].count < 65_536 { eligibility[a][h] = holds }
+        return holds
     }
 
     func variantIndex(_ f: UnsafeBufferPointer<UInt8>) -> Int? {

@@ -76,13 +76,14 @@ public struct RawAssigner: @unchecked Sendable {
     /// all ASCII (hash the decoded string instead, as ``ExperimentAssigner/outcome(bytes:eligible:)`` does).
     @inlinable @inline(__always)
     public func outcome(bytes: UnsafeBufferPointer<UInt8>, eligible: () -> Bool) -> Outcome? {
-        guard let bucket = GrowthBookHash.bucket(state: layerState, bytes: bytes) else { return nil }
+        // Both hashes in one pass (most units are in the experiment's buckets, so the second is rarely wasted).
+        guard let (bucket, position) = GrowthBookHash.buckets(layerState, seedState, bytes: bytes) else { return nil }
         guard owned[bucket] else { return .outside }
         for i in 0..<holdoutCount where Double(GrowthBookHash.bucket(state: holdoutStates[i], bytes: bytes)!) / 10_000 < holdoutShares[i] {
             return .heldOut(i)
         }
         if targeted && !eligible() { return .notTargeted }
-        return variant(Double(GrowthBookHash.bucket(state: seedState, bytes: bytes)!) / 10_000).map(Outcome.variant) ?? .outside
+        return variant(Double(position) / 10_000).map(Outcome.variant) ?? .outside
     }
 
     /// GrowthBook's `chooseVariation(n, ranges)`: the variant whose range holds `n`.
