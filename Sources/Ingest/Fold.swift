@@ -19,6 +19,9 @@ struct Layout: Sendable {
     var maxDenseSums: Int
     /// Dimension slots follow the four slots of each metric.
     var dimensions: Int = 0
+    /// The dimensions units are placed in: all but crossings whose arms the file cannot give (skipped), which would
+    /// only fold every unit into `(missing)`.
+    var activeDimensions: [Int] = []
     var metricSlots: Int { metrics.count * 4 }
     /// Values of one dimension a worker keeps segments for; later values go to the overflow segment.
     static let maxSegmentsPerWorker = 1000
@@ -201,6 +204,7 @@ struct Accumulators: Sendable {
         // The value slots a record holds, in record order, and how a unit's rows combine in each.
         var slotKeys: [Int] = [], slotRules: [FoldRule] = []
         let metricSlots = layout.metricSlots, dimensions = layout.dimensions
+        let active = layout.activeDimensions.map { $0 }   // this worker's own storage
         // The sums of the unit's segment in each dimension (raw: written for every metric of every row), and its number.
         let unitSegments = UnsafeMutablePointer<UnsafeMutablePointer<Double>>.allocate(capacity: max(dimensions, 1))
         let unitSegmentNumbers = UnsafeMutablePointer<Int>.allocate(capacity: max(dimensions, 1))
@@ -257,8 +261,8 @@ struct Accumulators: Sendable {
                 cells[offset(exposureCell)] += 1
                 // The unit's segment in each dimension: the value on its earliest row that has one. A unit of one
                 // row is placed once that row is folded; several rows are read once more here first.
-                var placed = dimensions == 0
-                if dimensions > 0 && rowCount > 1 {
+                var placed = active.isEmpty
+                if !active.isEmpty && rowCount > 1 {
                     for d in 0..<dimensions { first[d] = .nan }
                     for row in unitRows {
                         var at = starts[row] + SpillRecord.header
@@ -271,7 +275,7 @@ struct Accumulators: Sendable {
                             if first[d].isNaN { first[d] = x } else if first[d] != x { changedMark[d] = true }
                         }
                     }
-                    for d in 0..<dimensions {
+                    for d in active {
                         if changedMark[d] { changedUnits[d] += 1; changedMark[d] = false }
                         let number = first[d].isNaN ? 0 : Int(first[d])
                         let sums = segments[d].sums(of: number)
@@ -304,7 +308,7 @@ struct Accumulators: Sendable {
                     }
                     let d = Int(dense[rowDay - dayMin])
                     if !placed {
-                        for dim in 0..<dimensions {
+                        for dim in active {
                             let x = unitValues[metricSlots + dim]
                             let number = x.isNaN ? 0 : Int(x)
                             let sums = segments[dim].sums(of: number)
@@ -324,7 +328,7 @@ struct Accumulators: Sendable {
                         let c = offset(cell)
                         let type = types[m], pre = hasPre[m]
                         cells.withUnsafeMutableBufferPointer { Self.apply($0.baseAddress! + c, type: type, hasPre: pre, now: now, before: was) }
-                        for dim in 0..<dimensions {
+                        for dim in active {
                             Self.apply(unitSegments[dim] + cell * 6, type: type, hasPre: pre, now: now, before: was)
                         }
                     }
@@ -341,7 +345,7 @@ struct Accumulators: Sendable {
                     guard !x.isNaN else { continue }
                     let cell = (m * variants + v0) * days + exposure
                     if denseSketches.isEmpty { sketches[cell, default: QuantileSketch()].insert(x) } else { denseSketches[cell].insert(x) }
-                    for dim in 0..<dimensions { segments[dim].insert(x, number: unitSegmentNumbers[dim], cell: cell) }
+                    for dim in active { segments[dim].insert(x, number: unitSegmentNumbers[dim], cell: cell) }
                 }
             }
         }

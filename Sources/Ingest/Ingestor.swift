@@ -331,6 +331,8 @@ public final class Ingestor {
         var layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
                             recordPosition: recordPosition, slots: usedSlots.count,
                             dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums, dimensions: dimensionNames.count)
+        let uncrossed = Set(crossings.filter { crossingReport[$0.key]?["source"] == "skipped" }.map(\.dimension))
+        layout.activeDimensions = dimensionNames.indices.filter { !uncrossed.contains(dimensionNames[$0]) }
         let foldFailure = Mutex<(any Error)?>(nil)
         let fileNames = (0..<Self.partitions).map { p in (0..<sources.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
         let budget = maxPartitionBytes
