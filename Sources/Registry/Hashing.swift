@@ -60,8 +60,37 @@ public enum GrowthBookHash {
     }
 
     /// `fnv1a32(String(h1)) mod 10000`. The decimal digits of h1 are ASCII, so their UTF-16 units are the digit bytes.
+    /// Above 99,999 the text is the digits of h1 / 100,000 followed by the five digits of h1 % 100,000: the state after
+    /// the first part comes from a table (43,000 values, 172 KB), and the five digits are found independently of one
+    /// another, so the processor computes them at once instead of one division after the other.
     @inlinable @inline(__always)
     static func finish(_ h1: UInt32) -> Int {
+        guard h1 >= 100_000 else { return finishDigitByDigit(h1) }
+        let q = h1 / 100_000, r = h1 &- q &* 100_000
+        let d0 = r / 10_000, d1 = r / 1_000 % 10, d2 = r / 100 % 10, d3 = r / 10 % 10, d4 = r % 10
+        var h = prefixStates[Int(q)]
+        h = (h ^ (d0 &+ 0x30)) &* 16_777_619
+        h = (h ^ (d1 &+ 0x30)) &* 16_777_619
+        h = (h ^ (d2 &+ 0x30)) &* 16_777_619
+        h = (h ^ (d3 &+ 0x30)) &* 16_777_619
+        h = (h ^ (d4 &+ 0x30)) &* 16_777_619
+        return Int(h % 10_000)
+    }
+
+    /// FNV-1a states after the decimal digits of 0 … 42,949 (h1 / 100,000 for every 32-bit h1).
+    @usableFromInline nonisolated(unsafe) static let prefixStates: UnsafeMutablePointer<UInt32> = {
+        let table = UnsafeMutablePointer<UInt32>.allocate(capacity: 42_950)
+        for q in 0..<42_950 {
+            var h: UInt32 = 2_166_136_261
+            for b in String(q).utf8 { h ^= UInt32(b); h = h &* 16_777_619 }
+            table[q] = h
+        }
+        return table
+    }()
+
+    /// ``finish(_:)`` one digit at a time, from the least significant.
+    @usableFromInline
+    static func finishDigitByDigit(_ h1: UInt32) -> Int {
         var h2: UInt32 = 2_166_136_261
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var count = 0

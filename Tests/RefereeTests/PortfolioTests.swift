@@ -261,6 +261,24 @@ import Registry
         #expect(c.error("results.interactions", ["key": .string(Self.example), "metric": "nope"])?.json["data"]?["path"] == "metric")
     }
 
+    /// A warehouse that computes the sums itself pushes the cells with results.record, as segments arm:B=ARM.
+    @Test func cellsRecordedByAWarehouseAreRead() throws {
+        let c = try TestClient()
+        try twoExperiments(c)
+        for (arm, effect) in [("control", 0.0), ("learned", 0.05)] {
+            for (variant, base) in [("control", 0.12), ("green", 0.14)] {
+                let successes = (20_000 * (base + (variant == "green" ? effect : 0))).rounded()
+                try c.ok("results.record", ["key": .string(Self.example), "metric": "checkout_conversion", "variant": .string(variant),
+                                            "segment": ["dimension": "arm:search-ranking", "value": .string(arm)],
+                                            "stats": ["n": 20_000, "successes": .number(successes)]])
+            }
+        }
+        let r = try c.ok("results.interactions", ["key": .string(Self.example), "metric": "checkout_conversion"])
+        let test = r["pairs"]?.arrayValue?.first?["tests"]?.arrayValue?.first
+        #expect(test?["arm"] == "learned" && test?["flagged"] == true, "\(r.serialized().prefix(1500))")
+        #expect(abs((test?["interaction"]?["estimate"]?.doubleValue ?? 0) - 0.05) < 1e-9)
+    }
+
     @Test func aColumnNamesTheArmWhenTheAttributesAreMissing() throws {
         let c = try TestClient()
         try twoExperiments(c)
