@@ -5,28 +5,11 @@ import Registry
 import Store
 import JSONCore
 
-/// The holdouts that are not over (draft to running), as conflict rules and assignment read them, cached until a
-/// holdout changes.
-final class HoldoutCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var generation = -1
-    private var subjects: [HoldoutSubject] = []
-
-    func current(_ tx: StoreTransaction, subject: (ExperimentRecord) -> HoldoutSubject?) throws -> [HoldoutSubject] {
-        lock.lock()
-        defer { lock.unlock() }
-        let latest = try tx.holdoutsGeneration()
-        if latest != generation {
-            subjects = try tx.holdouts().filter { !$0.state.isTerminal }.compactMap(subject)
-            generation = latest
-        }
-        return subjects
-    }
-
-    func reset() {
-        lock.lock()
-        defer { lock.unlock() }
-        generation = -1
+extension GenerationCache where Value == [HoldoutSubject] {
+    /// The holdouts that are not over (draft to running), as conflict rules and assignment read them, read again when
+    /// a holdout changes.
+    func current(_ tx: StoreTransaction, subject: (ExperimentRecord) -> HoldoutSubject?) throws -> Value {
+        try current(generation: tx.holdoutsGeneration) { try tx.holdouts().filter { !$0.state.isTerminal }.compactMap(subject) }
     }
 }
 

@@ -18,8 +18,8 @@ public final class RefereeService: @unchecked Sendable {
     let now: @Sendable () -> Timestamp
     let logger = Logger(label: "referee.service")
     let conflicts = ConflictCache()
-    let groups = GroupCache()
-    let holdoutCache = HoldoutCache()
+    let groups = GenerationCache<[String: [JSValue]]>([:])
+    let holdoutCache = GenerationCache<[HoldoutSubject]>([])
     let refusalLimiter = RefusalLimiter()
     /// Where ingestion writes its spill files (`--spill-dir`), else `$TMPDIR`, else the system's temporary directory.
     public var spillDirectory: String?

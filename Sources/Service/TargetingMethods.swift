@@ -5,27 +5,12 @@ import Registry
 import Store
 import JSONCore
 
-/// The saved groups' values as targeting reads them, cached until a group changes.
-final class GroupCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var generation = -1
-    private var values: [String: [JSValue]] = [:]
-
-    func current(_ tx: StoreTransaction) throws -> [String: [JSValue]] {
-        lock.lock()
-        defer { lock.unlock() }
-        let latest = try tx.groupsGeneration()
-        if latest != generation {
-            values = Dictionary(uniqueKeysWithValues: try tx.groups().map { ($0.name, $0.values.map(JSValue.init)) })
-            generation = latest
+extension GenerationCache where Value == [String: [JSValue]] {
+    /// The saved groups' values as targeting reads them, read again when a group changes.
+    func current(_ tx: StoreTransaction) throws -> Value {
+        try current(generation: tx.groupsGeneration) {
+            Dictionary(uniqueKeysWithValues: try tx.groups().map { ($0.name, $0.values.map(JSValue.init)) })
         }
-        return values
-    }
-
-    func reset() {
-        lock.lock()
-        defer { lock.unlock() }
-        generation = -1
     }
 }
 
