@@ -490,3 +490,27 @@ struct HonestReportTests {
         #expect(html.contains("Arm: <code>green</code>") && html.contains("CUPED-adjusted; unadjusted Δ"))
     }
 }
+
+@Suite("Interactions in reports")
+struct InteractionReportTests {
+    func summary(flagged: [JSON]) -> JSON {
+        Fixtures.summary.merging(patch: ["interactions": ["pairs": 2, "tests": 12, "flagged": .array(flagged)]])
+    }
+
+    @Test func flaggedInteractionsAreListedInBothReports() {
+        let hit: JSON = ["with": "search-ranking", "metric": "checkout_conversion", "variant": "green", "arm": "learned",
+                         "verdict": "checkout-green-button's effect on checkout_conversion <differs>"]
+        let md = ReportRenderer.markdown(summary: summary(flagged: [hit]), series: nil)
+        #expect(md.contains("### Interactions with overlapping experiments"))
+        #expect(md.contains("⚠️ 1 interaction flagged in 12 tests against 2 overlapping experiments"))
+        #expect(md.contains("`search-ranking`, `checkout_conversion`:"))
+        let html = ReportRenderer.html(summary: summary(flagged: [hit]), series: nil)
+        #expect(html.contains("<section id=\"interactions\">") && html.contains("&lt;differs&gt;"))
+    }
+
+    @Test func noneFlaggedSaysSoAndNoneExaminedShowsNothing() {
+        #expect(ReportRenderer.markdown(summary: summary(flagged: []), series: nil).contains("✅ No interaction found in 12 tests against 2 overlapping experiments"))
+        #expect(!ReportRenderer.markdown(summary: Fixtures.summary, series: nil).contains("Interactions with overlapping"))
+        #expect(!ReportRenderer.html(summary: Fixtures.summary, series: nil).contains("id=\"interactions\""))
+    }
+}
