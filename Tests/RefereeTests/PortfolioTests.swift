@@ -232,6 +232,17 @@ import Registry
             let sum = cells.filter { $0["variant"] == v["variant"] }.reduce(0.0) { $0 + ($1["n"]?.doubleValue ?? 0) }
             #expect(sum == v["n"]?.doubleValue)
         }
+        // The same rows as JSON lines give the same cells (the header is read from the first row there).
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst().map { line -> String in
+            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return JSON.object(["unit_id": .string(f[0]), "variant": .string(f[1]), "platform": .string(f[2]),
+                                "checkout_conversion": .number(Double(f[3])!), "revenue_per_user": .number(Double(f[4])!)]).serialized()
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir.path("a.jsonl"), atomically: true, encoding: .utf8)
+        let jsonl = try c.ok("results.ingest", ["key": .string(Self.example), "path": .string(dir.path("a.jsonl"))])
+        #expect(jsonl["interactions"]?["search-ranking"]?["source"] == "computed")
+        let again = try c.ok("results.interactions", ["key": .string(Self.example), "metric": "revenue_per_user", "as_of": "2026-12-30T00:00:00Z"])
+        #expect(again["pairs"]?.arrayValue?.first?["cells"] == pair?["cells"])
         // No planted interaction: nothing flagged, and the summary says so.
         let all = try c.ok("results.interactions", ["key": .string(Self.example), "as_of": "2026-12-30T00:00:00Z"])
         #expect(all["flagged"]?.arrayValue?.isEmpty == true, "\(all["flagged"]!.serialized())")
