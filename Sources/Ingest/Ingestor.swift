@@ -92,6 +92,11 @@ public final class Ingestor {
     public internal(set) var crossingReport: [String: JSON] = [:]
     /// The crossings whose arm is computed from the unit id (and the attributes their targeting reads), by header.
     var computedArms: [ComputedArm] = []
+    /// The dimensions units are placed in and segments stored for: all but the crossings the file cannot give.
+    var activeDimensions: [Int] {
+        let skipped = Set(crossings.filter { crossingReport[$0.key]?["source"] == "skipped" }.map(\.dimension))
+        return dimensionNames.indices.filter { !skipped.contains(dimensionNames[$0]) }
+    }
 
     public init(experiment: ExperimentDocument, metrics: [String], catalog: MetricsCatalog, allowPartial: Bool,
                 crossings: [Crossing] = [], progress: ((Int, Int) -> Void)? = nil) {
@@ -331,8 +336,7 @@ public final class Ingestor {
         var layout = Layout(metrics: metrics, variants: variants.count, days: dayNames.count, valueCount: valueCount,
                             recordPosition: recordPosition, slots: usedSlots.count,
                             dayMin: dayMin, dense: dense, maxDenseSums: maxDenseSums, dimensions: dimensionNames.count)
-        let uncrossed = Set(crossings.filter { crossingReport[$0.key]?["source"] == "skipped" }.map(\.dimension))
-        layout.activeDimensions = dimensionNames.indices.filter { !uncrossed.contains(dimensionNames[$0]) }
+        layout.activeDimensions = activeDimensions
         let foldFailure = Mutex<(any Error)?>(nil)
         let fileNames = (0..<Self.partitions).map { p in (0..<sources.count).map { w in dir.appendingPathComponent("w\(w)p\(p)").path } }
         let budget = maxPartitionBytes
@@ -623,8 +627,8 @@ extension Ingestor {
     func segments(_ acc: Accumulators, layout: Layout, days: [String]) -> [String: Totals] {
         var out: [String: Totals] = [:]
         let exposureCells = (0..<(layout.variants * layout.days)).map { layout.metrics.count * layout.variants * layout.days + $0 }
-        let uncrossed = Set(crossings.filter { crossingReport[$0.key]?["source"] == "skipped" }.map(\.dimension))
-        for (d, dimension) in dimensionNames.enumerated() where d < acc.segments.count && !uncrossed.contains(dimension) {
+        for d in layout.activeDimensions where d < acc.segments.count {
+            let dimension = dimensionNames[d]
             let names = dimensionValues.names(d)
             let store = acc.segments[d]
             func units(_ a: inout Accumulators) -> Double { exposureCells.reduce(0) { $0 + a.cells[a.offset($1)] } }

@@ -76,7 +76,7 @@ extension RegistryError {
                             message: "experiment \"\(key)\" is at version \(actual), not \(expected): someone changed it; get it again and reapply your change",
                             data: ["reason": "version_conflict", "key": .string(key), "expected": JSON(expected), "actual": JSON(actual)])
         case .duplicateKey(let key):
-            return RPCError(code: .duplicateKey, message: "an experiment with key \"\(key)\" already exists; choose another key or use experiment.update",
+            return RPCError(code: .duplicateKey, message: "key \"\(key)\" is taken by an experiment or a holdout (keys are unique across both); choose another key, or change the existing one with experiment.update or holdout.update",
                             data: ["reason": "duplicate_key", "key": .string(key)])
         case .lockedField(let paths, let state, let protocolName):
             return RPCError(code: .lockedField,

@@ -16,12 +16,7 @@ extension RefereeService {
         let at = now().description
         let owner = doc.owner ?? ctx.principal
         return try store.write { tx in
-            // With grants in force, a pm registers under its own name only; an admin may name another owner.
-            if owner != ctx.principal, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
-                throw RegistryError.forbidden("\(ctx.principal) may register experiments only with itself as owner (document owner: \(owner)); set owner to \(ctx.principal), or ask an admin to register it for \(owner)",
-                                              details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
-            }
-            if try tx.experiment(doc.key) != nil || tx.holdout(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
+            try requireMayRegister("experiments", key: doc.key, owner: owner, ctx, tx)
             let unknownGroups = try groupViolations(json, tx)
             if !unknownGroups.isEmpty { throw RegistryError.protocolViolation(unknownGroups) }
             var warnings: [JSON] = []
@@ -116,11 +111,7 @@ extension RefereeService {
             guard before.version == version else { throw RegistryError.versionConflict(key: key, expected: version, actual: before.version) }
             try precondition(before, tx)
             let touched = JSON.touchedPaths(ofPatch: changes)
-            // With grants in force only an admin hands an experiment to another owner (as at registration).
-            if let newOwner = changes["owner"]?.stringValue, newOwner != before.owner, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
-                throw RegistryError.forbidden("\(ctx.principal) may not give \"\(key)\" to another owner (\(newOwner)); ask an admin",
-                                              details: ["principal": .string(ctx.principal), "owner": .string(newOwner), "rule": "own_experiments"])
-            }
+            try requireMayChangeOwner(of: before, changes: changes, ctx, tx)
             if touched.contains("key") { throw RegistryError.lockedField(paths: ["key"], state: before.state, protocolName: before.protocolName) }
             let document = before.document.merging(patch: changes)
             var (doc, outcome) = Validator.validate(document, protocols: protocols, limits: limits)
@@ -206,6 +197,26 @@ extension RefereeService {
             try tx.appendAudit(at: at, principal: ctx.principal, onBehalfOf: ctx.onBehalfOf, method: "experiment.transition", key: key,
                                before: before.json, after: after.json, reason: reason)
             return after.json(warnings: warnings)
+        }
+    }
+
+    /// Registration of experiments and holdouts alike: with grants in force a principal registers under its own name
+    /// only (an admin may name another owner), and keys are unique across both tables, so results and the audit log
+    /// address either by key.
+    func requireMayRegister(_ what: String, key: String, owner: String, _ ctx: RPCContext, _ tx: StoreTransaction) throws {
+        if owner != ctx.principal, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
+            throw RegistryError.forbidden("\(ctx.principal) may register \(what) only with itself as owner (document owner: \(owner)); set owner to \(ctx.principal), or ask an admin to register it for \(owner)",
+                                          details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
+        }
+        if try tx.experiment(key) != nil || tx.holdout(key) != nil { throw RegistryError.duplicateKey(key) }
+    }
+
+    /// With grants in force only an admin hands a record (experiment or holdout) to another owner, as at registration.
+    func requireMayChangeOwner(of before: ExperimentRecord, changes: JSON, _ ctx: RPCContext, _ tx: StoreTransaction) throws {
+        guard let newOwner = changes["owner"]?.stringValue, newOwner != before.owner else { return }
+        if try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
+            throw RegistryError.forbidden("\(ctx.principal) may not give \"\(before.key)\" to another owner (\(newOwner)); ask an admin",
+                                          details: ["principal": .string(ctx.principal), "owner": .string(newOwner), "rule": "own_experiments"])
         }
     }
 

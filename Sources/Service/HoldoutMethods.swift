@@ -63,11 +63,7 @@ extension RefereeService {
         let at = now().description
         let owner = doc.owner ?? ctx.principal
         return try store.write { tx in
-            if owner != ctx.principal, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
-                throw RegistryError.forbidden("\(ctx.principal) may register holdouts only with itself as owner (document owner: \(owner)); set owner to \(ctx.principal), or ask an admin to register it for \(owner)",
-                                              details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
-            }
-            if try tx.holdout(doc.key) != nil || tx.experiment(doc.key) != nil { throw RegistryError.duplicateKey(doc.key) }
+            try requireMayRegister("holdouts", key: doc.key, owner: owner, ctx, tx)
             var warnings: [JSON] = []
             if let h = HoldoutSubject(document: doc, state: .draft, shareCeiling: proto.holdoutShareMax) {
                 warnings = try refuseErrors(try holdoutFindings(h, tx), from: doc.key)
@@ -108,10 +104,7 @@ extension RefereeService {
                 if !locked.isEmpty { throw RegistryError.lockedField(paths: locked, state: before.state, protocolName: before.protocolName) }
                 guard !(p.reason ?? "").isBlank else { throw FieldError(path: "reason", message: "must say why a live holdout changes") }
             }
-            if let newOwner = p.changes["owner"]?.stringValue, newOwner != before.owner, try tx.hasGrants(), try !tx.roles(of: ctx.principal).contains("admin") {
-                throw RegistryError.forbidden("\(ctx.principal) may not give \"\(p.key)\" to another owner (\(newOwner)); ask an admin",
-                                              details: ["principal": .string(ctx.principal), "owner": .string(newOwner), "rule": "own_experiments"])
-            }
+            try requireMayChangeOwner(of: before, changes: p.changes, ctx, tx)
             let document = before.document.merging(patch: p.changes)
             let (doc, proto) = try validHoldout(document)
             var warnings: [JSON] = []

@@ -41,7 +41,9 @@ extension RefereeService {
         return try interactions(c, metric: p.metric, asOf: try asOfTime(p.as_of))
     }
 
-    func interactions(_ c: ResultsContext, metric: String?, asOf: Timestamp) throws -> JSON {
+    /// `notCrossed`: also name the overlapping experiments without cells (a pass over the registry; the summary and the
+    /// scan, which report flagged interactions only, leave it out).
+    func interactions(_ c: ResultsContext, metric: String?, asOf: Timestamp, notCrossed listNotCrossed: Bool = true) throws -> JSON {
         let (crossed, notCrossed) = try store.read { tx -> ([CrossedExperiment], [(key: String, reason: String)]) in
             let stored = Set(try tx.segments(key: c.doc.key, prefix: CrossedExperiment.segmentPrefix).compactMap { segment -> String? in
                 guard segment.hasPrefix(CrossedExperiment.segmentPrefix), let eq = segment.lastIndex(of: "=") else { return nil }
@@ -49,7 +51,7 @@ extension RefereeService {
             })
             var crossed: [CrossedExperiment] = []
             for key in stored.sorted() {
-                guard let record = try tx.experiment(key), let (doc, _) = Optional(ExperimentDocument.read(record.document, limits: limits)), let doc,
+                guard let record = try tx.experiment(key), let doc = ExperimentDocument.read(record.document, limits: limits).0,
                       let control = doc.variants.first(where: \.isControl) else { continue }
                 let prefix = CrossedExperiment.segmentPrefix + key + "="
                 let rows = try tx.resultTotals(key: c.doc.key, segmentPrefix: prefix, metric: metric, beforeDay: asOf.day)
@@ -60,8 +62,7 @@ extension RefereeService {
             }
             // Experiments that overlap but have no cells stored: say so, so a silence is never read as "no interaction".
             var notCrossed: [(key: String, reason: String)] = []
-            let idx = try index(tx)
-            if let a = idx[c.doc.key] {
+            if listNotCrossed, case let idx = try index(tx), let a = idx[c.doc.key] {
                 let (kept, beyond) = InteractionRules.overlapping(a, candidates: idx.all, limit: Ingestor.maxCrossings)
                 for b in kept where !stored.contains(b.key) {
                     notCrossed.append((b.key, "overlaps \(c.doc.key) but no cells are stored: ingest \(c.doc.key)'s results again (its arms are computed from the unit ids, or read from a column arm:\(b.key))"))
@@ -87,7 +88,7 @@ extension RefereeService {
             guard let doc, let start = doc.start, let end = doc.end else { continue }
             if let from, let to, !(start <= to && from < end) { continue }
             let c = try resultsContext(record.key)
-            let measured = try interactions(c, metric: nil, asOf: asOf)
+            let measured = try interactions(c, metric: nil, asOf: asOf, notCrossed: false)
             guard let pairs = measured["pairs"]?.arrayValue, !pairs.isEmpty else { continue }
             examined.append(["key": .string(record.key), "pairs": JSON(pairs.count), "tests": measured["tests"] ?? 0,
                              "flagged": JSON(measured["flagged"]?.arrayValue?.count ?? 0)])

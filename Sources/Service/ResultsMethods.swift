@@ -96,7 +96,7 @@ extension RefereeService {
         let summary = try Analysis.summarize(c, totals: Analysis.totals(rows.map { ($0.metric, $0.variant, $0.stats) }), asOf: asOf,
                                              dataDays: days.min().flatMap { first in days.max().map { (first, $0) } })
         guard c.kind == "experiment", p.segment == nil else { return summary }
-        return Analysis.adding(interactions: try interactions(c, metric: nil, asOf: asOf), to: summary)
+        return Analysis.adding(interactions: try interactions(c, metric: nil, asOf: asOf, notCrossed: false), to: summary)
     }
 
     /// `as_of` as an instant (now when absent).
