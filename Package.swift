@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // GSL, seen only by Statistics.
@@ -38,8 +41,15 @@ let package = Package(
         .target(name: "RPC", dependencies: ["POSIX", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Unit-level files (CSV, JSON lines) folded into sufficient statistics: bounded memory, every core. No store.
         .target(name: "Ingest", dependencies: ["POSIX", "Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
+        // Warehouse definitions (sources, exposure and fact tables, metrics in SQL), the one query per experiment in each
+        // dialect, and its rows read back as aggregates. No I/O.
+        .target(name: "Warehouse", dependencies: ["Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
+        // Runs one query on a PostgreSQL warehouse through postgres-nio, with a deadline; the only module that sees NIO.
+        .target(name: "WarehouseClient", dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                                                        .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Method handlers.
-        .target(name: "Service", dependencies: ["API", "Ingest", "Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        .target(name: "Service", dependencies: ["API", "Ingest", "Warehouse", "WarehouseClient", "Registry", "Store", "Statistics", "RPC", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         .executableTarget(name: "referee", dependencies: ["API", "Service", "RPC", "JSONCore", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Markdown and self-contained HTML reports of result summaries. No I/O.
         .target(name: "Reports", dependencies: ["JSONCore", "Registry"], swiftSettings: strictness),
@@ -60,8 +70,9 @@ let package = Package(
         .testTarget(name: "APITests", dependencies: ["API", "JSONCore"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Registry", "JSONCore", "TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "JSONCore"]),
+        .testTarget(name: "WarehouseTests", dependencies: ["Warehouse", "Registry", "JSONCore", "Statistics"]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], resources: [.copy("Reference")]),
         .testTarget(name: "RefereeTests", dependencies: ["API", "Ingest", "Service", "Registry", "Store", "RPC", "JSONCore", "Statistics", "Synthetic", "TestSupport"],
-                    exclude: ["Reference"]),
+                    exclude: ["Reference", "Warehouse"]),
     ]
 )

@@ -77,6 +77,7 @@ public enum Catalog {
         MethodDescriptor(StatsAdjust.self), MethodDescriptor(StatsMannWhitney.self), MethodDescriptor(StatsCompareQuantiles.self),
         MethodDescriptor(ResultsRecord.self), MethodDescriptor(ResultsIngest.self), MethodDescriptor(ResultsSummary.self),
         MethodDescriptor(ResultsTimeseries.self), MethodDescriptor(ResultsSegments.self), MethodDescriptor(ResultsInteractions.self), MethodDescriptor(ResultsExportMethod.self),
+        MethodDescriptor(ResultsSQL.self), MethodDescriptor(ResultsPull.self), MethodDescriptor(ResultsAggregates.self),
         MethodDescriptor(AccessGrant.self), MethodDescriptor(AccessRevoke.self), MethodDescriptor(AccessList.self), MethodDescriptor(SessionActFor.self),
         MethodDescriptor(AuditLog.self), MethodDescriptor(AuditHead.self), MethodDescriptor(AuditVerify.self), MethodDescriptor(StoreIntegrity.self),
         MethodDescriptor(ProtocolList.self), MethodDescriptor(ProtocolGet.self), MethodDescriptor(RPCDiscover.self), MethodDescriptor(Shutdown.self),

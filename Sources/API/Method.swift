@@ -111,9 +111,11 @@ public struct ErrorCode: Sendable, Hashable {
     /// Input or output failed (cannot read, no data, disk full): `data.path` names the file.
     public static let ioError = ErrorCode(code: 1010, reason: "io_error", message: "I/O error (data.path)")
     public static let storeUnavailable = ErrorCode(code: 1011, reason: "store_unavailable", message: "Store unavailable")
+    /// A warehouse query gave no answer: `data.kind` is connect, query, lost or timeout; nothing was stored.
+    public static let warehouseError = ErrorCode(code: 1012, reason: "warehouse_error", message: "Warehouse query failed (data.kind)")
 
     public static let all: [ErrorCode] = [invalidParams, protocolViolation, conflict, notFound, forbidden, invalidTransition, versionConflict,
-                                          duplicateKey, lockedField, invalidInput, ioError, storeUnavailable]
+                                          duplicateKey, lockedField, invalidInput, ioError, storeUnavailable, warehouseError]
 }
 
 /// JSON Schema fragments for results and for members whose Swift type is a JSON value.

@@ -138,6 +138,17 @@ public enum Aggregate: Sendable, Equatable {
         }
     }
 
+    /// Reads `{exposures: N}`, the units exposed to a variant (a whole number below 2^53).
+    public static func readExposures(_ value: JSON, path: String) throws(FieldError) -> Aggregate {
+        let f = try Fields(value, path: path)
+        try f.rejectUnknown(["exposures"])
+        let n = try f.double("exposures")
+        guard n >= 0, n <= Aggregate.maxCount, n.rounded() == n else {
+            throw FieldError(path: f.fieldPath("exposures"), message: "must be a whole number of units from 0 to 2^53 (9007199254740992), got \(n)", outOfRange: true)
+        }
+        return .exposures(n: n)
+    }
+
     /// Reads the arm shape given for a metric of `type`; every problem names its field under `path`.
     public static func read(_ value: JSON, type: MetricType, quantile: Double? = nil, path: String) throws(FieldError) -> Aggregate {
         let f = try Fields(value, path: path)

@@ -104,10 +104,13 @@ public struct ProtocolSet: Sendable {
     public var catalog: MetricsCatalog
     /// Where they were loaded from (a directory, or "built-in").
     public var origin: String
+    /// The text of `warehouse.json` beside them, when there is one (read by the service's warehouse methods).
+    public var warehouseText: String?
 
-    public init(protocols: [String: ExperimentProtocol], catalog: MetricsCatalog, origin: String) {
+    public init(protocols: [String: ExperimentProtocol], catalog: MetricsCatalog, origin: String, warehouseText: String? = nil) {
         self.protocols = protocols
         self.catalog = catalog
         self.origin = origin
+        self.warehouseText = warehouseText
     }
 }

@@ -18,6 +18,7 @@ extension RPCErrorCode {
     /// Input or output failed (cannot read, no data, disk full): `data.path` names the file.
     public static let ioError = RPCErrorCode(rawValue: 1010)
     public static let storeUnavailable = RPCErrorCode(rawValue: 1011)
+    public static let warehouseError = RPCErrorCode(rawValue: 1012)
 }
 
 extension RegistryError {

@@ -56,6 +56,9 @@ extension ResultsSummary: Handler { static func run(_ s: RefereeService, _ p: Pa
 extension ResultsTimeseries: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.timeseries(p) } }
 extension ResultsSegments: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.segments(p) } }
 extension ResultsInteractions: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.interactions(p) } }
+extension ResultsSQL: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.sqlMethod(p) } }
+extension ResultsPull: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.pull(p, ctx) } }
+extension ResultsAggregates: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.aggregates(p) } }
 extension ResultsExportMethod: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.export(p) } }
 extension AccessGrant: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.grant(p, ctx) } }
 extension AccessRevoke: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.revoke(p, ctx) } }

@@ -1,6 +1,7 @@
 public import Foundation
 public import Registry
 import JSONCore
+import Warehouse
 
 /// Finds and loads protocol files: `--protocols DIR`, else `$REFEREE_PROTOCOLS`, else `./Protocols`,
 /// else the copies built into the binary.
@@ -44,7 +45,8 @@ public enum ProtocolLoader {
         try assemble(BuiltinProtocols.files, origin: "built-in")
     }
 
-    /// Files named `metrics.json` (the catalog) and `*.schema.json` (schemas) are not protocols.
+    /// Files named `metrics.json` (the catalog), `warehouse.json` (the warehouse definitions, every problem reported at
+    /// once) and `*.schema.json` (schemas) are not protocols.
     static func assemble(_ files: [String: String], origin: String) throws(LoadError) -> ProtocolSet {
         guard let catalogText = files["metrics.json"] else {
             throw LoadError(description: "\(origin) has no metrics.json catalog")
@@ -54,7 +56,7 @@ public enum ProtocolLoader {
             throw LoadError(description: "\(origin)/metrics.json: \(error)")
         }
         var protocols: [String: ExperimentProtocol] = [:]
-        for (name, text) in files.sorted(by: { $0.key < $1.key }) where name != "metrics.json" && !name.hasSuffix(".schema.json") {
+        for (name, text) in files.sorted(by: { $0.key < $1.key }) where name != "metrics.json" && name != WarehouseDefinitions.fileName && !name.hasSuffix(".schema.json") {
             do {
                 let p = try ExperimentProtocol.parse(text, fileName: name)
                 guard name == "\(p.name).json" else {
@@ -68,6 +70,9 @@ public enum ProtocolLoader {
             }
         }
         guard !protocols.isEmpty else { throw LoadError(description: "\(origin) holds no protocol files") }
-        return ProtocolSet(protocols: protocols, catalog: catalog, origin: origin)
+        if let text = files[WarehouseDefinitions.fileName], case .failure(let problems) = WarehouseDefinitions.parse(text, catalog: catalog) {
+            throw LoadError(description: "\(origin)/\(problems)")
+        }
+        return ProtocolSet(protocols: protocols, catalog: catalog, origin: origin, warehouseText: files[WarehouseDefinitions.fileName])
     }
 }

@@ -4,6 +4,7 @@ public import Registry
 public import Store
 import JSONCore
 import Logging
+import Warehouse
 
 /// The method handlers of the control interface, shared by the daemon and the CLI one-shots.
 ///
@@ -26,10 +27,18 @@ public final class RefereeService: @unchecked Sendable {
     /// Set by the `shutdown` method; the transport stops after answering it.
     public private(set) var shutdownRequested = false
 
+    /// `warehouse.json`, parsed once (the loader refused a file with problems).
+    let warehouse: WarehouseDefinitions?
+
     public init(store: Store, protocols: ProtocolSet, limits: DocumentLimits = DocumentLimits(),
                 now: @escaping @Sendable () -> Timestamp = RefereeService.systemNow) {
         self.store = store
         self.protocols = protocols
+        if let text = protocols.warehouseText, case .success(let definitions) = WarehouseDefinitions.parse(text, catalog: protocols.catalog) {
+            warehouse = definitions
+        } else {
+            warehouse = nil
+        }
         self.limits = limits
         self.now = now
     }

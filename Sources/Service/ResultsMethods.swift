@@ -59,8 +59,10 @@ extension RefereeService {
         let c = try resultsContext(p.key)
         try requireHasRun(c)
         let metric = p.metric
-        guard c.metrics.contains(where: { $0.name == metric }), let def = c.catalog.metrics[metric] else {
-            throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", "))")
+        // `__exposures` holds the units exposed per variant (and day, segment), which the sample-ratio check reads.
+        let def = c.catalog.metrics[metric]
+        guard metric == exposuresMetric || (c.metrics.contains(where: { $0.name == metric }) && def != nil) else {
+            throw FieldError(path: "metric", message: "\"\(metric)\" is not a metric of \(c.doc.key); its metrics are \(c.metrics.map(\.name).joined(separator: ", ")) (and \(exposuresMetric) for the units exposed)")
         }
         let variant = p.variant
         guard c.doc.variants.contains(where: { $0.key == variant }) else {
@@ -70,7 +72,10 @@ extension RefereeService {
         if !day.isEmpty { guard day.count == 10, Timestamp(rfc3339: day) != nil else { throw FieldError(path: "day", message: "must be a UTC date YYYY-MM-DD") } }
         let segment = p.segment?.name ?? ""
         let stats = p.stats
-        let read = Result { () throws(FieldError) in try Aggregate.read(stats, type: def.type, quantile: def.quantile, path: "stats") }
+        let read = Result { () throws(FieldError) in
+            guard let def else { return try Aggregate.readExposures(stats, path: "stats") }
+            return try Aggregate.read(stats, type: def.type, quantile: def.quantile, path: "stats")
+        }
         // A value out of range is degenerate input (1009), as the statistics methods say.
         if case .failure(let e) = read, e.outOfRange { throw StatisticsError(field: e.path, reason: e.message) }
         let aggregate = try read.get()

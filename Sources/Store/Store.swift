@@ -539,6 +539,27 @@ public struct StoreTransaction {
         try db.execute(sql: "UPDATE result_totals_state SET fresh = 0 WHERE key = ? AND fresh = 1", arguments: [key])
     }
 
+    /// Removes the aggregates of `key` that came from `source` (a pull replaces the previous pull's); returns how many.
+    @discardableResult
+    public func deleteResults(key: String, source: String) throws -> Int {
+        try db.execute(sql: "DELETE FROM results WHERE key = ? AND source = ?", arguments: [key, source])
+        let removed = db.changesCount
+        if removed > 0 { try db.execute(sql: "UPDATE result_totals_state SET fresh = 0 WHERE key = ? AND fresh = 1", arguments: [key]) }
+        return removed
+    }
+
+    /// Every stored aggregate of `key` (of one segment or metric when given) with where it came from.
+    public func storedResults(key: String, segment: String? = nil, metric: String? = nil) throws -> [(row: ResultRow, source: String, updatedAt: String)] {
+        var sql = "SELECT metric, variant, day, segment, stats, source, updated_at FROM results WHERE key = ?"
+        var args: [any DatabaseValueConvertible] = [key]
+        if let segment { sql += " AND segment = ?"; args.append(segment) }
+        if let metric { sql += " AND metric = ?"; args.append(metric) }
+        sql += " ORDER BY segment, metric, variant, day"
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map {
+            (ResultRow(metric: $0[0], variant: $0[1], day: $0[2], segment: $0[3], stats: $0[4]), $0[5], $0[6])
+        }
+    }
+
     /// Records the cap an ingestion used for `metric` (its report's `capping` entry).
     public func setCapping(key: String, metric: String, spec: JSON) throws {
         try db.execute(sql: "INSERT INTO result_capping (key, metric, spec) VALUES (?, ?, ?) ON CONFLICT (key, metric) DO UPDATE SET spec = excluded.spec",

@@ -145,6 +145,47 @@ struct ExportCommand: ParsableCommand {
     }
 }
 
+struct SQLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql",
+        abstract: "Print the one warehouse query of an experiment's sufficient statistics (Protocols/warehouse.json); nothing runs.")
+
+    enum Dialect: String, ExpressibleByArgument, CaseIterable { case postgresql, duckdb, bigquery, snowflake }
+
+    @OptionGroup var options: ClientOptions
+    @Option(help: "postgresql, duckdb, bigquery or snowflake (default: the source's own).") var dialect: Dialect?
+    @Option(help: "A source of warehouse.json (default: the only one).") var source: String?
+    @Option(help: "Only exposures and events before this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
+    @Flag(help: "Print the whole answer as JSON: the SQL, its SHA-256, its columns and how each is read.") var json = false
+    @Argument(help: "The experiment's key.") var key: String
+
+    func run() throws {
+        var params: [String: JSON] = ["key": .string(key)]
+        if let dialect { params["dialect"] = .string(dialect.rawValue) }
+        if let source { params["source"] = .string(source) }
+        if let asOf { params["as_of"] = .string(asOf) }
+        let answer = try Client(options: options, json: json).result("results.sql", .object(params))
+        if json { print(answer.serialized()) } else { print(answer["sql"]?.stringValue ?? "", terminator: "") }
+    }
+}
+
+struct PullCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull",
+        abstract: "Run an experiment's warehouse query on a PostgreSQL source and store the aggregates it returns (all or nothing).")
+
+    @OptionGroup var options: ClientOptions
+    @Option(help: "A PostgreSQL source of warehouse.json.") var source: String
+    @Option(help: "Only exposures and events before this time (RFC 3339 or YYYY-MM-DD).") var asOf: String?
+    @Argument(help: "The experiment's key.") var key: String
+
+    func run() throws {
+        var params: [String: JSON] = ["key": .string(key), "source": .string(source)]
+        if let asOf { params["as_of"] = .string(asOf) }
+        print(try Client(options: options, json: true).result("results.pull", .object(params)).serialized())
+    }
+}
+
 /// `[#####.....]  52.0%  12.3/23.6 MB  120000 rows  400000 rows/s` on standard error, redrawn at most four times a second.
 final class ProgressBar: @unchecked Sendable {
     let size: Int

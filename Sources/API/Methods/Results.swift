@@ -173,3 +173,65 @@ public enum ResultsSegments: MethodSpec {
         ]
     }
 }
+
+public enum SQLDialect: String, ParamChoice { case postgresql, duckdb, bigquery, snowflake }
+
+/// `results.sql {key, source?, dialect?, as_of?}`: the one query that computes an experiment's sufficient statistics
+/// in a warehouse of `Protocols/warehouse.json`, with the columns it answers and how each is read. Nothing runs.
+public enum ResultsSQL: MethodSpec {
+    public static let name = "results.sql"
+    public static let summary = "The warehouse query of an experiment's sufficient statistics, in a dialect; nothing runs."
+    public static let permission = Permission.read
+    public static let result = Schema.object(["experiment": Schema.string, "source": Schema.string, "dialect": Schema.string, "as_of": Schema.string,
+                                              "sql": Schema.string, "sha256": Schema.string, "columns": Schema.array(Schema.string),
+                                              "metrics": Schema.array(Schema.object), "not_in_warehouse": Schema.array(Schema.string)])
+    public static let errors: [ErrorCode] = [.notFound, .invalidInput, .forbidden]
+    public struct Params: MethodParams {
+        public let key: String
+        public let source: String?
+        public let dialect: SQLDialect?
+        public let as_of: String?
+        public static let docs: [String: FieldDoc] = [
+            "key": keyDoc, "source": "a source of warehouse.json (the only one by default)", "dialect": "the source's own by default",
+            "as_of": FieldDoc("only exposures and events before then (default: now, or the end of the schedule when it has passed plus the longest window)", schema: Schema.time),
+        ]
+    }
+}
+
+/// `results.pull {key, source, as_of?}`: runs the experiment's query on a PostgreSQL source and stores the aggregates
+/// it returns in one transaction, replacing those of earlier pulls, with its provenance (source, query hash, as-of,
+/// rows, bytes) in the audit log. A failed, lost or timed-out query stores nothing (1012).
+public enum ResultsPull: MethodSpec {
+    public static let name = "results.pull"
+    public static let summary = "Runs the warehouse query on a PostgreSQL source and stores its aggregates; all or nothing."
+    public static let permission = Permission.resultsWrite
+    public static let result = Schema.object(["loaded": Schema.boolean, "source": Schema.string, "sha256": Schema.string, "rows_returned": Schema.integer,
+                                              "bytes_fetched": Schema.integer, "units_loaded": Schema.number], additional: true)
+    public static let errors: [ErrorCode] = [.notFound, .invalidInput, .forbidden, .warehouseError, .storeUnavailable]
+    public struct Params: MethodParams {
+        public let key: String
+        public let source: String
+        public let as_of: String?
+        public static let docs: [String: FieldDoc] = [
+            "key": keyDoc, "source": "a PostgreSQL source of warehouse.json",
+            "as_of": FieldDoc("only exposures and events before then (as results.sql)", schema: Schema.time),
+        ]
+    }
+}
+
+/// `results.aggregates {key, segment?, metric?}`: the stored sufficient statistics themselves, each with where it came
+/// from (`ingest`, `record`, `pull`): what every analysis reads, for checking one route against another.
+public enum ResultsAggregates: MethodSpec {
+    public static let name = "results.aggregates"
+    public static let summary = "The stored aggregates (metric, variant, day, segment, stats, source)."
+    public static let permission = Permission.read
+    public static let result = Schema.object(["experiment": Schema.string, "aggregates": Schema.array(Schema.object), "count": Schema.integer])
+    public static let errors: [ErrorCode] = [.notFound, .forbidden]
+    public struct Params: MethodParams {
+        public let key: String
+        public let segment: SegmentSelector?
+        public let metric: String?
+        public static let docs: [String: FieldDoc] = ["key": keyDoc, "segment": "only this segment ('' for all units; every segment by default)",
+                                                      "metric": "only this metric"]
+    }
+}

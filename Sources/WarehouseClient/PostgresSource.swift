@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+
+/// Runs one read-only query on a PostgreSQL warehouse and hands back its rows; the only code that talks to it.
+/// The session is read-only (`default_transaction_read_only`), in UTC, and PostgreSQL itself cancels the query at
+/// the timeout (`statement_timeout`); a client-side deadline a few seconds later closes the connection if the
+/// server does not answer. The extended query protocol runs exactly one statement.
+public struct PostgresSource: Sendable {
+    public enum TLSMode: Sendable { case disable, prefer, require }
+
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var database: String
+    public var tls: TLSMode
+    public var timeoutSeconds: Double
+    public var connectTimeoutSeconds: Double = 10
+
+    public init(host: String, port: Int, user: String, database: String, tls: TLSMode, timeoutSeconds: Double) {
+        self.host = host; self.port = port; self.user = user; self.database = database; self.tls = tls; self.timeoutSeconds = timeoutSeconds
+    }
+
+    public enum Cell: Sendable, Equatable {
+        case null
+        case text(String)
+        case number(Double)
+    }
+
+    public struct Answer: Sendable {
+        public var columns: [String]
+        public var rows: [[Cell]]
+        /// Bytes of the result's cells as they came over the wire.
+        public var bytes: Int
+        public var seconds: Double
+    }
+
+    /// Why a query gave no answer; never holds the password.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public enum Kind: String, Sendable { case connect, query, lost, timeout }
+        public var kind: Kind
+        public var message: String
+        public var sqlState: String?
+        public var description: String { message }
+    }
+
+    var place: String { "\(host):\(port)/\(database)" }
+
+    /// Runs `sql` and collects every row; `password` is used for the handshake only.
+    public func run(_ sql: String, password: String?) throws(Failure) -> Answer {
+        let started = DispatchTime.now()
+        let group = MultiThreadedEventLoopGroup.singleton
+        var logger = Logger(label: "referee.warehouse")
+        logger.logLevel = .critical
+        let tlsSetting: PostgresConnection.Configuration.TLS
+        do {
+            switch tls {
+            case .disable: tlsSetting = .disable
+            case .prefer, .require:
+                var config = TLSConfiguration.makeClientConfiguration()
+                // As libpq's prefer and require: encrypted, the certificate not verified.
+                config.certificateVerification = .none
+                let context = try NIOSSLContext(configuration: config)
+                tlsSetting = tls == .prefer ? .prefer(context) : .require(context)
+            }
+        } catch {
+            throw Failure(kind: .connect, message: "cannot set up TLS for the warehouse \(place): \(error)")
+        }
+        var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tlsSetting)
+        configuration.options.connectTimeout = .milliseconds(Int64(connectTimeoutSeconds * 1000))
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "referee"), ("default_transaction_read_only", "on"), ("TimeZone", "UTC"), ("DateStyle", "ISO"),
+            ("statement_timeout", String(Int64((timeoutSeconds * 1000).rounded(.up)))),
+        ]
+        let connection: PostgresConnection
+        do {
+            connection = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: 1, logger: logger).wait()
+        } catch {
+            throw Failure(kind: .connect, message: "cannot connect to the warehouse \(place) as \(user): \(Self.describe(error))")
+        }
+        defer { let closed: EventLoopFuture<Void> = connection.close(); try? closed.wait() }
+        let collected = Collected()
+        // The server cancels at statement_timeout; if it cannot (a network stall), the connection is closed a little later.
+        let deadline = connection.eventLoop.scheduleTask(in: .milliseconds(Int64((timeoutSeconds + 5) * 1000))) {
+            collected.timedOut()
+            let closed: EventLoopFuture<Void> = connection.close()
+            _ = closed
+        }
+        defer { deadline.cancel() }
+        do {
+            try connection.query(sql, [], onMetadata: { _ in }, onRow: { row in collected.add(row) }).wait()
+        } catch {
+            if collected.didTimeOut {
+                throw Failure(kind: .timeout, message: "the warehouse query ran longer than \(Self.seconds(timeoutSeconds)) s (timeout_seconds) and was cancelled; nothing was stored")
+            }
+            if let (state, message) = Self.serverError(error) {
+                if state == "57014" {
+                    throw Failure(kind: .timeout, message: "the warehouse query ran longer than \(Self.seconds(timeoutSeconds)) s (timeout_seconds) and \(place) cancelled it; nothing was stored", sqlState: state)
+                }
+                if state.hasPrefix("57P") || state.hasPrefix("08") {
+                    throw Failure(kind: .lost, message: "the warehouse \(place) ended the session before the whole answer came: \(message) (SQLSTATE \(state)); nothing was stored", sqlState: state)
+                }
+                throw Failure(kind: .query, message: "the warehouse \(place) refused the query: \(message) (SQLSTATE \(state)); nothing was stored", sqlState: state)
+            }
+            if let e = error as? PSQLError, [.serverClosedConnection, .uncleanShutdown, .connectionError, .clientClosedConnection].contains(e.code) {
+                throw Failure(kind: .lost, message: "the connection to the warehouse \(place) was lost before the whole answer came (\(e.code)); nothing was stored")
+            }
+            throw Failure(kind: .lost, message: "the warehouse query on \(place) failed: \(Self.describe(error)); nothing was stored")
+        }
+        let (columns, rows, bytes) = collected.result()
+        return Answer(columns: columns, rows: rows, bytes: bytes, seconds: Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9)
+    }
+
+    static func seconds(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+
+    /// The server's SQLSTATE and message, from either of postgres-nio's error types.
+    static func serverError(_ error: any Error) -> (state: String, message: String)? {
+        if let e = error as? PSQLError, let state = e.serverInfo?[.sqlState] { return (state, e.serverInfo?[.message] ?? "error") }
+        if case .server(let e)? = error as? PostgresError, let state = e.fields[.sqlState] { return (state, e.fields[.message] ?? "error") }
+        return nil
+    }
+
+    /// An error's words without anything of the configuration (postgres-nio's descriptions hold no password).
+    static func describe(_ error: any Error) -> String {
+        if let (state, message) = serverError(error) { return "\(message) (SQLSTATE \(state))" }
+        if case .connectionClosed? = error as? PostgresError { return "the server closed the connection" }
+        if let e = error as? PSQLError {
+            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+            return "\(e.code)"
+        }
+        return "\(error)"
+    }
+}
+
+/// Rows as they arrive on the event loop, read once the query ends.
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var columns: [String] = []
+    private var rows: [[PostgresSource.Cell]] = []
+    private var bytes = 0
+    private var expired = false
+
+    func add(_ row: PostgresRow) {
+        var cells: [PostgresSource.Cell] = []
+        var names: [String] = []
+        var size = 0
+        for cell in row {
+            names.append(cell.columnName)
+            size += cell.bytes?.readableBytes ?? 0
+            guard cell.bytes != nil else { cells.append(.null); continue }
+            switch cell.dataType {
+            case .float8, .float4, .int8, .int4, .int2, .numeric:
+                if let x = try? cell.decode(Double.self) { cells.append(.number(x)) }
+                else if let x = try? cell.decode(Int64.self) { cells.append(.number(Double(x))) }
+                else { cells.append(.text((try? cell.decode(String.self)) ?? "")) }
+            default:
+                cells.append(.text((try? cell.decode(String.self)) ?? ""))
+            }
+        }
+        lock.lock()
+        if columns.isEmpty { columns = names }
+        rows.append(cells)
+        bytes += size
+        lock.unlock()
+    }
+
+    func timedOut() { lock.lock(); expired = true; lock.unlock() }
+    var didTimeOut: Bool { lock.lock(); defer { lock.unlock() }; return expired }
+    func result() -> ([String], [[PostgresSource.Cell]], Int) { lock.lock(); defer { lock.unlock() }; return (columns, rows, bytes) }
+}
