@@ -500,5 +500,158 @@ enum BuiltinProtocols {
 }
 
 """#,
+        "warehouse.json": #"""
+{
+  "$schema": "./warehouse.schema.json",
+  "description": "Warehouses Referee computes results in (referee sql, referee pull). Secrets never live here: a source names the environment variable that holds its password.",
+  "sources": {
+    "analytics": {
+      "description": "The product analytics warehouse (PostgreSQL). The daemon connects read-only, in UTC, and cancels a query at timeout_seconds.",
+      "dialect": "postgresql",
+      "url": "postgresql://referee_reader@127.0.0.1:5432/analytics?sslmode=prefer",
+      "password_env": "REFEREE_WAREHOUSE_PASSWORD",
+      "timeout_seconds": 300,
+      "exposures": {
+        "table": "analytics.exposures",
+        "unit_column": "user_id",
+        "experiment_column": "experiment_key",
+        "variant_column": "variant",
+        "timestamp_column": "exposed_at",
+        "dimensions": {"country": "country", "platform": "platform"}
+      },
+      "fact_tables": {
+        "orders": {"table": "analytics.orders", "unit_column": "user_id", "timestamp_column": "ordered_at"},
+        "sessions": {"table": "analytics.sessions", "unit_column": "user_id", "timestamp_column": "started_at"}
+      },
+      "metrics": {
+        "checkout_conversion": {
+          "description": "Converted: at least one paid order within 7 days of first exposure.",
+          "fact_table": "orders", "aggregation": "count", "filters": ["status = 'paid'"], "window": {"from_days": 0, "to_days": 7}
+        },
+        "revenue_per_user": {
+          "description": "Paid revenue from first exposure to the end of the experiment; CUPED on the 14 days before exposure.",
+          "fact_table": "orders", "value": "amount", "aggregation": "sum", "filters": ["status = 'paid'"],
+          "window": {"from_days": 0}, "covariate": {"from_days": -14, "to_days": 0}
+        },
+        "crash_rate": {
+          "description": "Crashed in a session within 3.5 days of first exposure.",
+          "fact_table": "sessions", "value": "crashed", "aggregation": "max", "window": {"from_days": 0, "to_days": 3.5}
+        },
+        "clicks_per_session": {
+          "description": "Clicks over sessions within 14 days of first exposure.",
+          "numerator": {"fact_table": "sessions", "value": "clicks", "aggregation": "sum", "window": {"from_days": 0, "to_days": 14}},
+          "denominator": {"fact_table": "sessions", "aggregation": "count", "window": {"from_days": 0, "to_days": 14}}
+        }
+      }
+    }
+  }
+}
+
+"""#,
+        "warehouse.schema.json": #"""
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://referee.example/warehouse.schema.json",
+  "title": "Referee warehouse definitions (Protocols/warehouse.json)",
+  "description": "Sources Referee computes experiment results in: how to connect (no secrets), the exposure table, fact tables, and how each catalog metric is computed from them. Referee itself checks more than this schema can (metrics in the catalog, fact tables that exist, windows that make sense) and reports every problem at once.",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["sources"],
+  "properties": {
+    "$schema": {"type": "string"},
+    "description": {"type": "string"},
+    "sources": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/source"}}
+  },
+  "$defs": {
+    "column": {"type": "string", "minLength": 1},
+    "relation": {
+      "oneOf": [
+        {"required": ["table"], "not": {"required": ["sql"]}},
+        {"required": ["sql"], "not": {"required": ["table"]}}
+      ]
+    },
+    "source": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["dialect", "exposures"],
+      "properties": {
+        "description": {"type": "string"},
+        "dialect": {"enum": ["postgresql", "duckdb", "bigquery", "snowflake"]},
+        "url": {"type": "string", "pattern": "^postgres(ql)?://[^:@/]+@[^/]+/[^?]+(\\?sslmode=(disable|prefer|require))?$",
+                "description": "postgresql://USER@HOST:PORT/DB?sslmode=disable|prefer|require, never with a password; PostgreSQL sources only"},
+        "password_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "description": "the environment variable holding the password"},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "default": 300},
+        "exposures": {"$ref": "#/$defs/exposures"},
+        "fact_tables": {"type": "object", "additionalProperties": {"$ref": "#/$defs/fact_table"}},
+        "metrics": {"type": "object", "additionalProperties": {"$ref": "#/$defs/metric"}}
+      }
+    },
+    "exposures": {
+      "type": "object",
+      "additionalProperties": false,
+      "allOf": [{"$ref": "#/$defs/relation"}],
+      "required": ["unit_column", "experiment_column", "variant_column", "timestamp_column"],
+      "properties": {
+        "description": {"type": "string"},
+        "table": {"type": "string", "minLength": 1},
+        "sql": {"type": "string", "minLength": 1, "not": {"pattern": ";"}},
+        "unit_column": {"$ref": "#/$defs/column"},
+        "experiment_column": {"$ref": "#/$defs/column"},
+        "variant_column": {"$ref": "#/$defs/column"},
+        "timestamp_column": {"$ref": "#/$defs/column"},
+        "dimensions": {"type": "object", "additionalProperties": {"$ref": "#/$defs/column"}, "description": "experiment dimension → column"}
+      }
+    },
+    "fact_table": {
+      "type": "object",
+      "additionalProperties": false,
+      "allOf": [{"$ref": "#/$defs/relation"}],
+      "required": ["unit_column", "timestamp_column"],
+      "properties": {
+        "description": {"type": "string"},
+        "table": {"type": "string", "minLength": 1},
+        "sql": {"type": "string", "minLength": 1, "not": {"pattern": ";"}},
+        "unit_column": {"$ref": "#/$defs/column"},
+        "timestamp_column": {"$ref": "#/$defs/column"}
+      }
+    },
+    "window": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {"from_days": {"type": "number"}, "to_days": {"type": "number"}}
+    },
+    "measure": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["fact_table"],
+      "properties": {
+        "description": {"type": "string"},
+        "fact_table": {"type": "string"},
+        "value": {"type": "string", "not": {"pattern": ";"}, "description": "a SQL expression over the fact table's columns (not needed for count)"},
+        "aggregation": {"enum": ["sum", "max", "count"]},
+        "window": {"$ref": "#/$defs/window", "description": "days after first exposure: from_days (default 0) to to_days (default: the end of the experiment)"},
+        "filters": {"type": "array", "items": {"type": "string", "minLength": 1, "not": {"pattern": ";"}}},
+        "covariate": {"$ref": "#/$defs/window", "description": "CUPED: the same measure over days before exposure (from_days < to_days <= 0)"}
+      }
+    },
+    "metric": {
+      "oneOf": [
+        {"$ref": "#/$defs/measure"},
+        {
+          "type": "object",
+          "additionalProperties": false,
+          "required": ["numerator", "denominator"],
+          "properties": {
+            "description": {"type": "string"},
+            "numerator": {"$ref": "#/$defs/measure"},
+            "denominator": {"$ref": "#/$defs/measure"}
+          }
+        }
+      ]
+    }
+  }
+}
+
+"""#,
     ]
 }

@@ -33,8 +33,9 @@ extension RefereeService {
         }
         let longest = c.metrics.compactMap { source.metrics[$0.name] }.flatMap(\.measures).compactMap(\.window.toSeconds).max() ?? 0
         let asOf = try text.map { _ in try asOfTime(text) } ?? min(now(), end.adding(days: Double(max(longest, 0)) / 86_400))
-        let request = QueryRequest(experimentKey: c.doc.key, variants: c.doc.variants.map(\.key), start: start, end: end, asOf: asOf,
+        var request = QueryRequest(experimentKey: c.doc.key, variants: c.doc.variants.map(\.key), start: start, end: end, asOf: asOf,
                                    dimensions: c.doc.dimensions, metrics: c.metrics.map(\.name))
+        for m in c.metrics { if let capping = c.catalog.metrics[m.name]?.capping { request.capping[m.name] = capping } }
         do { return try source.query(request, dialect: dialect) } catch { throw FieldError(path: error.field, message: error.message) }
     }
 
@@ -115,6 +116,7 @@ extension RefereeService {
         out["first_day"] = JSON(pulled.firstDay)
         out["last_day"] = JSON(pulled.lastDay)
         out["not_in_warehouse"] = JSON(query.notDefined)
+        out["left_out"] = query.json["left_out"]
         return .object(out)
     }
 

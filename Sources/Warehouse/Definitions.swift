@@ -66,7 +66,7 @@ public struct WarehouseMetric: Sendable, Equatable {
     public var name: String
     public var type: MetricType
     public var kind: Kind
-    /// The catalog's absolute cap of a continuous metric (applied to the value and the covariate).
+    /// An absolute cap applied to the value and the covariate (the query takes it from the catalog).
     public var cap: Double?
 
     public var measures: [Measure] {
@@ -292,14 +292,8 @@ struct Reader {
             add(f.path, "is not a metric of the catalog (metrics.json): \(catalog.metrics.keys.sorted().joined(separator: ", "))")
             return nil
         }
-        var cap: Double?
-        switch def.capping {
-        case .absolute(let x)?: cap = x
-        case .percentile?:
-            add(f.path, "\(name) is capped at a percentile of every unit's value, which the warehouse query does not compute; give it an absolute cap in metrics.json, or ingest it")
-            return nil
-        case nil: break
-        }
+        // The catalog's cap is read when the query is made (the catalog may change without this file).
+        let cap: Double? = nil
         switch def.type {
         case .binomial, .continuous:
             reject(f, allowed: ["description", "fact_table", "value", "aggregation", "window", "filters", "covariate"])

@@ -12,6 +12,9 @@ public struct QueryRequest: Sendable {
     public var dimensions: [String]
     /// The experiment's metrics, in its order; those the source does not define are reported and left out.
     public var metrics: [String]
+    /// The catalog's capping of each metric: absolute caps are applied; a percentile cap needs every unit's value,
+    /// so such a metric is left out, with the reason.
+    public var capping: [String: Capping] = [:]
 
     public init(experimentKey: String, variants: [String], start: Timestamp, end: Timestamp, asOf: Timestamp, dimensions: [String], metrics: [String]) {
         self.experimentKey = experimentKey; self.variants = variants; self.start = start; self.end = end; self.asOf = asOf
@@ -45,8 +48,9 @@ public struct WarehouseQuery: Sendable {
     public var source: String
     public var asOf: Timestamp
     public var metrics: [OutputMetric]
-    /// Metrics of the experiment the source does not define.
+    /// Metrics of the experiment left out of the query, and why.
     public var notDefined: [String]
+    public var leftOut: [(metric: String, reason: String)] = []
     public var columns: [String]
 
     /// SHA-256 of the text: the provenance recorded with what it returned.
@@ -58,7 +62,8 @@ public struct WarehouseQuery: Sendable {
 
     public var json: JSON {
         ["source": .string(source), "dialect": .string(dialect.rawValue), "as_of": .string(asOf.description), "sql": .string(sql),
-         "sha256": .string(sha256), "columns": JSON(columns), "metrics": .array(metrics.map(\.json)), "not_in_warehouse": JSON(notDefined)]
+         "sha256": .string(sha256), "columns": JSON(columns), "metrics": .array(metrics.map(\.json)), "not_in_warehouse": JSON(notDefined),
+         "left_out": .array(leftOut.map { ["metric": .string($0.metric), "reason": .string($0.reason)] })]
     }
 }
 
@@ -76,8 +81,22 @@ extension WarehouseSource {
     public func query(_ request: QueryRequest, dialect requested: Dialect? = nil) throws(QueryError) -> WarehouseQuery {
         let dialect = requested ?? self.dialect
         let s = Spelling(dialect: dialect)
-        let defined = request.metrics.compactMap { metrics[$0] }
-        let notDefined = request.metrics.filter { metrics[$0] == nil }
+        var leftOut: [(metric: String, reason: String)] = []
+        let defined = request.metrics.compactMap { name -> WarehouseMetric? in
+            guard var m = metrics[name] else {
+                leftOut.append((name, "source \(self.name) does not define it (sources.\(self.name).metrics in \(WarehouseDefinitions.fileName))"))
+                return nil
+            }
+            switch request.capping[name] {
+            case .absolute(let x)?: m.cap = x
+            case .percentile?:
+                leftOut.append((name, "it is capped at a percentile of every unit's value, which the warehouse query does not compute; give it an absolute cap in metrics.json, or ingest it"))
+                return nil
+            case nil: break
+            }
+            return m
+        }
+        let notDefined = leftOut.map(\.metric)
         guard !defined.isEmpty else {
             throw QueryError(field: "key", message: "none of \(request.experimentKey)'s metrics (\(request.metrics.joined(separator: ", "))) is defined in source \(name); add them under sources.\(name).metrics in \(WarehouseDefinitions.fileName)")
         }
@@ -274,7 +293,8 @@ extension WarehouseSource {
         sql += ctes.map { "-- \($0.1)\n\($0.0) AS (\n\($0.2)\n)" }.joined(separator: ",\n")
         sql += "\n" + selects.joined(separator: "\nUNION ALL\n") + "\nORDER BY 1, 2, 3, 4, 5\n"
         let columns = WarehouseQuery.leadingColumns + outputs.flatMap { $0.columns.map(\.column) }
-        return WarehouseQuery(sql: sql, dialect: dialect, source: name, asOf: request.asOf, metrics: outputs, notDefined: notDefined, columns: columns)
+        return WarehouseQuery(sql: sql, dialect: dialect, source: name, asOf: request.asOf, metrics: outputs, notDefined: notDefined,
+                              leftOut: leftOut, columns: columns)
     }
 
     /// Per dimension: values kept by units (the same as ingestion's `Ingestor.segmentsKept`).

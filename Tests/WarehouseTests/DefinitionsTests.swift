@@ -69,7 +69,7 @@ let shipped: String = {
             "sources.wh.metrics.unknown_metric", "sources.wh.metrics.revenue_per_user.fact_table", "sources.wh.metrics.revenue_per_user.aggregation",
             "sources.wh.metrics.revenue_per_user.window.from_days", "sources.wh.metrics.revenue_per_user.filters[0]",
             "sources.wh.metrics.checkout_conversion.covariate", "sources.wh.metrics.clicks_per_session.denominator",
-            "sources.wh.metrics.p99_capped", "sources.wh.metrics.nps", "sources.wh.metrics.median_time",
+            "sources.wh.metrics.nps", "sources.wh.metrics.median_time",
             "sources.wh.metrics.capped_revenue.window.to_days", "sources.wh.metrics.capped_revenue.covariate.to_days",
             "sources.bq.url",
         ] {
@@ -150,6 +150,15 @@ let shipped: String = {
         #expect(try source.query(request(), dialect: .snowflake).sql.contains("DATEADD(second, -1209600, u.first_exposed_at)"))
         #expect(try source.query(request(), dialect: .duckdb).sql.contains("u.first_exposed_at + INTERVAL 604800 SECOND"))
         #expect(try source.query(request(), dialect: .postgresql).sql.contains("COLLATE \"C\""))
+    }
+
+    @Test func aCatalogCapIsAppliedOrTheMetricLeftOutWithTheReason() throws {
+        var r = request(dimensions: [])
+        r.capping = ["revenue_per_user": .absolute(500), "crash_rate": .percentile(0.99)]
+        let q = try source.query(r)
+        #expect(q.sql.contains("LEAST(CAST(COALESCE(f0.u1, 0) AS DOUBLE PRECISION), CAST(500 AS DOUBLE PRECISION)) AS m1"))
+        #expect(q.sql.contains("LEAST(CAST(COALESCE(f0.u2, 0) AS DOUBLE PRECISION), CAST(500 AS DOUBLE PRECISION)) AS m1_pre"))
+        #expect(q.notDefined == ["crash_rate", "nps"] && q.leftOut[0].reason.contains("percentile"))
     }
 
     @Test func anUnmappedDimensionOrNoMetricIsRefusedByName() {

@@ -107,6 +107,7 @@ class DaemonTests(DaemonTestCase):
             "groups.get": {"name": "staff"}, "groups.list": {},
             "holdout.get": {"key": "growth-holdout"}, "holdout.list": {},
             "results.interactions": {"key": key},
+            "results.sql": {"key": key, "dialect": "duckdb", "as_of": "2026-12-25"}, "results.aggregates": {"key": key},
         }
         self.client.checked_call("holdout.register", holdout={
             "key": "growth-holdout", "protocol": "standard", "unit": "user_id", "share": 0.05,
@@ -114,7 +115,7 @@ class DaemonTests(DaemonTestCase):
         methods = self.client.methods()
         writes = {"experiment.register", "experiment.update", "experiment.amend", "experiment.transition", "results.record",
                   "results.ingest", "access.grant", "access.revoke", "session.act_for", "groups.put", "shutdown",
-                  "holdout.register", "holdout.update", "holdout.transition"}
+                  "holdout.register", "holdout.update", "holdout.transition", "results.pull"}
         self.assertEqual(set(methods) - writes, set(examples), "every read-only method has an example here")
         for method, params in examples.items():
             bound = getattr(self.client, method.replace(".", "_"))
