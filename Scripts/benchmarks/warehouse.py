@@ -36,7 +36,7 @@ def result(name, value, unit, **notes):
 try:
     t0 = time.time()
     half = facts // 2
-    psql("-c", f"""
+    psql("-o", "/dev/null", "-c", f"""
         CREATE SCHEMA analytics;
         SELECT setseed(0.2026);
         CREATE UNLOGGED TABLE analytics.exposures AS

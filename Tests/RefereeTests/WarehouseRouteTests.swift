@@ -228,6 +228,10 @@ struct WarehouseRouteTests {
         try duck["sql"]!.stringValue!.write(toFile: dir.path("duckdb.sql"), atomically: true, encoding: .utf8)
         let duckRows = try JSONParser.parse(try TestPostgres.helper(["duckdb", data, dir.path("duckdb.sql")]))
         #expect(try recordRows(recorded, query: duck, answer: duckRows) > 100)
+        // `referee sql` prints exactly that text.
+        let printed = try runReferee(["sql", "checkout-green-button", "--source", "analytics", "--dialect", "duckdb", "--as-of", warehouseAsOf,
+                                      "--store", store, "--protocols", protocolsPath])
+        #expect(printed.status == 0 && printed.stdout == duck["sql"]!.stringValue!, "referee sql: \(printed.stderr)")
 
         // Route 3: the unit-level file the generator computed with loops (the oracle of windows and exclusions).
         let ingested = try runningClient(protocols)
@@ -327,5 +331,30 @@ struct WarehouseRouteTests {
         setenv("REFEREE_TEST_WRONG_PASSWORD", "not-the-password", 1)
         try expectNothingWritten("wrong_password", kind: "connect")
         #expect(c.error("results.pull", ["key": "checkout-green-button", "source": "nowhere"])?.code == -32602)
+    }
+}
+
+/// The shipped definitions satisfy their JSON Schema (checked by jsonschema, a real validator), and the schema
+/// refuses what Referee refuses: a password in the URL, both table and sql, an unknown aggregation.
+@Suite struct WarehouseSchemaTests {
+    @Test func theSchemaAcceptsTheShippedFileAndRefusesMistakes() throws {
+        let dir = TemporaryDirectory()
+        let schema = repositoryRoot.appendingPathComponent("Protocols/warehouse.schema.json").path
+        let shipped = repositoryRoot.appendingPathComponent("Protocols/warehouse.json").path
+        #expect(try TestPostgres.helper(["schema", schema, shipped]).contains("ok"))
+        let json = try JSONParser.parse(try String(contentsOfFile: shipped, encoding: .utf8))
+        let mistakes: [JSON] = [
+            ["sources": ["analytics": ["url": "postgresql://reader:secret@127.0.0.1:5432/analytics"]]],
+            ["sources": ["analytics": ["fact_tables": ["orders": ["sql": "SELECT 1"]]]]],
+            ["sources": ["analytics": ["metrics": ["crash_rate": ["aggregation": "avg"]]]]],
+            ["sources": ["analytics": ["exposures": ["variant_column": JSON.null]]]],
+        ]
+        var files: [String] = []
+        for (i, patch) in mistakes.enumerated() {
+            let file = dir.path("mistake\(i).json")
+            try json.merging(patch: patch).serialized().write(toFile: file, atomically: true, encoding: .utf8)
+            files.append(file)
+        }
+        #expect(try TestPostgres.helper(["schema", schema] + files + ["--invalid"]).contains("ok"))
     }
 }

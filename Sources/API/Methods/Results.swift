@@ -184,7 +184,8 @@ public enum ResultsSQL: MethodSpec {
     public static let permission = Permission.read
     public static let result = Schema.object(["experiment": Schema.string, "source": Schema.string, "dialect": Schema.string, "as_of": Schema.string,
                                               "sql": Schema.string, "sha256": Schema.string, "columns": Schema.array(Schema.string),
-                                              "metrics": Schema.array(Schema.object), "not_in_warehouse": Schema.array(Schema.string)])
+                                              "metrics": Schema.array(Schema.object), "not_in_warehouse": Schema.array(Schema.string),
+                                              "left_out": Schema.array(Schema.object)])
     public static let errors: [ErrorCode] = [.notFound, .invalidInput, .forbidden]
     public struct Params: MethodParams {
         public let key: String

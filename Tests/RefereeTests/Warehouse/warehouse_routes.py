@@ -6,6 +6,7 @@
                              of the windows); --odd gives dimension values with quotes, semicolons and comment markers
   duckdb DIR SQL [--read D]  loads the CSV files into DuckDB and runs the query in file SQL; with --read D the text is
                              first parsed as dialect D by sqlglot and translated to DuckDB. Prints {columns, rows}.
+  schema S FILE… [--invalid]  each FILE is valid against JSON Schema S (with --invalid: each is refused).
   parse SQL --read D         parses the text as dialect D (sqlglot); exits 1 naming the problem when it does not parse,
                              or when it holds more than one statement.
 """
@@ -149,6 +150,17 @@ def main():
         columns = [d[0] for d in cur.description]
         rows = [[v if not isinstance(v, (dt.date, dt.datetime)) else str(v) for v in r] for r in cur.fetchall()]
         print(json.dumps({"columns": columns, "rows": rows}))
+    elif cmd == "schema":
+        # schema SCHEMA FILE...: each file valid against the JSON Schema (exit 1 naming the first error), or with --invalid, each refused.
+        import jsonschema
+        schema = json.load(open(sys.argv[2]))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        files = [a for a in sys.argv[3:] if a != "--invalid"]
+        for name in files:
+            errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(open(name))))
+            if ("--invalid" in sys.argv) != bool(errors):
+                raise SystemExit(f"{name}: " + (errors[0].message if errors else "valid, expected refused"))
+        print("ok")
     elif cmd == "parse":
         statements(open(sys.argv[2]).read(), sys.argv[sys.argv.index("--read") + 1])
         print("ok")
