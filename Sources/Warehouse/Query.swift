@@ -133,37 +133,32 @@ extension WarehouseSource {
             AND x.\(s.identifier(exposures.unitColumn)) IS NOT NULL
             AND x.\(s.identifier(exposures.variantColumn)) IS NOT NULL
         """))
-        ctes.append(("unit_variants", "one row per unit: the variants it saw and its first exposure", """
-          SELECT unit_id, MIN(variant) AS variant, COUNT(DISTINCT variant) AS variants, MIN(exposed_at) AS first_exposed_at
-          FROM exposure_rows
-          GROUP BY unit_id
-        """))
-        if dims.isEmpty {
-            ctes.append(("exposed_units", "units that saw exactly one variant, of this experiment's", """
-              SELECT unit_id, variant, first_exposed_at, \(s.dayText("first_exposed_at")) AS exposure_day
-              FROM unit_variants
-              WHERE variants = 1 AND variant IN (\(variantList))
-            """))
-        } else {
-            let order = (["exposed_at"] + dims.map { "d\($0)\(s.byteOrder)" }).joined(separator: ", ")
-            ctes.append(("first_rows", "each unit's earliest exposure row, whose dimension values it keeps", """
-              SELECT unit_id\(dims.map { ", d\($0)" }.joined()),
-                     ROW_NUMBER() OVER (PARTITION BY unit_id ORDER BY \(order)) AS exposure_rank
+        // One grouping per unit, no join: the planner's guesses about joins of these stages are often wrong by orders
+        // of magnitude (a nested loop over millions of units), a grouping's cost is always linear.
+        let order = (["exposed_at"] + dims.map { "d\($0)\(s.byteOrder)" }).joined(separator: ", ")
+        if !dims.isEmpty {
+            ctes.append(("ranked_rows", "each unit's exposure rows in time order: the earliest keeps the unit's dimension values", """
+              SELECT exposure_rows.*, ROW_NUMBER() OVER (PARTITION BY unit_id ORDER BY \(order)) AS exposure_rank
               FROM exposure_rows
             """))
-            ctes.append(("exposed_units", "units that saw exactly one variant, of this experiment's", """
-              SELECT v.unit_id, v.variant, v.first_exposed_at, \(s.dayText("v.first_exposed_at")) AS exposure_day\(dims.map { ",\n         COALESCE(r.d\($0), '(missing)') AS d\($0)" }.joined())
-              FROM unit_variants AS v
-              JOIN first_rows AS r ON r.unit_id = v.unit_id AND r.exposure_rank = 1
-              WHERE v.variants = 1 AND v.variant IN (\(variantList))
+        }
+        let firstValues = dims.map { ",\n         MAX(CASE WHEN exposure_rank = 1 THEN d\($0) END) AS d\($0)" }.joined()
+        ctes.append(("unit_variants", "one row per unit: the variants it saw, its first exposure and its dimension values then", """
+          SELECT unit_id, MIN(variant) AS variant, COUNT(DISTINCT variant) AS variants, MIN(exposed_at) AS first_exposed_at\(firstValues)
+          FROM \(dims.isEmpty ? "exposure_rows" : "ranked_rows")
+          GROUP BY unit_id
+        """))
+        ctes.append(("exposed_units", "units that saw exactly one variant, of this experiment's", """
+          SELECT unit_id, variant, first_exposed_at, \(s.dayText("first_exposed_at")) AS exposure_day\(dims.map { ",\n         COALESCE(d\($0), '(missing)') AS d\($0)" }.joined())
+          FROM unit_variants
+          WHERE variants = 1 AND variant IN (\(variantList))
+        """))
+        for d in dims {
+            ctes.append(("d\(d)_values", "values of dimension \(commentSafe(request.dimensions[d])) by units: beyond the \(Self.segmentsKept) largest they are (other)", """
+              SELECT d\(d) AS dimension_value, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, d\(d)\(s.byteOrder)) AS rank_by_units
+              FROM exposed_units
+              GROUP BY d\(d)
             """))
-            for d in dims {
-                ctes.append(("d\(d)_values", "values of dimension \(commentSafe(request.dimensions[d])) by units: beyond the \(Self.segmentsKept) largest they are (other)", """
-                  SELECT d\(d) AS dimension_value, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, d\(d)\(s.byteOrder)) AS rank_by_units
-                  FROM exposed_units
-                  GROUP BY d\(d)
-                """))
-            }
         }
         // Each fact table once: its measures' values per event, then per unit within each window.
         var measureColumns: [Int: (table: Int, column: String)] = [:]
@@ -189,7 +184,7 @@ extension WarehouseSource {
                 let inWindow = "e.event_at >= \(s.shifted("u.first_exposed_at", seconds: m.window.fromSeconds)) AND \(upper)"
                 let function = m.aggregation == .count ? "COUNT" : m.aggregation.rawValue.uppercased()
                 measureColumns[j] = (t, "u\(j)")
-                return ",\n         \(function)(CASE WHEN \(inWindow) THEN e.v\(j) END) AS u\(j)"
+                return ",\n         CAST(\(function)(CASE WHEN \(inWindow) THEN e.v\(j) END) AS \(double)) AS u\(j)"
             }.joined()
             ctes.append(("f\(t)_units", "per exposed unit, each measure over its window (never past the as-of time)", """
               SELECT u.unit_id\(perUnit)
@@ -205,9 +200,9 @@ extension WarehouseSource {
         var sums: [String] = []
         var measureIndex = 0
         func measureValue() -> String {
-            let (t, column) = measureColumns[measureIndex]!
+            let column = measureColumns[measureIndex]!.column
             measureIndex += 1
-            return "CAST(COALESCE(f\(t).\(column), 0) AS \(double))"
+            return "COALESCE(\(column), CAST(0 AS \(double)))"
         }
         func capped(_ x: String, _ cap: Double?) -> String {
             guard let cap else { return x }
@@ -246,13 +241,36 @@ extension WarehouseSource {
                 outputs.append(OutputMetric(name: metric.name, type: .ratio, hasCovariate: false, columns: columns))
             }
         }
-        let segmentValues = dims.map { ",\n         CASE WHEN k\($0).rank_by_units <= \(Self.segmentsKept) THEN u.d\($0) ELSE '(other)' END AS s\($0)" }.joined()
-        let joins = tables.indices.map { "\n  LEFT JOIN f\($0)_units AS f\($0) ON f\($0).unit_id = u.unit_id" }.joined()
-            + dims.map { "\n  JOIN d\($0)_values AS k\($0) ON k\($0).dimension_value = u.d\($0)" }.joined()
+        // Every unit's measures side by side: its exposure row and one row per fact table, stacked and grouped.
+        let allColumns = measureColumns.keys.sorted().map { measureColumns[$0]!.column }
+        let nullText = "CAST(NULL AS \(s.text))", nullNumber = "CAST(NULL AS \(double))"
+        var parts = ["""
+          SELECT unit_id, variant, exposure_day\(dims.map { ", d\($0)" }.joined()),
+                 \(allColumns.map { "\(nullNumber) AS \($0)" }.joined(separator: ", "))
+          FROM exposed_units
+        """]
+        for t in tables.indices {
+            let own = Set(measureColumns.values.filter { $0.table == t }.map(\.column))
+            parts.append("""
+              SELECT unit_id, \(nullText), \(nullText)\(dims.map { _ in ", \(nullText)" }.joined()),
+                     \(allColumns.map { own.contains($0) ? $0 : nullNumber }.joined(separator: ", "))
+              FROM f\(t)_units
+            """)
+        }
+        ctes.append(("unit_parts", "each unit's exposure and, per fact table, its measures", parts.joined(separator: "\nUNION ALL\n")))
+        ctes.append(("unit_measures", "one row per unit (each column has one value in its group)", """
+          SELECT unit_id, MAX(variant) AS variant, MAX(exposure_day) AS exposure_day\(dims.map { ", MAX(d\($0)) AS d\($0)" }.joined()),
+                 \(allColumns.map { "MAX(\($0)) AS \($0)" }.joined(separator: ", "))
+          FROM unit_parts
+          GROUP BY unit_id
+        """))
+        let segmentValues = dims.map {
+            ",\n         CASE WHEN d\($0) IN (SELECT dimension_value FROM d\($0)_values WHERE rank_by_units <= \(Self.segmentsKept)) THEN d\($0) ELSE '(other)' END AS s\($0)"
+        }.joined()
         ctes.append(("unit_values", "per unit: its arm, exposure day, segments and every metric's value (0 without events)", """
-          SELECT u.unit_id, u.variant, u.exposure_day\(segmentValues),
+          SELECT unit_id, variant, exposure_day\(segmentValues),
                  \(valueLines.joined(separator: ",\n         "))
-          FROM exposed_units AS u\(joins)
+          FROM unit_measures
         """))
         let nullSums = outputs.flatMap(\.columns).map { "CAST(NULL AS \(double)) AS \($0.1)" }
         let noText = "CAST(NULL AS \(s.text))"

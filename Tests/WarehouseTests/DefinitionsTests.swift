@@ -131,8 +131,8 @@ let shipped: String = {
 
     @Test func theQueryHasNamedStagesAndReportsWhatItLeavesOut() throws {
         let q = try source.query(request())
-        for cte in ["exposure_rows AS (", "unit_variants AS (", "first_rows AS (", "exposed_units AS (", "d0_values AS (", "d1_values AS (",
-                    "f0_events AS (", "f0_units AS (", "f1_events AS (", "unit_values AS ("] {
+        for cte in ["exposure_rows AS (", "ranked_rows AS (", "unit_variants AS (", "exposed_units AS (", "d0_values AS (", "d1_values AS (",
+                    "f0_events AS (", "f0_units AS (", "f1_events AS (", "unit_parts AS (", "unit_measures AS (", "unit_values AS ("] {
             #expect(q.sql.contains(cte), "missing \(cte)")
         }
         #expect(q.notDefined == ["nps"])
@@ -156,8 +156,8 @@ let shipped: String = {
         var r = request(dimensions: [])
         r.capping = ["revenue_per_user": .absolute(500), "crash_rate": .percentile(0.99)]
         let q = try source.query(r)
-        #expect(q.sql.contains("LEAST(CAST(COALESCE(f0.u1, 0) AS DOUBLE PRECISION), CAST(500 AS DOUBLE PRECISION)) AS m1"))
-        #expect(q.sql.contains("LEAST(CAST(COALESCE(f0.u2, 0) AS DOUBLE PRECISION), CAST(500 AS DOUBLE PRECISION)) AS m1_pre"))
+        #expect(q.sql.contains("LEAST(COALESCE(u1, CAST(0 AS DOUBLE PRECISION)), CAST(500 AS DOUBLE PRECISION)) AS m1"))
+        #expect(q.sql.contains("LEAST(COALESCE(u2, CAST(0 AS DOUBLE PRECISION)), CAST(500 AS DOUBLE PRECISION)) AS m1_pre"))
         #expect(q.notDefined == ["crash_rate", "nps"] && q.leftOut[0].reason.contains("percentile"))
     }
 
