@@ -22,22 +22,32 @@ enum TestPostgres {
         return "\(head)/\(database)?sslmode=disable"
     }
 
-    @discardableResult
-    static func psql(_ database: String, _ commands: [String], allowFailure: Bool = false) throws -> String {
+    /// Runs a program to its end: status, standard output, standard error (read on another thread, so neither pipe fills).
+    static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        p.arguments = [try url(database: database).replacingOccurrences(of: "?sslmode=disable", with: ""), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA"]
-            + commands.flatMap { ["-c", $0] }
-        p.environment = ["PGPASSWORD": password, "PATH": "/usr/bin:/bin", "PGSSLMODE": "disable"]
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        nonisolated(unsafe) var problems = Data()
+        let reader = Thread { problems = err.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let problems = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        if !allowFailure { #expect(p.terminationStatus == 0, "psql: \(problems)") }
-        return text
+        while !reader.isFinished { usleep(1000) }
+        return (p.terminationStatus, text, String(decoding: problems, as: UTF8.self))
+    }
+
+    @discardableResult
+    static func psql(_ database: String, _ commands: [String], allowFailure: Bool = false) throws -> String {
+        let r = try run("/usr/bin/psql", [try url(database: database).replacingOccurrences(of: "?sslmode=disable", with: ""), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA"]
+                            + commands.flatMap { ["-c", $0] },
+                        environment: ["PGPASSWORD": password, "PATH": "/usr/bin:/bin", "PGSSLMODE": "disable"])
+        if !allowFailure { #expect(r.status == 0, "psql: \(r.err)") }
+        return r.out
     }
 
     /// A new database holding the generated dataset's tables (schema `analytics`).
@@ -57,18 +67,9 @@ enum TestPostgres {
 
     @discardableResult
     static func helper(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [helper] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let problems = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "warehouse_routes.py \(arguments.first ?? ""): \(problems)")
-        return text
+        let r = try run(python, [helper] + arguments)
+        #expect(r.status == 0, "warehouse_routes.py \(arguments.first ?? ""): \(r.err)")
+        return r.out
     }
 }
 
