@@ -119,7 +119,7 @@ func warehouseExperiment(revenue: String = "revenue_per_user") -> JSON {
                        "metrics": ["primary": "checkout_conversion", "secondary": [.string(revenue), "clicks_per_session"], "guardrails": ["crash_rate"]]])
 }
 
-let warehouseAsOf = "2026-12-25T00:00:00Z"
+let warehouseAsOf = "2026-12-18T00:00:00Z"
 
 /// A client whose experiment is running, on `store`.
 func runningClient(_ protocols: ProtocolSet, store: String = ":memory:", revenue: String = "revenue_per_user") throws -> TestClient {

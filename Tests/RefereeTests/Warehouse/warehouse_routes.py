@@ -14,7 +14,7 @@ import csv, datetime as dt, json, random, sys
 
 START = dt.datetime(2026, 12, 1)
 END = dt.datetime(2026, 12, 29)
-AS_OF = dt.datetime(2026, 12, 25)
+AS_OF = dt.datetime(2026, 12, 18)
 KEY = "checkout-green-button"
 DAY = 86400
 
@@ -34,7 +34,8 @@ def generate(out, odd):
     for u in range(3000):
         unit = f"u{u:05d}"
         variant = "control" if rng.random() < 0.5 else "green"
-        first = START + dt.timedelta(seconds=rng.randrange(0, 26 * DAY))
+        # First exposures over 10 days; the as-of time (Dec 18) cuts the later units' 7- and 14-day windows short.
+        first = START + dt.timedelta(seconds=rng.randrange(0, 10 * DAY))
         # A few exposures before the start or after the end: outside the schedule, not counted.
         if rng.random() < 0.03:
             exposures.append((unit, KEY, variant, ts(START - dt.timedelta(seconds=rng.randrange(1, 5 * DAY))), "US", "ios"))
