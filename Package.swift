@@ -45,7 +45,7 @@ let package = Package(
         // dialect, and its rows read back as aggregates. No I/O.
         .target(name: "Warehouse", dependencies: ["Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
         // Runs one query on a PostgreSQL warehouse through postgres-nio, with a deadline; the only module that sees NIO.
-        .target(name: "WarehouseClient", dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+        .target(name: "WarehouseClient", dependencies: ["Warehouse", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
                                                         .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                         .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Method handlers.

@@ -57,48 +57,33 @@ extension RefereeService {
             throw FieldError(path: "source", message: "\(source.name) is a \(source.dialect.rawValue) source\(source.url == nil ? " without a url" : ""); Referee runs queries on PostgreSQL sources only. Print its query with referee sql \(c.doc.key) --source \(source.name), run it there and record its rows (results.record)")
         }
         guard case .success(let connection) = ConnectionURL.parse(url) else { throw FieldError(path: "source", message: "\(source.name)'s url cannot be read") }
+        // Every failure is 1012 with its kind, naming the source and where it lives (never a credential).
+        func failure(_ kind: String, _ message: String, _ extra: [String: JSON] = [:]) -> RPCError {
+            RPCError(code: .warehouseError, message: message,
+                     data: .object(["reason": "warehouse_error", "kind": .string(kind), "source": .string(source.name),
+                                    "warehouse": .string(connection.displayName)].merging(extra) { $1 }))
+        }
         var password: String?
         if let variable = source.passwordEnvironment {
             guard let value = ProcessInfo.processInfo.environment[variable] else {
-                throw RPCError(code: .warehouseError, message: "source \(source.name) reads its password from the environment variable \(variable), which the daemon does not have; set it where the daemon starts",
-                               data: ["reason": "warehouse_error", "kind": "connect", "source": .string(source.name), "password_env": .string(variable)])
+                throw failure("connect", "source \(source.name) reads its password from the environment variable \(variable), which the daemon does not have; set it where the daemon starts",
+                              ["password_env": .string(variable)])
             }
             password = value
         }
         let query = try warehouseQuery(c, source: source, dialect: .postgresql, asOf: p.as_of)
-        let client = PostgresSource(host: connection.host, port: connection.port, user: connection.user, database: connection.database,
-                                    tls: connection.sslMode == .disable ? .disable : connection.sslMode == .prefer ? .prefer : .require,
-                                    timeoutSeconds: source.timeoutSeconds)
         let answer: PostgresSource.Answer
-        do { answer = try client.run(query.sql, password: password) } catch {
-            throw RPCError(code: .warehouseError, message: error.message,
-                           data: ["reason": "warehouse_error", "kind": .string(error.kind.rawValue), "source": .string(source.name),
-                                  "warehouse": .string(connection.displayName), "sqlstate": JSON(error.sqlState)])
+        do { answer = try PostgresSource(url: connection, timeoutSeconds: source.timeoutSeconds).run(query.sql, password: password) } catch {
+            throw failure(error.kind.rawValue, error.message, ["sqlstate": JSON(error.sqlState)])
         }
         let pulled: PulledResults
-        do {
-            pulled = try query.read(columns: answer.columns, rows: answer.rows.map { $0.map { cell in
-                switch cell {
-                case .null: .null
-                case .text(let t): .text(t)
-                case .number(let x): .number(x)
-                }
-            } })
-        } catch {
-            throw RPCError(code: .warehouseError, message: "the answer of source \(source.name) cannot be read: \(error.message); nothing was stored",
-                           data: ["reason": "warehouse_error", "kind": "query", "source": .string(source.name)])
-        }
-        for a in pulled.aggregates where !a.variant.isEmpty && !c.doc.variants.contains(where: { $0.key == a.variant }) {
-            throw RPCError(code: .warehouseError, message: "the answer of source \(source.name) names variant \(a.variant), not one of \(c.doc.key)'s; nothing was stored",
-                           data: ["reason": "warehouse_error", "kind": "query", "source": .string(source.name)])
+        do { pulled = try query.read(columns: answer.columns, rows: answer.rows) } catch {
+            throw failure("query", "the answer of source \(source.name) cannot be read: \(error.message); nothing was stored")
         }
         let at = now().description
-        let provenance: [String: JSON] = [
-            "source": .string(source.name), "warehouse": .string(connection.displayName), "dialect": "postgresql", "sha256": .string(query.sha256),
-            "as_of": .string(query.asOf.description), "rows_returned": JSON(answer.rows.count), "bytes_fetched": JSON(answer.bytes),
-            "units_loaded": .number(pulled.units), "units_in_several_variants": .number(pulled.unitsInSeveralVariants),
-            "units_in_unknown_variants": .number(pulled.unitsInUnknownVariants), "aggregates_written": JSON(pulled.aggregates.count),
-        ]
+        let provenance = query.provenance.merging(pulled.report) { $1 }.merging([
+            "warehouse": .string(connection.displayName), "rows_returned": JSON(answer.rows.count), "bytes_fetched": JSON(answer.bytes),
+        ]) { $1 }
         try store.write { tx in
             try tx.deleteResults(key: c.doc.key, source: "pull")
             for a in pulled.aggregates {
@@ -113,10 +98,8 @@ extension RefereeService {
         out["loaded"] = true
         out["experiment"] = .string(c.doc.key)
         out["query_seconds"] = .number((answer.seconds * 1000).rounded() / 1000)
-        out["first_day"] = JSON(pulled.firstDay)
-        out["last_day"] = JSON(pulled.lastDay)
         out["not_in_warehouse"] = JSON(query.notDefined)
-        out["left_out"] = query.json["left_out"]
+        out["left_out"] = query.leftOutJSON
         return .object(out)
     }
 

@@ -292,8 +292,6 @@ struct Reader {
             add(f.path, "is not a metric of the catalog (metrics.json): \(catalog.metrics.keys.sorted().joined(separator: ", "))")
             return nil
         }
-        // The catalog's cap is read when the query is made (the catalog may change without this file).
-        let cap: Double? = nil
         switch def.type {
         case .binomial, .continuous:
             reject(f, allowed: ["description", "fact_table", "value", "aggregation", "window", "filters", "covariate"])
@@ -305,7 +303,8 @@ struct Reader {
                 if covariate == nil { return nil }
             }
             guard let m else { return nil }
-            return WarehouseMetric(name: name, type: def.type, kind: .single(m, covariate: covariate), cap: cap)
+            // The catalog's cap is applied when the query is made (the catalog may change without this file).
+            return WarehouseMetric(name: name, type: def.type, kind: .single(m, covariate: covariate), cap: nil)
         case .ratio:
             reject(f, allowed: ["description", "numerator", "denominator"])
             let n = object(f, "numerator").flatMap { o -> Measure? in

@@ -23,17 +23,12 @@ public struct QueryRequest: Sendable {
 }
 
 /// A metric's place in the query's output: which columns hold which sums.
-public struct OutputMetric: Sendable, Equatable {
+public struct OutputMetric: Sendable {
     public var name: String
     public var type: MetricType
     public var hasCovariate: Bool
     /// Sum name (`successes`, `sum`, `sum_squares`, `pre_sum`, …) → output column.
     public var columns: [(role: String, column: String)]
-
-    public static func == (a: OutputMetric, b: OutputMetric) -> Bool {
-        a.name == b.name && a.type == b.type && a.hasCovariate == b.hasCovariate && a.columns.map(\.role) == b.columns.map(\.role)
-            && a.columns.map(\.column) == b.columns.map(\.column)
-    }
 
     public var json: JSON {
         ["metric": .string(name), "type": .string(type.rawValue), "covariate": .bool(hasCovariate),
@@ -51,6 +46,8 @@ public struct WarehouseQuery: Sendable {
     /// Metrics of the experiment left out of the query, and why.
     public var notDefined: [String]
     public var leftOut: [(metric: String, reason: String)] = []
+    /// The experiment's variants: an answer naming another is refused.
+    public var variants: [String]
     public var columns: [String]
 
     /// SHA-256 of the text: the provenance recorded with what it returned.
@@ -63,7 +60,14 @@ public struct WarehouseQuery: Sendable {
     public var json: JSON {
         ["source": .string(source), "dialect": .string(dialect.rawValue), "as_of": .string(asOf.description), "sql": .string(sql),
          "sha256": .string(sha256), "columns": JSON(columns), "metrics": .array(metrics.map(\.json)), "not_in_warehouse": JSON(notDefined),
-         "left_out": .array(leftOut.map { ["metric": .string($0.metric), "reason": .string($0.reason)] })]
+         "left_out": leftOutJSON]
+    }
+
+    public var leftOutJSON: JSON { .array(leftOut.map { ["metric": .string($0.metric), "reason": .string($0.reason)] }) }
+
+    /// What the answer and the audit entry say of the query itself.
+    public var provenance: [String: JSON] {
+        ["source": .string(source), "dialect": .string(dialect.rawValue), "sha256": .string(sha256), "as_of": .string(asOf.description)]
     }
 }
 
@@ -312,7 +316,7 @@ extension WarehouseSource {
         sql += "\n" + selects.joined(separator: "\nUNION ALL\n") + "\nORDER BY 1, 2, 3, 4, 5\n"
         let columns = WarehouseQuery.leadingColumns + outputs.flatMap { $0.columns.map(\.column) }
         return WarehouseQuery(sql: sql, dialect: dialect, source: name, asOf: request.asOf, metrics: outputs, notDefined: notDefined,
-                              leftOut: leftOut, columns: columns)
+                              leftOut: leftOut, variants: request.variants, columns: columns)
     }
 
     /// Per dimension: values kept by units (the same as ingestion's `Ingestor.segmentsKept`).

@@ -27,9 +27,9 @@ public struct PulledResults: Sendable {
     public var firstDay: String?
     public var lastDay: String?
 
-    public var json: JSON {
+    public var report: [String: JSON] {
         ["units_loaded": .number(units), "units_in_several_variants": .number(unitsInSeveralVariants),
-         "units_in_unknown_variants": .number(unitsInUnknownVariants), "aggregates": JSON(aggregates.count),
+         "units_in_unknown_variants": .number(unitsInUnknownVariants), "aggregates_written": JSON(aggregates.count),
          "first_day": JSON(firstDay), "last_day": JSON(lastDay)]
     }
 }
@@ -70,6 +70,7 @@ extension WarehouseQuery {
             }
             let segment = kind == WarehouseQuery.segment ? try text("dimension") + "=" + text("dimension_value") : ""
             let variant = try text("variant"), day = try text("exposure_day")
+            guard variants.contains(variant) else { throw RowsError(message: "row \(r + 1) names variant \(variant), not one of the experiment's (\(variants.joined(separator: ", ")))") }
             guard day.count == 10, CalendarDay.parse(day) != nil else { throw RowsError(message: "row \(r + 1): exposure_day \(day) is not YYYY-MM-DD") }
             if segment.isEmpty {
                 out.units += units

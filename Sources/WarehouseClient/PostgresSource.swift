@@ -4,35 +4,24 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PostgresNIO
+public import Warehouse
 
 /// Runs one read-only query on a PostgreSQL warehouse and hands back its rows; the only code that talks to it.
 /// The session is read-only (`default_transaction_read_only`), in UTC, and PostgreSQL itself cancels the query at
 /// the timeout (`statement_timeout`); a client-side deadline a few seconds later closes the connection if the
 /// server does not answer. The extended query protocol runs exactly one statement.
 public struct PostgresSource: Sendable {
-    public enum TLSMode: Sendable { case disable, prefer, require }
-
-    public var host: String
-    public var port: Int
-    public var user: String
-    public var database: String
-    public var tls: TLSMode
+    public var url: ConnectionURL
     public var timeoutSeconds: Double
     public var connectTimeoutSeconds: Double = 10
 
-    public init(host: String, port: Int, user: String, database: String, tls: TLSMode, timeoutSeconds: Double) {
-        self.host = host; self.port = port; self.user = user; self.database = database; self.tls = tls; self.timeoutSeconds = timeoutSeconds
-    }
-
-    public enum Cell: Sendable, Equatable {
-        case null
-        case text(String)
-        case number(Double)
+    public init(url: ConnectionURL, timeoutSeconds: Double) {
+        self.url = url; self.timeoutSeconds = timeoutSeconds
     }
 
     public struct Answer: Sendable {
         public var columns: [String]
-        public var rows: [[Cell]]
+        public var rows: [[WarehouseValue]]
         /// Bytes of the result's cells as they came over the wire.
         public var bytes: Int
         public var seconds: Double
@@ -47,7 +36,7 @@ public struct PostgresSource: Sendable {
         public var description: String { message }
     }
 
-    var place: String { "\(host):\(port)/\(database)" }
+    var place: String { url.displayName }
 
     /// Runs `sql` and collects every row; `password` is used for the handshake only.
     public func run(_ sql: String, password: String?) throws(Failure) -> Answer {
@@ -57,19 +46,20 @@ public struct PostgresSource: Sendable {
         logger.logLevel = .critical
         let tlsSetting: PostgresConnection.Configuration.TLS
         do {
-            switch tls {
+            switch url.sslMode {
             case .disable: tlsSetting = .disable
             case .prefer, .require:
                 var config = TLSConfiguration.makeClientConfiguration()
                 // As libpq's prefer and require: encrypted, the certificate not verified.
                 config.certificateVerification = .none
                 let context = try NIOSSLContext(configuration: config)
-                tlsSetting = tls == .prefer ? .prefer(context) : .require(context)
+                tlsSetting = url.sslMode == .prefer ? .prefer(context) : .require(context)
             }
         } catch {
             throw Failure(kind: .connect, message: "cannot set up TLS for the warehouse \(place): \(error)")
         }
-        var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tlsSetting)
+        var configuration = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.user, password: password,
+                                                             database: url.database, tls: tlsSetting)
         configuration.options.connectTimeout = .milliseconds(Int64(connectTimeoutSeconds * 1000))
         configuration.options.additionalStartupParameters = [
             ("application_name", "referee"), ("default_transaction_read_only", "on"), ("TimeZone", "UTC"), ("DateStyle", "ISO"),
@@ -79,7 +69,7 @@ public struct PostgresSource: Sendable {
         do {
             connection = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: 1, logger: logger).wait()
         } catch {
-            throw Failure(kind: .connect, message: "cannot connect to the warehouse \(place) as \(user): \(Self.describe(error))")
+            throw Failure(kind: .connect, message: "cannot connect to the warehouse \(place) as \(url.user): \(Self.describe(error))")
         }
         defer { let closed: EventLoopFuture<Void> = connection.close(); try? closed.wait() }
         let collected = Collected()
@@ -139,12 +129,12 @@ public struct PostgresSource: Sendable {
 final class Collected: @unchecked Sendable {
     private let lock = NSLock()
     private var columns: [String] = []
-    private var rows: [[PostgresSource.Cell]] = []
+    private var rows: [[WarehouseValue]] = []
     private var bytes = 0
     private var expired = false
 
     func add(_ row: PostgresRow) {
-        var cells: [PostgresSource.Cell] = []
+        var cells: [WarehouseValue] = []
         var names: [String] = []
         var size = 0
         for cell in row {
@@ -169,5 +159,5 @@ final class Collected: @unchecked Sendable {
 
     func timedOut() { lock.lock(); expired = true; lock.unlock() }
     var didTimeOut: Bool { lock.lock(); defer { lock.unlock() }; return expired }
-    func result() -> ([String], [[PostgresSource.Cell]], Int) { lock.lock(); defer { lock.unlock() }; return (columns, rows, bytes) }
+    func result() -> ([String], [[WarehouseValue]], Int) { lock.lock(); defer { lock.unlock() }; return (columns, rows, bytes) }
 }

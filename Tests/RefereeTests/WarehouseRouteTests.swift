@@ -50,6 +50,15 @@ enum TestPostgres {
         return r.out
     }
 
+    /// The seeded dataset generated into `dir`/data and loaded into its own database; returns the data folder.
+    static func dataset(_ dir: TemporaryDirectory, database: String, odd: Bool = false) throws -> String {
+        let data = dir.path("data")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try helper(["generate", data] + (odd ? ["--odd"] : []))
+        try load(data, database: database)
+        return data
+    }
+
     /// A new database holding the generated dataset's tables (schema `analytics`).
     static func load(_ data: String, database: String) throws {
         try psql("postgres", ["DROP DATABASE IF EXISTS \(database)", "CREATE DATABASE \(database)"])
@@ -205,10 +214,7 @@ struct WarehouseRouteTests {
     /// parse, and their translations to DuckDB answer the same rows.
     @Test func threeRoutesGiveTheSameAggregates() throws {
         let dir = TemporaryDirectory()
-        let data = dir.path("data")
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try TestPostgres.helper(["generate", data])
-        try TestPostgres.load(data, database: "routes")
+        let data = try TestPostgres.dataset(dir, database: "routes")
         let (protocolsPath, protocols) = try warehouseProtocols(dir, database: "routes")
 
         // Route 1: `referee pull` of the real binary, into a store where the experiment runs.
@@ -267,10 +273,7 @@ struct WarehouseRouteTests {
     /// result: the same aggregates as plain ones, under their own names, from one statement.
     @Test func quotingNeverChangesTheQuery() throws {
         let dir = TemporaryDirectory()
-        let data = dir.path("data")
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try TestPostgres.helper(["generate", data, "--odd"])
-        try TestPostgres.load(data, database: "quoting")
+        let data = try TestPostgres.dataset(dir, database: "quoting", odd: true)
         let odd = "rev'; DROP TABLE analytics.orders; -- \"x\"\n/* y"
         let (_, protocols) = try warehouseProtocols(dir, database: "quoting", metricRename: ("revenue_per_user", odd))
         let pulled = try runningClient(protocols, revenue: odd)
@@ -281,7 +284,7 @@ struct WarehouseRouteTests {
         #expect(report["loaded"] == true)
         #expect(try TestPostgres.psql("quoting", ["SELECT count(*) FROM analytics.orders"]).trimmingCharacters(in: .whitespacesAndNewlines) != "0")
 
-        var plainProtocolsDir = TemporaryDirectory()
+        let plainProtocolsDir = TemporaryDirectory()
         let (_, plainProtocols) = try warehouseProtocols(plainProtocolsDir, database: "quoting")
         let plain = try runningClient(plainProtocols)
         _ = try plain.ok("results.pull", ["key": "checkout-green-button", "source": "analytics", "as_of": .string(warehouseAsOf)])
@@ -291,17 +294,13 @@ struct WarehouseRouteTests {
         let ingested = try runningClient(plainProtocols)
         _ = try ingested.ok("results.ingest", ["key": "checkout-green-button", "path": .string("\(data)/units.csv")])
         expectSameAggregates(try storedAggregates(plain), try storedAggregates(ingested), "odd values: pull vs ingest")
-        plainProtocolsDir = TemporaryDirectory()
     }
 
     /// A query error, a connection dropped mid-query, a timeout and a wrong password each answer 1012 with its kind,
     /// write nothing (the earlier pull's aggregates and the audit log stay as they were) and never show the password.
     @Test func failuresWriteNothing() throws {
         let dir = TemporaryDirectory()
-        let data = dir.path("data")
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try TestPostgres.helper(["generate", data])
-        try TestPostgres.load(data, database: "faults")
+        _ = try TestPostgres.dataset(dir, database: "faults")
         let (_, protocols) = try warehouseProtocols(dir, database: "faults")
         let c = try runningClient(protocols)
         _ = try c.ok("results.pull", ["key": "checkout-green-button", "source": "analytics", "as_of": .string(warehouseAsOf)])
