@@ -35,8 +35,11 @@ let package = Package(
         // The control interface's catalog: one type per method (wire name, permission, typed params, result schema,
         // errors), OpenRPC. No I/O.
         .target(name: "API", dependencies: ["JSONCore", "Registry", "Statistics"], swiftSettings: strictness),
-        // Persistence through GRDB; SQL lives only here.
-        .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        // Persistence: SQLite through GRDB, PostgreSQL through postgres-nio; SQL lives only here.
+        .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift"),
+                                            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                            .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // JSON-RPC 2.0 over JSON lines; knows nothing of experiments.
         .target(name: "RPC", dependencies: ["POSIX", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Unit-level files (CSV, JSON lines) folded into sufficient statistics: bounded memory, every core. No store.

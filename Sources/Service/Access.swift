@@ -15,7 +15,9 @@ extension RefereeService {
                                           details: ["principal": .string(ctx.principal), "needed": []])
         }
         if permission == .shutdown { return }
-        let (enforced, roles) = try store.access(of: ctx.principal)
+        // A method that needs no registry (statistics) is still answered while the store is unreachable, on the roles
+        // the principal had when the store last answered.
+        let (enforced, roles) = try store.access(of: ctx.principal, lastKnownWhenUnavailable: Catalog.byName[method]?.needsRegistry == false)
         if !enforced { return }
         // Least privilege: once grants exist, even reading needs a role (server.info and rpc.discover excepted).
         if permission == .read || permission == .session {

@@ -119,7 +119,7 @@ extension Store {
                 CREATE TABLE result_totals_state (key TEXT PRIMARY KEY NOT NULL, fresh INTEGER NOT NULL) WITHOUT ROWID;
                 """)
             for key in try String.fetchAll(db, sql: "SELECT DISTINCT key FROM results") {
-                try StoreTransaction(db: db).refreshTotals(key: key)
+                try StoreTransaction(sql: SQLiteSession(db: db)).refreshTotals(key: key)
             }
         }
         m.registerMigration("v7-result-capping") { db in

@@ -11,7 +11,8 @@ public enum StoreFiles {
     /// themselves any role with the `sqlite3` shell. So the store belongs to the service user alone: the
     /// files are 0600 and the directory is not writable by anyone else. The server never widens a mode.
     public static func problemForSharedService(_ path: String) -> String? {
-        guard path != ":memory:" else { return nil }
+        // A PostgreSQL registry is guarded by its roles and password, which clients of the socket never get.
+        guard path != ":memory:", !PostgresLocation.isLocation(path) else { return nil }
         // The files SQLite uses are named after the path with symbolic links resolved; check those.
         var path = path
         if let real = realpath(path, nil) { path = String(cString: real); free(real) }

@@ -37,7 +37,9 @@ public final class TestClient {
     private var nextID = 0
 
     public init(principal: String = "pm.alice", storePath: String = ":memory:", protocols: ProtocolSet = shippedProtocols) throws {
-        service = RefereeService(store: try Store(path: storePath), protocols: protocols, now: fixedNow)
+        // A private in-memory store becomes a fresh PostgreSQL database when the suite runs on PostgreSQL.
+        let location = storePath == ":memory:" ? try TestStores.fresh() : storePath
+        service = RefereeService(store: try Store(path: location), protocols: protocols, now: fixedNow)
         service.install(on: dispatcher)
         self.principal = principal
     }

@@ -77,7 +77,8 @@ final class Client {
         if let inProcess { return inProcess }
         var storeOptions = options.store
         let descriptor = Catalog.byName[method]
-        let absent = !FileManager.default.fileExists(atPath: options.storePath)
+        let location = options.storePath
+        let absent = !(location.hasPrefix("postgresql://") || location.hasPrefix("postgres://")) && !FileManager.default.fileExists(atPath: location)
         // Statistics and the self-description need no registry: without a store they run on an empty one.
         if absent, descriptor?.needsRegistry == false || allowEmptyStore { storeOptions.store = ":memory:" }
         let service = try storeOptions.makeService(readOnly: !mustExist && descriptor?.isReadOnly == true, mustExist: mustExist, limits: limits)

@@ -4,7 +4,7 @@ import Service
 
 /// Options shared by every command that opens the store.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "SQLite store file (default: $REFEREE_STORE, else ./referee.sqlite).")
+    @Option(help: "The registry: a SQLite file, or postgresql://USER@HOST:PORT/DB?sslmode=… (default: $REFEREE_STORE, else ./referee.sqlite).")
     var store: String?
 
     @Option(help: "Directory of protocol files (default: $REFEREE_PROTOCOLS, else ./Protocols, else the built-in copies).")
@@ -32,7 +32,8 @@ struct StoreOptions: ParsableArguments {
     func makeService(readOnly: Bool = false, mustExist: Bool = false, limits: DocumentLimitOptions? = nil) throws -> RefereeService {
         let maxVariants = limits?.maxVariants ?? 20, maxTargetingConditions = limits?.maxTargetingConditions ?? 500
         let path = storePath
-        if readOnly || mustExist, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
+        let isURL = path.hasPrefix("postgresql://") || path.hasPrefix("postgres://")
+        if readOnly || mustExist, path != ":memory:", !isURL, !FileManager.default.fileExists(atPath: path) {
             throw CLIError.io("no store at \(path); pass --store with the registry's path (or set REFEREE_STORE)")
         }
         do {
