@@ -31,7 +31,7 @@ final class PostgresBackend: @unchecked Sendable {
     /// The lock migrations take, so daemons starting together apply each migration once.
     static let migrationLock = 0x5265_6665_7265_6502
 
-    init(location: PostgresLocation, readOnly: Bool, statementSeconds: Double = 15, connectSeconds: Double = 5) throws(StoreError) {
+    init(location: PostgresLocation, readOnly: Bool, statementSeconds: Double = 10, connectSeconds: Double = 5) throws(StoreError) {
         self.location = location
         self.readOnly = readOnly
         self.statementSeconds = statementSeconds
@@ -46,7 +46,7 @@ final class PostgresBackend: @unchecked Sendable {
     }
 
     deinit {
-        for c in idle.withLock({ $0 }) { let closed: EventLoopFuture<Void> = c.close(); _ = closed }
+        for c in idle.withLock({ $0 }) { closeConnection(c) }
     }
 
     // MARK: Connections
@@ -94,7 +94,7 @@ final class PostgresBackend: @unchecked Sendable {
                                                     id: nextID.add(1, ordering: .relaxed).newValue, logger: logger)
         do {
             guard let connection = try bounded(connecting, seconds: connectSeconds + 1) else {
-                connecting.whenSuccess { let closed: EventLoopFuture<Void> = $0.close(); _ = closed }
+                connecting.whenSuccess { closeConnection($0) }
                 throw StoreUnavailable(message: "the store \(location.place) is unavailable: no answer to the connection within \(Int(connectSeconds + 1)) s; nothing was applied; Referee retries on the next request")
             }
             return connection
@@ -129,10 +129,9 @@ final class PostgresBackend: @unchecked Sendable {
 
     private func release(_ session: PostgresSession) {
         if session.broken || session.connection.isClosed {
-            let closed: EventLoopFuture<Void> = session.connection.close()
-            _ = closed
+            closeConnection(session.connection)
         } else {
-            idle.withLock { if $0.count < 16 { $0.append(session.connection) } else { let f: EventLoopFuture<Void> = session.connection.close(); _ = f } }
+            idle.withLock { if $0.count < 16 { $0.append(session.connection) } else { closeConnection(session.connection) } }
         }
     }
 
@@ -214,16 +213,14 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         let connection = self.connection
         let deadline = connection.eventLoop.scheduleTask(in: .milliseconds(Int64((backend.statementSeconds + 2) * 1000))) {
             answer.expire()
-            let closed: EventLoopFuture<Void> = connection.close()
-            _ = closed
+            closeConnection(connection)
         }
         defer { deadline.cancel() }
         do {
             let done = connection.query(text, binds, onMetadata: { answer.changed($0.rows ?? 0) }, onRow: { answer.add($0) })
             if try bounded(done, seconds: backend.statementSeconds + 3) == nil {
                 answer.expire()
-                let closed: EventLoopFuture<Void> = connection.close()
-                _ = closed
+                closeConnection(connection)
                 throw classify(StoreError(message: "no answer"), timedOut: true)
             }
         } catch let e as StoreUnavailable {
@@ -285,6 +282,12 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         }
         return "\(error)"
     }
+}
+
+/// Closes `connection`, keeping it alive until it has closed (postgres-nio insists a connection is closed before it goes).
+func closeConnection(_ connection: PostgresConnection) {
+    let closed: EventLoopFuture<Void> = connection.close()
+    closed.whenComplete { _ in withExtendedLifetime(connection) {} }
 }
 
 /// Waits for `future` at most `seconds`: nil when it has not completed by then (a `wait()` that cannot hang).
