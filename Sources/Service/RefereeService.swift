@@ -2,7 +2,7 @@ import API
 public import RPC
 public import Registry
 public import Store
-import JSONCore
+public import JSONCore
 import Logging
 import Warehouse
 
@@ -178,5 +178,24 @@ extension RefereeService {
     /// Why the store at `path` must not be served on a shared socket, with the fix (see ``StoreFiles``).
     public static func problemForSharedService(_ path: String) -> String? {
         StoreFiles.problemForSharedService(path)
+    }
+}
+
+extension RefereeService {
+    /// `referee store copy`: everything in the store at `from` into the new, empty store at `to` (files or
+    /// `postgresql://` URLs, either way), then the target's audit chain recomputed and replayed against what it holds.
+    public static func copyStore(from: String, to: String) throws(OpenError) -> JSON {
+        do {
+            let source = try Store(path: from, readOnly: true)
+            let target = try Store(path: to)
+            let copied = try target.copyAll(from: source)
+            let (chain, reconciliation) = try target.read { tx in (try tx.verifyAudit(), try tx.reconcileAudit()) }
+            let ok = chain.firstBroken == nil && reconciliation.records.isEmpty && reconciliation.grants.isEmpty
+            return ["from": .string(source.path), "to": .string(target.path),
+                    "tables": .object(Dictionary(uniqueKeysWithValues: copied.map { ($0.table, JSON($0.rows)) })),
+                    "audit": ["ok": .bool(ok), "entries": JSON(chain.entries)]]
+        } catch {
+            throw OpenError(description: "\(error)")
+        }
     }
 }

@@ -306,6 +306,8 @@ func bounded<T: Sendable>(_ future: EventLoopFuture<T>, seconds: Double) throws 
 struct PostgresValues: SQLRow {
     var values: [SQLValue]
 
+    func value(_ column: Int) -> SQLValue { values[column] }
+
     func optionalText(_ column: Int) -> String? {
         switch values[column] {
         case .text(let s): s

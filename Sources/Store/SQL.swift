@@ -16,6 +16,7 @@ protocol SQLBindable {
     var sqlValue: SQLValue { get }
 }
 
+extension SQLValue: SQLBindable { var sqlValue: SQLValue { self } }
 extension String: SQLBindable { var sqlValue: SQLValue { .text(self) } }
 extension Int: SQLBindable { var sqlValue: SQLValue { .integer(self) } }
 extension Optional: SQLBindable where Wrapped: SQLBindable {
@@ -27,6 +28,8 @@ protocol SQLRow {
     func optionalText(_ column: Int) -> String?
     /// Integers, and booleans as 0 and 1.
     func optionalInteger(_ column: Int) -> Int?
+    /// The cell as stored (copying a registry).
+    func value(_ column: Int) -> SQLValue
 }
 
 extension SQLRow {
@@ -89,4 +92,13 @@ struct SQLiteRow: SQLRow {
     let row: Row
     func optionalText(_ column: Int) -> String? { row[column] }
     func optionalInteger(_ column: Int) -> Int? { row[column] }
+    func value(_ column: Int) -> SQLValue {
+        switch (row[column] as DatabaseValue).storage {
+        case .int64(let i): .integer(Int(i))
+        case .string(let s): .text(s)
+        case .double(let d): .text(String(d))
+        case .blob(let b): .text(String(decoding: b, as: UTF8.self))
+        case .null: .null
+        }
+    }
 }

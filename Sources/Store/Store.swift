@@ -243,6 +243,8 @@ public final class Store: @unchecked Sendable {
         let cache = identity?.recentlyIntact() ?? true ? accessCache : nil
         do {
             let a = try cache.map { try $0.value(Array(principal.utf8), load: load) } ?? load()
+            // Only a store on the network can be away while the daemon runs; SQLite's hot path stays as it was.
+            guard case .postgres = backend else { return (a.enforced, a.roles) }
             lastKnownAccess.withLock { known in
                 known.enforced = a.enforced
                 if known.roles.count > 10_000 { known.roles.removeAll() }

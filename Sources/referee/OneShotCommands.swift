@@ -292,3 +292,39 @@ struct EvalCommand: ParsableCommand {
         if exitStatus && !matches { throw ExitCode(1) }
     }
 }
+
+/// `referee store copy --from A --to B`: moving a registry between SQLite and PostgreSQL.
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Operations on a whole registry.",
+                                                    subcommands: [StoreCopyCommand.self])
+}
+
+struct StoreCopyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "copy",
+        abstract: "Copy a whole registry (records, audit chain, grants, results, groups, holdouts) into a new, empty store.",
+        discussion: "Either side is a SQLite file or a postgresql:// URL. The target must be empty; its audit chain is verified after the copy. Exit 0 copied and verified, 1 refused (target not empty) or not verified, 2 I/O error.")
+
+    @Option(help: "The registry to copy: a SQLite file or postgresql://USER@HOST:PORT/DB (opened read-only).")
+    var from: String
+
+    @Option(help: "The new registry: a SQLite file or postgresql://USER@HOST:PORT/DB, empty.")
+    var to: String
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() throws {
+        let report: JSON
+        do { report = try RefereeService.copyStore(from: from, to: to) } catch {
+            FileHandleStderr.write("referee store copy: \(error.description)\n")
+            throw ExitCode(error.description.contains("is not empty") ? 1 : 2)
+        }
+        let ok = report["audit"]?["ok"] == true
+        if json { print(report.serialized()) } else {
+            let tables = report["tables"]?.objectValue?.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.serialized())" }.joined(separator: ", ") ?? ""
+            print("copied \(report["from"]?.stringValue ?? from) → \(report["to"]?.stringValue ?? to): \(tables); audit.verify \(ok ? "ok" : "FAILED")")
+        }
+        if !ok { throw ExitCode(1) }
+    }
+}

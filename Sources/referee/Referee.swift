@@ -11,7 +11,7 @@ struct Referee: ParsableCommand {
         discussion: "Exit codes of the one-shot commands: 0 ok, 1 rejected (a violation, a conflict, not found and the like), 2 usage or I/O error.",
         version: RefereeService.version,
         subcommands: [ServeCommand.self, CheckCommand.self, IngestCommand.self, SummaryCommand.self, ExportCommand.self, SQLCommand.self, PullCommand.self, RegisterCommand.self, GetCommand.self, ListCommand.self,
-                      TransitionCommand.self, UpdateCommand.self, AmendCommand.self, AuditCommand.self, ScanCommand.self, EvalCommand.self, CallCommand.self])
+                      TransitionCommand.self, UpdateCommand.self, AmendCommand.self, AuditCommand.self, ScanCommand.self, EvalCommand.self, CallCommand.self, StoreCommand.self])
 
     static func main() {
         StatisticsRuntime.initialize()

@@ -65,16 +65,21 @@ struct PostgresStoreTests {
         let store = try TestStores.freshDatabase()
         let a = try PipeClient(store: store, actor: "pm.a"), b = try PipeClient(store: store, actor: "pm.b")
         try a.result("experiment.register", ["experiment": experiment("seen")])
-        var version = 1
+        var version = 1, stalls = 0
         for i in 0..<1000 {
             let updated = try a.result("experiment.update", ["key": "seen", "version": JSON(version), "changes": ["name": .string("n\(i)")]])
             version = updated["version"]!.intValue!
-            let read = try b.result("experiment.get", ["key": "seen"])
-            if read["version"]?.intValue != version || read["document"]?["name"] != .string("n\(i)") {
-                Issue.record("write \(i): B read version \(read["version"]?.serialized() ?? "nil") after A acknowledged \(version)")
+            // A read that got 1011 (a stalled connection, seen once under CI load) is an outage, not a stale answer: it
+            // is counted and asked again; what B answers must never be older than what A acknowledged.
+            var read = try b.request("experiment.get", ["key": "seen"])
+            for _ in 0..<3 where read["error"]?["code"] == 1011 { stalls += 1; read = try b.request("experiment.get", ["key": "seen"]) }
+            guard let answered = read["result"] else { Issue.record("write \(i): \(read.serialized().prefix(300))"); break }
+            if answered["version"]?.intValue != version || answered["document"]?["name"] != .string("n\(i)") {
+                Issue.record("write \(i): B read version \(answered["version"]?.serialized() ?? "nil") after A acknowledged \(version)")
                 break
             }
         }
+        #expect(stalls <= 3, "\(stalls) reads answered 1011")
     }
 
     /// The server crashes and restarts (`pg_ctl restart -m immediate`) under a stream of registrations: the daemon
@@ -245,6 +250,57 @@ struct PostgresStoreTests {
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("127.0.0.1") && refused.stderr.lowercased().contains("certificate"), "\(refused.stderr)")
         #expect(!refused.stderr.contains(TestStores.password))
+    }
+
+    /// `referee store copy` SQLite → PostgreSQL → SQLite on a registry of a few hundred experiments with results, grants
+    /// and a saved group: every answer of the copies equals the original's, the audit chain verifies, a non-empty target
+    /// is refused.
+    @Test func storeCopyBothWaysKeepsEveryAnswer() throws {
+        let original = dir.path("original.sqlite")
+        do {
+            let c = try TestClient(principal: "admin.root", storePath: original)
+            try c.ok("access.grant", ["principal": "admin.root", "role": "admin"])
+            try c.ok("access.grant", ["principal": "analyst.eve", "role": "analyst"])
+            for i in 0..<300 { try c.ok("experiment.register", ["experiment": experiment("copy-\(i)")]) }
+            try c.ok("access.grant", ["principal": "approver.bob", "role": "approver"])
+            for i in 0..<20 {
+                let key = JSON.string("copy-\(i)")
+                try c.ok("experiment.transition", ["key": key, "version": 1, "to": "review"])
+                try c.ok("experiment.transition", ["key": key, "version": 2, "to": "approved"], as: "approver.bob")
+                try c.ok("experiment.transition", ["key": key, "version": 3, "to": "running"])
+                try c.ok("results.record", ["key": .string("copy-\(i)"), "metric": "checkout_conversion", "variant": "control", "stats": ["n": JSON(100 + i), "successes": JSON(i)]])
+            }
+            try c.ok("experiment.update", ["key": "copy-299", "version": 1, "changes": ["name": "Renamed"]])
+        }
+        let postgres = try TestStores.freshDatabase()
+        let there = try runReferee(["store", "copy", "--from", original, "--to", postgres, "--json"])
+        #expect(there.status == 0, "\(there.stderr)")
+        let report = try JSONParser.parse(there.stdout)
+        #expect(report["tables"]?["experiments"] == 300 && report["tables"]?["results"] == 20 && report["audit"]?["ok"] == true, "\(there.stdout)")
+        #expect(!there.stdout.contains(TestStores.password))
+        let back = dir.path("back.sqlite")
+        let again = try runReferee(["store", "copy", "--from", postgres, "--to", back])
+        #expect(again.status == 0 && again.stdout.contains("audit.verify ok"), "\(again.stdout) \(again.stderr)")
+        let refused = try runReferee(["store", "copy", "--from", original, "--to", postgres])
+        #expect(refused.status == 1 && refused.stderr.contains("not empty"), "\(refused.stderr)")
+        // The same answers from all three.
+        let answers = try [original, postgres, back].map { store -> [String] in
+            let c = try PipeClient(store: store, actor: "admin.root")
+            var out: [String] = []
+            out.append(try c.result("experiment.list", ["limit": 1000]).serialized())
+            out.append(try c.result("experiment.get", ["key": "copy-299"]).serialized())
+            out.append(try c.result("access.list").serialized())
+            out.append(try c.result("audit.log", ["limit": 1000]).serialized())
+            out.append(try c.result("results.aggregates", ["key": "copy-3"]).serialized())
+            let verify = try c.result("audit.verify")
+            #expect(verify["ok"] == true)
+            out.append(verify["entries"]!.serialized())
+            return out
+        }
+        for (i, name) in ["experiment.list", "experiment.get", "access.list", "audit.log", "results.aggregates", "audit entries"].enumerated() {
+            #expect(answers[0][i] == answers[1][i], "\(name): PostgreSQL copy differs")
+            #expect(answers[0][i] == answers[2][i], "\(name): SQLite copy back differs")
+        }
     }
 
     func database(of url: String) -> String {
