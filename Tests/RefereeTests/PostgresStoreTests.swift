@@ -85,17 +85,15 @@ struct PostgresStoreTests {
     /// The server crashes and restarts (`pg_ctl restart -m immediate`) under a stream of registrations: the daemon
     /// answers 1011 meanwhile, never exits, reconnects, and every acknowledged write is there afterwards.
     @Test func serverCrashRestartDuringWritesLosesNothingAcknowledged() throws {
-        guard let data = ProcessInfo.processInfo.environment["REFEREE_TEST_PGDATA"] else { Issue.record("REFEREE_TEST_PGDATA not set"); return }
-        let store = try TestStores.freshDatabase()
+        // Its own cluster: a crash of the shared one would fail the suites running beside this one.
+        let cluster = try privateCluster()
+        defer { cluster.stop() }
+        let store = try cluster.freshDatabase()
         let daemon = try PipeClient(store: store, actor: "pm.stream")
         var acknowledged: [String] = [], unavailable = 0, restarted = false
         let restart = Thread {
             usleep(300_000)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: repositoryRoot.appendingPathComponent("Scripts/dev/postgres").path)
-            p.arguments = ["restart", String(data.dropLast("/data".count))]
-            try? p.run()
-            p.waitUntilExit()
+            do { try cluster.restart() } catch { Issue.record("restart: \(error)") }
         }
         restart.start()
         let started = Date()
@@ -109,7 +107,7 @@ struct PostgresStoreTests {
             else if reply["error"]?["code"] == 1011 {
                 unavailable += 1
                 let message = reply["error"]?["message"]?.stringValue ?? ""
-                #expect(message.contains("127.0.0.1") && message.contains(database(of: store)) && !message.contains(TestStores.password), "\(message)")
+                #expect(message.contains("127.0.0.1") && message.contains(database(of: store)) && !message.contains(cluster.password), "\(message)")
                 #expect(Date().timeIntervalSince(t0) < 20)
                 usleep(50_000)
             } else { Issue.record("unexpected reply \(reply.serialized().prefix(300))") }
@@ -213,7 +211,10 @@ struct PostgresStoreTests {
 
     /// `sslmode=verify-full` against the cluster with a certificate made here: the right CA connects, another is refused.
     @Test func verifyFullChecksTheServerCertificate() throws {
-        guard let data = ProcessInfo.processInfo.environment["REFEREE_TEST_PGDATA"] else { Issue.record("REFEREE_TEST_PGDATA not set"); return }
+        // Its own cluster, as turning TLS on changes what every other client of the server negotiates.
+        let cluster = try privateCluster()
+        defer { cluster.stop() }
+        let data = cluster.dataDirectory!
         let d = dir.path("tls")
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         func openssl(_ args: String) throws {
@@ -235,21 +236,20 @@ struct PostgresStoreTests {
         }
         chmod(d, 0o755)
         chmod(dir.path(""), 0o755)
-        try TestStores.psql("postgres", "ALTER SYSTEM SET ssl_cert_file = '\(d)/server.pem'", "ALTER SYSTEM SET ssl_key_file = '\(d)/server.key'",
-                            "ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()")
-        defer { _ = try? TestStores.psql("postgres", "ALTER SYSTEM RESET ssl", "ALTER SYSTEM RESET ssl_cert_file", "ALTER SYSTEM RESET ssl_key_file", "SELECT pg_reload_conf()") }
+        try cluster.psql("postgres", ["ALTER SYSTEM SET ssl_cert_file = '\(d)/server.pem'", "ALTER SYSTEM SET ssl_key_file = '\(d)/server.key'",
+                                      "ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"])
         usleep(500_000)
-        let store = try TestStores.freshDatabase()
+        let store = try cluster.freshDatabase()
         let verified = store.replacingOccurrences(of: "sslmode=disable", with: "sslmode=verify-full&sslrootcert=\(d)/ca.pem")
         let good = try PipeClient(store: verified, actor: "pm.tls")
         try good.result("experiment.register", ["experiment": experiment("over-tls")])
-        let ssl = try TestStores.psql("postgres", "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.application_name = 'referee'")
+        let ssl = try cluster.psql("postgres", ["SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.application_name = 'referee'"])
         #expect(Int(ssl) ?? 0 >= 1)
         let wrong = store.replacingOccurrences(of: "sslmode=disable", with: "sslmode=verify-full&sslrootcert=\(d)/other.pem")
         let refused = try runReferee(["list", "--store", wrong, "--json"])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("127.0.0.1") && refused.stderr.lowercased().contains("certificate"), "\(refused.stderr)")
-        #expect(!refused.stderr.contains(TestStores.password))
+        #expect(!refused.stderr.contains(cluster.password))
     }
 
     /// `referee store copy` SQLite → PostgreSQL → SQLite on a registry of a few hundred experiments with results, grants
@@ -301,6 +301,12 @@ struct PostgresStoreTests {
             #expect(answers[0][i] == answers[1][i], "\(name): PostgreSQL copy differs")
             #expect(answers[0][i] == answers[2][i], "\(name): SQLite copy back differs")
         }
+    }
+
+    /// A cluster of this test's own in its temporary folder (the server's user must be able to reach it).
+    func privateCluster() throws -> TestCluster {
+        chmod(dir.path(""), 0o755)
+        return try TestCluster.start(in: dir.path("cluster"))
     }
 
     func database(of url: String) -> String {

@@ -22,23 +22,8 @@ enum TestPostgres {
         return "\(head)/\(database)?sslmode=disable"
     }
 
-    /// Runs a program to its end: status, standard output, standard error (read on another thread, so neither pipe fills).
     static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var problems = Data()
-        let reader = Thread { problems = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        return (p.terminationStatus, text, String(decoding: problems, as: UTF8.self))
+        try runToEnd(path, arguments, environment: environment)
     }
 
     @discardableResult
