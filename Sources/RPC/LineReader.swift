@@ -9,7 +9,8 @@ import Darwin
 /// `maxLineBytes` of one line: a longer line is skipped to its newline and reported as oversized.
 public struct LineReader {
     public enum Item {
-        case line(UnsafeBufferPointer<UInt8>)
+        /// A line and its arrival stamp (``Arrivals``).
+        case line(UnsafeBufferPointer<UInt8>, arrival: UInt64)
         case oversized(bytes: Int)
         /// The line was skipped because the server-wide budget for buffered request bytes was spent.
         case overBudget(bytes: Int)
@@ -38,6 +39,8 @@ public struct LineReader {
     public var budget: ByteBudget?
     private var reserved = 0
     private var partialSince: Double?
+    /// The stamp of the last read: every line in the buffer had arrived by then.
+    private var arrival: UInt64 = 0
     public private(set) var stop = Stop.none
 
     public init(fd: Int32, maxLineBytes: Int, chunkSize: Int = 1 << 16) {
@@ -82,7 +85,7 @@ public struct LineReader {
                 var trimmedEnd = lineEnd
                 if trimmedEnd > start, buffer[trimmedEnd - 1] == 0x0D { trimmedEnd -= 1 }
                 let keepGoing = buffer.withUnsafeBufferPointer { all in
-                    body(.line(UnsafeBufferPointer(rebasing: all[start..<trimmedEnd])))
+                    body(.line(UnsafeBufferPointer(rebasing: all[start..<trimmedEnd]), arrival: arrival))
                 }
                 start = lineEnd + 1
                 if !keepGoing { return }
@@ -93,7 +96,7 @@ public struct LineReader {
                 } else if end - start > maxLineBytes {
                     _ = body(.oversized(bytes: end - start))
                 } else if end > start {
-                    _ = buffer.withUnsafeBufferPointer { all in body(.line(UnsafeBufferPointer(rebasing: all[start..<end]))) }
+                    _ = buffer.withUnsafeBufferPointer { all in body(.line(UnsafeBufferPointer(rebasing: all[start..<end]), arrival: arrival)) }
                 }
                 return
             }
@@ -160,6 +163,7 @@ public struct LineReader {
             let n = buffer.withUnsafeMutableBufferPointer { b in read(fd, b.baseAddress! + end, b.count - end) }
             if n > 0 {
                 end += n
+                arrival = Arrivals.record()
             } else if n == 0 {
                 eof = true
             } else if SystemCall.wasInterrupted {

@@ -49,9 +49,9 @@ public final class LineServer {
         let maxLine = dispatcher.limits.maxLineBytes
         reader.forEach { item in
             switch item {
-            case .line(let bytes):
+            case .line(let bytes, let arrival):
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
-                if let reply = dispatcher.handle(line: bytes, context: context) { output.send(reply) }
+                if let reply = Arrivals.$current.withValue(arrival, operation: { dispatcher.handle(line: bytes, context: context) }) { output.send(reply) }
             case .overBudget(let count):
                 let budget = connection.budget?.total ?? 0
                 logger.warning("refused a line of \(count) bytes: the server's request buffers are full")

@@ -33,6 +33,8 @@ public final class RefereeService: @unchecked Sendable {
     public init(store: Store, protocols: ProtocolSet, limits: DocumentLimits = DocumentLimits(),
                 now: @escaping @Sendable () -> Timestamp = RefereeService.systemNow) {
         self.store = store
+        // Requests that come through a transport carry their arrival; the store may answer them from memory.
+        store.answerReadsFromMemory(arrivals: TransportArrivals())
         self.protocols = protocols
         if let text = protocols.warehouseText, case .success(let definitions) = WarehouseDefinitions.parse(text, catalog: protocols.catalog) {
             warehouse = definitions
@@ -198,4 +200,10 @@ extension RefereeService {
             throw OpenError(description: "\(error)")
         }
     }
+}
+
+/// The transport's arrival count, as the store sees it.
+struct TransportArrivals: ArrivalClock {
+    var currentRequest: UInt64? { Arrivals.current }
+    var now: UInt64 { Arrivals.now }
 }

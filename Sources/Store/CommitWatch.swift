@@ -12,7 +12,7 @@ import Synchronization
 /// when the log restarts), and a checkpoint changes nothing readers can see. Equal headers at two
 /// moments therefore mean no commit happened in between; any doubt (copies differ mid-write, the file
 /// is not initialised) answers "unknown" and the caller reads the database.
-final class CommitWatch: @unchecked Sendable {
+final class CommitWatch: CommitClock, @unchecked Sendable {
     /// The header's bytes at one moment.
     struct Token: Equatable {
         var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
@@ -72,32 +72,46 @@ final class CommitWatch: @unchecked Sendable {
     }
 }
 
+/// Tells whether anyone has committed to a store since a moment: equal tokens, no commit in between; nil, "cannot
+/// tell" (the caller reads the database).
+protocol CommitClock: Sendable {
+    associatedtype Token: Equatable & Sendable
+    func token() throws -> Token?
+}
+
+/// A read whose answers may be kept in memory while no commit happens.
+protocol ReadCache<Key, Value>: Sendable {
+    associatedtype Key
+    associatedtype Value
+    func value(_ key: Key, load: () throws -> Value) throws -> Value
+}
+
 /// Answers of one read method, kept while no commit happens anywhere; emptied by the next commit.
-final class CommitCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+final class CommitCache<Clock: CommitClock, Key: Hashable & Sendable, Value: Sendable>: ReadCache, Sendable {
     private struct State {
-        var token: CommitWatch.Token?
+        var token: Clock.Token?
         var entries: [Key: Value] = [:]
     }
-    private let watch: CommitWatch
+    private let clock: Clock
     private let capacity: Int
     private let state = Mutex(State())
 
-    init(watch: CommitWatch, capacity: Int = 4096) {
-        self.watch = watch
+    init(clock: Clock, capacity: Int = 4096) {
+        self.clock = clock
         self.capacity = capacity
     }
 
     /// The cached answer for `key` when no commit happened since it was read; otherwise `load()`'s answer,
-    /// remembered only if no commit happened while it ran (so it is the answer at a known header).
-    func value(_ key: Key, load: () throws -> Value) rethrows -> Value {
-        guard let before = watch.token() else { return try load() }
+    /// remembered only if no commit happened while it ran (so it is the answer at a known token).
+    func value(_ key: Key, load: () throws -> Value) throws -> Value {
+        guard let before = try clock.token() else { return try load() }
         let hit: Value? = state.withLock { s in
             if s.token != before { s.token = before; s.entries.removeAll(keepingCapacity: true) }
             return s.entries[key]
         }
         if let hit { return hit }
         let value = try load()
-        guard watch.token() == before else { return value }
+        guard try clock.token() == before else { return value }
         state.withLock { s in
             guard s.token == before else { return }
             if s.entries.count >= capacity { s.entries.removeAll(keepingCapacity: true) }

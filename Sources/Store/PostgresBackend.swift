@@ -142,6 +142,8 @@ final class PostgresBackend: @unchecked Sendable {
             do {
                 if write { try s.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
                 let result = try body(s)
+                // The count every daemon's read cache checks (`PostgresCommitClock`).
+                if write { try s.execute("UPDATE meta SET value = value + 1 WHERE name = 'commits'", []) }
                 s.committing = true
                 try s.execute("COMMIT", [])
                 return result

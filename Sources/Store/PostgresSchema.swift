@@ -137,6 +137,10 @@ enum PostgresSchema {
             )
             """,
         ]),
+        // Every write transaction bumps it; daemons compare it to keep reads in memory (`PostgresCommitClock`).
+        ("v2-commit-count", [
+            "INSERT INTO meta (name, value) VALUES ('commits', 0) ON CONFLICT (name) DO NOTHING",
+        ]),
     ]
 
     static let tables = ["experiments", "protocol_versions", "audit", "meta", "results", "grants", "saved_groups",

@@ -113,12 +113,15 @@ public final class Store: @unchecked Sendable {
     private let backend: Backend
     /// The file path, or the PostgreSQL location without its password.
     public let path: String
-    /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory and PostgreSQL stores).
-    private let wireCache: CommitCache<[UInt8], JSON?>?
+    /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory stores). On PostgreSQL, valid
+    /// for requests that arrived before the store last said nothing was committed (`PostgresCommitClock`).
+    private let wireCache: (any ReadCache<[UInt8], JSON?>)?
     /// The files this process has open; a write is refused once the files on disk are other ones.
     private let identity: FileIdentity?
     /// Whether grants exist and a principal's roles, on the same terms as `wireCache`.
-    private let accessCache: CommitCache<[UInt8], Access>?
+    private let accessCache: (any ReadCache<[UInt8], Access>)?
+    /// A PostgreSQL store's commit count, asked once per arrival of requests (nil for SQLite).
+    private let commitClock: PostgresCommitClock?
 
     /// What authorization needs to know about one principal.
     public struct Access: Sendable, Equatable {
@@ -139,9 +142,12 @@ public final class Store: @unchecked Sendable {
         if PostgresLocation.isLocation(path) {
             let location = try PostgresLocation.parse(path)
             self.path = location.display
-            backend = .postgres(try PostgresBackend(location: location, readOnly: readOnly))
-            wireCache = nil
-            accessCache = nil
+            let pg = try PostgresBackend(location: location, readOnly: readOnly)
+            backend = .postgres(pg)
+            let clock = PostgresCommitClock(backend: pg)
+            commitClock = clock
+            wireCache = CommitCache(clock: clock)
+            accessCache = CommitCache(clock: clock)
             identity = nil
             return
         }
@@ -177,8 +183,9 @@ public final class Store: @unchecked Sendable {
                 backend = .sqlite(opened)
                 // One mapping of the WAL-index header serves both caches.
                 let watch = CommitWatch(storePath: path)
-                wireCache = watch.map { CommitCache(watch: $0) }
-                accessCache = watch.map { CommitCache(watch: $0) }
+                wireCache = watch.map { CommitCache(clock: $0) }
+                accessCache = watch.map { CommitCache(clock: $0) }
+                commitClock = nil
                 identity = path == ":memory:" ? nil : FileIdentity(storePath: path)
                 break
             } catch let error as DatabaseError where attempt < 200 && (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
@@ -195,11 +202,20 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// Lets a PostgreSQL store answer `experiment.get` and authorization from memory for requests that arrived (on
+    /// `arrivals`) before it last asked the database whether anything was committed. Without it, or for a request
+    /// of unknown arrival, every read asks the database. SQLite stores need no clock (they watch the WAL index).
+    public func answerReadsFromMemory(arrivals: any ArrivalClock) {
+        commitClock?.use(arrivals)
+    }
+
     /// Runs `body` in one write transaction that no other writer, in any process, interleaves with; any thrown error
     /// rolls everything back.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
         case .postgres(let pg):
+            // Even when the outcome of COMMIT is unknown, the next read asks the database again.
+            defer { commitClock?.committedHere() }
             return try pg.transaction(write: true) { s in try body(StoreTransaction(sql: s)) }
         case .sqlite(let writer):
             var result: T?

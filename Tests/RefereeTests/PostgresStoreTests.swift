@@ -56,8 +56,8 @@ struct PostgresStoreTests {
         }
         #expect(try registrar.result("experiment.get", ["key": "contended"])["version"] == 21)
         try verified(registrar)
-        let migrations = try TestStores.psql(database(of: store), "SELECT count(*) FROM referee_migrations")
-        #expect(migrations == "1")
+        let migrations = try TestStores.psql(database(of: store), "SELECT string_agg(name, ',' ORDER BY name) FROM referee_migrations")
+        #expect(migrations == "v1-registry,v2-commit-count")
     }
 
     /// After each write daemon A acknowledges, daemon B's next read sees it.
@@ -80,6 +80,40 @@ struct PostgresStoreTests {
             }
         }
         #expect(stalls <= 3, "\(stalls) reads answered 1011")
+    }
+
+    /// Reads pipelined in one batch are answered from memory after one question to the database, and still see every
+    /// write acknowledged before the batch was sent: another daemon's (between batches) and the reading daemon's own
+    /// (earlier in the same batch).
+    @Test func pipelinedReadsSeeEveryAcknowledgedWrite() throws {
+        let store = try TestStores.freshDatabase()
+        let a = try PipeClient(store: store, actor: "pm.a"), b = try PipeClient(store: store, actor: "pm.b")
+        try a.result("experiment.register", ["experiment": experiment("theirs")])
+        try b.result("experiment.register", ["experiment": experiment("mine")])
+        var theirs = 1, mine = 1
+        func get(_ key: String, _ id: Int) -> String {
+            JSON.object(["jsonrpc": "2.0", "id": JSON(id), "method": "experiment.get", "params": ["key": .string(key)]]).serialized()
+        }
+        for round in 0..<100 {
+            theirs = try a.result("experiment.update", ["key": "theirs", "version": JSON(theirs), "changes": ["name": .string("t\(round)")]])["version"]!.intValue!
+            var batch = (0..<10).map { get("theirs", $0) } + (10..<20).map { get("mine", $0) }
+            batch.append(JSON.object(["jsonrpc": "2.0", "id": 20, "method": "experiment.update",
+                                      "params": ["key": "mine", "version": JSON(mine), "changes": ["name": .string("m\(round)")]]]).serialized())
+            batch += (21..<31).map { get("mine", $0) }
+            b.send(bytes: Array((batch.joined(separator: "\n") + "\n").utf8))
+            let replies = try (0..<31).map { _ in try b.readJSON() }
+            for r in replies {
+                let id = r["id"]!.intValue!
+                guard let result = r["result"] else { Issue.record("round \(round) id \(id): \(r.serialized().prefix(300))"); return }
+                let expected: (Int, String) = id < 10 ? (theirs, "t\(round)") : id < 20 ? (mine, round == 0 ? "" : "m\(round - 1)") : (mine + 1, "m\(round)")
+                if id < 10 || id > 20 || round > 0 {
+                    #expect(result["version"]?.intValue == expected.0 && result["document"]?["name"] == .string(expected.1),
+                            "round \(round) id \(id): version \(result["version"]?.serialized() ?? "nil") name \(result["document"]?["name"]?.serialized() ?? "nil"), expected \(expected)")
+                }
+            }
+            mine += 1
+        }
+        try verified(b)
     }
 
     /// The server crashes and restarts (`pg_ctl restart -m immediate`) under a stream of registrations: the daemon

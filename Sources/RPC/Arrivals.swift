@@ -1,0 +1,21 @@
+import Synchronization
+
+/// When requests arrived, on one count the process keeps of reads of request bytes from every client.
+///
+/// A request's stamp is the count after the read that brought its last byte. Any stamp at or below `now` belongs to
+/// a request that had arrived in full when `now` was read, so a check of the store made after reading `now` (has
+/// anyone committed?) holds for that request too: a write acknowledged before the client sent it was committed
+/// before the check. A store on the network uses this to answer a pipelined batch from memory after one check.
+public enum Arrivals {
+    private static let count = Atomic<UInt64>(0)
+
+    /// Counts one read of request bytes; the new count is the stamp of every line that read completes.
+    static func record() -> UInt64 { count.add(1, ordering: .sequentiallyConsistent).newValue }
+
+    /// No earlier than the stamp of every request that has arrived in full.
+    public static var now: UInt64 { count.load(ordering: .sequentiallyConsistent) }
+
+    /// The stamp of the request being answered on this thread; nil when it did not come through a transport (the
+    /// CLI, an in-process client), which is read as "arrived just now".
+    @TaskLocal public static var current: UInt64?
+}
