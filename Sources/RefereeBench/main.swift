@@ -381,6 +381,147 @@ if only == nil || only == "socket" {
     server.waitUntilExit()
 }
 
+// MARK: the registry on SQLite and on PostgreSQL, side by side
+// `Scripts/bench` starts a throwaway local PostgreSQL and passes REFEREE_BENCH_POSTGRES (a URL with `DB` for the
+// database's name) and empty databases named store_get, store_reg1 and store_reg4; without it only SQLite runs.
+if only == nil || only == "stores" {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-stores-\(getpid())")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let example = try! String(contentsOfFile: "Protocols/examples/checkout-green-button.json", encoding: .utf8).replacingOccurrences(of: "\n", with: " ")
+    /// A draft in a layer of its own, so registrations never conflict.
+    func registration(_ id: Int, _ key: String) -> String {
+        let doc = example.replacingOccurrences(of: "checkout-green-button", with: key)
+            .replacingOccurrences(of: "\"layer\": \"checkout\"", with: "\"layer\": \"layer-\(key)\"")
+        return #"{"jsonrpc":"2.0","id":\#(id),"method":"experiment.register","params":{"experiment":\#(doc)}}"#
+    }
+    let get = #"{"jsonrpc":"2.0","id":1,"method":"experiment.get","params":{"key":"checkout-green-button"}}"#
+
+    /// A daemon on `store`, fed `lines` by a writer thread while its replies are counted; seconds until the last reply.
+    @Sendable func pumped(_ lines: [String], store: String) -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--store", store, "--actor", "bench"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try! process.run()
+        let payload = Array((lines.joined(separator: "\n") + "\n").utf8)
+        let inFD = input.fileHandleForWriting.fileDescriptor, outFD = output.fileHandleForReading.fileDescriptor
+        let t = now()
+        Thread {
+            payload.withUnsafeBufferPointer { buf in _ = SystemCall.writeAll(inFD, buf.baseAddress!, buf.count) }
+            try? input.fileHandleForWriting.close()
+        }.start()
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var errors = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(outFD, b.baseAddress!, b.count) } }
+            if n <= 0 { break }
+            errors += chunk[..<n].withUnsafeBufferPointer { b in String(decoding: b, as: UTF8.self).components(separatedBy: "\"error\"").count - 1 }
+        }
+        let elapsed = now() - t
+        process.waitUntilExit()
+        if errors > 0 { FileHandle.standardError.write(Data("stores: \(errors) requests answered with an error on \(store.prefix(12))…\n".utf8)) }
+        return elapsed
+    }
+
+    var stores: [(name: String, url: (String) -> String)] = [("sqlite", { dir.appendingPathComponent("\($0).sqlite").path })]
+    if let pg = ProcessInfo.processInfo.environment["REFEREE_BENCH_POSTGRES"] {
+        stores.append(("postgresql", { pg.replacingOccurrences(of: "/DB?", with: "/store_\($0)?") }))
+    }
+    var figures: [String: Double] = [:]
+    for (name, url) in stores {
+        // Registrations: 2,000 from one daemon; 4 × 1,000 from four daemons at once.
+        let one = pumped((0..<2000).map { registration($0, "one-\($0)") }, store: url("reg1"))
+        figures["\(name) register 1"] = 2000 / one
+        let group = DispatchGroup()
+        let t = now()
+        for d in 0..<4 {
+            group.enter()
+            let lines = (0..<1000).map { registration($0, "d\(d)-\($0)") }, target = url("reg4")
+            Thread { _ = pumped(lines, store: target); group.leave() }.start()
+        }
+        group.wait()
+        figures["\(name) register 4"] = 4000 / (now() - t)
+        report("\(name): experiment.register, 1 daemon (stdin/stdout)", figures["\(name) register 1"]!, "requests/s", ["requests": 2000])
+        report("\(name): experiment.register, 4 daemons at once", figures["\(name) register 4"]!, "requests/s", ["requests": 4000])
+        // Gets: 100,000 pipelined, best of three; then one at a time for latency.
+        _ = pumped([registration(0, "checkout-green-button")], store: url("get"))
+        let runs = (0..<3).map { _ in 100_000 / pumped(Array(repeating: get, count: 100_000), store: url("get")) }
+        figures["\(name) get"] = runs.max()!
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--store", url("get"), "--actor", "bench"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try! process.run()
+        var pending = Data(), latencies: [Double] = []
+        let request = Data((get + "\n").utf8)
+        for _ in 0..<5000 {
+            let s = now()
+            input.fileHandleForWriting.write(request)
+            while !pending.contains(0x0A) { pending.append(output.fileHandleForReading.availableData) }
+            pending.removeSubrange(...pending.firstIndex(of: 0x0A)!)
+            latencies.append(now() - s)
+        }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        report("\(name): experiment.get pipelined (stdin/stdout)", figures["\(name) get"]!, "requests/s",
+               ["runs": runs.map { $0.rounded() }, "one_at_a_time_p50_us": percentile(latencies, 0.5) * 1e6, "one_at_a_time_p99_us": percentile(latencies, 0.99) * 1e6])
+        // Over the socket, 8 clients, one request at a time each.
+        let socketPath = dir.appendingPathComponent("\(name).sock").path
+        // A shared service refuses a store file others can read (the stdio daemons above made it 0644).
+        for suffix in ["", "-wal", "-shm"] { chmod(url("get") + suffix, 0o600) }
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: binary)
+        server.arguments = ["serve", "--socket", socketPath, "--store", url("get")]
+        server.standardError = FileHandle.nullDevice
+        try! server.run()
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socketPath) { usleep(20_000) }
+        guard FileManager.default.fileExists(atPath: socketPath) else {
+            FileHandle.standardError.write(Data("stores: the \(name) socket server did not start; its socket figure is missing\n".utf8))
+            server.terminate()
+            continue
+        }
+        let bytes = Array(get.utf8) + [0x0A]
+        nonisolated(unsafe) var socketLatencies = [[Double]](repeating: [], count: 8)
+        let clients = DispatchGroup()
+        let started = now()
+        for c in 0..<8 {
+            clients.enter()
+            Thread {
+                let client = try! SocketClient(path: socketPath)
+                var lat: [Double] = []
+                for _ in 0..<5000 {
+                    let s = now()
+                    try! client.send(bytes)
+                    _ = try! client.readLine()
+                    lat.append(now() - s)
+                }
+                socketLatencies[c] = lat
+                clients.leave()
+            }.start()
+        }
+        clients.wait()
+        let all = socketLatencies.flatMap { $0 }
+        figures["\(name) socket"] = Double(all.count) / (now() - started)
+        report("\(name): socket experiment.get, 8 clients", figures["\(name) socket"]!, "requests/s",
+               ["p50_us": percentile(all, 0.5) * 1e6, "p99_us": percentile(all, 0.99) * 1e6])
+        server.terminate()
+        server.waitUntilExit()
+    }
+    if stores.count == 2 {
+        for what in ["register 1", "register 4", "get", "socket"] where figures["postgresql \(what)"] != nil && figures["sqlite \(what)"] != nil {
+            report("postgresql / sqlite: \(what)", figures["postgresql \(what)"]! / figures["sqlite \(what)"]!, "ratio")
+        }
+    }
+}
+
 // MARK: results.summary at 5 variants x 30 metrics x 90 days
 if only == nil || only == "summary" {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-summary-\(getpid())")

@@ -19,6 +19,12 @@ final class PostgresBackend: @unchecked Sendable {
     let statementSeconds: Double
     let connectSeconds: Double
     private let idle = Mutex<[PostgresConnection]>([])
+    /// Connections one daemon holds at most: a socket server with a thousand clients must not open a thousand
+    /// (the server's `max_connections` is 100 by default). A request waits for one up to `statementSeconds`.
+    static let maxConnections = 32
+    private let slots = DispatchSemaphore(value: PostgresBackend.maxConnections)
+    /// Set while this thread holds a slot, so a nested session takes none (and cannot wait on itself).
+    @TaskLocal private static var holdingSlot = false
     private let nextID = Atomic<Int>(1)
     private let logger: Logger = {
         var l = Logger(label: "referee.store")
@@ -108,6 +114,15 @@ final class PostgresBackend: @unchecked Sendable {
     /// Runs `body` on a connection from the pool (a new one if none is idle); a connection that failed is closed,
     /// not returned. A pooled connection found dead before any statement ran is replaced once: nothing was sent.
     func withSession<T>(_ body: (PostgresSession) throws -> T) throws -> T {
+        if Self.holdingSlot { return try pooledSession(body) }
+        guard slots.wait(timeout: .now() + statementSeconds) == .success else {
+            throw StoreUnavailable(message: "the store \(location.place) is busy: all \(Self.maxConnections) of this daemon's connections stayed in use for \(Int(statementSeconds)) s; nothing was applied; try again")
+        }
+        defer { slots.signal() }
+        return try Self.$holdingSlot.withValue(true) { try pooledSession(body) }
+    }
+
+    private func pooledSession<T>(_ body: (PostgresSession) throws -> T) throws -> T {
         var attempts = 0
         while true {
             attempts += 1
@@ -131,7 +146,7 @@ final class PostgresBackend: @unchecked Sendable {
         if session.broken || session.connection.isClosed {
             closeConnection(session.connection)
         } else {
-            idle.withLock { if $0.count < 16 { $0.append(session.connection) } else { closeConnection(session.connection) } }
+            idle.withLock { if $0.count < Self.maxConnections { $0.append(session.connection) } else { closeConnection(session.connection) } }
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import JSONCore
+import RPC
 
 /// The registry on PostgreSQL, through the real binary: racing daemons, reads after writes across daemons, a crash
 /// restart of the server and SIGKILLed daemons mid-write, the audit log append-only in the database, TLS.
@@ -14,16 +15,28 @@ struct PostgresStoreTests {
         exampleExperiment(["key": .string(key), "layer": .string(layer ?? "layer-\(key)"), "traffic": JSON(traffic), "parameters": [.string("p-\(key)")]])
     }
 
+    /// One of the racing daemons, over a pipe or a socket.
+    struct Racer {
+        var send: (String) throws -> Void
+        var read: () throws -> JSON
+    }
+
     func verified(_ c: PipeClient, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let audit = try c.result("audit.verify")
         #expect(audit["ok"] == true, "audit.verify: \(audit.serialized().prefix(400))", sourceLocation: sourceLocation)
     }
 
-    /// Four daemons on one database race to approve experiments that cannot share their layer: exactly one is
-    /// admitted each round. Then all four update one record from the same version: exactly one update lands.
+    /// Four daemons on one database, two over stdio and two serving sockets, race to approve experiments that cannot
+    /// share their layer: exactly one is admitted each round. Then all four update one record from the same version:
+    /// exactly one update lands.
     @Test func fourRacingDaemonsAdmitExactlyOneAndLoseNoUpdate() throws {
         let store = try TestStores.freshDatabase()
-        let approvers = try (0..<4).map { try PipeClient(store: store, actor: "approver.\($0)") }
+        let stdio = try (0..<2).map { try PipeClient(store: store, actor: "approver.\($0)") }
+        let servers = try (0..<2).map { try SharedServiceHardeningTests.Server(store: store, socket: dir.path("race-\($0).sock")) }
+        defer { servers.forEach { $0.stop() } }
+        let sockets = try servers.map { try SocketClient(path: $0.socket) }
+        let approvers: [Racer] = stdio.map { c in Racer(send: { c.send(raw: $0) }, read: { try c.readJSON() }) }
+            + sockets.map { c in Racer(send: { try c.send(Array(($0 + "\n").utf8)) }, read: { try c.readLine() }) }
         let registrar = try PipeClient(store: store, actor: "pm.registrar")
         for round in 0..<50 {
             let keys = (0..<4).map { "r\(round)-\($0)" }
@@ -32,10 +45,10 @@ struct PostgresStoreTests {
                 try registrar.result("experiment.transition", ["key": .string(key), "version": 1, "to": "review"])
             }
             for (i, c) in approvers.enumerated() {
-                c.send(raw: JSON.object(["jsonrpc": "2.0", "id": JSON(round), "method": "experiment.transition",
-                                         "params": ["key": .string(keys[i]), "version": 2, "to": "approved"]]).serialized())
+                try c.send(JSON.object(["jsonrpc": "2.0", "id": JSON(round), "method": "experiment.transition",
+                                        "params": ["key": .string(keys[i]), "version": 2, "to": "approved"]]).serialized())
             }
-            let replies = try approvers.map { try $0.readJSON() }
+            let replies = try approvers.map { try $0.read() }
             let admitted = replies.filter { $0["result"] != nil }.count
             let refused = replies.filter { $0["error"]?["code"] == 1002 }.count
             #expect(admitted == 1 && refused == 3, "round \(round): \(replies.map { $0.serialized().prefix(160) })")
@@ -47,10 +60,10 @@ struct PostgresStoreTests {
         for round in 0..<20 {
             let version = try registrar.result("experiment.get", ["key": "contended"])["version"]!
             for (i, c) in approvers.enumerated() {
-                c.send(raw: JSON.object(["jsonrpc": "2.0", "id": JSON(1000 + round), "method": "experiment.update",
-                                         "params": ["key": "contended", "version": version, "changes": ["name": .string("by \(i) in \(round)")]]]).serialized())
+                try c.send(JSON.object(["jsonrpc": "2.0", "id": JSON(1000 + round), "method": "experiment.update",
+                                        "params": ["key": "contended", "version": version, "changes": ["name": .string("by \(i) in \(round)")]]]).serialized())
             }
-            let replies = try approvers.map { try $0.readJSON() }
+            let replies = try approvers.map { try $0.read() }
             #expect(replies.filter { $0["result"] != nil }.count == 1, "round \(round)")
             #expect(replies.filter { $0["error"]?["code"] == 1006 }.count == 3, "round \(round)")
         }
