@@ -328,6 +328,33 @@ if only == nil || only == "daemon" {
     process.waitUntilExit()
 }
 
+/// Eight clients on the socket at `path`, each sending `line` and waiting for its reply `perClient` times:
+/// requests per second over all of them, and every request's latency.
+func socketClients(_ path: String, _ line: [UInt8], perClient: Int) -> (rate: Double, latencies: [Double]) {
+    nonisolated(unsafe) var latencies = [[Double]](repeating: [], count: 8)
+    let group = DispatchGroup()
+    let t = now()
+    for c in 0..<8 {
+        group.enter()
+        Thread {
+            let client = try! SocketClient(path: path)
+            var lat: [Double] = []
+            lat.reserveCapacity(perClient)
+            for _ in 0..<perClient {
+                let s = now()
+                try! client.send(line)
+                _ = try! client.readLine()
+                lat.append(now() - s)
+            }
+            latencies[c] = lat
+            group.leave()
+        }.start()
+    }
+    group.wait()
+    let all = latencies.flatMap { $0 }
+    return (Double(all.count) / (now() - t), all)
+}
+
 // MARK: shared-service socket, 8 clients
 if only == nil || only == "socket" {
     let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
@@ -352,29 +379,8 @@ if only == nil || only == "socket" {
                            ("experiment.check", #"{"jsonrpc":"2.0","id":1,"method":"experiment.check","params":{"experiment":\#(checkDoc)}}"#)] {
         let bytes = Array(line.utf8) + [0x0A]
         let perClient = method == "experiment.get" ? 5000 : 1000
-        nonisolated(unsafe) var latencies = [[Double]](repeating: [], count: 8)
-        let group = DispatchGroup()
-        let t = now()
-        for c in 0..<8 {
-            group.enter()
-            Thread {
-                let client = try! SocketClient(path: socketPath)
-                var lat: [Double] = []
-                lat.reserveCapacity(perClient)
-                for _ in 0..<perClient {
-                    let s = now()
-                    try! client.send(bytes)
-                    _ = try! client.readLine()
-                    lat.append(now() - s)
-                }
-                latencies[c] = lat
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        let elapsed = now() - t
-        let all = latencies.flatMap { $0 }
-        report("socket \(method), 8 clients", Double(all.count) / elapsed, "requests/s",
+        let (rate, all) = socketClients(socketPath, bytes, perClient: perClient)
+        report("socket \(method), 8 clients", rate, "requests/s",
                ["p50_us": percentile(all, 0.5) * 1e6, "p99_us": percentile(all, 0.99) * 1e6])
     }
     server.terminate()
@@ -434,20 +440,20 @@ if only == nil || only == "stores" {
     }
     var figures: [String: Double] = [:]
     for (name, url) in stores {
-        // Registrations: 2,000 from one daemon; 4 × 1,000 from four daemons at once.
-        let one = pumped((0..<2000).map { registration($0, "one-\($0)") }, store: url("reg1"))
-        figures["\(name) register 1"] = 2000 / one
+        // Registrations: 500 from one daemon; 4 × 250 from four daemons at once (each a durable commit).
+        let one = pumped((0..<500).map { registration($0, "one-\($0)") }, store: url("reg1"))
+        figures["\(name) register 1"] = 500 / one
         let group = DispatchGroup()
         let t = now()
         for d in 0..<4 {
             group.enter()
-            let lines = (0..<1000).map { registration($0, "d\(d)-\($0)") }, target = url("reg4")
+            let lines = (0..<250).map { registration($0, "d\(d)-\($0)") }, target = url("reg4")
             Thread { _ = pumped(lines, store: target); group.leave() }.start()
         }
         group.wait()
-        figures["\(name) register 4"] = 4000 / (now() - t)
-        report("\(name): experiment.register, 1 daemon (stdin/stdout)", figures["\(name) register 1"]!, "requests/s", ["requests": 2000])
-        report("\(name): experiment.register, 4 daemons at once", figures["\(name) register 4"]!, "requests/s", ["requests": 4000])
+        figures["\(name) register 4"] = 1000 / (now() - t)
+        report("\(name): experiment.register, 1 daemon (stdin/stdout)", figures["\(name) register 1"]!, "requests/s", ["requests": 500])
+        report("\(name): experiment.register, 4 daemons at once", figures["\(name) register 4"]!, "requests/s", ["requests": 1000])
         // Gets: 100,000 pipelined, best of three; then one at a time for latency.
         _ = pumped([registration(0, "checkout-green-button")], store: url("get"))
         let runs = (0..<3).map { _ in 100_000 / pumped(Array(repeating: get, count: 100_000), store: url("get")) }
@@ -489,27 +495,8 @@ if only == nil || only == "stores" {
             continue
         }
         let bytes = Array(get.utf8) + [0x0A]
-        nonisolated(unsafe) var socketLatencies = [[Double]](repeating: [], count: 8)
-        let clients = DispatchGroup()
-        let started = now()
-        for c in 0..<8 {
-            clients.enter()
-            Thread {
-                let client = try! SocketClient(path: socketPath)
-                var lat: [Double] = []
-                for _ in 0..<5000 {
-                    let s = now()
-                    try! client.send(bytes)
-                    _ = try! client.readLine()
-                    lat.append(now() - s)
-                }
-                socketLatencies[c] = lat
-                clients.leave()
-            }.start()
-        }
-        clients.wait()
-        let all = socketLatencies.flatMap { $0 }
-        figures["\(name) socket"] = Double(all.count) / (now() - started)
+        let (rate, all) = socketClients(socketPath, bytes, perClient: 5000)
+        figures["\(name) socket"] = rate
         report("\(name): socket experiment.get, 8 clients", figures["\(name) socket"]!, "requests/s",
                ["p50_us": percentile(all, 0.5) * 1e6, "p99_us": percentile(all, 0.99) * 1e6])
         server.terminate()
