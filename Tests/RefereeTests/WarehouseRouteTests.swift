@@ -308,7 +308,7 @@ struct WarehouseRouteTests {
         // The server ends the session while the query runs.
         let killer = Thread {
             Thread.sleep(forTimeInterval: 1.5)
-            _ = try? TestPostgres.psql("faults", ["SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'referee'"])
+            _ = try? TestPostgres.psql("faults", ["SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'referee' AND datname = 'faults'"])
         }
         killer.start()
         try expectNothingWritten("sleepy", kind: "lost")
