@@ -14,8 +14,4 @@ public enum Arrivals {
 
     /// No earlier than the stamp of every request that has arrived in full.
     public static var now: UInt64 { count.load(ordering: .sequentiallyConsistent) }
-
-    /// The stamp of the request being answered on this thread; nil when it did not come through a transport (the
-    /// CLI, an in-process client), which is read as "arrived just now".
-    @TaskLocal public static var current: UInt64?
 }

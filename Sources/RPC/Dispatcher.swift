@@ -31,6 +31,9 @@ public struct RPCContext: Sendable {
     public var transport: Transport
     /// The operating-system user id of a socket client, from the kernel.
     public var peerUID: UInt32?
+    /// When the request being answered had arrived in full, on the transport's count (``Arrivals``); nil when it did
+    /// not come through a transport (the CLI, an in-process client), which is read as "arrived just now".
+    public var arrival: UInt64?
     /// Per-connection state a method may set (the socket client's "on behalf of" claim).
     public let session: Session
     /// For an in-process caller (the CLI): long methods report progress (bytes, rows) and stop when asked.

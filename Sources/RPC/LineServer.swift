@@ -47,11 +47,13 @@ public final class LineServer {
             reader.release()
         }
         let maxLine = dispatcher.limits.maxLineBytes
+        var context = self.context
         reader.forEach { item in
             switch item {
             case .line(let bytes, let arrival):
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
-                if let reply = Arrivals.$current.withValue(arrival, operation: { dispatcher.handle(line: bytes, context: context) }) { output.send(reply) }
+                context.arrival = arrival
+                if let reply = dispatcher.handle(line: bytes, context: context) { output.send(reply) }
             case .overBudget(let count):
                 let budget = connection.budget?.total ?? 0
                 logger.warning("refused a line of \(count) bytes: the server's request buffers are full")

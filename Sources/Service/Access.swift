@@ -17,7 +17,7 @@ extension RefereeService {
         if permission == .shutdown { return }
         // A method that needs no registry (statistics) is still answered while the store is unreachable, on the roles
         // the principal had when the store last answered.
-        let (enforced, roles) = try store.access(of: ctx.principal, lastKnownWhenUnavailable: Catalog.byName[method]?.needsRegistry == false)
+        let (enforced, roles) = try store.access(of: ctx.principal, arrival: ctx.arrival, lastKnownWhenUnavailable: Catalog.byName[method]?.needsRegistry == false)
         if !enforced { return }
         // Least privilege: once grants exist, even reading needs a role (server.info and rpc.discover excepted).
         if permission == .read || permission == .session {

@@ -37,9 +37,9 @@ extension RefereeService {
         }
     }
 
-    func get(_ p: ExperimentGet.Params) throws -> JSON {
+    func get(_ p: ExperimentGet.Params, _ ctx: RPCContext) throws -> JSON {
         let key = p.key
-        guard let record = try store.experimentWire(key) else { throw RegistryError.notFound(key) }
+        guard let record = try store.experimentWire(key, arrival: ctx.arrival) else { throw RegistryError.notFound(key) }
         return record
     }
 

@@ -27,7 +27,7 @@ extension RefereeService {
 extension ServerInfo: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { s.serverInfo(ctx) } }
 extension ExperimentRegister: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.register(p, ctx) } }
 extension ExperimentCheck: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.check(p) } }
-extension ExperimentGet: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.get(p) } }
+extension ExperimentGet: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.get(p, ctx) } }
 extension ExperimentList: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.list(p) } }
 extension ExperimentUpdate: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.update(p, ctx) } }
 extension ExperimentAmend: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.amend(p, ctx) } }

@@ -204,6 +204,5 @@ extension RefereeService {
 
 /// The transport's arrival count, as the store sees it.
 struct TransportArrivals: ArrivalClock {
-    var currentRequest: UInt64? { Arrivals.current }
     var now: UInt64 { Arrivals.now }
 }

@@ -3,8 +3,6 @@ import Synchronization
 /// When the request being answered arrived, on a count the transport keeps (the RPC module's `Arrivals`); the store
 /// sees it only through this interface.
 public protocol ArrivalClock: Sendable {
-    /// The stamp of the request being answered on this thread; nil when unknown ("arrived just now").
-    var currentRequest: UInt64? { get }
     /// No earlier than the stamp of every request that has arrived in full.
     var now: UInt64 { get }
 }
@@ -32,8 +30,8 @@ final class PostgresCommitClock: CommitClock, Sendable {
     /// Called after every commit through this process.
     func committedHere() { state.withLock { $0.known = nil; $0.localWrites &+= 1 } }
 
-    func token() throws -> Int? {
-        guard let clock = arrivals.withLock({ $0 }), let stamp = clock.currentRequest else { return nil }
+    func token(arrival stamp: UInt64?) throws -> Int? {
+        guard let clock = arrivals.withLock({ $0 }), let stamp else { return nil }
         let (known, writes) = state.withLock { ($0.known, $0.localWrites) }
         if let known, stamp <= known.coversThrough { return known.commits }
         let covers = clock.now

@@ -55,7 +55,7 @@ final class CommitWatch: CommitClock, @unchecked Sendable {
     }
 
     /// The current header, or nil when it cannot be trusted right now.
-    func token() -> Token? {
+    func token(arrival _: UInt64?) -> Token? {
         let first = read(at: 0)
         atomicMemoryFence(ordering: .acquiring)
         let second = read(at: Self.headerBytes)
@@ -73,17 +73,17 @@ final class CommitWatch: CommitClock, @unchecked Sendable {
 }
 
 /// Tells whether anyone has committed to a store since a moment: equal tokens, no commit in between; nil, "cannot
-/// tell" (the caller reads the database).
+/// tell" (the caller reads the database). `arrival` is when the request being answered had arrived (nil: unknown).
 protocol CommitClock: Sendable {
     associatedtype Token: Equatable & Sendable
-    func token() throws -> Token?
+    func token(arrival: UInt64?) throws -> Token?
 }
 
 /// A read whose answers may be kept in memory while no commit happens.
 protocol ReadCache<Key, Value>: Sendable {
     associatedtype Key
     associatedtype Value
-    func value(_ key: Key, load: () throws -> Value) throws -> Value
+    func value(_ key: Key, arrival: UInt64?, load: () throws -> Value) throws -> Value
 }
 
 /// Answers of one read method, kept while no commit happens anywhere; emptied by the next commit.
@@ -103,15 +103,15 @@ final class CommitCache<Clock: CommitClock, Key: Hashable & Sendable, Value: Sen
 
     /// The cached answer for `key` when no commit happened since it was read; otherwise `load()`'s answer,
     /// remembered only if no commit happened while it ran (so it is the answer at a known token).
-    func value(_ key: Key, load: () throws -> Value) throws -> Value {
-        guard let before = try clock.token() else { return try load() }
+    func value(_ key: Key, arrival: UInt64?, load: () throws -> Value) throws -> Value {
+        guard let before = try clock.token(arrival: arrival) else { return try load() }
         let hit: Value? = state.withLock { s in
             if s.token != before { s.token = before; s.entries.removeAll(keepingCapacity: true) }
             return s.entries[key]
         }
         if let hit { return hit }
         let value = try load()
-        guard try clock.token() == before else { return value }
+        guard try clock.token(arrival: arrival) == before else { return value }
         state.withLock { s in
             guard s.token == before else { return }
             if s.entries.count >= capacity { s.entries.removeAll(keepingCapacity: true) }

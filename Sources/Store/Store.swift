@@ -242,23 +242,24 @@ public final class Store: @unchecked Sendable {
 
     /// The record of `key` as `experiment.get` returns it, as wire text (`.raw`); answered from memory
     /// while nobody, in any process, has committed since it was read.
-    public func experimentWire(_ key: String) throws -> JSON? {
+    /// `arrival`: when the request had arrived in full, on the transport's count (see ``answerReadsFromMemory``).
+    public func experimentWire(_ key: String, arrival: UInt64? = nil) throws -> JSON? {
         let load = { try self.readStatement { tx in try tx.experimentWire(key).map { JSON.raw($0.serialized()) } } }
         // A cache that watches a `-shm` file no longer on disk would miss other processes' commits.
         guard let wireCache, identity?.recentlyIntact() ?? true else { return try load() }
         // Keyed by the key's bytes, as SQLite compares them: Swift strings that are canonically equivalent
         // (a Kelvin sign and a K) are equal, and must not share an answer.
-        return try wireCache.value(Array(key.utf8), load: load)
+        return try wireCache.value(Array(key.utf8), arrival: arrival, load: load)
     }
 
     /// Whether the store has grants and the roles of `principal`, from one statement; answered from memory
     /// while nobody has committed (every request is authorized, reads included). `lastKnownWhenUnavailable`: when the
     /// store cannot be reached, answer what it said last (for methods that need nothing else from it).
-    public func access(of principal: String, lastKnownWhenUnavailable: Bool = false) throws -> (enforced: Bool, roles: [String]) {
+    public func access(of principal: String, arrival: UInt64? = nil, lastKnownWhenUnavailable: Bool = false) throws -> (enforced: Bool, roles: [String]) {
         let load = { try self.readStatement { tx in try tx.access(of: principal) } }
         let cache = identity?.recentlyIntact() ?? true ? accessCache : nil
         do {
-            let a = try cache.map { try $0.value(Array(principal.utf8), load: load) } ?? load()
+            let a = try cache.map { try $0.value(Array(principal.utf8), arrival: arrival, load: load) } ?? load()
             // Only a store on the network can be away while the daemon runs; SQLite's hot path stays as it was.
             guard case .postgres = backend else { return (a.enforced, a.roles) }
             lastKnownAccess.withLock { known in
