@@ -396,10 +396,12 @@ if only == nil || only == "stores" {
     try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     let example = try! String(contentsOfFile: "Protocols/examples/checkout-green-button.json", encoding: .utf8).replacingOccurrences(of: "\n", with: " ")
-    /// A draft in a layer of its own, so registrations never conflict.
+    /// A draft in a layer and a cohort of its own: it changes the same parameter and moves the same metric as every
+    /// other, but their audiences are disjoint, so it conflicts with none (every registration still checks them all).
     func registration(_ id: Int, _ key: String) -> String {
         let doc = example.replacingOccurrences(of: "checkout-green-button", with: key)
             .replacingOccurrences(of: "\"layer\": \"checkout\"", with: "\"layer\": \"layer-\(key)\"")
+            .replacingOccurrences(of: "\"platform\": \"ios\"", with: "\"platform\": \"ios\", \"cohort\": \"\(key)\"")
         return #"{"jsonrpc":"2.0","id":\#(id),"method":"experiment.register","params":{"experiment":\#(doc)}}"#
     }
     let get = #"{"jsonrpc":"2.0","id":1,"method":"experiment.get","params":{"key":"checkout-green-button"}}"#

@@ -358,8 +358,17 @@ public struct ConflictIndex: Sendable {
     /// Every finding of `s` against the indexed experiments (which it may or may not be part of).
     public func check(_ s: ConflictSubject, includeCapacity: Bool = true) -> [Finding] {
         var out: [Finding] = []
+        // Audiences solved as a scan solves them: conditions compiled once, each path's solution shared by the
+        // candidates whose tests on it are the same (most of a registry targets a few common attributes alike).
+        let cache = Satisfiability.Cache()
+        let compiled = cache.compile(s.targeting)
         for other in candidates(for: s) {
-            out += ConflictRules.findings(s, other)
+            ConflictRules.appendFindings(s, other, symmetric: false, into: &out) { p, q in
+                if let compiled, let theirs = cache.compile(q.targeting), let fast = Satisfiability.witness(compiled, theirs, cache: cache) {
+                    return fast
+                }
+                return Satisfiability.witness([p.targeting, q.targeting], cache: cache)
+            }
         }
         if includeCapacity, s.buckets.isEmpty, let f = capacityFinding(s) { out.append(f) }
         return out

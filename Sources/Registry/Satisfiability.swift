@@ -126,11 +126,32 @@ public enum Satisfiability {
 
     /// One path's tests: a value that satisfies them all, or why none was found.
     static func solve(_ tests: [ValueCondition], at path: String) -> PathSolution {
+        if refutedByConstants(tests) { return .none(inexact: nil) }
         // Most pairs share a constant (or, for lists, an array of them): try those before building every class.
         if let v = Candidates.quick(tests).first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) { return .value(v) }
         let domain = Candidates.values(for: tests, at: path)
         if let v = domain.values.first(where: { v in tests.allSatisfy { $0.evaluate(v) } }) { return .value(v) }
         return .none(inexact: domain.inexact)
+    }
+
+    /// Two different constants one value must equal: `value + ""` is one string and `value * 1` one number, so
+    /// `"a"` and `"b"` (or `1` and `2`) never both hold. Answers at once what building every class would conclude,
+    /// for the commonest disjoint pair (cohorts, countries, tenants kept apart by an equality each).
+    static func refutedByConstants(_ tests: [ValueCondition]) -> Bool {
+        var string: String?, number: Double?
+        for t in tests {
+            switch t {
+            case .string(let s, insensitive: false):
+                if let known = string, known != s { return true }
+                string = s
+            case .number(let d):
+                if d.isNaN { return true }
+                if let known = number, known != d { return true }
+                number = d
+            default: continue
+            }
+        }
+        return false
     }
 
     enum PathSolution {

@@ -23,6 +23,9 @@ final class PostgresBackend: @unchecked Sendable {
     /// (the server's `max_connections` is 100 by default). A request waits for one up to `statementSeconds`.
     static let maxConnections = 32
     private let slots = DispatchSemaphore(value: PostgresBackend.maxConnections)
+    /// Writes run one at a time across every daemon (the advisory lock), so a daemon's writers queue here, before
+    /// taking a connection, rather than on the lock while holding one each: readers always find a connection.
+    private let writeTurns: WriteTurns
     /// Set while this thread holds a slot, so a nested session takes none (and cannot wait on itself).
     @TaskLocal private static var holdingSlot = false
     private let nextID = Atomic<Int>(1)
@@ -42,6 +45,7 @@ final class PostgresBackend: @unchecked Sendable {
         self.readOnly = readOnly
         self.statementSeconds = statementSeconds
         self.connectSeconds = connectSeconds
+        self.writeTurns = WriteTurns(stallSeconds: statementSeconds)
         do {
             try withSession { s in try PostgresSchema.migrate(s, readOnly: readOnly, place: location.place) }
         } catch let e as StoreError {
@@ -152,6 +156,11 @@ final class PostgresBackend: @unchecked Sendable {
 
     /// One transaction: a write takes the registry's write lock first; a read sees one snapshot.
     func transaction<T>(write: Bool, _ body: (PostgresSession) throws -> T) throws -> T {
+        guard write else { return try session(write: false, body) }
+        return try writeTurns.take(place: location.place) { try session(write: true, body) }
+    }
+
+    private func session<T>(write: Bool, _ body: (PostgresSession) throws -> T) throws -> T {
         try withSession { s in
             try s.execute(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
             do {
@@ -366,4 +375,49 @@ private final class Answer: @unchecked Sendable {
     func expire() { lock.lock(); timedOut = true; lock.unlock() }
     var expired: Bool { lock.lock(); defer { lock.unlock() }; return timedOut }
     func result() -> ([PostgresValues], Int) { lock.lock(); defer { lock.unlock() }; return (rows, count) }
+}
+
+/// A daemon's writes, one at a time. A write waits while the writes ahead of it finish, however many there are, but
+/// gives up when none has finished for `stallSeconds` (the one holding the turn is stuck), and at once when the store
+/// became unavailable to a write that held the turn after this one began waiting: during an outage a queue of writes
+/// is answered 1011 together, not each after a connection attempt of its own.
+final class WriteTurns: Sendable {
+    private struct State {
+        /// Writes that finished, and the number of the last that found the store unavailable, with why.
+        var finished: UInt64 = 0
+        var lastUnavailable: (at: UInt64, error: StoreUnavailable)?
+    }
+    private let state = Mutex(State())
+    private let turn = DispatchSemaphore(value: 1)
+    private let stallSeconds: Double
+
+    init(stallSeconds: Double) { self.stallSeconds = stallSeconds }
+
+    func take<T>(place: String, _ body: () throws -> T) throws -> T {
+        let began = state.withLock { $0.finished }
+        var seen = began
+        var progressAt = DispatchTime.now()
+        while turn.wait(timeout: .now() + 0.25) == .timedOut {
+            let finished = state.withLock { $0.finished }
+            if finished != seen {
+                seen = finished
+                progressAt = .now()
+            } else if Double(DispatchTime.now().uptimeNanoseconds - progressAt.uptimeNanoseconds) / 1e9 > stallSeconds {
+                throw StoreUnavailable(message: "the store \(place) is busy: the write ahead of this one in this daemon has not finished in \(Int(stallSeconds)) s; nothing was applied; try again")
+            }
+        }
+        defer { turn.signal() }
+        if let failed = state.withLock({ s in s.lastUnavailable.flatMap { $0.at > began ? $0.error : nil } }) { throw failed }
+        do {
+            let result = try body()
+            state.withLock { $0.finished &+= 1 }
+            return result
+        } catch let error as StoreUnavailable {
+            state.withLock { s in s.finished &+= 1; s.lastUnavailable = (s.finished, error) }
+            throw error
+        } catch {
+            state.withLock { $0.finished &+= 1 }
+            throw error
+        }
+    }
 }
