@@ -1,5 +1,6 @@
 public import JSONCore
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -253,9 +254,12 @@ public struct ConflictIndex: Sendable {
     private var slotOf: [String: Int] = [:]
     private var freeSlots: [Int] = []
     private var groups: [GroupKey: Group] = [:]
-    /// Targeting conditions interned by value, so audience overlap is solved once per distinct pair.
-    private var conditionIDs: [Condition: Int] = [:]
+    /// Targeting conditions interned by value (by the solver, so the copies of an index agree on every id), so
+    /// audience overlap is solved once per distinct pair.
     private var slotCondition: [Int] = []
+    /// Conditions interned and compiled once for every check, shared by the copies of this index: what it holds
+    /// depends only on the conditions, so any copy may use it.
+    private let solver = AudienceSolver()
 
     enum GroupKey: Hashable, Sendable {
         case layer(String), parameter(String), metric(String), seed(String)
@@ -326,10 +330,7 @@ public struct ConflictIndex: Sendable {
             slotCondition.append(0)
         }
         slotOf[s.key] = slot
-        if let id = conditionIDs[s.targeting] { slotCondition[slot] = id } else {
-            slotCondition[slot] = conditionIDs.count
-            conditionIDs[s.targeting] = conditionIDs.count
-        }
+        slotCondition[slot] = solver.id(of: s.targeting)
         // Occupancy (schedule plus cool-down) bounds both schedule and bucket-holding overlaps.
         let duration = s.occupancyEnd.seconds - s.start.seconds
         for k in Self.keys(s) { groups[k, default: Group()].insert(slot, start: s.start.seconds, duration: duration) }
@@ -344,30 +345,41 @@ public struct ConflictIndex: Sendable {
 
     /// Subjects sharing a key with `s` whose schedules overlap it.
     public func candidates(for s: ConflictSubject) -> [ConflictSubject] {
+        candidateSlots(for: s).map { slots[$0]!.subject }
+    }
+
+    /// The slots of ``candidates(for:)``, in the order of their keys.
+    func candidateSlots(for s: ConflictSubject) -> [Int] {
         var seen = Set<Int>()
-        var out: [ConflictSubject] = []
+        var out: [Int] = []
         for k in Self.keys(s) {
             groups[k]?.overlapping(from: s.start.seconds, to: s.end.seconds) { slot in
                 guard let other = slots[slot], other.subject.key != s.key, other.subject.end > s.start, seen.insert(slot).inserted else { return }
-                out.append(other.subject)
+                out.append(slot)
             }
         }
-        return out.sorted { $0.key < $1.key }
+        return out.sorted { slots[$0]!.subject.key < slots[$1]!.subject.key }
     }
 
     /// Every finding of `s` against the indexed experiments (which it may or may not be part of).
     public func check(_ s: ConflictSubject, includeCapacity: Bool = true) -> [Finding] {
         var out: [Finding] = []
-        // Audiences solved as a scan solves them: conditions compiled once, each path's solution shared by the
-        // candidates whose tests on it are the same (most of a registry targets a few common attributes alike).
-        let cache = Satisfiability.Cache()
-        let compiled = cache.compile(s.targeting)
-        for other in candidates(for: s) {
-            ConflictRules.appendFindings(s, other, symmetric: false, into: &out) { p, q in
-                if let compiled, let theirs = cache.compile(q.targeting), let fast = Satisfiability.witness(compiled, theirs, cache: cache) {
-                    return fast
+        // Audiences solved as a scan solves them: conditions compiled once (and kept for the next check), each path's
+        // solution shared by the candidates whose tests on it are the same (a registry targets a few attributes alike).
+        solver.use { cache, compiledByID in
+            let compiled = cache.compile(s.targeting)
+            for slot in candidateSlots(for: s) {
+                let other = slots[slot]!
+                ConflictRules.appendFindings(s, other.subject, symmetric: false, into: &out) { p, q in
+                    let id = slotCondition[slot]
+                    let theirs: Satisfiability.Compiled?
+                    if let known = compiledByID[id] { theirs = known } else {
+                        theirs = cache.compile(q.targeting)
+                        compiledByID[id] = .some(theirs)
+                    }
+                    if let compiled, let theirs, let fast = Satisfiability.witness(compiled, theirs, cache: cache) { return fast }
+                    return Satisfiability.witness([p.targeting, q.targeting], cache: cache)
                 }
-                return Satisfiability.witness([p.targeting, q.targeting], cache: cache)
             }
         }
         if includeCapacity, s.buckets.isEmpty, let f = capacityFinding(s) { out.append(f) }
@@ -523,6 +535,36 @@ public struct ConflictIndex: Sendable {
     }
 
     public var count: Int { slotOf.count }
+}
+
+/// A solver's cache and the compiled conditions of an index, used by one check at a time; emptied when it grows past
+/// a bound (it only saves work).
+final class AudienceSolver: Sendable {
+    private struct State: @unchecked Sendable {
+        var ids: [Condition: Int] = [:]
+        var cache = Satisfiability.Cache()
+        var compiled: [Int: Satisfiability.Compiled?] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// The one id of a condition (equal conditions, equal ids), for every copy of the index.
+    func id(of condition: Condition) -> Int {
+        state.withLock { s in
+            if let id = s.ids[condition] { return id }
+            s.ids[condition] = s.ids.count
+            return s.ids.count - 1
+        }
+    }
+
+    func use<T>(_ body: (Satisfiability.Cache, inout [Int: Satisfiability.Compiled?]) -> T) -> T {
+        state.withLock { s in
+            if s.cache.size > 200_000 {
+                s.cache = Satisfiability.Cache()
+                s.compiled = [:]
+            }
+            return body(s.cache, &s.compiled)
+        }
+    }
 }
 
 struct PairKey: Hashable {

@@ -45,6 +45,9 @@ public enum Satisfiability {
         var pairSolutions: [UInt64: PathSolution] = [:]
         public init() {}
 
+        /// Entries held, to bound a cache that lives across many checks.
+        var size: Int { perPath.count + pathNames.count + testLists.count + pairSolutions.count }
+
         func pathID(_ p: String) -> Int32 {
             if let id = pathIDs[p] { return id }
             let id = Int32(pathNames.count)
@@ -106,6 +109,8 @@ public enum Satisfiability {
             }
             let key = UInt64(UInt32(t1)) << 32 | UInt64(UInt32(t2))
             let solution: PathSolution
+            // Kept apart by two constants: answered without a lookup, and without filling the cache with such pairs.
+            if t1 != t2 && refutedByConstants(cache.testLists[Int(t1)], cache.testLists[Int(t2)]) { return .some(nil) }
             if let known = cache.pairSolutions[key] {
                 solution = known
             } else {
@@ -137,9 +142,9 @@ public enum Satisfiability {
     /// Two different constants one value must equal: `value + ""` is one string and `value * 1` one number, so
     /// `"a"` and `"b"` (or `1` and `2`) never both hold. Answers at once what building every class would conclude,
     /// for the commonest disjoint pair (cohorts, countries, tenants kept apart by an equality each).
-    static func refutedByConstants(_ tests: [ValueCondition]) -> Bool {
+    static func refutedByConstants(_ tests: [ValueCondition], _ more: [ValueCondition] = []) -> Bool {
         var string: String?, number: Double?
-        for t in tests {
+        for t in [tests, more].joined() {
             switch t {
             case .string(let s, insensitive: false):
                 if let known = string, known != s { return true }
