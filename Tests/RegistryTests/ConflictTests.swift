@@ -217,6 +217,39 @@ struct RandomTargeting {
         }
     }
 
+    /// Copies of an index share the solver that compiles conditions across checks; copies that then take different
+    /// experiments must still each check exactly what comparing every pair finds.
+    @Test func copiesThatDivergeStillCheckExactly() {
+        let subjects = randomRegistry(count: 300, layers: 4, parameters: 20, metrics: 6, seed: 7)
+        var a = ConflictIndex(Array(subjects.prefix(100)))
+        var b = a
+        for s in subjects[100..<200] { a.upsert(s) }
+        for s in subjects[200..<300] { b.upsert(s) }
+        let key = { (f: Finding) in "\(f.experiments)|\(f.kind.rawValue)|\(f.severity.rawValue)|\(f.message)" }
+        for (index, members) in [(a, Array(subjects.prefix(200))), (b, Array(subjects.prefix(100) + subjects[200..<300]))] {
+            for s in subjects.shuffled().prefix(60) {
+                let checked = index.check(s, includeCapacity: false).map(key)
+                let pairwise = members.flatMap { ConflictRules.findings(s, $0) }.map(key)
+                #expect(Set(checked) == Set(pairwise), "\(s.key)")
+            }
+        }
+    }
+
+    /// Audiences kept apart by two constants on one attribute never overlap, whatever else they share.
+    @Test func twoConstantsOnOneAttributeKeepAudiencesApart() throws {
+        func subject(_ key: String, _ targeting: String) throws -> ConflictSubject {
+            ConflictSubject(key: key, state: .running, layer: "l-\(key)", unit: "user_id", parameters: ["p"], primaryMetric: "m",
+                            seed: key, traffic: 1, start: Timestamp(seconds: 0), end: Timestamp(seconds: 86_400),
+                            targeting: try Condition.parse(try JSONParser.parse(targeting)).get())
+        }
+        let index = ConflictIndex([try subject("a", #"{"cohort": "a", "country": {"$in": ["US", "CA"]}}"#),
+                                   try subject("b", #"{"cohort": 7, "country": "US"}"#)])
+        func overlapping(_ s: ConflictSubject) -> Set<String> { Set(index.check(s).map { $0.experiments[1] }) }
+        #expect(overlapping(try subject("c", #"{"country": "US"}"#)) == ["a", "b"])
+        #expect(overlapping(try subject("d", #"{"cohort": "d"}"#)) == [], "\"d\" is neither \"a\" nor 7")
+        #expect(overlapping(try subject("e", #"{"cohort": "7"}"#)) == ["b"], "the value 7 is \"7\" as a string and 7 as a number")
+    }
+
     @Test func allocationIsDeterministicDisjointAndCompact() {
         var taken: [Range<Int>] = []
         for traffic in [0.3, 0.25, 0.2, 0.15] {
