@@ -220,54 +220,62 @@ if only == nil || only == "stats" {
     report("stats.compare in-process (Welch, absolute)", Double(count) / elapsed, "comparisons/s", ["checksum": sink])
 }
 
+/// The `referee` binary built beside this one.
+let refereeBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+
+/// Pipes `lines` into a fresh daemon on `store` from a writer thread and reads every response: seconds until the last,
+/// responses, and how many were errors. The client must cost far less than the daemon: raw writes from one thread, raw
+/// reads and memchr here (replies have sorted keys, so an error reply is a line that starts `{"error"`).
+@Sendable func pump(_ lines: [String], store: String) -> (seconds: Double, responses: Int, errors: Int) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: refereeBinary)
+    process.arguments = ["serve", "--store", store, "--actor", "bench", "--max-line-bytes", "\(64 << 20)"]
+    let input = Pipe(), output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try! process.run()
+    let payload = Array((lines.joined(separator: "\n") + "\n").utf8)
+    let inFD = input.fileHandleForWriting.fileDescriptor, outFD = output.fileHandleForReading.fileDescriptor
+    let t = now()
+    Thread {
+        payload.withUnsafeBufferPointer { buf in _ = SystemCall.writeAll(inFD, buf.baseAddress!, buf.count) }
+        try? input.fileHandleForWriting.close()
+    }.start()
+    var responses = 0, errors = 0
+    let errorStart = Array(#"{"error""#.utf8)
+    var lineStart: [UInt8] = []   // the first bytes of the line being read, up to errorStart's length
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(outFD, b.baseAddress!, b.count) } }
+        if n <= 0 { break }
+        var i = 0
+        while i < n {
+            if lineStart.count < errorStart.count {
+                let take = min(errorStart.count - lineStart.count, n - i)
+                lineStart += chunk[i..<(i + take)]
+            }
+            let newline = chunk.withUnsafeBytes { b in memchr(b.baseAddress! + i, 0x0A, n - i) }
+            guard let newline else { break }
+            let end = chunk.withUnsafeBytes { b in UnsafeRawPointer(newline) - b.baseAddress! }
+            responses += 1
+            if lineStart.starts(with: errorStart) { errors += 1 }
+            lineStart.removeAll(keepingCapacity: true)
+            i = end + 1
+        }
+    }
+    let elapsed = now() - t
+    process.waitUntilExit()
+    return (elapsed, responses, errors)
+}
+
 // MARK: control interface through the real daemon
 if only == nil || only == "daemon" {
-    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+    let binary = refereeBinary
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-\(getpid())")
     try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
 
-    /// Pipes `lines` into a fresh daemon from a writer thread and reads every response; returns seconds.
-    func pump(_ lines: [String], store: String) -> (seconds: Double, responses: Int) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--store", store, "--actor", "bench", "--max-line-bytes", "\(64 << 20)"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try! process.run()
-        let payload = Array((lines.joined(separator: "\n") + "\n").utf8)
-        let inFD = input.fileHandleForWriting.fileDescriptor, outFD = output.fileHandleForReading.fileDescriptor
-        let t = now()
-        // The client must cost far less than the daemon: raw writes from one thread, raw reads and memchr here.
-        let writer = Thread {
-            payload.withUnsafeBufferPointer { buf in
-                _ = SystemCall.writeAll(inFD, buf.baseAddress!, buf.count)
-            }
-            try? input.fileHandleForWriting.close()
-        }
-        writer.start()
-        var responses = 0
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(outFD, b.baseAddress!, b.count) } }
-            if n <= 0 { break }
-            chunk.withUnsafeBytes { buf in
-                var p = buf.baseAddress!
-                var left = n
-                while left > 0, let hit = memchr(p, 0x0A, left) {
-                    responses += 1
-                    let next = UnsafeRawPointer(hit) + 1
-                    left -= next - p
-                    p = next
-                }
-            }
-        }
-        let elapsed = now() - t
-        process.waitUntilExit()
-        return (elapsed, responses)
-    }
 
     // stats.compare_batch: 200 batches of 1000 Welch comparisons.
     var rng = SplitMix(seed: 11)
@@ -357,7 +365,7 @@ func socketClients(_ path: String, _ line: [UInt8], perClient: Int) -> (rate: Do
 
 // MARK: shared-service socket, 8 clients
 if only == nil || only == "socket" {
-    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+    let binary = refereeBinary
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-socket-\(getpid())")
     try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -391,7 +399,7 @@ if only == nil || only == "socket" {
 // `Scripts/bench` starts a throwaway local PostgreSQL and passes REFEREE_BENCH_POSTGRES (a URL with `DB` for the
 // database's name) and empty databases named store_get, store_reg1 and store_reg4; without it only SQLite runs.
 if only == nil || only == "stores" {
-    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
+    let binary = refereeBinary
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("referee-bench-stores-\(getpid())")
     try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -406,34 +414,11 @@ if only == nil || only == "stores" {
     }
     let get = #"{"jsonrpc":"2.0","id":1,"method":"experiment.get","params":{"key":"checkout-green-button"}}"#
 
-    /// A daemon on `store`, fed `lines` by a writer thread while its replies are counted; seconds until the last reply.
+    /// Seconds for a fresh daemon on `store` to answer `lines`; errors are reported (the figures assume none).
     @Sendable func pumped(_ lines: [String], store: String) -> Double {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--store", store, "--actor", "bench"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try! process.run()
-        let payload = Array((lines.joined(separator: "\n") + "\n").utf8)
-        let inFD = input.fileHandleForWriting.fileDescriptor, outFD = output.fileHandleForReading.fileDescriptor
-        let t = now()
-        Thread {
-            payload.withUnsafeBufferPointer { buf in _ = SystemCall.writeAll(inFD, buf.baseAddress!, buf.count) }
-            try? input.fileHandleForWriting.close()
-        }.start()
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        var errors = 0
-        while true {
-            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(outFD, b.baseAddress!, b.count) } }
-            if n <= 0 { break }
-            errors += chunk[..<n].withUnsafeBufferPointer { b in String(decoding: b, as: UTF8.self).components(separatedBy: "\"error\"").count - 1 }
-        }
-        let elapsed = now() - t
-        process.waitUntilExit()
-        if errors > 0 { FileHandle.standardError.write(Data("stores: \(errors) requests answered with an error on \(store.prefix(12))…\n".utf8)) }
-        return elapsed
+        let run = pump(lines, store: store)
+        if run.errors > 0 { FileHandle.standardError.write(Data("stores: \(run.errors) requests answered with an error on \(store.prefix(12))…\n".utf8)) }
+        return run.seconds
     }
 
     var stores: [(name: String, url: (String) -> String)] = [("sqlite", { dir.appendingPathComponent("\($0).sqlite").path })]

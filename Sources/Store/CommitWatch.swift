@@ -79,15 +79,22 @@ protocol CommitClock: Sendable {
     func token(arrival: UInt64?) throws -> Token?
 }
 
-/// A read whose answers may be kept in memory while no commit happens.
-protocol ReadCache<Key, Value>: Sendable {
-    associatedtype Key
-    associatedtype Value
-    func value(_ key: Key, arrival: UInt64?, load: () throws -> Value) throws -> Value
+/// A read whose answers may be kept in memory while no commit happens, on either store's clock. An enum, not an
+/// existential: through `any`, the hot read ran the cache's unspecialized generic code (a metadata lookup per call).
+enum ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    case wal(CommitCache<CommitWatch, Key, Value>)
+    case postgres(CommitCache<PostgresCommitClock, Key, Value>)
+
+    func value(_ key: Key, arrival: UInt64?, load: () throws -> Value) throws -> Value {
+        switch self {
+        case .wal(let cache): try cache.value(key, arrival: arrival, load: load)
+        case .postgres(let cache): try cache.value(key, arrival: arrival, load: load)
+        }
+    }
 }
 
 /// Answers of one read method, kept while no commit happens anywhere; emptied by the next commit.
-final class CommitCache<Clock: CommitClock, Key: Hashable & Sendable, Value: Sendable>: ReadCache, Sendable {
+final class CommitCache<Clock: CommitClock, Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
         var token: Clock.Token?
         var entries: [Key: Value] = [:]

@@ -115,11 +115,11 @@ public final class Store: @unchecked Sendable {
     public let path: String
     /// `experiment.get` answers, valid until the next commit by anyone (nil for in-memory stores). On PostgreSQL, valid
     /// for requests that arrived before the store last said nothing was committed (`PostgresCommitClock`).
-    private let wireCache: (any ReadCache<[UInt8], JSON?>)?
+    private let wireCache: ReadCache<[UInt8], JSON?>?
     /// The files this process has open; a write is refused once the files on disk are other ones.
     private let identity: FileIdentity?
     /// Whether grants exist and a principal's roles, on the same terms as `wireCache`.
-    private let accessCache: (any ReadCache<[UInt8], Access>)?
+    private let accessCache: ReadCache<[UInt8], Access>?
     /// A PostgreSQL store's commit count, asked once per arrival of requests (nil for SQLite).
     private let commitClock: PostgresCommitClock?
 
@@ -146,8 +146,8 @@ public final class Store: @unchecked Sendable {
             backend = .postgres(pg)
             let clock = PostgresCommitClock(backend: pg)
             commitClock = clock
-            wireCache = CommitCache(clock: clock)
-            accessCache = CommitCache(clock: clock)
+            wireCache = .postgres(CommitCache(clock: clock))
+            accessCache = .postgres(CommitCache(clock: clock))
             identity = nil
             return
         }
@@ -183,8 +183,8 @@ public final class Store: @unchecked Sendable {
                 backend = .sqlite(opened)
                 // One mapping of the WAL-index header serves both caches.
                 let watch = CommitWatch(storePath: path)
-                wireCache = watch.map { CommitCache(clock: $0) }
-                accessCache = watch.map { CommitCache(clock: $0) }
+                wireCache = watch.map { .wal(CommitCache(clock: $0)) }
+                accessCache = watch.map { .wal(CommitCache(clock: $0)) }
                 commitClock = nil
                 identity = path == ":memory:" ? nil : FileIdentity(storePath: path)
                 break
