@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// When the request being answered arrived, on a count the transport keeps (the RPC module's `Arrivals`); the store
@@ -12,13 +13,26 @@ public protocol ArrivalClock: Sendable {
 /// ask's count, as every write acknowledged before the request was sent had committed before the ask. A pipelined
 /// batch of reads thus costs one round trip, and a read still sees every write acknowledged before it was sent.
 final class PostgresCommitClock: CommitClock, Sendable {
+    /// One question to the database, which requests that had arrived before it was asked may wait for instead of
+    /// asking their own (concurrent clients one request at a time each would otherwise ask once per request).
+    private final class Ask: @unchecked Sendable {
+        /// The arrival count read just before asking, and this process's writes then.
+        let covers: UInt64
+        let writes: UInt64
+        let finished = DispatchGroup()
+        /// The answer, for waiters: nil when the ask failed or a local commit overtook it.
+        var shared: Int?
+        init(covers: UInt64, writes: UInt64) { self.covers = covers; self.writes = writes; finished.enter() }
+    }
     private struct State {
         /// The last count asked and the arrival stamp read just before asking.
         var known: (commits: Int, coversThrough: UInt64)?
         /// Writes through this process: an ask that a local commit overtook must not be kept, or a read pipelined
         /// after this daemon's own write could be answered from before it.
         var localWrites: UInt64 = 0
+        var asking: Ask?
     }
+    private enum Step { case known(Int), wait(Ask), ask(Ask) }
     private let backend: PostgresBackend
     private let arrivals: Mutex<(any ArrivalClock)?> = Mutex(nil)
     private let state = Mutex(State())
@@ -32,15 +46,40 @@ final class PostgresCommitClock: CommitClock, Sendable {
 
     func token(arrival stamp: UInt64?) throws -> Int? {
         guard let clock = arrivals.withLock({ $0 }), let stamp else { return nil }
-        let (known, writes) = state.withLock { ($0.known, $0.localWrites) }
-        if let known, stamp <= known.coversThrough { return known.commits }
-        let covers = clock.now
-        let commits = try backend.withSession { s in
-            try s.one("SELECT value FROM meta WHERE name = 'commits'", []) { $0.integer(0) } ?? 0
+        let step = state.withLock { s -> Step in
+            if let known = s.known, stamp <= known.coversThrough { return .known(known.commits) }
+            if let ask = s.asking, stamp <= ask.covers { return .wait(ask) }
+            let ask = Ask(covers: clock.now, writes: s.localWrites)
+            s.asking = ask
+            return .ask(ask)
         }
-        state.withLock { s in
-            if s.localWrites == writes, (s.known?.coversThrough ?? 0) < covers { s.known = (commits, covers) }
+        switch step {
+        case .known(let commits):
+            return commits
+        case .wait(let ask):
+            // The ask began after this request arrived; its answer holds for it unless a local commit overtook it.
+            if ask.finished.wait(timeout: .now() + backend.statementSeconds + 1) == .success, let commits = ask.shared { return commits }
+            return try commitCount()
+        case .ask(let ask):
+            defer { ask.finished.leave() }
+            let commits: Int
+            do {
+                commits = try commitCount()
+            } catch {
+                state.withLock { s in if s.asking === ask { s.asking = nil } }
+                throw error
+            }
+            state.withLock { s in
+                if s.asking === ask { s.asking = nil }
+                guard s.localWrites == ask.writes else { return }
+                ask.shared = commits
+                if (s.known?.coversThrough ?? 0) < ask.covers { s.known = (commits, ask.covers) }
+            }
+            return commits
         }
-        return commits
+    }
+
+    private func commitCount() throws -> Int {
+        try backend.withSession { s in try s.one("SELECT value FROM meta WHERE name = 'commits'", []) { $0.integer(0) } ?? 0 }
     }
 }

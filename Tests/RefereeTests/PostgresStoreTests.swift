@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import JSONCore
@@ -93,6 +94,44 @@ struct PostgresStoreTests {
             }
         }
         #expect(stalls <= 3, "\(stalls) reads answered 1011")
+    }
+
+    /// Concurrent socket clients of one daemon share its questions to the database (a request that arrived before a
+    /// question was asked waits for its answer); after every write another daemon acknowledged, each client's next
+    /// read sees it, and so does each client's read after its own daemon's write.
+    @Test func concurrentSocketReadersSeeEveryAcknowledgedWrite() throws {
+        let store = try TestStores.freshDatabase()
+        let a = try PipeClient(store: store, actor: "pm.a")
+        try a.result("experiment.register", ["experiment": experiment("shared-read")])
+        let server = try SharedServiceHardeningTests.Server(store: store, socket: dir.path("readers.sock"))
+        defer { server.stop() }
+        nonisolated(unsafe) let clients = try (0..<8).map { _ in try SocketClient(path: server.socket) }
+        var version = 1
+        let stale = Mutex<[String]>([])
+        for round in 0..<150 {
+            // Even rounds: the other daemon writes; odd rounds: one of this daemon's clients does.
+            if round % 2 == 0 {
+                version = try a.result("experiment.update", ["key": "shared-read", "version": JSON(version), "changes": ["name": .string("r\(round)")]])["version"]!.intValue!
+            } else {
+                let r = try clients[round % 8].request(["jsonrpc": "2.0", "id": 1, "method": "experiment.update",
+                                                        "params": ["key": "shared-read", "version": JSON(version), "changes": ["name": .string("r\(round)")]]])
+                guard let v = r["result"]?["version"]?.intValue else { Issue.record("round \(round): \(r.serialized().prefix(300))"); return }
+                version = v
+            }
+            let expected = version
+            DispatchQueue.concurrentPerform(iterations: clients.count) { c in
+                for _ in 0..<3 {
+                    let r = try? clients[c].request(["jsonrpc": "2.0", "id": 2, "method": "experiment.get", "params": ["key": "shared-read"]])
+                    if r?["error"]?["code"] == 1011 { continue }
+                    if r?["result"]?["version"]?.intValue != expected {
+                        stale.withLock { $0.append("round \(round) client \(c): \(r?.serialized().prefix(200) ?? "no reply")") }
+                    }
+                    return
+                }
+            }
+        }
+        let problems = stale.withLock { $0 }
+        #expect(problems.isEmpty, "\(problems.count) stale reads, first: \(problems.prefix(3))")
     }
 
     /// Reads pipelined in one batch are answered from memory after one question to the database, and still see every
