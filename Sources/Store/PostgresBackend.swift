@@ -407,7 +407,10 @@ final class WriteTurns: Sendable {
             }
         }
         defer { turn.signal() }
-        if let failed = state.withLock({ s in s.lastUnavailable.flatMap { $0.at > began ? $0.error : nil } }) { throw failed }
+        if let failed = state.withLock({ s in s.lastUnavailable.flatMap { $0.at > began ? $0.error : nil } }) {
+            // This write was never sent, whatever became of the one that met the outage.
+            throw StoreUnavailable(message: "the store \(place) is unavailable: the write before this one found it so (\(failed.message)); this write was not sent, nothing of it was applied; Referee retries on the next request")
+        }
         do {
             let result = try body()
             state.withLock { $0.finished &+= 1 }
