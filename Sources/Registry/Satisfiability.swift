@@ -144,19 +144,23 @@ public enum Satisfiability {
     /// for the commonest disjoint pair (cohorts, countries, tenants kept apart by an equality each).
     static func refutedByConstants(_ tests: [ValueCondition], _ more: [ValueCondition] = []) -> Bool {
         var string: String?, number: Double?
-        for t in [tests, more].joined() {
-            switch t {
-            case .string(let s, insensitive: false):
-                if let known = string, known != s { return true }
-                string = s
-            case .number(let d):
-                if d.isNaN { return true }
-                if let known = number, known != d { return true }
-                number = d
-            default: continue
+        // Both lists in turn, without joining them: scans call this for millions of pairs.
+        func refutes(_ list: [ValueCondition]) -> Bool {
+            for t in list {
+                switch t {
+                case .string(let s, insensitive: false):
+                    if let known = string, known != s { return true }
+                    string = s
+                case .number(let d):
+                    if d.isNaN { return true }
+                    if let known = number, known != d { return true }
+                    number = d
+                default: continue
+                }
             }
+            return false
         }
-        return false
+        return refutes(tests) || refutes(more)
     }
 
     enum PathSolution {
