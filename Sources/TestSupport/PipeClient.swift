@@ -1,5 +1,6 @@
 public import Foundation
 import Testing
+import Synchronization
 public import JSONCore
 
 /// The real `referee` binary, as built next to the test bundle.
@@ -51,6 +52,9 @@ public final class PipeClient: @unchecked Sendable {
     private let errors = Pipe()
     private var buffer = Data()
     private var nextID = 0
+    /// The last bytes the daemon wrote to stderr: a daemon that dies mid-test says why in the failure.
+    private let stderrTail = StderrTail()
+    private final class StderrTail: Sendable { let bytes = Mutex<[UInt8]>([]) }
 
     public init(store: String, actor: String = "pm.alice", extra: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: refereeBinary)
@@ -61,7 +65,14 @@ public final class PipeClient: @unchecked Sendable {
         try process.run()
         // Drain stderr so logging never blocks the daemon.
         let errHandle = errors.fileHandleForReading
-        Thread { while !errHandle.availableData.isEmpty {} }.start()
+        let tail = stderrTail
+        Thread {
+            while true {
+                let chunk = errHandle.availableData
+                if chunk.isEmpty { return }
+                tail.bytes.withLock { $0.append(contentsOf: chunk); if $0.count > 4096 { $0.removeFirst($0.count - 4096) } }
+            }
+        }.start()
         // A hung daemon must fail the test, not the whole run: kill it after a generous lifetime.
         let pid = process.processIdentifier
         let proc = process
@@ -94,7 +105,7 @@ public final class PipeClient: @unchecked Sendable {
             scanned = buffer.endIndex
             guard Date() < deadline else { throw PipeError.timeout }
             let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw PipeError.closed }
+            if chunk.isEmpty { throw PipeError.closed(exit()) }
             buffer.append(chunk)
         }
     }
@@ -133,5 +144,12 @@ public final class PipeClient: @unchecked Sendable {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
-    public enum PipeError: Error { case timeout, closed, error(JSON) }
+    /// How the daemon ended, for a failure message: its exit status or signal and the tail of its stderr.
+    private func exit() -> String {
+        _ = waitForExit(timeout: 2)
+        let status = process.isRunning ? "still running" : "\(process.terminationReason == .uncaughtSignal ? "killed by signal" : "exit status") \(process.terminationStatus)"
+        return "\(status); stderr ends: \(String(decoding: stderrTail.bytes.withLock { $0 }, as: UTF8.self).suffix(1500))"
+    }
+
+    public enum PipeError: Error { case timeout, closed(String), error(JSON) }
 }
