@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import API
 import RPC
 import Registry
@@ -215,16 +216,42 @@ extension RefereeService {
         var layerHoldouts: [HoldoutSubject]
     }
 
-    func layerTable(layer: String, at: Timestamp, only key: String?) throws -> LayerTable {
-        let (holders, all) = try store.read { tx in (try index(tx).holders(layer: layer), try holdouts(tx)) }
-        let live = holders.filter { $0.start <= at && at < $0.end && (key == nil || $0.key == key) }.sorted { $0.key < $1.key }
+    /// What assignment reads of one layer, kept in memory while nobody commits (`Store.derived`), with the tables
+    /// built from it for each set of live experiments and holdouts (a commit forgets both).
+    final class LayerSource: Sendable {
+        let holders: [ConflictSubject]      // by key
+        let holdouts: [HoldoutSubject]
+        let tables = Mutex<[[Int]: LayerTable]>([:])
+
+        init(holders: [ConflictSubject], holdouts: [HoldoutSubject]) {
+            self.holders = holders.sorted { $0.key < $1.key }
+            self.holdouts = holdouts
+        }
+    }
+
+    func layerTable(layer: String, at: Timestamp, only key: String?, arrival: UInt64?) throws -> LayerTable {
+        let source = try store.derived("layer \(layer)", arrival: arrival) { tx in
+            LayerSource(holders: try index(tx).holders(layer: layer), holdouts: try holdouts(tx))
+        }
+        let live = source.holders.indices.filter { let s = source.holders[$0]; return s.start <= at && at < s.end && (key == nil || s.key == key) }
+        let running = source.holdouts.indices.filter { let h = source.holdouts[$0]; return h.state == .running && h.start <= at && at < h.end }
+        // The table depends on `at` only through which experiments and holdouts are live then.
+        let signature = live + [-1] + running
+        if let table = source.tables.withLock({ $0[signature] }) { return table }
+        let runningHoldouts = running.map { source.holdouts[$0] }
         var owner = [Int32](repeating: -1, count: GrowthBookHash.buckets)
-        for (i, s) in live.enumerated() {
+        for (i, s) in live.map({ source.holders[$0] }).enumerated() {
             for r in s.buckets { for b in r where b < owner.count { owner[b] = Int32(i) } }
         }
-        let layerHoldouts = all.filter { $0.state == .running && $0.start <= at && at < $0.end && $0.scope.covers(layer: layer) && $0.scope.parameterPrefixes.isEmpty }
-        return LayerTable(layer: layer, owner: owner, assigners: live.map { ExperimentAssigner($0, holdouts: holdouts(keeping: $0, at: at, from: all)) },
-                          layerHoldouts: layerHoldouts.sorted { $0.key < $1.key })
+        let layerHoldouts = runningHoldouts.filter { $0.scope.covers(layer: layer) && $0.scope.parameterPrefixes.isEmpty }
+        let table = LayerTable(layer: layer, owner: owner,
+                               assigners: live.map { ExperimentAssigner(source.holders[$0], holdouts: holdouts(keeping: source.holders[$0], at: at, from: runningHoldouts)) },
+                               layerHoldouts: layerHoldouts.sorted { $0.key < $1.key })
+        source.tables.withLock { tables in
+            if tables.count >= 64 { tables.removeAll() }
+            tables[signature] = table
+        }
+        return table
     }
 
     /// `matches[i]`: whether the call's attributes satisfy experiment `i`'s targeting, decided once per call (the
@@ -254,7 +281,7 @@ extension RefereeService {
         return ["unit": .string(unit), "layer": .string(table.layer), "bucket": JSON(bucket), "experiment": experiment, "variant": variant, "holdout": holdout]
     }
 
-    func assignmentContext(_ p: some AssignmentParams) throws -> (LayerTable, Attributes) {
+    func assignmentContext(_ p: some AssignmentParams, arrival: UInt64?) throws -> (LayerTable, Attributes) {
         let layerName = p.layer, key = p.key
         guard (layerName == nil) != (key == nil) else { throw FieldError(path: "layer", message: "give exactly one of layer or key") }
         var at = now()
@@ -265,14 +292,16 @@ extension RefereeService {
         let attributes = try Self.attributes(p.attributes)
         let layer: String
         if let key {
-            guard let record = try store.read({ tx in try tx.experiment(key) }) else { throw RegistryError.notFound(key) }
-            guard let l = record.layer else { throw FieldError(path: "key", message: "experiment \(key) has no layer") }
+            // Whether it exists, and its layer (nil: it has none).
+            let found: String?? = try store.derived("layer of \(key)", arrival: arrival) { tx in try tx.experiment(key).map(\.layer) }
+            guard let record = found else { throw RegistryError.notFound(key) }
+            guard let l = record else { throw FieldError(path: "key", message: "experiment \(key) has no layer") }
             layer = l
         } else {
             layer = layerName!
         }
         guard !layer.isEmpty, layer.count <= 128 else { throw FieldError(path: "layer", message: "must be a non-empty name of at most 128 characters") }
-        return (try layerTable(layer: layer, at: at, only: key), attributes)
+        return (try layerTable(layer: layer, at: at, only: key, arrival: arrival), attributes)
     }
 
     /// A unit's attributes as targeting reads them: any JSON object (nested objects and arrays included, as
@@ -300,9 +329,9 @@ extension RefereeService {
     }
 
     /// `assign {unit, layer | key, attributes?, at?}` → `{layer, bucket, experiment, variant}`.
-    func assign(_ p: Assign.Params) throws -> JSON {
+    func assign(_ p: Assign.Params, _ ctx: RPCContext) throws -> JSON {
         let unit = p.unit
-        let (table, attributes) = try assignmentContext(p)
+        let (table, attributes) = try assignmentContext(p, arrival: ctx.arrival)
         var matches: [Bool?] = []
         return assignOne(unit, table, attributes, &matches)
     }
@@ -314,12 +343,12 @@ extension RefereeService {
     /// Units per `assign.bulk` call: bounds the request's memory (about 200 bytes a unit in and out).
     static let maxBulkUnits = 100_000
 
-    func assignBulk(_ p: AssignBulk.Params) throws -> JSON {
+    func assignBulk(_ p: AssignBulk.Params, _ ctx: RPCContext) throws -> JSON {
         let units = p.units
         guard units.count <= Self.maxBulkUnits else {
             throw FieldError(path: "units", message: "has \(units.count) units; the limit is \(Self.maxBulkUnits) per call, split them into several calls")
         }
-        let (table, attributes) = try assignmentContext(p)
+        let (table, attributes) = try assignmentContext(p, arrival: ctx.arrival)
         var matches: [Bool?] = []
         return ["assignments": .array(units.map { assignOne($0, table, attributes, &matches) })]
     }

@@ -38,8 +38,8 @@ extension HoldoutList: Handler { static func run(_ s: RefereeService, _ p: Param
 extension HoldoutUpdate: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutUpdate(p, ctx) } }
 extension HoldoutTransition: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.holdoutTransition(p, ctx) } }
 extension ConflictsScan: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.scan(p) } }
-extension Assign: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.assign(p) } }
-extension AssignBulk: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.assignBulk(p) } }
+extension Assign: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.assign(p, ctx) } }
+extension AssignBulk: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try s.assignBulk(p, ctx) } }
 extension StatsCompare: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.compare(p).json } }
 extension StatsCompareBatch: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { RefereeService.compareBatch(p) } }
 extension StatsChanceToBeat: Handler { static func run(_ s: RefereeService, _ p: Params, _ ctx: RPCContext) throws -> JSON { try RefereeService.chanceToBeat(p) } }

@@ -120,6 +120,13 @@ public final class Store: @unchecked Sendable {
     private let identity: FileIdentity?
     /// Whether grants exist and a principal's roles, on the same terms as `wireCache`.
     private let accessCache: ReadCache<[UInt8], Access>?
+    /// Values the service derives from one snapshot (`derived`), on the same terms as `wireCache`; keyed by the
+    /// value's type and a name, so two callers can never read each other's values.
+    private let derivedCache: ReadCache<DerivedKey, any Sendable>?
+    private struct DerivedKey: Hashable, Sendable {
+        let type: ObjectIdentifier
+        let name: String
+    }
     /// A PostgreSQL store's commit count, asked once per arrival of requests (nil for SQLite).
     private let commitClock: PostgresCommitClock?
 
@@ -148,6 +155,7 @@ public final class Store: @unchecked Sendable {
             commitClock = clock
             wireCache = .postgres(CommitCache(clock: clock))
             accessCache = .postgres(CommitCache(clock: clock))
+            derivedCache = .postgres(CommitCache(clock: clock))
             identity = nil
             return
         }
@@ -185,6 +193,7 @@ public final class Store: @unchecked Sendable {
                 let watch = CommitWatch(storePath: path)
                 wireCache = watch.map { .wal(CommitCache(clock: $0)) }
                 accessCache = watch.map { .wal(CommitCache(clock: $0)) }
+                derivedCache = watch.map { .wal(CommitCache(clock: $0)) }
                 commitClock = nil
                 identity = path == ":memory:" ? nil : FileIdentity(storePath: path)
                 break
@@ -279,6 +288,16 @@ public final class Store: @unchecked Sendable {
     }
 
     private let lastKnownAccess = Mutex<(enforced: Bool?, roles: [String: [String]])>((nil, [:]))
+
+    /// `body`'s value on a consistent snapshot, answered from memory while nobody (in any process) has committed
+    /// since it was computed, on the terms of `experimentWire`. `body` must depend on the snapshot alone, and `name`
+    /// must say everything else it depends on.
+    public func derived<T: Sendable>(_ name: String, arrival: UInt64?, _ body: (StoreTransaction) throws -> T) throws -> T {
+        guard let derivedCache, identity?.recentlyIntact() ?? true else { return try read(body) }
+        let value = try derivedCache.value(DerivedKey(type: ObjectIdentifier(T.self), name: name), arrival: arrival) { try self.read(body) }
+        // The key holds T's identity, so the value is a T; reading again is only a guard that cannot be reached.
+        return try value as? T ?? read(body)
+    }
 
     /// Runs `body` on a consistent snapshot.
     public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
