@@ -104,3 +104,31 @@ import JSONCore
         #expect(try runReferee(["check"] + args).status == 2)
     }
 }
+
+/// `assign` answers from memory while nobody commits: another process's transition is seen at once.
+@Suite struct AssignmentCacheEndToEndTests {
+    let dir = TemporaryDirectory()
+
+    @Test func assignSeesAnotherDaemonsTransition() throws {
+        let store = try TestStores.onPostgres ? TestStores.freshDatabase() : dir.path("assign.sqlite")
+        let owner = try PipeClient(store: store, actor: "root")
+        let approver = try PipeClient(store: store, actor: "approver.bob")
+        _ = try owner.result("experiment.register", ["experiment": exampleExperiment()])
+        _ = try owner.result("experiment.transition", ["key": "checkout-green-button", "version": 1, "to": "review"])
+        _ = try approver.result("experiment.transition", ["key": "checkout-green-button", "version": 2, "to": "approved"])
+        func assigned(_ at: String) throws -> Int {
+            var count = 0
+            for u in 0..<40 where try owner.result("assign", ["unit": .string("u\(u)"), "layer": "checkout", "attributes": ["country": "US", "platform": "ios"], "at": .string(at)])["experiment"] != .null {
+                count += 1
+            }
+            return count
+        }
+        _ = try owner.result("experiment.transition", ["key": "checkout-green-button", "version": 3, "to": "running"])
+        let running = try assigned("2026-12-02T00:00:00Z")
+        #expect(running > 0)
+        #expect(try assigned("2026-11-02T00:00:00Z") == 0, "before its start")
+        #expect(try assigned("2026-12-02T00:00:00Z") == running, "the same answer again, from memory")
+        _ = try approver.result("experiment.transition", ["key": "checkout-green-button", "version": 4, "to": "aborted"])
+        #expect(try assigned("2026-12-02T00:00:00Z") == 0, "another daemon aborted it")
+    }
+}
