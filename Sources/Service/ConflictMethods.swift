@@ -210,7 +210,7 @@ extension RefereeService {
 
     struct LayerTable {
         var layer: String
-        var owner: [Int32]          // bucket → index into assigners, -1 when free
+        var owner: [Int32]          // bucket → index into assigners, -1 when free (empty when all are)
         var assigners: [ExperimentAssigner]
         /// Running holdouts of the whole layer (no parameter prefixes): a unit in a free bucket is still theirs.
         var layerHoldouts: [HoldoutSubject]
@@ -239,7 +239,8 @@ extension RefereeService {
         let signature = live + [-1] + running
         if let table = source.tables.withLock({ $0[signature] }) { return table }
         let runningHoldouts = running.map { source.holdouts[$0] }
-        var owner = [Int32](repeating: -1, count: GrowthBookHash.buckets)
+        // A layer nobody holds needs no buckets: anyone may ask about any layer name, and each is kept in memory.
+        var owner = [Int32](repeating: -1, count: live.isEmpty ? 0 : GrowthBookHash.buckets)
         for (i, s) in live.map({ source.holders[$0] }).enumerated() {
             for r in s.buckets { for b in r where b < owner.count { owner[b] = Int32(i) } }
         }
@@ -259,7 +260,7 @@ extension RefereeService {
     func assignOne(_ unit: String, _ table: LayerTable, _ attributes: Attributes, _ matches: inout [Bool?]) -> JSON {
         let bucket = GrowthBookHash.bucket(seed: table.layer, value: unit)
         var experiment: JSON = .null, variant: JSON = .null, holdout: JSON = .null
-        let i = Int(table.owner[bucket])
+        let i = bucket < table.owner.count ? Int(table.owner[bucket]) : -1
         if i >= 0 {
             let a = table.assigners[i]
             if matches.count < table.assigners.count { matches = [Bool?](repeating: nil, count: table.assigners.count) }
