@@ -238,15 +238,15 @@ extension RefereeService {
         // The table depends on `at` only through which experiments and holdouts are live then.
         let signature = live + [-1] + running
         if let table = source.tables.withLock({ $0[signature] }) { return table }
-        let runningHoldouts = running.map { source.holdouts[$0] }
+        let liveHolders = live.map { source.holders[$0] }, runningHoldouts = running.map { source.holdouts[$0] }
         // A layer nobody holds needs no buckets: anyone may ask about any layer name, and each is kept in memory.
         var owner = [Int32](repeating: -1, count: live.isEmpty ? 0 : GrowthBookHash.buckets)
-        for (i, s) in live.map({ source.holders[$0] }).enumerated() {
+        for (i, s) in liveHolders.enumerated() {
             for r in s.buckets { for b in r where b < owner.count { owner[b] = Int32(i) } }
         }
         let layerHoldouts = runningHoldouts.filter { $0.scope.covers(layer: layer) && $0.scope.parameterPrefixes.isEmpty }
         let table = LayerTable(layer: layer, owner: owner,
-                               assigners: live.map { ExperimentAssigner(source.holders[$0], holdouts: holdouts(keeping: source.holders[$0], at: at, from: runningHoldouts)) },
+                               assigners: liveHolders.map { ExperimentAssigner($0, holdouts: holdouts(keeping: $0, at: at, from: runningHoldouts)) },
                                layerHoldouts: layerHoldouts.sorted { $0.key < $1.key })
         source.tables.withLock { tables in
             if tables.count >= 64 { tables.removeAll() }
