@@ -40,8 +40,10 @@ let package = Package(
                                             .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
                                             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                             .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
-        // JSON-RPC 2.0 over JSON lines; knows nothing of experiments.
-        .target(name: "RPC", dependencies: ["POSIX", "JSONCore", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
+        // epoll and eventfd for the socket server (Linux headers Swift's Glibc module leaves out).
+        .systemLibrary(name: "CEpoll"),
+        // JSON-RPC 2.0 over JSON lines (stdio, and a Unix socket served by a fixed set of workers); knows nothing of experiments.
+        .target(name: "RPC", dependencies: ["POSIX", "JSONCore", "CEpoll", .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Unit-level files (CSV, JSON lines) folded into sufficient statistics: bounded memory, every core. No store.
         .target(name: "Ingest", dependencies: ["POSIX", "Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
         // Warehouse definitions (sources, exposure and fact tables, metrics in SQL), the one query per experiment in each

@@ -7,17 +7,15 @@ import Darwin
 
 /// Splits a byte stream from a file descriptor into lines without ever holding more than
 /// `maxLineBytes` of one line: a longer line is skipped to its newline and reported as oversized.
+///
+/// The stdio server's reader, which blocks on its one client; the socket server's connections are fed to a
+/// ``LineSplitter`` instead.
 public struct LineReader {
     public enum Item {
         /// A line and its arrival stamp (``Arrivals``).
         case line(UnsafeBufferPointer<UInt8>, arrival: UInt64)
         case oversized(bytes: Int)
-        /// The line was skipped because the server-wide budget for buffered request bytes was spent.
-        case overBudget(bytes: Int)
     }
-
-    /// Why ``forEach(_:)`` returned before the end of input.
-    public enum Stop: Sendable, Equatable { case none, idle, partialLine }
 
     private let fd: Int32
     private let maxLineBytes: Int
@@ -28,20 +26,10 @@ public struct LineReader {
     private var discarding = false
     private var discarded = 0
     private let chunkSize: Int
-    private var budgetOverBudgetLine = false
     /// Set from a signal handler: stop reading at the next opportunity.
     public var interrupted: () -> Bool = { false }
-    /// Close after this long with nothing pending (nil: never).
-    public var idleTimeout: Double?
-    /// Close when one line takes longer than this to arrive in full (nil: never): a half-sent line holds memory.
-    public var partialLineTimeout: Double?
-    /// Growth of the buffer beyond its first chunk is taken from this budget, shared by all connections.
-    public var budget: ByteBudget?
-    private var reserved = 0
-    private var partialSince: Double?
     /// The stamp of the last read: every line in the buffer had arrived by then.
     private var arrival: UInt64 = 0
-    public private(set) var stop = Stop.none
 
     public init(fd: Int32, maxLineBytes: Int, chunkSize: Int = 1 << 16) {
         self.fd = fd
@@ -50,20 +38,11 @@ public struct LineReader {
         self.buffer = [UInt8](repeating: 0, count: self.chunkSize)
     }
 
-    /// Returns the buffer's share of the budget; call when the connection ends.
-    public mutating func release() {
-        budget?.give(reserved)
-        reserved = 0
-        buffer = []
-    }
-
     /// Calls `body` for each line; returns at end of input, on interruption, or when `body` returns false.
     public mutating func forEach(_ body: (Item) -> Bool) {
         while true {
             // Emit every complete line in the buffer.
             while let newline = firstNewline() {
-                // A line arrived in full: whatever follows is a new line, with a deadline of its own.
-                partialSince = nil
                 let lineEnd = newline
                 if discarding {
                     discarded += lineEnd - start
@@ -71,9 +50,7 @@ public struct LineReader {
                     discarding = false
                     let count = discarded
                     discarded = 0
-                    let overBudget = budgetOverBudgetLine
-                    budgetOverBudgetLine = false
-                    if !body(overBudget ? .overBudget(bytes: count) : .oversized(bytes: count)) { return }
+                    if !body(.oversized(bytes: count)) { return }
                     continue
                 }
                 if lineEnd - start > maxLineBytes {
@@ -122,42 +99,16 @@ public struct LineReader {
                 buffer = fresh
                 scanned = max(scanned - start, 0)
                 start = 0; end = pending
-                budget?.give(reserved)
-                reserved = 0
             }
-            if end == buffer.count {
-                if let budget, !budget.take(buffer.count) {
-                    // Out of shared memory for buffered requests: this line is skipped, the connection stays.
-                    discarding = true
-                    budgetOverBudgetLine = true
-                    discarded = end - start
-                    start = 0; end = 0; scanned = 0
-                } else {
-                    if budget != nil { reserved += buffer.count }
-                    buffer.append(contentsOf: repeatElement(0, count: buffer.count))
-                }
-            }
+            if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
             if interrupted() { return }
-            if end > start || discarding { partialSince = partialSince ?? Self.now() } else { partialSince = nil }
-            if SignalFlag.wakeFD >= 0 || idleTimeout != nil || partialLineTimeout != nil {
-                var timeout: Int32 = -1
-                let now = Self.now()
-                if let since = partialSince, let limit = partialLineTimeout {
-                    let left = since + limit - now
-                    if left <= 0 { stop = .partialLine; return }
-                    timeout = Int32(min(left, 3600) * 1000) + 1
-                } else if let limit = idleTimeout {
-                    timeout = Int32(min(limit, 3600) * 1000) + 1
-                }
+            if SignalFlag.wakeFD >= 0 {
+                // Wait for input or the signal's wake-up, whichever comes first.
                 var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: SignalFlag.wakeFD, events: Int16(POLLIN), revents: 0)]
-                let ready = poll(&fds, SignalFlag.wakeFD >= 0 ? 2 : 1, timeout)
+                let ready = poll(&fds, 2, -1)
                 if ready < 0 && !SystemCall.wasInterrupted { eof = true; continue }
-                if ready == 0 {
-                    if partialSince != nil { continue }  // the deadline is checked above
-                    if idleTimeout != nil { stop = .idle; return }
-                    continue
-                }
-                if (SignalFlag.wakeFD >= 0 && fds[1].revents != 0) || interrupted() { return }
+                if ready <= 0 { continue }
+                if fds[1].revents != 0 || interrupted() { return }
                 if fds[0].revents == 0 { continue }
             }
             let n = buffer.withUnsafeMutableBufferPointer { b in read(fd, b.baseAddress! + end, b.count - end) }
@@ -194,32 +145,4 @@ public struct LineReader {
         scanned = found.map { $0 + 1 } ?? end
         return found
     }
-}
-
-/// Bytes that all connections together may hold beyond their first buffer, shared and thread-safe.
-public final class ByteBudget: @unchecked Sendable {
-    private let mutex = PThreadMutex()
-    private var left: Int
-    public let total: Int
-
-    public init(bytes: Int) {
-        left = bytes
-        total = bytes
-    }
-
-    /// Takes `n` bytes; false (and nothing taken) when fewer are left.
-    public func take(_ n: Int) -> Bool {
-        mutex.withLock {
-            guard left >= n else { return false }
-            left -= n
-            return true
-        }
-    }
-
-    public func give(_ n: Int) {
-        guard n > 0 else { return }
-        mutex.withLock { left += n }
-    }
-
-    public var available: Int { mutex.withLock { left } }
 }

@@ -18,35 +18,21 @@ public final class LineServer {
     private let context: RPCContext
     private let logger = Logger(label: "referee.rpc")
     public var shouldStop: @Sendable () -> Bool
-    private let connection: ConnectionLimits
 
-    public init(dispatcher: Dispatcher, input: Int32, output: Int32, context: RPCContext, connection: ConnectionLimits = ConnectionLimits(),
-                shouldStop: @escaping @Sendable () -> Bool = { false }) {
+    public init(dispatcher: Dispatcher, input: Int32, output: Int32, context: RPCContext, shouldStop: @escaping @Sendable () -> Bool = { false }) {
         self.dispatcher = dispatcher
         self.input = input
         self.output = output
         self.context = context
-        self.connection = connection
         self.shouldStop = shouldStop
     }
-
-    /// Why the last ``run()`` ended early (a timeout), for the transport's log.
-    public private(set) var stop = LineReader.Stop.none
 
     public func run() {
         var reader = LineReader(fd: input, maxLineBytes: dispatcher.limits.maxLineBytes)
         let stop = shouldStop
         reader.interrupted = { SignalFlag.isRaised || stop() }
-        reader.idleTimeout = connection.idleSeconds
-        reader.partialLineTimeout = connection.partialLineSeconds
-        reader.budget = connection.budget
-        let output = ReplyWriter(fd: self.output, stallSeconds: connection.writeStallSeconds)
-        defer {
-            output.finish(stopping: SignalFlag.isRaised || stop())
-            self.stop = reader.stop
-            reader.release()
-        }
-        let maxLine = dispatcher.limits.maxLineBytes
+        let output = ReplyWriter(fd: self.output)
+        defer { output.finish(stopping: SignalFlag.isRaised || stop()) }
         var context = self.context
         reader.forEach { item in
             switch item {
@@ -54,38 +40,13 @@ public final class LineServer {
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
                 context.arrival = arrival
                 if let reply = dispatcher.handle(line: bytes, context: context) { output.send(reply) }
-            case .overBudget(let count):
-                let budget = connection.budget?.total ?? 0
-                logger.warning("refused a line of \(count) bytes: the server's request buffers are full")
-                output.send(dispatcher.errorLine(RPCError(
-                    code: .invalidRequest,
-                    message: "Invalid request: the server is holding \(budget) bytes of unfinished requests from all clients; this line of \(count) bytes was skipped, send it again",
-                    data: ["reason": "limit_exceeded", "limit": "request_buffer_budget", "max": JSON(budget), "got": JSON(count)])))
             case .oversized(let count):
-                logger.warning("refused a line of \(count) bytes (limit \(maxLine))")
-                output.send(dispatcher.errorLine(RPCError(
-                    code: .invalidRequest,
-                    message: "Invalid request: line of \(count) bytes exceeds the limit of \(maxLine) bytes (--max-line-bytes)",
-                    data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(maxLine), "got": JSON(count)])))
+                logger.warning("refused a line of \(count) bytes (limit \(dispatcher.limits.maxLineBytes))")
+                output.send(dispatcher.oversizedLineReply(count))
             }
             // A client whose replies were given up (it stopped reading) gets no more work done for it.
             return !(SignalFlag.isRaised || stop() || output.isAbandoned)
         }
-    }
-}
-
-/// Per-connection limits of a shared server; the defaults (none) are those of stdio, whose one client is trusted.
-public struct ConnectionLimits: Sendable {
-    public var idleSeconds: Double?
-    public var partialLineSeconds: Double?
-    public var writeStallSeconds: Double?
-    public var budget: ByteBudget?
-
-    public init(idleSeconds: Double? = nil, partialLineSeconds: Double? = nil, writeStallSeconds: Double? = nil, budget: ByteBudget? = nil) {
-        self.idleSeconds = idleSeconds
-        self.partialLineSeconds = partialLineSeconds
-        self.writeStallSeconds = writeStallSeconds
-        self.budget = budget
     }
 }
 
@@ -111,8 +72,6 @@ final class ReplyWriter: @unchecked Sendable {
     private var threaded = false
     private static let maxPending = 4 << 20
     private static let graceSeconds = 5.0
-    /// A client that takes nothing for this long while replies wait is given up (nil: wait forever).
-    private let stallSeconds: Double?
 
     private static let interruptHandler: Void = {
         var action = sigaction()
@@ -122,9 +81,8 @@ final class ReplyWriter: @unchecked Sendable {
         sigaction(SIGUSR2, &action, nil)
     }()
 
-    init(fd: Int32, stallSeconds: Double? = nil) {
+    init(fd: Int32) {
         self.fd = fd
-        self.stallSeconds = stallSeconds
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&ready, nil)
         pthread_cond_init(&drained, nil)
@@ -242,13 +200,11 @@ final class ReplyWriter: @unchecked Sendable {
     private func writeAll(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBufferPointer { buf in
             var offset = 0
-            var lastProgress = Self.now()
             while offset < buf.count {
                 let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n > 0 { offset += n; lastProgress = Self.now(); continue }
+                if n > 0 { offset += n; continue }
                 guard n < 0, SystemCall.wasInterrupted || errno == EAGAIN || errno == EWOULDBLOCK else { return false }
                 if isAbandoned { return false }
-                if let stall = stallSeconds, Self.now() - lastProgress > stall { return false }
                 if !SystemCall.wasInterrupted {
                     var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                     _ = poll(&p, 1, 100)
@@ -307,5 +263,23 @@ public enum SignalFlag {
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         // A client that hangs up must not kill the daemon with SIGPIPE.
         Glibc.signal(SIGPIPE, SIG_IGN)
+    }
+}
+
+extension Dispatcher {
+    /// The error line for a request line longer than `--max-line-bytes`, which was skipped unread.
+    func oversizedLineReply(_ count: Int) -> [UInt8] {
+        errorLine(RPCError(
+            code: .invalidRequest,
+            message: "Invalid request: line of \(count) bytes exceeds the limit of \(limits.maxLineBytes) bytes (--max-line-bytes)",
+            data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(limits.maxLineBytes), "got": JSON(count)]))
+    }
+
+    /// The error line for a request line skipped because unfinished lines of all clients held the whole budget.
+    func overBudgetLineReply(_ count: Int, budget: Int) -> [UInt8] {
+        errorLine(RPCError(
+            code: .invalidRequest,
+            message: "Invalid request: the server is holding \(budget) bytes of unfinished requests from all clients; this line of \(count) bytes was skipped, send it again",
+            data: ["reason": "limit_exceeded", "limit": "request_buffer_budget", "max": JSON(budget), "got": JSON(count)]))
     }
 }

@@ -9,6 +9,9 @@ import JSONCore
 /// Each client's principal is the operating-system user of the connecting process, taken from the
 /// kernel (`SO_PEERCRED`), so a client cannot claim another identity. The socket file is created with
 /// mode 0660. SIGTERM/SIGINT stop accepting; requests in flight are answered before `run` returns.
+///
+/// The thread that calls `run` accepts and admits connections and closes those that idle, send half a line too
+/// slowly or stop taking replies; a fixed set of workers (``SocketWorkers``) serves them all through one epoll set.
 public final class SocketServer: @unchecked Sendable {
     /// Limits that keep one user from taking the service from the others.
     public struct Limits: Sendable {
@@ -25,15 +28,18 @@ public final class SocketServer: @unchecked Sendable {
         /// Unfinished request lines of all connections together hold at most this many bytes beyond each
         /// connection's first 64 KiB buffer.
         public var bufferBudgetBytes: Int
+        /// Threads serving the connections; one user holds at most half of them at once.
+        public var workers: Int
 
         public init(perUser: Int = 256, total: Int = 4096, idleSeconds: Double = 600, partialLineSeconds: Double = 30,
-                    writeStallSeconds: Double = 30, bufferBudgetBytes: Int = 256 << 20) {
+                    writeStallSeconds: Double = 30, bufferBudgetBytes: Int = 256 << 20, workers: Int = 32) {
             self.perUser = perUser
             self.total = total
             self.idleSeconds = idleSeconds
             self.partialLineSeconds = partialLineSeconds
             self.writeStallSeconds = writeStallSeconds
             self.bufferBudgetBytes = bufferBudgetBytes
+            self.workers = workers
         }
     }
 
@@ -45,6 +51,7 @@ public final class SocketServer: @unchecked Sendable {
     private let lock = PThreadMutex()
     private var active = 0
     private var perUser: [UInt32: Int] = [:]
+    private var connectionsMade: UInt64 = 0
     private let budget: ByteBudget
 
     public init(path: String, dispatcher: Dispatcher, limits: Limits = Limits(), shouldStop: @escaping @Sendable () -> Bool) {
@@ -105,12 +112,24 @@ public final class SocketServer: @unchecked Sendable {
         // waiting connection, so the listener does not spin on a connection it can never take.
         var reserve = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if reserve >= 0 { close(reserve) } }
-        logger.info("listening on \(path) (at most \(limits.perUser) connections per user, \(limits.total) in all)")
+        let workers: SocketWorkers
+        do {
+            workers = try SocketWorkers(workers: limits.workers, shouldStop: shouldStop, onClose: { [self] uid in release(uid) })
+        } catch {
+            throw SocketError(description: error.description)
+        }
+        logger.info("listening on \(path) (at most \(limits.perUser) connections per user, \(limits.total) in all; \(workers.workers) workers)")
         var lastExhaustedLog = 0.0
+        let tick = min(max(min(limits.idleSeconds, limits.partialLineSeconds, limits.writeStallSeconds) / 4, 0.05), 0.5)
+        var lastSweep = LineReader.now()
         while !(SignalFlag.isRaised || shouldStop()) {
+            if LineReader.now() - lastSweep >= tick {
+                sweep(workers.all)
+                lastSweep = LineReader.now()
+            }
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: SignalFlag.wakeFD, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, SignalFlag.wakeFD >= 0 ? 2 : 1, 500)
+            let ready = poll(&fds, SignalFlag.wakeFD >= 0 ? 2 : 1, Int32(tick * 1000))
             if ready <= 0 || fds[0].revents == 0 { continue }
             let client = accept(fd, nil, nil)
             if client < 0 {
@@ -141,29 +160,31 @@ public final class SocketServer: @unchecked Sendable {
                 close(client)
                 continue
             }
-            // A write that cannot progress returns after a second, so a client that never reads is noticed.
-            var timeout = timeval(tv_sec: 1, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let connection = ConnectionLimits(idleSeconds: limits.idleSeconds, partialLineSeconds: limits.partialLineSeconds,
-                                              writeStallSeconds: limits.writeStallSeconds, budget: budget)
-            let started = Thread { [self] in
-                let server = LineServer(dispatcher: dispatcher, input: client, output: client,
-                                        context: RPCContext(principal: principal, transport: .socket, peerUID: uid),
-                                        connection: connection, shouldStop: shouldStop)
-                server.run()
-                close(client)
-                release(uid)
-            }.start()
-            if !started {
-                Self.refuse(client, "the server cannot start another connection now; try again shortly")
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            let id = lock.withLock { connectionsMade += 1; return connectionsMade }
+            let connection = SocketConnection(id: id, fd: client, uid: uid, context: RPCContext(principal: principal, transport: .socket, peerUID: uid),
+                                              dispatcher: dispatcher, budget: budget)
+            if !workers.add(connection) {
+                Self.refuse(client, "the server cannot take another connection now; try again shortly")
                 close(client)
                 release(uid)
             }
         }
-        // Stop accepting; let clients finish the request they are in.
-        var waited = 0
-        while lock.withLock({ active }) > 0 && waited < 100 { usleep(50_000); waited += 1 }
+        // Stop accepting; let the requests being answered finish, and give clients a few seconds to take their replies.
+        workers.stop(waitingAtMost: 10, grace: 5)
         logger.info("stopped")
+    }
+
+    /// Closes the connections that idled, have sent half a line for too long, or took no replies for too long.
+    private func sweep(_ connections: [SocketConnection]) {
+        let now = LineReader.now()
+        for connection in connections {
+            let clocks = connection.currentClocks
+            let late = clocks.partialSince.map { now - $0 > limits.partialLineSeconds } ?? false
+            let stalled = clocks.blockedSince.map { now - $0 > limits.writeStallSeconds } ?? false
+            let idle = !clocks.busy && clocks.partialSince == nil && now - clocks.lastActivity > limits.idleSeconds
+            if late || stalled || idle { connection.expire() }
+        }
     }
 
     /// Gives back a connection's place in the per-user and total counts.

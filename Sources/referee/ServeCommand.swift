@@ -43,6 +43,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "With --socket: MiB that unfinished request lines of all clients may hold together.")
     var requestBufferMib: Int = 256
 
+    @Option(help: "With --socket: threads answering requests, however many clients are connected; one user holds at most half of them.")
+    var workers: Int = 32
+
     func validate() throws {
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard maxReplyBytes >= 1 << 16 else { throw ValidationError("--max-reply-bytes must be at least 65536") }
@@ -51,6 +54,7 @@ struct ServeCommand: ParsableCommand {
         guard maxConnectionsPerUser >= 1, maxConnections >= 1 else { throw ValidationError("--max-connections and --max-connections-per-user must be at least 1") }
         guard idleTimeout > 0, partialLineTimeout > 0 else { throw ValidationError("--idle-timeout and --partial-line-timeout must be positive seconds") }
         guard requestBufferMib >= 8 else { throw ValidationError("--request-buffer-mib must be at least 8") }
+        guard (1...1024).contains(workers) else { throw ValidationError("--workers must be between 1 and 1024") }
     }
 
     func run() throws {
@@ -85,7 +89,7 @@ struct ServeCommand: ParsableCommand {
             }
             logger.info("serving store \(service.storePath) on socket \(socket) with protocols from \(service.protocolsOrigin)")
             let limits = SocketServer.Limits(perUser: maxConnectionsPerUser, total: maxConnections, idleSeconds: idleTimeout,
-                                             partialLineSeconds: partialLineTimeout, bufferBudgetBytes: requestBufferMib << 20)
+                                             partialLineSeconds: partialLineTimeout, bufferBudgetBytes: requestBufferMib << 20, workers: workers)
             let server = SocketServer(path: socket, dispatcher: dispatcher, limits: limits, shouldStop: { [service] in service.shutdownRequested })
             do { try server.run() } catch {
                 logger.critical("\(error)")

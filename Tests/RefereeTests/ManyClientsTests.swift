@@ -69,7 +69,11 @@ import Synchronization
                 }
             }.start()
         }
+        // While the thousand are connected (and their writes still queue), the server runs a fixed set of threads, not one each.
+        usleep(200_000)
+        let threads = server.threadCount
         group.wait()
+        #expect(threads > 0 && threads < 64, "the server ran \(threads) threads for \(count) connections")
         let problems = failures.withLock { $0 }
         #expect(problems.isEmpty, "\(problems.count) failures, first: \(problems.prefix(3))")
         // Every acknowledged write is there, read back in one pipelined batch.

@@ -33,6 +33,12 @@ import RPC
             if process.isRunning { kill(process.processIdentifier, SIGTERM) }
             process.waitUntilExit()
         }
+        /// The server's threads now, from /proc.
+        var threadCount: Int {
+            guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return -1 }
+            return Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? -1
+        }
         /// Resident memory of the server in MiB, from /proc.
         var residentMiB: Double {
             guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
