@@ -42,6 +42,24 @@ public final class SocketClient {
         }
     }
 
+    /// Reads `count` reply lines without parsing them (a benchmark's client, which must not be the bottleneck).
+    public func skipLines(_ count: Int) throws(Failure) {
+        var left = count
+        while left > 0 {
+            var consumed = 0
+            while left > 0, let nl = buffer[consumed...].firstIndex(of: 0x0A) {
+                consumed = nl + 1
+                left -= 1
+            }
+            buffer.removeSubrange(..<consumed)
+            if left == 0 { return }
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(fd, b.baseAddress!, 1 << 16) } }
+            guard n > 0 else { throw Failure(description: "the server closed the connection") }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+
     public func readLine() throws(Failure) -> JSON {
         while true {
             if let nl = buffer.firstIndex(of: 0x0A) {

@@ -74,8 +74,6 @@ final class SocketWorkers: @unchecked Sendable {
     /// client until `grace` seconds from now to take its replies, and closes every connection.
     func stop(waitingAtMost seconds: Double, grace: Double) {
         stopped.store(true, ordering: .relaxed)
-        var one: UInt64 = UInt64(workers)
-        _ = write(readyFD, &one, 8)
         let deadline = LineReader.now() + seconds
         while lock.withLock({ live }) > 0 && LineReader.now() < deadline { usleep(20_000) }
         let left = lock.withLock {
@@ -102,17 +100,16 @@ final class SocketWorkers: @unchecked Sendable {
             let n = epoll_wait(epoll, &event, 1, 250)
             guard n == 1, !isStopped else { continue }
             let token = event.data.u64
+            // A connection is appended to the ready queue before its count is added, so a worker that takes one from
+            // the count always finds one in the queue (and one that finds the count taken by another takes nothing).
+            var count: UInt64 = 0
+            if token == Self.readyToken && read(readyFD, &count, 8) != 8 { continue }
             let picked: SocketConnection? = lock.withLock {
                 if token != Self.readyToken { return connections[token] }
-                guard readyHead < ready.count else { return nil }
                 let connection = ready[readyHead]
                 readyHead += 1
                 if readyHead == ready.count { ready.removeAll(keepingCapacity: true); readyHead = 0 }
                 return connection
-            }
-            if token == Self.readyToken {
-                var count: UInt64 = 0
-                _ = read(readyFD, &count, 8)
             }
             var next = picked.flatMap(claim)
             while let connection = next {

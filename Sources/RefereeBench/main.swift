@@ -336,9 +336,10 @@ if only == nil || only == "daemon" {
     process.waitUntilExit()
 }
 
-/// Eight clients on the socket at `path`, each sending `line` and waiting for its reply `perClient` times:
-/// requests per second over all of them, and every request's latency.
-func socketClients(_ path: String, _ line: [UInt8], perClient: Int) -> (rate: Double, latencies: [Double]) {
+/// Eight clients on the socket at `path`, each sending `line` `perClient` times, `window` requests in one write and then
+/// their replies: requests per second over all of them, and the latency of every window (of every request when
+/// `window` is 1).
+func socketClients(_ path: String, _ line: [UInt8], perClient: Int, window: Int = 1) -> (rate: Double, latencies: [Double]) {
     nonisolated(unsafe) var latencies = [[Double]](repeating: [], count: 8)
     let group = DispatchGroup()
     let t = now()
@@ -348,10 +349,11 @@ func socketClients(_ path: String, _ line: [UInt8], perClient: Int) -> (rate: Do
             let client = try! SocketClient(path: path)
             var lat: [Double] = []
             lat.reserveCapacity(perClient)
-            for _ in 0..<perClient {
+            let burst = [UInt8]((0..<window).map { _ in line }.joined())
+            for _ in 0..<(perClient / window) {
                 let s = now()
-                try! client.send(line)
-                _ = try! client.readLine()
+                try! client.send(burst)
+                if window == 1 { _ = try! client.readLine() } else { try! client.skipLines(window) }
                 lat.append(now() - s)
             }
             latencies[c] = lat
@@ -360,7 +362,7 @@ func socketClients(_ path: String, _ line: [UInt8], perClient: Int) -> (rate: Do
     }
     group.wait()
     let all = latencies.flatMap { $0 }
-    return (Double(all.count) / (now() - t), all)
+    return (Double(all.count * window) / (now() - t), all)
 }
 
 // MARK: shared-service socket, 8 clients
@@ -486,11 +488,16 @@ if only == nil || only == "stores" {
         figures["\(name) socket"] = rate
         report("\(name): socket experiment.get, 8 clients", figures["\(name) socket"]!, "requests/s",
                ["p50_us": percentile(all, 0.5) * 1e6, "p99_us": percentile(all, 0.99) * 1e6])
+        // The same clients with 100 requests in flight each, as the pipelined stdin figure.
+        let pipelined = socketClients(socketPath, bytes, perClient: 50_000, window: 100)
+        figures["\(name) socket pipelined"] = pipelined.rate
+        report("\(name): socket experiment.get pipelined, 8 clients x 100 in flight", pipelined.rate, "requests/s",
+               ["window_p50_us": percentile(pipelined.latencies, 0.5) * 1e6, "window_p99_us": percentile(pipelined.latencies, 0.99) * 1e6])
         server.terminate()
         server.waitUntilExit()
     }
     if stores.count == 2 {
-        for what in ["register 1", "register 4", "get", "socket"] where figures["postgresql \(what)"] != nil && figures["sqlite \(what)"] != nil {
+        for what in ["register 1", "register 4", "get", "socket", "socket pipelined"] where figures["postgresql \(what)"] != nil && figures["sqlite \(what)"] != nil {
             report("postgresql / sqlite: \(what)", figures["postgresql \(what)"]! / figures["sqlite \(what)"]!, "ratio")
         }
     }

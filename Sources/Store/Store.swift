@@ -324,8 +324,11 @@ public final class Store: @unchecked Sendable {
 final class FileIdentity: Sendable {
     private let paths: [String]
     private let opened: [FileID?]
-    private struct State { var broken: String?; var lastCheck = 0.0 }
+    private struct State { var broken: String? }
     private let state = Mutex(State())
+    /// Checked without a lock by every hot read (see ``recentlyIntact()``).
+    private let isBroken = Atomic<Bool>(false)
+    private let lastCheckNanoseconds = Atomic<UInt64>(0)
 
     struct FileID: Equatable, Sendable { var dev: UInt64; var ino: UInt64 }
 
@@ -351,10 +354,12 @@ final class FileIdentity: Sendable {
                 guard let was else { continue }
                 guard let now = Self.identity(path) else {
                     s.broken = "\(path) was deleted while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
+                    isBroken.store(true, ordering: .releasing)
                     return s.broken
                 }
                 if now != was {
                     s.broken = "\(path) was replaced while this daemon had it open; writes are refused to lose nothing (restart the daemon)"
+                    isBroken.store(true, ordering: .releasing)
                     return s.broken
                 }
             }
@@ -362,19 +367,17 @@ final class FileIdentity: Sendable {
         }
     }
 
-    /// `problem() == nil`, checked at most every 50 ms (for hot reads).
+    /// `problem() == nil`, checked at most every 50 ms (for hot reads), by whichever caller first finds the check due;
+    /// without a lock, as every cached read of every worker asks.
     func recentlyIntact() -> Bool {
+        if isBroken.load(ordering: .acquiring) { return false }
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
-        let now = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-        let due = state.withLock { s -> Bool? in
-            if s.broken != nil { return nil }
-            if now - s.lastCheck < 0.05 { return false }
-            s.lastCheck = now
-            return true
-        }
-        guard let due else { return false }
-        return due ? problem() == nil : true
+        let now = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        let last = lastCheckNanoseconds.load(ordering: .relaxed)
+        if now &- last < 50_000_000 { return true }
+        guard lastCheckNanoseconds.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return true }
+        return problem() == nil
     }
 }
 

@@ -22,7 +22,7 @@ public let refereeBinary: String = {
 public func runReferee(_ arguments: [String], stdin: String = "", environment: [String: String] = [:], cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: refereeBinary)
-    process.arguments = arguments
+    process.arguments = try TestStores.endToEnd(arguments: arguments)
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     process.environment = env
@@ -58,7 +58,7 @@ public final class PipeClient: @unchecked Sendable {
 
     public init(store: String, actor: String = "pm.alice", extra: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: refereeBinary)
-        process.arguments = ["serve", "--store", store, "--protocols", repositoryRoot.appendingPathComponent("Protocols").path, "--actor", actor] + extra
+        process.arguments = ["serve", "--store", try TestStores.endToEnd(store), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path, "--actor", actor] + extra
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors

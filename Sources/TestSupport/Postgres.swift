@@ -21,6 +21,38 @@ public enum TestStores {
         onPostgres ? try freshDatabase() : ":memory:"
     }
 
+    private static let endToEndStores = Mutex<[String: String]>([:])
+    private static let sqliteOnlyPaths = Mutex<Set<String>>([])
+
+    /// The store a daemon or command started by an end-to-end test opens, for the SQLite file path the test names: on
+    /// the PostgreSQL pass, a database of its own for each path (the same one for every daemon and command given that
+    /// path, so two daemons "on one file" share one database), so each end-to-end test proves its behaviour on both
+    /// stores. URLs, `:memory:` and paths marked ``sqliteOnly(_:)`` are left as they are.
+    public static func endToEnd(_ store: String) throws -> String {
+        guard onPostgres, store.hasSuffix(".sqlite"), !sqliteOnlyPaths.withLock({ $0.contains(store) }) else { return store }
+        if let known = endToEndStores.withLock({ $0[store] }) { return known }
+        let database = try freshDatabase()
+        return endToEndStores.withLock { stores in
+            if let raced = stores[store] { return raced }
+            stores[store] = database
+            return database
+        }
+    }
+
+    /// Marks a store path as SQLite on both passes, for a test of what only a file has (its modes, its WAL, the
+    /// `sqlite3` shell, a file deleted under the daemon); returns the path.
+    public static func sqliteOnly(_ path: String) -> String {
+        sqliteOnlyPaths.withLock { _ = $0.insert(path) }
+        return path
+    }
+
+    /// The arguments of a command with each `--store` value mapped by ``endToEnd(_:)``.
+    public static func endToEnd(arguments: [String]) throws -> [String] {
+        var mapped = arguments
+        for i in mapped.indices.dropLast() where mapped[i] == "--store" { mapped[i + 1] = try endToEnd(mapped[i + 1]) }
+        return mapped
+    }
+
     /// A new, empty database on the shared cluster, as a store URL that carries its password.
     public static func freshDatabase(sslMode: String = "disable") throws -> String {
         guard clusterURL != nil else { throw TestStoreError(message: "no test cluster: run under Scripts/test, or start one with Scripts/dev/postgres start DIR") }

@@ -14,7 +14,7 @@ import RPC
         let stderr = Pipe()
         init(store: String, socket: String, extra: [String] = [], prefix: [String] = []) throws {
             self.socket = socket
-            let args = ["serve", "--socket", socket, "--store", store, "--protocols", repositoryRoot.appendingPathComponent("Protocols").path] + extra
+            let args = ["serve", "--socket", socket, "--store", try TestStores.endToEnd(store), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path] + extra
             if prefix.isEmpty {
                 process.executableURL = URL(fileURLWithPath: refereeBinary)
                 process.arguments = args
