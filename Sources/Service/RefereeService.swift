@@ -95,6 +95,9 @@ public final class RefereeService: @unchecked Sendable {
     }
 
     func auditLog(_ p: AuditLog.Params) throws -> JSON {
+        // Checked here, not left to the database: SQLite reads a negative LIMIT as "no limit", PostgreSQL refuses it.
+        if let limit = p.limit, limit < 1 { throw FieldError(path: "limit", message: "must be at least 1, got \(limit); leave it out for every entry") }
+        if let after = p.after, after < 0 { throw FieldError(path: "after", message: "must be at least 0 (a seq), got \(after)") }
         let entries = try store.read { tx in try tx.auditEntries(key: p.key, limit: p.limit, afterSeq: p.after ?? 0) }
         return ["entries": .array(entries.map(\.json))]
     }

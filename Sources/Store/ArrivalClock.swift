@@ -12,7 +12,7 @@ public protocol ArrivalClock: Sendable {
 /// database at most once per arrival: a request that had arrived in full before the last ask is answered on that
 /// ask's count, as every write acknowledged before the request was sent had committed before the ask. A pipelined
 /// batch of reads thus costs one round trip, and a read still sees every write acknowledged before it was sent.
-final class PostgresCommitClock: CommitClock, Sendable {
+final class PostgresCommitClock: CommitClock, @unchecked Sendable {
     /// One question to the database, which requests that had arrived before it was asked may wait for instead of
     /// asking their own (concurrent clients one request at a time each would otherwise ask once per request).
     private final class Ask: @unchecked Sendable {
@@ -34,23 +34,33 @@ final class PostgresCommitClock: CommitClock, Sendable {
     }
     private enum Step { case known(Int), wait(Ask), ask(Ask) }
     private let backend: PostgresBackend
-    private let arrivals: Mutex<(any ArrivalClock)?> = Mutex(nil)
-    private let state = Mutex(State())
+    /// Both read by every request, under `lock` shared; changed under it exclusive.
+    private var arrivals: (any ArrivalClock)?
+    private var state = State()
+    private let lock = SharedLock()
 
     init(backend: PostgresBackend) { self.backend = backend }
 
-    func use(_ clock: any ArrivalClock) { arrivals.withLock { $0 = clock } }
+    func use(_ clock: any ArrivalClock) { lock.writing { arrivals = clock } }
 
     /// Called after every commit through this process.
-    func committedHere() { state.withLock { $0.known = nil; $0.localWrites &+= 1 } }
+    func committedHere() { lock.writing { state.known = nil; state.localWrites &+= 1 } }
 
     func token(arrival stamp: UInt64?) throws -> Int? {
-        guard let clock = arrivals.withLock({ $0 }), let stamp else { return nil }
-        let step = state.withLock { s -> Step in
+        guard let stamp else { return nil }
+        // Most requests of a pipelined batch are covered by the count already known: a shared lock answers them.
+        let fast: (clock: (any ArrivalClock)?, commits: Int?) = lock.reading {
+            if let known = state.known, stamp <= known.coversThrough { return (arrivals, known.commits) }
+            return (arrivals, nil)
+        }
+        guard let clock = fast.clock else { return nil }
+        if let commits = fast.commits { return commits }
+        let step = lock.writing { () -> Step in
+            let s = state
             if let known = s.known, stamp <= known.coversThrough { return .known(known.commits) }
             if let ask = s.asking, stamp <= ask.covers { return .wait(ask) }
             let ask = Ask(covers: clock.now, writes: s.localWrites)
-            s.asking = ask
+            state.asking = ask
             return .ask(ask)
         }
         switch step {
@@ -66,14 +76,14 @@ final class PostgresCommitClock: CommitClock, Sendable {
             do {
                 commits = try commitCount()
             } catch {
-                state.withLock { s in if s.asking === ask { s.asking = nil } }
+                lock.writing { if state.asking === ask { state.asking = nil } }
                 throw error
             }
-            state.withLock { s in
-                if s.asking === ask { s.asking = nil }
-                guard s.localWrites == ask.writes else { return }
+            lock.writing {
+                if state.asking === ask { state.asking = nil }
+                guard state.localWrites == ask.writes else { return }
                 ask.shared = commits
-                if (s.known?.coversThrough ?? 0) < ask.covers { s.known = (commits, ask.covers) }
+                if (state.known?.coversThrough ?? 0) < ask.covers { state.known = (commits, ask.covers) }
             }
             return commits
         }

@@ -271,23 +271,16 @@ public final class Store: @unchecked Sendable {
             let a = try cache.map { try $0.value(Array(principal.utf8), arrival: arrival, load: load) } ?? load()
             // Only a store on the network can be away while the daemon runs; SQLite's hot path stays as it was.
             guard case .postgres = backend else { return (a.enforced, a.roles) }
-            lastKnownAccess.withLock { known in
-                known.enforced = a.enforced
-                if known.roles.count > 10_000 { known.roles.removeAll() }
-                known.roles[principal] = a.roles
-            }
+            lastKnownAccess.remember(principal, enforced: a.enforced, roles: a.roles)
             return (a.enforced, a.roles)
         } catch let error as StoreUnavailable where lastKnownWhenUnavailable {
-            let known = lastKnownAccess.withLock { k -> (Bool, [String])? in
-                if let roles = k.roles[principal] { return (k.enforced ?? true, roles) }
-                return k.enforced == false ? (false, []) : nil
-            }
+            let known = lastKnownAccess.recall(principal)
             guard let known else { throw error }
             return known
         }
     }
 
-    private let lastKnownAccess = Mutex<(enforced: Bool?, roles: [String: [String]])>((nil, [:]))
+    private let lastKnownAccess = LastKnownAccess()
 
     /// `body`'s value on a consistent snapshot, answered from memory while nobody (in any process) has committed
     /// since it was computed, on the terms of `experimentWire`. `body` must depend on the snapshot alone, and `name`
@@ -313,6 +306,30 @@ public final class Store: @unchecked Sendable {
         switch backend {
         case .postgres(let pg): try pg.integrity()
         case .sqlite(let writer): try writer.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
+        }
+    }
+}
+
+/// What a PostgreSQL store last said of each caller's roles, for the methods answered while it is away. Every request
+/// on PostgreSQL passes here, so an unchanged answer is checked under a shared lock and not written again.
+final class LastKnownAccess: @unchecked Sendable {
+    private var enforced: Bool?
+    private var roles: [String: [String]] = [:]
+    private let lock = SharedLock()
+
+    func remember(_ principal: String, enforced: Bool, roles: [String]) {
+        if lock.reading({ self.enforced == enforced && self.roles[principal] == roles }) { return }
+        lock.writing {
+            self.enforced = enforced
+            if self.roles.count > 10_000 { self.roles.removeAll() }
+            self.roles[principal] = roles
+        }
+    }
+
+    func recall(_ principal: String) -> (Bool, [String])? {
+        lock.reading {
+            if let known = roles[principal] { return (enforced ?? true, known) }
+            return enforced == false ? (false, []) : nil
         }
     }
 }

@@ -38,7 +38,7 @@ public final class TestClient {
 
     public init(principal: String = "pm.alice", storePath: String = ":memory:", protocols: ProtocolSet = shippedProtocols) throws {
         // A private in-memory store becomes a fresh PostgreSQL database when the suite runs on PostgreSQL.
-        let location = storePath == ":memory:" ? try TestStores.fresh() : storePath
+        let location = storePath == ":memory:" ? try TestStores.fresh() : try TestStores.endToEnd(storePath)
         service = RefereeService(store: try Store(path: location), protocols: protocols, now: fixedNow)
         service.install(on: dispatcher)
         self.principal = principal

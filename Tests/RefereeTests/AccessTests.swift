@@ -70,7 +70,7 @@ import RPC
     func startServer(store: String, socket: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: refereeBinary)
-        p.arguments = ["serve", "--socket", socket, "--store", store, "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
+        p.arguments = ["serve", "--socket", socket, "--store", try TestStores.endToEnd(store), "--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
         p.standardError = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
         try p.run()
@@ -83,7 +83,7 @@ import RPC
     }
 
     @Test func socketFilesAreRestrictiveAndTheServerStopsOnSigterm() throws {
-        let socket = dir.path("r.sock"), store = dir.path("s.sqlite")
+        let socket = dir.path("r.sock"), store = TestStores.sqliteOnly(dir.path("s.sqlite"))  // the store file's mode
         let server = try startServer(store: store, socket: socket)
         let mode = try FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int
         #expect(mode == 0o660)

@@ -33,7 +33,8 @@ import Synthetic
     /// 100,000 mutated and adversarial lines: each gets a structured answer, the daemon survives within a
     /// memory bound, and the store file is byte-for-byte unchanged.
     @Test func fuzzedLinesNeverChangeTheStore() throws {
-        let store = dir.path("fuzz.sqlite")
+        // Compares the store file's bytes before and after.
+        let store = TestStores.sqliteOnly(dir.path("fuzz.sqlite"))
         let protocols = ["--protocols", repositoryRoot.appendingPathComponent("Protocols").path]
         // A store with one experiment, then closed so the file is settled.
         let setup = try runReferee(["register", try write("e.json", exampleExperiment()), "--store", store, "--actor", "pm.alice"] + protocols)

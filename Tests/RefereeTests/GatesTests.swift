@@ -120,7 +120,8 @@ import JSONCore
     }
 
     @Test func readOnlyCommandsNeverCreateAStore() throws {
-        let missing = dir.path("nope.sqlite")
+        // Whether a file is created.
+        let missing = TestStores.sqliteOnly(dir.path("nope.sqlite"))
         let file = dir.path("e.json")
         try exampleExperiment().serialized().write(toFile: file, atomically: true, encoding: .utf8)
         for args in [["check", file, "--store", missing], ["get", "k", "--store", missing], ["list", "--store", missing],
@@ -131,7 +132,7 @@ import JSONCore
             #expect(!FileManager.default.fileExists(atPath: missing), "\(args) created the store")
         }
         // An existing store is opened read-only by these commands: even a refusal's audit entry is not written.
-        let real = dir.path("real.sqlite")
+        let real = TestStores.sqliteOnly(dir.path("real.sqlite"))
         #expect(try runReferee(["call", "access.grant", #"{"principal":"pm.alice","role":"pm"}"#, "--store", real, "--actor", "root"]).status == 0)
         let count = { () throws -> Int in
             let r = try runReferee(["call", "audit.head", "--json", "--store", real, "--actor", "root"])
@@ -325,7 +326,8 @@ import JSONCore
     }
 
     @Test func statisticsNeedNoStoreAndCreateNone() throws {
-        let missing = dir.path("none.sqlite")
+        // Whether a file is created.
+        let missing = TestStores.sqliteOnly(dir.path("none.sqlite"))
         let r = try runReferee(["call", "stats.srm", #"{"observed":[10,12],"weights":[1,1]}"#, "--json", "--store", missing])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: missing))

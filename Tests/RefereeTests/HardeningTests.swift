@@ -198,7 +198,8 @@ import RPC
     }
 
     @Test func verifyCatchesEditedRecordsGrantsAndTruncation() throws {
-        let store = dir.path("t.sqlite")
+        // Tampers with the file through the sqlite3 shell (PostgreSQL's own append-only trigger: PostgresStoreTests).
+        let store = TestStores.sqliteOnly(dir.path("t.sqlite"))
         let daemon = try PipeClient(store: store, actor: "root")
         try daemon.result("access.grant", ["principal": "root", "role": "admin"])
         try daemon.result("experiment.register", ["experiment": exampleExperiment()])
@@ -228,7 +229,8 @@ import RPC
     }
 
     @Test func refusalsCannotFillTheDisk() throws {
-        let store = dir.path("r.sqlite")
+        // Measures the store's files on disk.
+        let store = TestStores.sqliteOnly(dir.path("r.sqlite"))
         let daemon = try PipeClient(store: store, actor: "root")
         try daemon.result("access.grant", ["principal": "pm.alice", "role": "pm"])
         try daemon.result("experiment.register", ["experiment": exampleExperiment()])
@@ -247,7 +249,8 @@ import RPC
     }
 
     @Test func deletedWALStopsAcknowledgingWrites() throws {
-        let store = dir.path("w.sqlite")
+        // Deletes the write-ahead log under the daemon.
+        let store = TestStores.sqliteOnly(dir.path("w.sqlite"))
         let daemon = try PipeClient(store: store)
         try daemon.result("experiment.register", ["experiment": exampleExperiment(["key": "before"])])
         try FileManager.default.removeItem(atPath: store + "-wal")

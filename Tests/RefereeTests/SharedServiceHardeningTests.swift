@@ -93,7 +93,8 @@ import RPC
     // MARK: 1: the store belongs to the service user alone
 
     @Test func theServerRefusesAStoreOthersCanWriteAndNeverWidensModes() throws {
-        let store = dir.path("s.sqlite"), socket = dir.path("s.sock")
+        // The modes of the store's files.
+        let store = TestStores.sqliteOnly(dir.path("s.sqlite")), socket = dir.path("s.sock")
         let first = try Server(store: store, socket: socket)
         #expect(try call(socket, "server.info")?["name"] == "referee")
         first.stop()
@@ -111,7 +112,7 @@ import RPC
         let open = dir.path("open")
         try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true)
         chmod(open, 0o777)
-        let inOpen = try Server(store: open + "/s.sqlite", socket: dir.path("o.sock"))
+        let inOpen = try Server(store: TestStores.sqliteOnly(open + "/s.sqlite"), socket: dir.path("o.sock"))
         inOpen.process.waitUntilExit()
         #expect(inOpen.process.terminationStatus == 2)
         #expect(!FileManager.default.fileExists(atPath: open + "/s.sqlite"), "nothing is created before the check")
