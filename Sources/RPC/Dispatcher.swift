@@ -48,7 +48,8 @@ public struct RPCContext: Sendable {
         self.session = Session()
     }
 
-    /// Mutable per-connection state; one connection is served by one thread.
+    /// Mutable per-connection state; a connection's requests are answered one at a time (by one worker at a time on the
+    /// socket), so it needs no lock.
     public final class Session: @unchecked Sendable {
         public var onBehalfOf: String?
         public init() {}
