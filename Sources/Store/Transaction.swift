@@ -4,6 +4,18 @@ public import JSONCore
 /// Operations available inside a transaction, on either database. All SQL of the project lives in this module.
 public struct StoreTransaction {
     let sql: any SQLSession
+    /// The `meta` counters, read in one statement the first time one is asked for: a registration asks for four, and on
+    /// PostgreSQL each ask was a round trip. Nobody else's bump can land inside the transaction (writes hold the store's
+    /// write lock, reads a snapshot), and its own bumps are kept here as they are made.
+    private let counters = Counters()
+
+    private final class Counters {
+        var values: [String: Int]?
+    }
+
+    init(sql: any SQLSession) {
+        self.sql = sql
+    }
 
     public func experiment(_ key: String) throws -> ExperimentRecord? {
         try sql.one("SELECT \(Self.recordColumns) FROM experiments WHERE key = ?", [key], Self.record)
@@ -52,16 +64,22 @@ public struct StoreTransaction {
     public func generation() throws -> Int { try counter("generation") }
 
     private func counter(_ name: String) throws -> Int {
-        try sql.one("SELECT value FROM meta WHERE name = ?", [name]) { $0.integer(0) } ?? 0
+        if let values = counters.values { return values[name] ?? 0 }
+        let values = Dictionary(try sql.all("SELECT name, value FROM meta", []) { ($0.text(0), $0.integer(1)) }, uniquingKeysWith: { a, _ in a })
+        counters.values = values
+        return values[name] ?? 0
     }
 
-    private func bump(_ name: String) throws {
-        try sql.execute("UPDATE meta SET value = value + 1 WHERE name = ?", [name])
+    /// Adds one to a counter; its new value.
+    @discardableResult
+    private func bump(_ name: String) throws -> Int {
+        let value = try sql.one("UPDATE meta SET value = value + 1 WHERE name = ? RETURNING value", [name]) { $0.integer(0) } ?? 0
+        counters.values?[name] = value
+        return value
     }
 
     private func bumpGeneration() throws -> Int {
         try bump("generation")
-        return try generation()
     }
 
     /// Marks experiments as changed (so every process's conflict index reads them again), without changing them:

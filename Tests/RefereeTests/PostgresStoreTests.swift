@@ -344,7 +344,7 @@ struct PostgresStoreTests {
     /// and a saved group: every answer of the copies equals the original's, the audit chain verifies, a non-empty target
     /// is refused.
     @Test func storeCopyBothWaysKeepsEveryAnswer() throws {
-        let original = dir.path("original.sqlite")
+        let original = TestStores.sqliteOnly(dir.path("original.sqlite"))  // copied between the two stores: SQLite in both passes
         do {
             let c = try TestClient(principal: "admin.root", storePath: original)
             try c.ok("access.grant", ["principal": "admin.root", "role": "admin"])
@@ -366,7 +366,7 @@ struct PostgresStoreTests {
         let report = try JSONParser.parse(there.stdout)
         #expect(report["tables"]?["experiments"] == 300 && report["tables"]?["results"] == 20 && report["audit"]?["ok"] == true, "\(there.stdout)")
         #expect(!there.stdout.contains(TestStores.password))
-        let back = dir.path("back.sqlite")
+        let back = TestStores.sqliteOnly(dir.path("back.sqlite"))
         let again = try runReferee(["store", "copy", "--from", postgres, "--to", back])
         #expect(again.status == 0 && again.stdout.contains("audit.verify ok"), "\(again.stdout) \(again.stderr)")
         let refused = try runReferee(["store", "copy", "--from", original, "--to", postgres])
