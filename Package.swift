@@ -35,8 +35,11 @@ let package = Package(
         // The control interface's catalog: one type per method (wire name, permission, typed params, result schema,
         // errors), OpenRPC. No I/O.
         .target(name: "API", dependencies: ["JSONCore", "Registry", "Statistics"], swiftSettings: strictness),
+        // What Store and WarehouseClient share of postgres-nio: error words without credentials, bounded waits and connects.
+        .target(name: "PostgresWire", dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                                                     .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Persistence: SQLite through GRDB, PostgreSQL through postgres-nio; SQL lives only here.
-        .target(name: "Store", dependencies: ["Registry", "JSONCore", .product(name: "GRDB", package: "GRDB.swift"),
+        .target(name: "Store", dependencies: ["Registry", "JSONCore", "PostgresWire", .product(name: "GRDB", package: "GRDB.swift"),
                                             .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
                                             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                             .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
@@ -50,7 +53,7 @@ let package = Package(
         // dialect, and its rows read back as aggregates. No I/O.
         .target(name: "Warehouse", dependencies: ["Registry", "JSONCore", "Statistics"], swiftSettings: strictness),
         // Runs one query on a PostgreSQL warehouse through postgres-nio, with a deadline; the only module that sees NIO.
-        .target(name: "WarehouseClient", dependencies: ["Warehouse", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+        .target(name: "WarehouseClient", dependencies: ["Warehouse", "PostgresWire", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
                                                         .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                         .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // Method handlers.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PostgresNIO
+import PostgresWire
 import Synchronization
 
 /// The registry on PostgreSQL through postgres-nio: a few connections kept open and reused, every statement with a
@@ -56,7 +57,7 @@ final class PostgresBackend: @unchecked Sendable {
     }
 
     deinit {
-        for c in idle.withLock({ $0 }) { closeConnection(c) }
+        for c in idle.withLock({ $0 }) { PostgresWire.close(c) }
     }
 
     // MARK: Connections
@@ -100,18 +101,17 @@ final class PostgresBackend: @unchecked Sendable {
         if readOnly { parameters.append(("default_transaction_read_only", "on")) }
         configuration.options.additionalStartupParameters = parameters
         // The handshake too is bounded: postgres-nio's connect timeout covers only the TCP connection.
-        let connecting = PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration,
-                                                    id: nextID.add(1, ordering: .relaxed).newValue, logger: logger)
         do {
-            guard let connection = try bounded(connecting, seconds: connectSeconds + 1) else {
-                connecting.whenSuccess { closeConnection($0) }
+            guard let connection = try PostgresWire.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration,
+                                                            id: nextID.add(1, ordering: .relaxed).newValue, logger: logger,
+                                                            seconds: connectSeconds + 1) else {
                 throw StoreUnavailable(message: "the store \(location.place) is unavailable: no answer to the connection within \(Int(connectSeconds + 1)) s; nothing was applied; Referee retries on the next request")
             }
             return connection
         } catch let e as StoreUnavailable {
             throw e
         } catch {
-            throw StoreUnavailable(message: "the store \(location.place) is unavailable: cannot connect as \(location.user): \(PostgresSession.describe(error)); nothing was applied; Referee retries on the next request")
+            throw StoreUnavailable(message: "the store \(location.place) is unavailable: cannot connect as \(location.user): \(PostgresWire.describe(error)); nothing was applied; Referee retries on the next request")
         }
     }
 
@@ -148,9 +148,9 @@ final class PostgresBackend: @unchecked Sendable {
 
     private func release(_ session: PostgresSession) {
         if session.broken || session.connection.isClosed {
-            closeConnection(session.connection)
+            PostgresWire.close(session.connection)
         } else {
-            idle.withLock { if $0.count < Self.maxConnections { $0.append(session.connection) } else { closeConnection(session.connection) } }
+            idle.withLock { if $0.count < Self.maxConnections { $0.append(session.connection) } else { PostgresWire.close(session.connection) } }
         }
     }
 
@@ -239,14 +239,14 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         let connection = self.connection
         let deadline = connection.eventLoop.scheduleTask(in: .milliseconds(Int64((backend.statementSeconds + 2) * 1000))) {
             answer.expire()
-            closeConnection(connection)
+            PostgresWire.close(connection)
         }
         defer { deadline.cancel() }
         do {
             let done = connection.query(text, binds, onMetadata: { answer.changed($0.rows ?? 0) }, onRow: { answer.add($0) })
-            if try bounded(done, seconds: backend.statementSeconds + 3) == nil {
+            if try PostgresWire.bounded(done, seconds: backend.statementSeconds + 3) == nil {
                 answer.expire()
-                closeConnection(connection)
+                PostgresWire.close(connection)
                 throw classify(StoreError(message: "no answer"), timedOut: true)
             }
         } catch let e as StoreUnavailable {
@@ -265,7 +265,7 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
             broken = true
             return StoreUnavailable(message: "the store \(place) did not answer within \(Int(backend.statementSeconds)) s; \(outcome); Referee reconnects on the next request")
         }
-        if let (state, message) = Self.serverError(error) {
+        if let (state, message) = PostgresWire.serverError(error) {
             // Connection failures, the server shutting down or starting, statement_timeout (a lock held elsewhere).
             if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") || state == "57014" || state == "25P03" {
                 if state != "57014" { broken = true }
@@ -277,7 +277,7 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
             return StoreError(message: "the store \(place) refused a statement: \(message) (SQLSTATE \(state))")
         }
         broken = true
-        return StoreUnavailable(message: "the store \(place) is unavailable: the connection was lost (\(Self.describe(error))); \(outcome); Referee reconnects on the next request")
+        return StoreUnavailable(message: "the store \(place) is unavailable: the connection was lost (\(PostgresWire.describe(error))); \(outcome); Referee reconnects on the next request")
     }
 
     /// `?` placeholders as PostgreSQL's `$1`, `$2`…, outside quoted text.
@@ -291,41 +291,6 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         }
         return out
     }
-
-    static func serverError(_ error: any Error) -> (state: String, message: String)? {
-        if let e = error as? PSQLError, let state = e.serverInfo?[.sqlState] { return (state, e.serverInfo?[.message] ?? "error") }
-        if case .server(let e)? = error as? PostgresError, let state = e.fields[.sqlState] { return (state, e.fields[.message] ?? "error") }
-        return nil
-    }
-
-    /// An error's words without the configuration (postgres-nio's descriptions hold no password).
-    static func describe(_ error: any Error) -> String {
-        if let (state, message) = serverError(error) { return "\(message) (SQLSTATE \(state))" }
-        if case .connectionClosed? = error as? PostgresError { return "the server closed the connection" }
-        if let e = error as? PSQLError {
-            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
-            return "\(e.code)"
-        }
-        return "\(error)"
-    }
-}
-
-/// Closes `connection`, keeping it alive until it has closed (postgres-nio insists a connection is closed before it goes).
-func closeConnection(_ connection: PostgresConnection) {
-    let closed: EventLoopFuture<Void> = connection.close()
-    closed.whenComplete { _ in withExtendedLifetime(connection) {} }
-}
-
-/// Waits for `future` at most `seconds`: nil when it has not completed by then (a `wait()` that cannot hang).
-func bounded<T: Sendable>(_ future: EventLoopFuture<T>, seconds: Double) throws -> T? {
-    let semaphore = DispatchSemaphore(value: 0)
-    let outcome = Mutex<Result<T, any Error>?>(nil)
-    future.whenComplete { result in
-        outcome.withLock { $0 = result }
-        semaphore.signal()
-    }
-    guard semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
-    return try outcome.withLock { $0 }?.get()
 }
 
 /// A row's cells, converted as they arrived.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PostgresNIO
+import PostgresWire
 public import Warehouse
 
 /// Runs one read-only query on a PostgreSQL warehouse and hands back its rows; the only code that talks to it.
@@ -67,9 +68,16 @@ public struct PostgresSource: Sendable {
         ]
         let connection: PostgresConnection
         do {
-            connection = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: 1, logger: logger).wait()
+            // The handshake too is bounded: postgres-nio's connect timeout covers only the TCP connection.
+            guard let connected = try PostgresWire.connect(on: group.next(), configuration: configuration, id: 1, logger: logger,
+                                                           seconds: connectTimeoutSeconds + 1) else {
+                throw Failure(kind: .connect, message: "cannot connect to the warehouse \(place) as \(url.user): no answer to the connection within \(Self.seconds(connectTimeoutSeconds + 1)) s")
+            }
+            connection = connected
+        } catch let failure as Failure {
+            throw failure
         } catch {
-            throw Failure(kind: .connect, message: "cannot connect to the warehouse \(place) as \(url.user): \(Self.describe(error))")
+            throw Failure(kind: .connect, message: "cannot connect to the warehouse \(place) as \(url.user): \(PostgresWire.describe(error))")
         }
         defer { let closed: EventLoopFuture<Void> = connection.close(); try? closed.wait() }
         let collected = Collected()
@@ -86,7 +94,7 @@ public struct PostgresSource: Sendable {
             if collected.didTimeOut {
                 throw Failure(kind: .timeout, message: "the warehouse query ran longer than \(Self.seconds(timeoutSeconds)) s (timeout_seconds) and was cancelled; nothing was stored")
             }
-            if let (state, message) = Self.serverError(error) {
+            if let (state, message) = PostgresWire.serverError(error) {
                 if state == "57014" {
                     throw Failure(kind: .timeout, message: "the warehouse query ran longer than \(Self.seconds(timeoutSeconds)) s (timeout_seconds) and \(place) cancelled it; nothing was stored", sqlState: state)
                 }
@@ -95,34 +103,16 @@ public struct PostgresSource: Sendable {
                 }
                 throw Failure(kind: .query, message: "the warehouse \(place) refused the query: \(message) (SQLSTATE \(state)); nothing was stored", sqlState: state)
             }
-            if let e = error as? PSQLError, [.serverClosedConnection, .uncleanShutdown, .connectionError, .clientClosedConnection].contains(e.code) {
-                throw Failure(kind: .lost, message: "the connection to the warehouse \(place) was lost before the whole answer came (\(e.code)); nothing was stored")
+            if PostgresWire.isConnectionLost(error) {
+                throw Failure(kind: .lost, message: "the connection to the warehouse \(place) was lost before the whole answer came (\(PostgresWire.describe(error))); nothing was stored")
             }
-            throw Failure(kind: .lost, message: "the warehouse query on \(place) failed: \(Self.describe(error)); nothing was stored")
+            throw Failure(kind: .lost, message: "the warehouse query on \(place) failed: \(PostgresWire.describe(error)); nothing was stored")
         }
         let (columns, rows, bytes) = collected.result()
         return Answer(columns: columns, rows: rows, bytes: bytes, seconds: Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9)
     }
 
     static func seconds(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
-
-    /// The server's SQLSTATE and message, from either of postgres-nio's error types.
-    static func serverError(_ error: any Error) -> (state: String, message: String)? {
-        if let e = error as? PSQLError, let state = e.serverInfo?[.sqlState] { return (state, e.serverInfo?[.message] ?? "error") }
-        if case .server(let e)? = error as? PostgresError, let state = e.fields[.sqlState] { return (state, e.fields[.message] ?? "error") }
-        return nil
-    }
-
-    /// An error's words without anything of the configuration (postgres-nio's descriptions hold no password).
-    static func describe(_ error: any Error) -> String {
-        if let (state, message) = serverError(error) { return "\(message) (SQLSTATE \(state))" }
-        if case .connectionClosed? = error as? PostgresError { return "the server closed the connection" }
-        if let e = error as? PSQLError {
-            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
-            return "\(e.code)"
-        }
-        return "\(error)"
-    }
 }
 
 /// Rows as they arrive on the event loop, read once the query ends.
