@@ -265,21 +265,3 @@ public enum SignalFlag {
         Glibc.signal(SIGPIPE, SIG_IGN)
     }
 }
-
-extension Dispatcher {
-    /// The error line for a request line longer than `--max-line-bytes`, which was skipped unread.
-    func oversizedLineReply(_ count: Int) -> [UInt8] {
-        errorLine(RPCError(
-            code: .invalidRequest,
-            message: "Invalid request: line of \(count) bytes exceeds the limit of \(limits.maxLineBytes) bytes (--max-line-bytes)",
-            data: ["reason": "limit_exceeded", "limit": "max_line_bytes", "max": JSON(limits.maxLineBytes), "got": JSON(count)]))
-    }
-
-    /// The error line for a request line skipped because unfinished lines of all clients held the whole budget.
-    func overBudgetLineReply(_ count: Int, budget: Int) -> [UInt8] {
-        errorLine(RPCError(
-            code: .invalidRequest,
-            message: "Invalid request: the server is holding \(budget) bytes of unfinished requests from all clients; this line of \(count) bytes was skipped, send it again",
-            data: ["reason": "limit_exceeded", "limit": "request_buffer_budget", "max": JSON(budget), "got": JSON(count)]))
-    }
-}

@@ -53,10 +53,7 @@ public final class SocketClient {
             }
             buffer.removeSubrange(..<consumed)
             if left == 0 { return }
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(fd, b.baseAddress!, 1 << 16) } }
-            guard n > 0 else { throw Failure(description: "the server closed the connection") }
-            buffer.append(contentsOf: chunk[..<n])
+            try fill()
         }
     }
 
@@ -67,10 +64,15 @@ public final class SocketClient {
                 buffer.removeSubrange(...nl)
                 do { return try JSONParser.parse(line) } catch { throw Failure(description: "bad response from the server: \(error)") }
             }
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(fd, b.baseAddress!, 1 << 16) } }
-            guard n > 0 else { throw Failure(description: "the server closed the connection") }
-            buffer.append(contentsOf: chunk[..<n])
+            try fill()
         }
+    }
+
+    /// Appends what one read brings to the buffer.
+    private func fill() throws(Failure) {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let n = chunk.withUnsafeMutableBytes { b in SystemCall.retrying { read(fd, b.baseAddress!, 1 << 16) } }
+        guard n > 0 else { throw Failure(description: "the server closed the connection") }
+        buffer.append(contentsOf: chunk[..<n])
     }
 }

@@ -147,7 +147,7 @@ final class SocketConnection: @unchecked Sendable {
     private func read(into buffer: inout [UInt8]) {
         var reads = 0
         var completed = false
-        while !inputEnded && !failed && queuedBytes < Self.maxQueuedBytes && written == out.count && reads < Self.turnReads {
+        while !inputEnded && !failed && hasRoomToRead && reads < Self.turnReads {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if SystemCall.wasInterrupted { continue }
@@ -169,13 +169,17 @@ final class SocketConnection: @unchecked Sendable {
         let now = LineReader.now()
         let holdsPartial = splitter.holdsPartialLine
         // The reads the server holds back (its queue or the client's replies are full) do not count against the line.
-        let reading = queuedBytes < Self.maxQueuedBytes && written == out.count
+        let reading = hasRoomToRead
         clockLock.withLock {
             if reads > 0 { clocks.lastActivity = now }
             if !holdsPartial || !reading { clocks.partialSince = nil } else if completed || clocks.partialSince == nil { clocks.partialSince = now }
             clocks.busy = true
         }
     }
+
+    /// More requests are read only while few wait and every reply has been taken: a client that does not read its
+    /// replies is not read either.
+    private var hasRoomToRead: Bool { queuedBytes < Self.maxQueuedBytes && written == out.count }
 
     private func append(_ item: LineSplitter.Item, _ arrival: UInt64) {
         let request = Request(item: item, arrival: arrival)
@@ -256,7 +260,7 @@ final class SocketConnection: @unchecked Sendable {
         if pendingRequests && roomForReplies { return .again }
         var events: UInt32 = 0
         if pendingReplies { events |= referee_epoll_out }
-        if !inputEnded && !pendingReplies && queuedBytes < Self.maxQueuedBytes { events |= referee_epoll_in }
+        if !inputEnded && hasRoomToRead { events |= referee_epoll_in }
         // Input ended and everything answered and written: done.
         return events == 0 ? .close : .wait(events)
     }
