@@ -15,7 +15,7 @@ extension RefereeService {
         }
         let at = now().description
         let owner = doc.owner ?? ctx.principal
-        return try store.write { tx in
+        return try store.write(claiming: doc.key) { tx in
             try requireMayRegister("experiments", key: doc.key, owner: owner, ctx, tx)
             let unknownGroups = try groupViolations(json, tx)
             if !unknownGroups.isEmpty { throw RegistryError.protocolViolation(unknownGroups) }
@@ -208,7 +208,7 @@ extension RefereeService {
             throw RegistryError.forbidden("\(ctx.principal) may register \(what) only with itself as owner (document owner: \(owner)); set owner to \(ctx.principal), or ask an admin to register it for \(owner)",
                                           details: ["principal": .string(ctx.principal), "owner": .string(owner), "rule": "own_experiments"])
         }
-        if try tx.experiment(key) != nil || tx.holdout(key) != nil { throw RegistryError.duplicateKey(key) }
+        if try tx.keyTaken(key) { throw RegistryError.duplicateKey(key) }
     }
 
     /// With grants in force only an admin hands a record (experiment or holdout) to another owner, as at registration.

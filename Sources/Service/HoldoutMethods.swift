@@ -62,7 +62,7 @@ extension RefereeService {
         let (doc, proto) = try validHoldout(p.holdout)
         let at = now().description
         let owner = doc.owner ?? ctx.principal
-        return try store.write { tx in
+        return try store.write(claiming: doc.key) { tx in
             try requireMayRegister("holdouts", key: doc.key, owner: owner, ctx, tx)
             var warnings: [JSON] = []
             if let h = HoldoutSubject(document: doc, state: .draft, shareCeiling: proto.holdoutShareMax) {

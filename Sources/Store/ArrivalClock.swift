@@ -43,8 +43,22 @@ final class PostgresCommitClock: CommitClock, @unchecked Sendable {
 
     func use(_ clock: any ArrivalClock) { lock.writing { arrivals = clock } }
 
-    /// Called after every commit through this process.
-    func committedHere() { lock.writing { state.known = nil; state.localWrites &+= 1 } }
+    /// Called after every commit through this process (and every write whose outcome is unknown), with the count the
+    /// commit left when it is known: what it held under the write lock plus its own, for the requests that had arrived
+    /// before its COMMIT was sent.
+    func committedHere(now known: (commits: Int, coversThrough: UInt64)?) {
+        lock.writing {
+            state.localWrites &+= 1
+            guard let known else { state.known = nil; return }
+            // Writes of this process may report out of order (the next can commit before this one reports).
+            if (state.known?.coversThrough ?? 0) <= known.coversThrough { state.known = known }
+        }
+    }
+
+    /// The arrival count now (nil when the transport gave no clock).
+    func arrivalStamp() -> UInt64? {
+        lock.reading { arrivals?.now }
+    }
 
     func token(arrival stamp: UInt64?) throws -> Int? {
         guard let stamp else { return nil }

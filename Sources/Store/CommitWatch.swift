@@ -91,6 +91,12 @@ enum ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         case .postgres(let cache): try cache.value(key, arrival: arrival, load: load)
         }
     }
+
+    /// After this process's commit moved a PostgreSQL store's count from `from` to `to` without changing what these
+    /// answers depend on: the answers known at `from` hold at `to`.
+    func carry(from: Int, to: Int) {
+        if case .postgres(let cache) = self { cache.carry(from: from, to: to) }
+    }
 }
 
 /// Answers of one read method, kept while no commit happens anywhere; emptied by the next commit.
@@ -108,6 +114,11 @@ final class CommitCache<Clock: CommitClock, Key: Hashable & Sendable, Value: Sen
     init(clock: Clock, capacity: Int = 4096) {
         self.clock = clock
         self.capacity = capacity
+    }
+
+    /// Keeps the answers known at `from` as answers at `to` (see `ReadCache.carry`).
+    func carry(from: Clock.Token, to: Clock.Token) {
+        lock.writing { if state.token == from { state.token = to } }
     }
 
     /// The cached answer for `key` when no commit happened since it was read; otherwise `load()`'s answer,

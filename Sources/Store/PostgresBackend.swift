@@ -140,38 +140,45 @@ final class PostgresBackend: @unchecked Sendable {
                 return result
             } catch {
                 release(session)
-                if session.broken && pooled && session.statements <= 1 && attempts < 3 { continue }
+                if session.broken && pooled && session.answered == 0 && attempts < 3 { continue }
                 throw error
             }
         }
     }
 
     private func release(_ session: PostgresSession) {
-        if session.broken || session.connection.isClosed {
+        if session.broken || !session.settled || session.connection.isClosed {
             PostgresWire.close(session.connection)
         } else {
             idle.withLock { if $0.count < Self.maxConnections { $0.append(session.connection) } else { PostgresWire.close(session.connection) } }
         }
     }
 
-    /// One transaction: a write takes the registry's write lock first; a read sees one snapshot.
-    func transaction<T>(write: Bool, _ body: (PostgresSession) throws -> T) throws -> T {
-        guard write else { return try session(write: false, body) }
-        return try writeTurns.take(place: location.place) { try session(write: true, body) }
+    /// A read transaction: one snapshot.
+    func read<T>(_ body: (PostgresSession) throws -> T) throws -> T {
+        try session(write: false) { s, _ in try body(s) }
     }
 
-    private func session<T>(write: Bool, _ body: (PostgresSession) throws -> T) throws -> T {
+    /// A write transaction: it first takes the registry's write lock and reads, under it, the registry's bookkeeping
+    /// (`referee_write_begin`: the counters, the audit head, whether grants exist, whether `claiming` is a taken key),
+    /// which `body` gets as rows of (entry, label, amount).
+    func write<T>(claiming key: String?, _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T {
+        try writeTurns.take(place: location.place) { try session(write: true, claiming: key, body) }
+    }
+
+    private func session<T>(write: Bool, claiming key: String? = nil, _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T {
         try withSession { s in
-            try s.execute(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
+            try s.executeLater(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
             do {
-                if write { try s.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
-                let result = try body(s)
-                // The count every daemon's read cache checks (`PostgresCommitClock`).
-                if write { try s.execute("UPDATE meta SET value = value + 1 WHERE name = 'commits'", []) }
+                let begun = write ? try s.all("SELECT entry, label, amount FROM referee_write_begin(?, ?)", [Self.writeLock, key]) {
+                    ($0.text(0), $0.text(1), $0.integer(2))
+                } : []
+                let result = try body(s, begun)
                 s.committing = true
                 try s.execute("COMMIT", [])
                 return result
             } catch {
+                s.discardHeld()
                 if !s.broken { _ = try? s.execute("ROLLBACK", []) }
                 throw error
             }
@@ -180,7 +187,7 @@ final class PostgresBackend: @unchecked Sendable {
 
     /// What `store.integrity` answers: every migration applied, every table readable, the audit log's triggers in place.
     func integrity() throws -> String {
-        try transaction(write: false) { s in
+        try read { s in
             var problems: [String] = []
             let applied = Set(try s.all("SELECT name FROM referee_migrations", []) { $0.text(0) })
             for m in PostgresSchema.migrations where !applied.contains(m.name) { problems.append("migration \(m.name) is not applied") }
@@ -203,6 +210,14 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     /// The connection failed or timed out: it is closed, not reused.
     private(set) var broken = false
     private(set) var statements = 0
+    /// Statements that were answered without error: a pooled connection that fails before any was is replaced.
+    private(set) var answered = 0
+    /// Statements of `executeLater` not sent yet, oldest first: they go out just before the next statement waited for.
+    private var held: [(sql: String, arguments: [any SQLBindable])] = []
+    /// Statements sent and not yet waited for, oldest first: every statement waited for settles them.
+    private var unsettled: [EventLoopFuture<Void>] = []
+    /// Whether every statement asked for has been sent and waited for (a connection is pooled again only then).
+    var settled: Bool { held.isEmpty && unsettled.isEmpty }
     /// The COMMIT was sent: a failure now leaves the outcome unknown to this daemon.
     var committing = false
     var dialect: SQLDialect { .postgresql }
@@ -225,36 +240,120 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         _ = try run(sql, [], translate: false)
     }
 
-    private func run(_ sql: String, _ arguments: [any SQLBindable], translate: Bool = true) throws -> (rows: [PostgresValues], changed: Int) {
+    /// Holds the statement until the next one waited for. postgres-nio sends a connection's statements one at a time,
+    /// each a round trip; held writes go out as few statements as they can (`groups`), one after another on the event
+    /// loop, without this thread waiting for each.
+    func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
         statements += 1
-        let text = translate ? Self.numberedPlaceholders(sql) : sql
-        let binds: [PostgresData] = arguments.map {
+        held.append((sql, arguments))
+    }
+
+    /// Forgets the held statements (the transaction is rolled back: they must not be sent).
+    func discardHeld() { held.removeAll() }
+
+    private func sendHeld() {
+        guard !held.isEmpty else { return }
+        for group in Self.groups(held) {
+            let text = group.count == 1 ? group[0].sql
+                : "WITH " + group.indices.map { "w\($0) AS (\(group[$0].sql))" }.joined(separator: ", ") + " SELECT 1"
+            unsettled.append(connection.query(Self.numberedPlaceholders(text), Self.binds(group.flatMap(\.arguments)), onRow: { _ in }))
+        }
+        held.removeAll()
+    }
+
+    /// Runs of consecutive writes to distinct tables, each to be sent as one statement (data-modifying `WITH`): its
+    /// parts see one snapshot and not each other's changes, which writes to distinct tables never need. Anything else
+    /// (`BEGIN`, a lock, a second write to a table) is a statement of its own.
+    static func groups(_ statements: [(sql: String, arguments: [any SQLBindable])]) -> [[(sql: String, arguments: [any SQLBindable])]] {
+        var out: [[(sql: String, arguments: [any SQLBindable])]] = []
+        var tables: Set<String> = []
+        var open = false
+        for statement in statements {
+            guard let table = writtenTable(statement.sql) else {
+                out.append([statement])
+                open = false
+                continue
+            }
+            if open && !tables.contains(table) {
+                out[out.count - 1].append(statement)
+            } else {
+                out.append([statement])
+                tables = []
+                open = true
+            }
+            tables.insert(table)
+        }
+        return out
+    }
+
+    /// The table an INSERT, UPDATE or DELETE writes (nil for any other statement).
+    static func writtenTable(_ sql: String) -> String? {
+        let words = sql.split(whereSeparator: \.isWhitespace).prefix(3).map { $0.lowercased() }
+        guard words.count == 3 else { return nil }
+        let name: Substring
+        switch (words[0], words[1]) {
+        case ("insert", "into"), ("delete", "from"): name = Substring(words[2])
+        case ("update", _): name = Substring(words[1])
+        default: return nil
+        }
+        return String(name.prefix { $0 != "(" })
+    }
+
+    private static func binds(_ arguments: [any SQLBindable]) -> [PostgresData] {
+        arguments.map {
             switch $0.sqlValue {
             case .null: .null
             case .integer(let i): PostgresData(int: i)
             case .text(let s): PostgresData(string: s)
             }
         }
+    }
+
+    private func run(_ sql: String, _ arguments: [any SQLBindable], translate: Bool = true) throws -> (rows: [PostgresValues], changed: Int) {
+        statements += 1
+        sendHeld()
         let answer = Answer()
-        let connection = self.connection
-        let deadline = connection.eventLoop.scheduleTask(in: .milliseconds(Int64((backend.statementSeconds + 2) * 1000))) {
-            answer.expire()
-            PostgresWire.close(connection)
-        }
-        defer { deadline.cancel() }
+        let done = connection.query(translate ? Self.numberedPlaceholders(sql) : sql, Self.binds(arguments),
+                                    onMetadata: { answer.changed($0.rows ?? 0) }, onRow: { answer.add($0) })
+        // The statements sent before this one are answered before it: waiting for it waits for them too.
+        let outcome: Result<Void, any Error>
         do {
-            let done = connection.query(text, binds, onMetadata: { answer.changed($0.rows ?? 0) }, onRow: { answer.add($0) })
-            if try PostgresWire.bounded(done, seconds: backend.statementSeconds + 3) == nil {
-                answer.expire()
+            guard try PostgresWire.bounded(done, seconds: backend.statementSeconds + 2) != nil else {
+                unsettled.removeAll()
                 PostgresWire.close(connection)
                 throw classify(StoreError(message: "no answer"), timedOut: true)
             }
+            outcome = .success(())
         } catch let e as StoreUnavailable {
             throw e
         } catch {
-            throw classify(error, timedOut: answer.expired)
+            outcome = .failure(error)
         }
+        // An earlier statement's failure is the cause of any later one's (a failed statement aborts the transaction).
+        try settle()
+        do { try outcome.get() } catch { throw classify(error, timedOut: false) }
+        answered += 1
         return answer.result()
+    }
+
+    /// Waits for the statements sent ahead (already answered when a later one was) and throws the first failure.
+    private func settle() throws {
+        guard !unsettled.isEmpty else { return }
+        let sent = unsettled
+        unsettled.removeAll()
+        for done in sent {
+            do {
+                guard try PostgresWire.bounded(done, seconds: backend.statementSeconds + 2) != nil else {
+                    PostgresWire.close(connection)
+                    throw classify(StoreError(message: "no answer"), timedOut: true)
+                }
+            } catch let e as StoreUnavailable {
+                throw e
+            } catch {
+                throw classify(error, timedOut: false)
+            }
+            answered += 1
+        }
     }
 
     private func classify(_ error: any Error, timedOut: Bool) -> any Error {
@@ -321,7 +420,6 @@ private final class Answer: @unchecked Sendable {
     private let lock = NSLock()
     private var rows: [PostgresValues] = []
     private var count = 0
-    private var timedOut = false
 
     func add(_ row: PostgresRow) {
         var values: [SQLValue] = []
@@ -337,8 +435,6 @@ private final class Answer: @unchecked Sendable {
     }
 
     func changed(_ n: Int) { lock.lock(); count = n; lock.unlock() }
-    func expire() { lock.lock(); timedOut = true; lock.unlock() }
-    var expired: Bool { lock.lock(); defer { lock.unlock() }; return timedOut }
     func result() -> ([PostgresValues], Int) { lock.lock(); defer { lock.unlock() }; return (rows, count) }
 }
 

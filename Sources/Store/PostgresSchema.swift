@@ -141,6 +141,25 @@ enum PostgresSchema {
         ("v2-commit-count", [
             "INSERT INTO meta (name, value) VALUES ('commits', 0) ON CONFLICT (name) DO NOTHING",
         ]),
+        // A write transaction's first statement (`PostgresBackend.writeBegin`): the write lock, then what the transaction
+        // needs of the registry's bookkeeping, in one round trip. Volatile, so the query after the lock takes a snapshot of
+        // its own and sees every commit made before the lock was granted.
+        ("v3-write-begin", [
+            """
+            CREATE FUNCTION referee_write_begin(lock_key BIGINT, claimed TEXT) RETURNS TABLE (entry TEXT, label TEXT, amount BIGINT)
+            LANGUAGE plpgsql VOLATILE AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(lock_key);
+                RETURN QUERY
+                    SELECT 'meta'::TEXT, m.name::TEXT, m.value FROM meta m
+                    UNION ALL SELECT 'audit'::TEXT, h.hash::TEXT, h.seq FROM (SELECT a.seq, a.hash FROM audit a ORDER BY a.seq DESC LIMIT 1) h
+                    UNION ALL SELECT 'grants'::TEXT, ''::TEXT, 1::BIGINT WHERE EXISTS (SELECT 1 FROM grants)
+                    UNION ALL SELECT 'claimed'::TEXT, claimed, 1::BIGINT
+                        WHERE EXISTS (SELECT 1 FROM experiments e WHERE e.key = claimed) OR EXISTS (SELECT 1 FROM holdouts x WHERE x.key = claimed);
+            END
+            $$
+            """,
+        ]),
     ]
 
     static let tables = ["experiments", "protocol_versions", "audit", "meta", "results", "grants", "saved_groups",

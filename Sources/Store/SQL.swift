@@ -45,6 +45,10 @@ protocol SQLSession {
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int
     /// Runs one query and hands each row to `body`, in order.
     func each(_ sql: String, _ arguments: [any SQLBindable], _ body: (any SQLRow) throws -> Void) throws
+    /// Runs a statement whose answer the caller does not need now: on PostgreSQL it is sent and not waited for (the
+    /// connection runs its statements in order), and the next statement waited for, or the transaction's end, reports
+    /// its failure; on SQLite it runs at once.
+    func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws
 }
 
 extension SQLSession {
@@ -70,6 +74,10 @@ struct SQLiteSession: SQLSession {
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
         try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
         return db.changesCount
+    }
+
+    func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
     }
 
     func each(_ sql: String, _ arguments: [any SQLBindable], _ body: (any SQLRow) throws -> Void) throws {

@@ -220,22 +220,49 @@ public final class Store: @unchecked Sendable {
 
     /// Runs `body` in one write transaction that no other writer, in any process, interleaves with; any thrown error
     /// rolls everything back.
-    public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+    /// `claiming`: a key the write will check is free (`keyTaken`), known on PostgreSQL from its first round trip.
+    public func write<T>(claiming key: String? = nil, _ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
         case .postgres(let pg):
             // Even when the outcome of COMMIT is unknown, the next read asks the database again.
-            defer { commitClock?.committedHere() }
-            return try pg.transaction(write: true) { s in try body(StoreTransaction(sql: s)) }
+            var committed: (commits: Int, coversThrough: UInt64, grantsChanged: Bool)?
+            defer { commitClock?.committedHere(now: committed.map { ($0.commits, $0.coversThrough) }) }
+            var facts: (commitsBefore: Int?, grantsChanged: Bool, stamp: UInt64?) = (nil, true, nil)
+            // Recorded only once committed: a write that failed left the generation as it was, or (its COMMIT's outcome
+            // unknown) moved it past what is recorded, so the recorded rows are never taken for another's.
+            var stamped: (changed: Bool, rows: StoreTransaction.StampedRows?) = (false, nil)
+            let result = try pg.write(claiming: key) { s, begun in
+                let tx = StoreTransaction(sql: s, lastStamped: stampedHere.rows, claimed: key, begun: begun)
+                let result = try body(tx)
+                try tx.finish(countingCommit: true)
+                // Taken before COMMIT is sent: a request that had arrived by now arrived before this commit released the
+                // write lock, so every other commit acknowledged before it was sent is in the count this transaction read.
+                facts = (tx.commitFacts.commitsBefore, tx.commitFacts.grantsChanged, commitClock?.arrivalStamp())
+                stamped = tx.stampedRows
+                return result
+            }
+            stampedHere.committed(stamped)
+            if let before = facts.commitsBefore, let stamp = facts.stamp {
+                committed = (before + 1, stamp, facts.grantsChanged)
+                // Nothing an authorization reads changed: what was known of roles before this commit holds after it.
+                if !facts.grantsChanged { accessCache?.carry(from: before, to: before + 1) }
+            }
+            return result
         case .sqlite(let writer):
             var result: T?
+            var stamped: (changed: Bool, rows: StoreTransaction.StampedRows?) = (false, nil)
             try writer.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
-                    result = try body(StoreTransaction(sql: SQLiteSession(db: db)))
+                    let tx = StoreTransaction(sql: SQLiteSession(db: db), lastStamped: stampedHere.rows)
+                    result = try body(tx)
+                    try tx.finish(countingCommit: false)
+                    stamped = tx.stampedRows
                     // Checked under the write lock, just before the commit is acknowledged.
                     if let problem = identity?.problem() { throw StoreUnavailable(message: problem) }
                     return .commit
                 }
             }
+            stampedHere.committed(stamped)
             return result!
         }
     }
@@ -244,8 +271,8 @@ public final class Store: @unchecked Sendable {
     /// read path of `experiment.get`.
     func readStatement<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
-        case .postgres(let pg): try pg.withSession { s in try body(StoreTransaction(sql: s)) }
-        case .sqlite(let writer): try writer.unsafeReentrantRead { db in try body(StoreTransaction(sql: SQLiteSession(db: db))) }
+        case .postgres(let pg): try pg.withSession { s in try body(StoreTransaction(sql: s, lastStamped: stampedHere.rows)) }
+        case .sqlite(let writer): try writer.unsafeReentrantRead { db in try body(StoreTransaction(sql: SQLiteSession(db: db), lastStamped: stampedHere.rows)) }
         }
     }
 
@@ -281,6 +308,7 @@ public final class Store: @unchecked Sendable {
     }
 
     private let lastKnownAccess = LastKnownAccess()
+    private let stampedHere = LastStamped()
 
     /// `body`'s value on a consistent snapshot, answered from memory while nobody (in any process) has committed
     /// since it was computed, on the terms of `experimentWire`. `body` must depend on the snapshot alone, and `name`
@@ -295,8 +323,8 @@ public final class Store: @unchecked Sendable {
     /// Runs `body` on a consistent snapshot.
     public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
-        case .postgres(let pg): try pg.transaction(write: false) { s in try body(StoreTransaction(sql: s)) }
-        case .sqlite(let writer): try writer.read { db in try body(StoreTransaction(sql: SQLiteSession(db: db))) }
+        case .postgres(let pg): try pg.read { s in try body(StoreTransaction(sql: s, lastStamped: stampedHere.rows)) }
+        case .sqlite(let writer): try writer.read { db in try body(StoreTransaction(sql: SQLiteSession(db: db), lastStamped: stampedHere.rows)) }
         }
     }
 
@@ -306,6 +334,28 @@ public final class Store: @unchecked Sendable {
         switch backend {
         case .postgres(let pg): try pg.integrity()
         case .sqlite(let writer): try writer.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
+        }
+    }
+}
+
+/// The rows this process's latest write stamped (`StoreTransaction.StampedRows`), so the next transaction's conflict
+/// index need not read them back.
+final class LastStamped: @unchecked Sendable {
+    private var value: StoreTransaction.StampedRows?
+    private let lock = SharedLock()
+
+    var rows: StoreTransaction.StampedRows? { lock.reading { value } }
+
+    /// After a write: it left the generation alone (the rows known still hold), or moved it to rows known or not.
+    func committed(_ outcome: (changed: Bool, rows: StoreTransaction.StampedRows?)) {
+        guard outcome.changed else { return }
+        lock.writing {
+            // Writes of this process may report out of order: the later generation wins.
+            if let rows = outcome.rows {
+                if (value?.to ?? Int.min) < rows.to { value = rows }
+            } else {
+                value = nil
+            }
         }
     }
 }

@@ -4,17 +4,102 @@ public import JSONCore
 /// Operations available inside a transaction, on either database. All SQL of the project lives in this module.
 public struct StoreTransaction {
     let sql: any SQLSession
-    /// The `meta` counters, read in one statement the first time one is asked for: a registration asks for four, and on
-    /// PostgreSQL each ask was a round trip. Nobody else's bump can land inside the transaction (writes hold the store's
-    /// write lock, reads a snapshot), and its own bumps are kept here as they are made.
-    private let counters = Counters()
+    /// The registry's bookkeeping, read in one statement the first time any of it is asked for: a registration asks
+    /// for the counters four times, the audit head and whether grants exist once each, and on PostgreSQL each ask was
+    /// a round trip. Nobody else's write can land inside the transaction (writes hold the store's write lock, reads a
+    /// snapshot), and its own writes are kept here as they are made.
+    private let known = Bookkeeping()
 
-    private final class Counters {
-        var values: [String: Int]?
+    private final class Bookkeeping {
+        var loaded = false
+        var counters: [String: Int] = [:]
+        var auditHead = (seq: 0, hash: String(repeating: "0", count: 64))
+        /// Whether any grant exists; nil once this transaction revoked one (ask the database).
+        var hasGrants: Bool?
+        /// This transaction granted or revoked a role (what is known of principals' roles no longer holds).
+        var grantsChanged = false
+        /// Counter increments not written yet, in the order first made: one statement writes them all (`finish`).
+        var bumps: [(name: String, by: Int)] = []
+        /// The generation when the transaction began, and the experiment rows it has stamped since, in order (nil once
+        /// it stamped rows whose stored form it does not hold: `touch`, `update`).
+        var generationBegun = 0
+        var stamped: [ExperimentRecord]? = []
+        /// A key the transaction said it would check (`Store.write(claiming:)`), and whether it is taken.
+        var claimed: (key: String, taken: Bool)?
     }
 
-    init(sql: any SQLSession) {
+    /// What this process's last write stamped (`StampedRows`), for `experiments(changedSince:)`.
+    let lastStamped: StampedRows?
+
+    /// `begun`: the bookkeeping already read, as rows of `bookkeepingQuery` (PostgreSQL's `referee_write_begin`, which
+    /// also says whether `claimed` is a taken key).
+    init(sql: any SQLSession, lastStamped: StampedRows? = nil, claimed: String? = nil, begun: [(String, String, Int)]? = nil) {
         self.sql = sql
+        self.lastStamped = lastStamped
+        if let begun {
+            absorb(begun)
+            if let claimed { known.claimed = (claimed, begun.contains { $0.0 == "claimed" && $0.1 == claimed }) }
+        }
+    }
+
+    /// The bookkeeping as rows of (entry, label, amount): each counter, the audit head (its hash and seq), a row when
+    /// any grant exists. `referee_write_begin` answers the same rows.
+    static let bookkeepingQuery = """
+        SELECT 'meta', name, value FROM meta
+        UNION ALL SELECT 'audit', hash, seq FROM (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS head
+        UNION ALL SELECT 'grants', '', 1 WHERE EXISTS (SELECT 1 FROM grants)
+        """
+
+    private func absorb(_ rows: [(String, String, Int)]) {
+        var grants = false
+        for (entry, label, amount) in rows {
+            switch entry {
+            case "meta": known.counters[label] = amount
+            case "audit": known.auditHead = (amount, label)
+            case "grants": grants = true
+            default: break
+            }
+        }
+        known.hasGrants = grants
+        known.generationBegun = known.counters["generation"] ?? 0
+        known.loaded = true
+    }
+
+    /// The experiment rows one write transaction of this process stamped, as it wrote them, and the generations it moved
+    /// the store from and to. While the store's generation is still `to`, these are exactly the rows stamped after
+    /// `from`: every stamp takes the next generation, and nothing else stamps rows.
+    struct StampedRows: Sendable {
+        let from: Int
+        let to: Int
+        let records: [ExperimentRecord]
+    }
+
+    /// How this transaction moved the generation: not at all, to rows it holds, or to rows it does not (nil).
+    var stampedRows: (changed: Bool, rows: StampedRows?) {
+        guard known.loaded, let to = known.counters["generation"], to != known.generationBegun else { return (false, nil) }
+        guard let stamped = known.stamped else { return (true, nil) }
+        // Each row once, at its last stamp, as the database would answer.
+        var last: [String: Int] = [:]
+        for (i, r) in stamped.enumerated() { last[r.key] = i }
+        let rows = stamped.indices.filter { last[stamped[$0].key] == $0 }.map { stamped[$0] }
+        return (true, StampedRows(from: known.generationBegun, to: to, records: rows))
+    }
+
+    private func bookkeeping() throws -> Bookkeeping {
+        if !known.loaded { absorb(try sql.all(Self.bookkeepingQuery, []) { ($0.text(0), $0.text(1), $0.integer(2)) }) }
+        return known
+    }
+
+    /// The store's commit count when this transaction began (PostgreSQL; nil when it was not read), and whether the
+    /// transaction changed any grant: what a commit through this process lets it know without asking.
+    var commitFacts: (commitsBefore: Int?, grantsChanged: Bool) {
+        (known.loaded ? known.counters["commits"] : nil, known.grantsChanged)
+    }
+
+    /// Whether an experiment or a holdout has `key` (keys are unique across both), in one statement.
+    public func keyTaken(_ key: String) throws -> Bool {
+        if let claimed = known.claimed, claimed.key == key { return claimed.taken }
+        return try sql.one("SELECT 1 FROM experiments WHERE key = ? UNION ALL SELECT 1 FROM holdouts WHERE key = ?", [key, key]) { _ in true } ?? false
     }
 
     public func experiment(_ key: String) throws -> ExperimentRecord? {
@@ -51,31 +136,47 @@ public struct StoreTransaction {
 
     public func insert(_ r: ExperimentRecord) throws {
         let seq = try bumpGeneration()
-        try sql.execute("""
+        try sql.executeLater("""
             INSERT INTO experiments (key, state, version, owner, layer, protocol, protocol_hash, document, plan, decision,
                                      created_at, updated_at, created_by, updated_by, buckets, change_seq)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [r.key, r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash,
                   r.document.serialized(), r.plan.serialized(), r.decision, r.createdAt, r.updatedAt,
                   r.createdBy, r.updatedBy, Self.encode(r.buckets), seq])
+        known.stamped?.append(r)
+        if known.claimed?.key == r.key { known.claimed?.taken = true }
     }
 
     /// The store-wide generation: bumped by every experiment write.
     public func generation() throws -> Int { try counter("generation") }
 
     private func counter(_ name: String) throws -> Int {
-        if let values = counters.values { return values[name] ?? 0 }
-        let values = Dictionary(try sql.all("SELECT name, value FROM meta", []) { ($0.text(0), $0.integer(1)) }, uniquingKeysWith: { a, _ in a })
-        counters.values = values
-        return values[name] ?? 0
+        try bookkeeping().counters[name] ?? 0
     }
 
-    /// Adds one to a counter; its new value.
+    /// Adds one to a counter; its new value. Written when the transaction finishes: nothing reads `meta` but
+    /// `bookkeeping`, which ran before.
     @discardableResult
     private func bump(_ name: String) throws -> Int {
-        let value = try sql.one("UPDATE meta SET value = value + 1 WHERE name = ? RETURNING value", [name]) { $0.integer(0) } ?? 0
-        counters.values?[name] = value
+        let known = try bookkeeping()
+        let value = (known.counters[name] ?? 0) + 1
+        known.counters[name] = value
+        if let i = known.bumps.firstIndex(where: { $0.name == name }) { known.bumps[i].by += 1 } else { known.bumps.append((name, 1)) }
         return value
+    }
+
+    /// Writes the counters' increments, and on PostgreSQL counts the commit (`meta.commits`, which every daemon's read
+    /// cache checks, see `PostgresCommitClock`): the last statement of every write transaction before COMMIT.
+    func finish(countingCommit: Bool) throws {
+        var bumps = known.bumps
+        known.bumps = []
+        if countingCommit { bumps.append(("commits", 1)) }
+        guard !bumps.isEmpty else { return }
+        // Relative: a transaction may also set counters outright (`store copy`).
+        let cases = bumps.map { _ in "WHEN ? THEN ?" }.joined(separator: " ")
+        let names = bumps.map { _ in "?" }.joined(separator: ", ")
+        try sql.executeLater("UPDATE meta SET value = value + CASE name \(cases) ELSE 0 END WHERE name IN (\(names))",
+                             bumps.flatMap { [$0.name, $0.by] as [any SQLBindable] } + bumps.map(\.name))
     }
 
     private func bumpGeneration() throws -> Int {
@@ -87,7 +188,8 @@ public struct StoreTransaction {
     public func touch(_ keys: [String]) throws {
         guard !keys.isEmpty else { return }
         let seq = try bumpGeneration()
-        for key in keys { try sql.execute("UPDATE experiments SET change_seq = ? WHERE key = ?", [seq, key]) }
+        known.stamped = nil
+        for key in keys { try sql.executeLater("UPDATE experiments SET change_seq = ? WHERE key = ?", [seq, key]) }
     }
 
     // MARK: Holdouts
@@ -107,12 +209,13 @@ public struct StoreTransaction {
     }
 
     public func insertHoldout(_ r: ExperimentRecord) throws {
-        try sql.execute("""
+        try sql.executeLater("""
             INSERT INTO holdouts (key, state, version, owner, layer, protocol, protocol_hash, document, plan, decision,
                                   created_at, updated_at, created_by, updated_by, buckets)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
             """, [r.key, r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash,
                   r.document.serialized(), r.plan.serialized(), r.decision, r.createdAt, r.updatedAt, r.createdBy, r.updatedBy])
+        if known.claimed?.key == r.key { known.claimed?.taken = true }
         try bump("holdouts_generation")
     }
 
@@ -143,7 +246,7 @@ public struct StoreTransaction {
     }
 
     public func putGroup(_ g: SavedGroup) throws {
-        try sql.execute("""
+        try sql.executeLater("""
             INSERT INTO saved_groups (name, version, items, reason, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT(name) DO UPDATE SET version = excluded.version, items = excluded.items, reason = excluded.reason,
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by
@@ -158,23 +261,28 @@ public struct StoreTransaction {
 
     /// Experiments written after generation `since`, with their change stamps.
     public func experiments(changedSince since: Int) throws -> [ExperimentRecord] {
-        try sql.all("SELECT \(Self.recordColumns) FROM experiments WHERE change_seq > ? ORDER BY change_seq", [since], Self.record)
+        // Nothing stamped since this process's last write: its rows are the answer, without reading them back.
+        if let last = lastStamped, last.from == since, try generation() == last.to { return last.records }
+        return try sql.all("SELECT \(Self.recordColumns) FROM experiments WHERE change_seq > ? ORDER BY change_seq", [since], Self.record)
     }
 
     /// Replaces a record whose stored version is `expectedVersion`; returns false if someone else changed it.
     public func update(_ r: ExperimentRecord, expectedVersion: Int) throws -> Bool {
         let seq = try bumpGeneration()
-        return try sql.execute("""
+        let changed = try sql.execute("""
             UPDATE experiments SET state = ?, version = ?, owner = ?, layer = ?, protocol = ?, protocol_hash = ?, document = ?,
                 plan = ?, decision = ?, updated_at = ?, updated_by = ?, buckets = ?, change_seq = ?
             WHERE key = ? AND version = ?
             """, [r.state.rawValue, r.version, r.owner, r.layer, r.protocolName, r.protocolHash, r.document.serialized(),
                   r.plan.serialized(), r.decision, r.updatedAt, r.updatedBy, Self.encode(r.buckets), seq, r.key, expectedVersion]) == 1
+        // The stored row keeps columns `r` does not write (when it was created, by whom): it is read back if needed.
+        if changed { known.stamped = nil }
+        return changed
     }
 
     /// Remembers the exact text of a protocol an experiment was validated against.
     public func rememberProtocol(name: String, hash: String, source: String, at: String) throws {
-        try sql.execute("INSERT INTO protocol_versions (hash, name, source, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        try sql.executeLater("INSERT INTO protocol_versions (hash, name, source, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [hash, name, source, at])
     }
 
@@ -190,18 +298,18 @@ public struct StoreTransaction {
     @discardableResult
     public func appendAudit(at: String, principal: String, onBehalfOf: String?, method: String, key: String?,
                             before: JSON, after: JSON, reason: String?) throws -> AuditEntry {
-        let last = try sql.one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") { ($0.integer(0), $0.text(1)) }
-        let seq = (last?.0 ?? 0) + 1
-        let prev = last?.1 ?? String(repeating: "0", count: 64)
-        var entry = AuditEntry(seq: seq, at: at, principal: principal, onBehalfOf: onBehalfOf, method: method, key: key,
+        let known = try bookkeeping()
+        let (last, prev) = known.auditHead
+        var entry = AuditEntry(seq: last + 1, at: at, principal: principal, onBehalfOf: onBehalfOf, method: method, key: key,
                                before: before, after: after, reason: reason, prevHash: prev, hash: "")
         entry.hash = AuditEntry.chainHash(prev: prev, content: entry.chainedContent)
         try insertAudit(entry, beforeText: before.serialized(), afterText: after.serialized())
+        known.auditHead = (entry.seq, entry.hash)
         return entry
     }
 
     func insertAudit(_ e: AuditEntry, beforeText: String, afterText: String) throws {
-        try sql.execute("""
+        try sql.executeLater("""
             INSERT INTO audit (seq, at, principal, on_behalf_of, method, key, before, after, reason, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [e.seq, e.at, e.principal, e.onBehalfOf, e.method, e.key, beforeText, afterText, e.reason, e.prevHash, e.hash])
@@ -239,8 +347,8 @@ public struct StoreTransaction {
     /// The newest entry's position and hash: an operator or a CI job records it, and a later
     /// `verifyAudit(expectedHead:)` proves that nothing up to it was removed or rewritten.
     public func auditHead() throws -> (entries: Int, hash: String) {
-        let last = try sql.one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") { ($0.integer(0), $0.text(1)) }
-        return (last?.0 ?? 0, last?.1 ?? String(repeating: "0", count: 64))
+        let head = try bookkeeping().auditHead
+        return (head.seq, head.hash)
     }
 
     /// What the audit log says the registry holds, against what it holds.
@@ -303,7 +411,8 @@ public struct StoreTransaction {
     }
 
     public func hasGrants() throws -> Bool {
-        try sql.one("SELECT EXISTS (SELECT 1 FROM grants)") { $0.integer(0) != 0 } ?? false
+        if let known = try bookkeeping().hasGrants { return known }
+        return try sql.one("SELECT EXISTS (SELECT 1 FROM grants)") { $0.integer(0) != 0 } ?? false
     }
 
     public func roles(of principal: String) throws -> [String] {
@@ -322,13 +431,17 @@ public struct StoreTransaction {
     }
 
     public func grant(principal: String, role: String, by: String, at: String) throws {
-        try sql.execute("INSERT INTO grants (principal, role, granted_by, granted_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        [principal, role, by, at])
+        try sql.executeLater("INSERT INTO grants (principal, role, granted_by, granted_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             [principal, role, by, at])
+        known.grantsChanged = true
+        if known.loaded { known.hasGrants = true }
     }
 
     /// Returns false when the principal did not have the role.
     public func revoke(principal: String, role: String) throws -> Bool {
-        try sql.execute("DELETE FROM grants WHERE principal = ? AND role = ?", [principal, role]) > 0
+        known.grantsChanged = true
+        known.hasGrants = nil
+        return try sql.execute("DELETE FROM grants WHERE principal = ? AND role = ?", [principal, role]) > 0
     }
 
     // MARK: Results
@@ -345,12 +458,12 @@ public struct StoreTransaction {
 
     /// Inserts or replaces the aggregate of one metric, variant, day and segment.
     public func upsertResult(key: String, metric: String, variant: String, day: String, segment: String, stats: String, source: String, at: String) throws {
-        try sql.execute("""
+        try sql.executeLater("""
             INSERT INTO results (key, metric, variant, day, segment, stats, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (key, segment, metric, variant, day) DO UPDATE SET stats = excluded.stats, source = excluded.source, updated_at = excluded.updated_at
             """, [key, metric, variant, day, segment, stats, source, at])
         // The totals no longer answer for this experiment until they are refreshed.
-        try sql.execute("UPDATE result_totals_state SET fresh = 0 WHERE key = ? AND fresh = 1", [key])
+        try sql.executeLater("UPDATE result_totals_state SET fresh = 0 WHERE key = ? AND fresh = 1", [key])
     }
 
     /// Removes the aggregates of `key` that came from `source` (a pull replaces the previous pull's); returns how many.
@@ -373,7 +486,7 @@ public struct StoreTransaction {
 
     /// Records the cap an ingestion used for `metric` (its report's `capping` entry).
     public func setCapping(key: String, metric: String, spec: JSON) throws {
-        try sql.execute("INSERT INTO result_capping (key, metric, spec) VALUES (?, ?, ?) ON CONFLICT (key, metric) DO UPDATE SET spec = excluded.spec",
+        try sql.executeLater("INSERT INTO result_capping (key, metric, spec) VALUES (?, ?, ?) ON CONFLICT (key, metric) DO UPDATE SET spec = excluded.spec",
                         [key, metric, spec.serialized()])
     }
 
@@ -392,7 +505,7 @@ public struct StoreTransaction {
     }
 
     func setTotalsFresh(_ key: String) throws {
-        try sql.execute("INSERT INTO result_totals_state (key, fresh) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET fresh = 1", [key])
+        try sql.executeLater("INSERT INTO result_totals_state (key, fresh) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET fresh = 1", [key])
     }
 
     /// Recomputes the totals of an experiment's rows (every segment, metric and variant), or of the one group a
@@ -403,9 +516,9 @@ public struct StoreTransaction {
         if let segment, let metric, let variant {
             query += " AND segment = ? AND metric = ? AND variant = ?"
             args += [segment, metric, variant]
-            try sql.execute("DELETE FROM result_totals WHERE key = ? AND segment = ? AND metric = ? AND variant = ?", [key, segment, metric, variant])
+            try sql.executeLater("DELETE FROM result_totals WHERE key = ? AND segment = ? AND metric = ? AND variant = ?", [key, segment, metric, variant])
         } else {
-            try sql.execute("DELETE FROM result_totals WHERE key = ?", [key])
+            try sql.executeLater("DELETE FROM result_totals WHERE key = ?", [key])
         }
         query += " ORDER BY segment, metric, variant"
         // Summed first, written after: a statement is not run while another's rows are still being read.
@@ -422,7 +535,7 @@ public struct StoreTransaction {
             }
         }
         for t in totals {
-            try sql.execute("INSERT INTO result_totals (key, segment, metric, variant, last_day, stats) VALUES (?, ?, ?, ?, ?, ?)",
+            try sql.executeLater("INSERT INTO result_totals (key, segment, metric, variant, last_day, stats) VALUES (?, ?, ?, ?, ?, ?)",
                             [key, t.group[0], t.group[1], t.group[2], t.lastDay, t.sum.storageText])
         }
         if segment == nil || wasFresh { try setTotalsFresh(key) }

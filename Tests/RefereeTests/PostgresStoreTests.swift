@@ -71,7 +71,7 @@ struct PostgresStoreTests {
         #expect(try registrar.result("experiment.get", ["key": "contended"])["version"] == 21)
         try verified(registrar)
         let migrations = try TestStores.psql(database(of: store), "SELECT string_agg(name, ',' ORDER BY name) FROM referee_migrations")
-        #expect(migrations == "v1-registry,v2-commit-count")
+        #expect(migrations == "v1-registry,v2-commit-count,v3-write-begin")
     }
 
     /// After each write daemon A acknowledges, daemon B's next read sees it.
