@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import TestSupport
+import JSONCore
+import Registry
+@testable import Store
+
+/// The write path's round-trip savings (`Docs/ARCHITECTURE.md`, "Round trips of a write") keep every promise: writes
+/// held until the next statement waited for still fail their transaction whole, the bookkeeping read once stays exact
+/// while the transaction writes, and the rows kept from this process's last write are never taken for another's.
+@Suite struct StoreWritePathTests {
+    /// Every store this test can open: SQLite always, PostgreSQL when the test cluster runs (always under Scripts/test).
+    nonisolated(unsafe) static let directory = TemporaryDirectory()
+
+    static func stores() throws -> [String] {
+        var out = [directory.path("write-path-\(UUID().uuidString).sqlite")]
+        if TestStores.clusterURL != nil { out.append(try TestStores.freshDatabase()) }
+        return out
+    }
+
+    static func record(_ key: String, layer: String = "l") -> ExperimentRecord {
+        ExperimentRecord(key: key, state: .draft, version: 1, owner: "o", layer: layer, protocolName: "standard", protocolHash: "h",
+                         document: ["key": .string(key)], plan: .null, decision: nil, createdAt: "2026-12-04T00:00:00Z",
+                         updatedAt: "2026-12-04T00:00:00Z", createdBy: "o", updatedBy: "o")
+    }
+
+    @Test func heldWritesGoTogetherOnlyToDistinctTables() {
+        let statements: [(sql: String, arguments: [any SQLBindable])] = [
+            ("BEGIN", []), ("SELECT pg_advisory_xact_lock(?)", [1]),
+            ("INSERT INTO protocol_versions (hash) VALUES (?)", ["h"]), ("INSERT INTO experiments (key) VALUES (?)", ["a"]),
+            ("INSERT INTO audit (seq) VALUES (?)", [1]), ("UPDATE meta SET value = 1", []),
+            ("INSERT INTO experiments(key) VALUES (?)", ["b"]), ("DELETE FROM results WHERE key = ?", ["a"]),
+        ]
+        let groups = PostgresSession.groups(statements).map { $0.map(\.sql) }
+        #expect(groups.map(\.count) == [1, 1, 4, 2])
+        #expect(groups[3] == ["INSERT INTO experiments(key) VALUES (?)", "DELETE FROM results WHERE key = ?"])
+        #expect(PostgresSession.writtenTable("UPDATE meta SET value = 1") == "meta")
+        #expect(PostgresSession.writtenTable("INSERT INTO experiments(key) VALUES (?)") == "experiments")
+        #expect(PostgresSession.writtenTable("WITH w AS (SELECT 1) SELECT 1") == nil)
+        #expect(PostgresSession.writtenTable("COMMIT") == nil)
+    }
+
+    /// A held insert that the database refuses (the second of one key) fails the whole write, at the statement that
+    /// sends it; nothing of it is applied, not the first insert, not its audit entry, not a counter.
+    @Test(arguments: try stores()) func aRefusedHeldWriteFailsTheWholeWrite(_ path: String) throws {
+        let store = try Store(path: path)
+        try store.write { tx in
+            try tx.insert(Self.record("kept"))
+            try tx.appendAudit(at: "t", principal: "o", onBehalfOf: nil, method: "experiment.register", key: "kept", before: .null, after: ["k": 1], reason: nil)
+        }
+        let before = try store.read { tx in (try tx.generation(), try tx.auditHead().entries) }
+        #expect(throws: (any Error).self) {
+            try store.write { tx in
+                try tx.insert(Self.record("new"))
+                try tx.appendAudit(at: "t", principal: "o", onBehalfOf: nil, method: "experiment.register", key: "new", before: .null, after: ["k": 2], reason: nil)
+                try tx.insert(Self.record("new"))
+            }
+        }
+        let after = try store.read { tx in (try tx.generation(), try tx.auditHead().entries, try tx.experiment("new")) }
+        #expect(after.0 == before.0)
+        #expect(after.1 == before.1)
+        #expect(after.2 == nil)
+        #expect(try store.read { tx in try tx.verifyAudit() }.firstBroken == nil)
+        // The store still writes, and what it knows of its last write is still right.
+        try store.write { tx in try tx.insert(Self.record("after")) }
+        #expect(try store.read { tx in try tx.experiments(changedSince: before.0).map(\.key) } == ["after"])
+    }
+
+    /// A transaction's bookkeeping is read once: its own bumps and audit appends must keep the copy exact.
+    @Test(arguments: try stores()) func oneTransactionsBookkeepingFollowsItsOwnWrites(_ path: String) throws {
+        let store = try Store(path: path)
+        let entries = try store.write { tx -> [AuditEntry] in
+            try tx.insert(Self.record("a"))
+            try tx.insert(Self.record("b"))
+            return try (1...3).map { i in
+                try tx.appendAudit(at: "t", principal: "o", onBehalfOf: nil, method: "experiment.register", key: "a", before: .null, after: ["i": JSON(i)], reason: nil)
+            }
+        }
+        #expect(entries.map(\.seq) == [1, 2, 3])
+        let verified = try store.read { tx in try tx.verifyAudit() }
+        #expect(verified.entries == 3 && verified.firstBroken == nil)
+        #expect(try store.read { tx in try tx.generation() } == 2)
+        #expect(try store.read { tx in try tx.experiments(changedSince: 0).map(\.key) } == ["a", "b"])
+    }
+
+    /// The rows of this process's last write answer `experiments(changedSince:)` only while the store's generation is
+    /// the one that write left: another process's write in between is read from the database.
+    @Test(arguments: try stores()) func theLastWritesRowsAreNeverTakenForAnothers(_ path: String) throws {
+        let here = try Store(path: path), elsewhere = try Store(path: path)
+        try here.write { tx in try tx.insert(Self.record("mine")) }
+        let g = try here.read { tx in try tx.generation() }
+        #expect(try here.read { tx in try tx.experiments(changedSince: g - 1).map(\.key) } == ["mine"])
+        try elsewhere.write { tx in try tx.insert(Self.record("theirs")) }
+        #expect(try here.read { tx in try tx.experiments(changedSince: g - 1).map(\.key) } == ["mine", "theirs"])
+        #expect(try here.write { tx in try tx.experiments(changedSince: g).map(\.key) } == ["theirs"])
+        // A failed write of this process records nothing.
+        #expect(throws: (any Error).self) {
+            try here.write { tx in
+                try tx.insert(Self.record("rolled-back"))
+                throw StoreError(message: "refused")
+            }
+        }
+        try elsewhere.write { tx in try tx.insert(Self.record("theirs-again")) }
+        #expect(try here.read { tx in try tx.experiments(changedSince: g + 1).map(\.key) } == ["theirs-again"])
+    }
+}
