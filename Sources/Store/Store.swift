@@ -230,18 +230,18 @@ public final class Store: @unchecked Sendable {
             var facts: (commitsBefore: Int?, grantsChanged: Bool, stamp: UInt64?) = (nil, true, nil)
             // Recorded only once committed: a write that failed left the generation as it was, or (its COMMIT's outcome
             // unknown) moved it past what is recorded, so the recorded rows are never taken for another's.
-            var stamped: (changed: Bool, rows: StoreTransaction.StampedRows?) = (false, nil)
+            var outcome = StoreTransaction.Outcome()
             let result = try pg.write(claiming: key) { s, begun in
-                let tx = StoreTransaction(sql: s, lastStamped: stampedHere.rows, claimed: key, begun: begun)
+                let tx = StoreTransaction(sql: s, writtenHere: writtenHere, claimed: key, begun: begun)
                 let result = try body(tx)
                 try tx.finish(countingCommit: true)
                 // Taken before COMMIT is sent: a request that had arrived by now arrived before this commit released the
                 // write lock, so every other commit acknowledged before it was sent is in the count this transaction read.
                 facts = (tx.commitFacts.commitsBefore, tx.commitFacts.grantsChanged, commitClock?.arrivalStamp())
-                stamped = tx.stampedRows
+                outcome = tx.outcome
                 return result
             }
-            stampedHere.committed(stamped)
+            writtenHere.committed(outcome)
             if let before = facts.commitsBefore, let stamp = facts.stamp {
                 committed = (before + 1, stamp, facts.grantsChanged)
                 // Nothing an authorization reads changed: what was known of roles before this commit holds after it.
@@ -250,19 +250,19 @@ public final class Store: @unchecked Sendable {
             return result
         case .sqlite(let writer):
             var result: T?
-            var stamped: (changed: Bool, rows: StoreTransaction.StampedRows?) = (false, nil)
+            var outcome = StoreTransaction.Outcome()
             try writer.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
-                    let tx = StoreTransaction(sql: SQLiteSession(db: db), lastStamped: stampedHere.rows)
+                    let tx = StoreTransaction(sql: SQLiteSession(db: db), writtenHere: writtenHere)
                     result = try body(tx)
                     try tx.finish(countingCommit: false)
-                    stamped = tx.stampedRows
+                    outcome = tx.outcome
                     // Checked under the write lock, just before the commit is acknowledged.
                     if let problem = identity?.problem() { throw StoreUnavailable(message: problem) }
                     return .commit
                 }
             }
-            stampedHere.committed(stamped)
+            writtenHere.committed(outcome)
             return result!
         }
     }
@@ -271,8 +271,8 @@ public final class Store: @unchecked Sendable {
     /// read path of `experiment.get`.
     func readStatement<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
-        case .postgres(let pg): try pg.withSession { s in try body(StoreTransaction(sql: s, lastStamped: stampedHere.rows)) }
-        case .sqlite(let writer): try writer.unsafeReentrantRead { db in try body(StoreTransaction(sql: SQLiteSession(db: db), lastStamped: stampedHere.rows)) }
+        case .postgres(let pg): try pg.withSession { s in try body(StoreTransaction(sql: s, writtenHere: writtenHere)) }
+        case .sqlite(let writer): try writer.unsafeReentrantRead { db in try body(StoreTransaction(sql: SQLiteSession(db: db), writtenHere: writtenHere)) }
         }
     }
 
@@ -308,7 +308,7 @@ public final class Store: @unchecked Sendable {
     }
 
     private let lastKnownAccess = LastKnownAccess()
-    private let stampedHere = LastStamped()
+    private let writtenHere = WrittenHere()
 
     /// `body`'s value on a consistent snapshot, answered from memory while nobody (in any process) has committed
     /// since it was computed, on the terms of `experimentWire`. `body` must depend on the snapshot alone, and `name`
@@ -323,8 +323,8 @@ public final class Store: @unchecked Sendable {
     /// Runs `body` on a consistent snapshot.
     public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
-        case .postgres(let pg): try pg.read { s in try body(StoreTransaction(sql: s, lastStamped: stampedHere.rows)) }
-        case .sqlite(let writer): try writer.read { db in try body(StoreTransaction(sql: SQLiteSession(db: db), lastStamped: stampedHere.rows)) }
+        case .postgres(let pg): try pg.read { s in try body(StoreTransaction(sql: s, writtenHere: writtenHere)) }
+        case .sqlite(let writer): try writer.read { db in try body(StoreTransaction(sql: SQLiteSession(db: db), writtenHere: writtenHere)) }
         }
     }
 
@@ -338,23 +338,29 @@ public final class Store: @unchecked Sendable {
     }
 }
 
-/// The rows this process's latest write stamped (`StoreTransaction.StampedRows`), so the next transaction's conflict
-/// index need not read them back.
-final class LastStamped: @unchecked Sendable {
-    private var value: StoreTransaction.StampedRows?
+/// What this process's committed writes left in the store, for the transactions after them: the rows its latest write
+/// stamped (`StoreTransaction.StampedRows`), so the next conflict index need not read them back, and the protocol texts
+/// it stored, so a registration does not send its protocol's text again. Given only what committed.
+final class WrittenHere: @unchecked Sendable {
+    private var rows: StoreTransaction.StampedRows?
+    private var protocols: Set<String> = []
     private let lock = SharedLock()
 
-    var rows: StoreTransaction.StampedRows? { lock.reading { value } }
+    var stampedRows: StoreTransaction.StampedRows? { lock.reading { rows } }
 
-    /// After a write: it left the generation alone (the rows known still hold), or moved it to rows known or not.
-    func committed(_ outcome: (changed: Bool, rows: StoreTransaction.StampedRows?)) {
-        guard outcome.changed else { return }
+    func storedProtocol(_ hash: String) -> Bool { lock.reading { protocols.contains(hash) } }
+
+    func committed(_ outcome: StoreTransaction.Outcome) {
+        guard outcome.generationChanged || !outcome.protocols.isEmpty else { return }
         lock.writing {
-            // Writes of this process may report out of order: the later generation wins.
-            if let rows = outcome.rows {
-                if (value?.to ?? Int.min) < rows.to { value = rows }
+            if protocols.count < 10_000 { protocols.formUnion(outcome.protocols) }
+            // A write that left the generation alone leaves the rows known valid. Writes of this process may report out
+            // of order: the later generation wins.
+            guard outcome.generationChanged else { return }
+            if let stamped = outcome.stamped {
+                if (rows?.to ?? Int.min) < stamped.to { rows = stamped }
             } else {
-                value = nil
+                rows = nil
             }
         }
     }

@@ -26,16 +26,18 @@ public struct StoreTransaction {
         var stamped: [ExperimentRecord]? = []
         /// A key the transaction said it would check (`Store.write(claiming:)`), and whether it is taken.
         var claimed: (key: String, taken: Bool)?
+        /// Hashes of the protocol texts it stored.
+        var protocols: [String] = []
     }
 
-    /// What this process's last write stamped (`StampedRows`), for `experiments(changedSince:)`.
-    let lastStamped: StampedRows?
+    /// What this process's earlier writes left in the store (`experiments(changedSince:)`, `rememberProtocol`).
+    let writtenHere: WrittenHere?
 
     /// `begun`: the bookkeeping already read, as rows of `bookkeepingQuery` (PostgreSQL's `referee_write_begin`, which
     /// also says whether `claimed` is a taken key).
-    init(sql: any SQLSession, lastStamped: StampedRows? = nil, claimed: String? = nil, begun: [(String, String, Int)]? = nil) {
+    init(sql: any SQLSession, writtenHere: WrittenHere? = nil, claimed: String? = nil, begun: [(String, String, Int)]? = nil) {
         self.sql = sql
-        self.lastStamped = lastStamped
+        self.writtenHere = writtenHere
         if let begun {
             absorb(begun)
             if let claimed { known.claimed = (claimed, begun.contains { $0.0 == "claimed" && $0.1 == claimed }) }
@@ -74,15 +76,26 @@ public struct StoreTransaction {
         let records: [ExperimentRecord]
     }
 
-    /// How this transaction moved the generation: not at all, to rows it holds, or to rows it does not (nil).
-    var stampedRows: (changed: Bool, rows: StampedRows?) {
-        guard known.loaded, let to = known.counters["generation"], to != known.generationBegun else { return (false, nil) }
-        guard let stamped = known.stamped else { return (true, nil) }
+    /// What a committed transaction tells the process's later ones (`WrittenHere`).
+    struct Outcome {
+        /// Whether it moved the generation, and to rows it holds (nil: it stamped rows it does not hold).
+        var generationChanged = false
+        var stamped: StampedRows?
+        /// The hashes of the protocol texts it stored.
+        var protocols: [String] = []
+    }
+
+    var outcome: Outcome {
+        var out = Outcome(protocols: known.protocols)
+        guard known.loaded, let to = known.counters["generation"], to != known.generationBegun else { return out }
+        out.generationChanged = true
+        guard let stamped = known.stamped else { return out }
         // Each row once, at its last stamp, as the database would answer.
         var last: [String: Int] = [:]
         for (i, r) in stamped.enumerated() { last[r.key] = i }
         let rows = stamped.indices.filter { last[stamped[$0].key] == $0 }.map { stamped[$0] }
-        return (true, StampedRows(from: known.generationBegun, to: to, records: rows))
+        out.stamped = StampedRows(from: known.generationBegun, to: to, records: rows)
+        return out
     }
 
     private func bookkeeping() throws -> Bookkeeping {
@@ -262,7 +275,7 @@ public struct StoreTransaction {
     /// Experiments written after generation `since`, with their change stamps.
     public func experiments(changedSince since: Int) throws -> [ExperimentRecord] {
         // Nothing stamped since this process's last write: its rows are the answer, without reading them back.
-        if let last = lastStamped, last.from == since, try generation() == last.to { return last.records }
+        if let last = writtenHere?.stampedRows, last.from == since, try generation() == last.to { return last.records }
         return try sql.all("SELECT \(Self.recordColumns) FROM experiments WHERE change_seq > ? ORDER BY change_seq", [since], Self.record)
     }
 
@@ -282,6 +295,9 @@ public struct StoreTransaction {
 
     /// Remembers the exact text of a protocol an experiment was validated against.
     public func rememberProtocol(name: String, hash: String, source: String, at: String) throws {
+        // Rows of protocol_versions are never removed: one this process committed is there still.
+        if writtenHere?.storedProtocol(hash) == true || known.protocols.contains(hash) { return }
+        known.protocols.append(hash)
         try sql.executeLater("INSERT INTO protocol_versions (hash, name, source, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [hash, name, source, at])
     }
