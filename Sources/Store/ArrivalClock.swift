@@ -50,8 +50,12 @@ final class PostgresCommitClock: CommitClock, @unchecked Sendable {
         lock.writing {
             state.localWrites &+= 1
             guard let known else { state.known = nil; return }
-            // Writes of this process may report out of order (the next can commit before this one reports).
-            if (state.known?.coversThrough ?? 0) <= known.coversThrough { state.known = known }
+            // The larger count wins. An ask that finished between this commit and this report may hold the count from
+            // before it, for requests pipelined after this write: this count replaces it. A later write of this process
+            // may have reported first (the next can commit before this one reports): its count stays.
+            if let current = state.known, current.commits > known.commits
+                || (current.commits == known.commits && current.coversThrough >= known.coversThrough) { return }
+            state.known = known
         }
     }
 

@@ -103,4 +103,26 @@ import Registry
         try elsewhere.write { tx in try tx.insert(Self.record("theirs-again")) }
         #expect(try here.read { tx in try tx.experiments(changedSince: g + 1).map(\.key) } == ["theirs-again"])
     }
+
+    /// A daemon's own commit tells its commit clock the count, for the requests that had arrived before its COMMIT was
+    /// sent: the larger count wins, so an ask that read the count from before the commit (finishing between the commit
+    /// and its report) cannot keep answering requests pipelined after the write, and a later local write that reported
+    /// first is not undone.
+    @Test(.enabled(if: TestStores.clusterURL != nil)) func theDaemonsOwnCommitSetsTheCountItKnows() throws {
+        let location = try PostgresLocation.parse(try TestStores.freshDatabase())
+        let clock = PostgresCommitClock(backend: try PostgresBackend(location: location, readOnly: false))
+        final class Arrivals: ArrivalClock, @unchecked Sendable { var now: UInt64 = 10 }
+        let arrivals = Arrivals()
+        clock.use(arrivals)
+        #expect(try clock.token(arrival: 5) == 0)                       // asked: covers what had arrived by 10
+        clock.committedHere(now: (commits: 1, coversThrough: 8))        // a commit whose COMMIT was sent at 8
+        #expect(try clock.token(arrival: 5) == 1)
+        #expect(try clock.token(arrival: 8) == 1)
+        clock.committedHere(now: (commits: 3, coversThrough: 12))
+        clock.committedHere(now: (commits: 2, coversThrough: 11))       // reported after the next write's
+        #expect(try clock.token(arrival: 11) == 3)
+        clock.committedHere(now: nil)                                   // a write whose outcome is unknown
+        arrivals.now = 20
+        #expect(try clock.token(arrival: 11) == 0)                      // asked again: the database's count
+    }
 }
