@@ -31,6 +31,7 @@ extension Store {
             try tx.sql.all("SELECT name, value FROM meta", []) { ($0.text(0), $0.integer(1)) }
         }
         return try write { tx in
+            tx.wroteDirectly()
             for t in Self.copiedTables {
                 if let n = try tx.sql.one("SELECT COUNT(*) FROM \(t.name)", [], { $0.integer(0) }), n > 0 {
                     throw CopyRefused(message: "the target \(path) is not empty (its \(t.name) table has \(n) rows); copy into a new, empty store")

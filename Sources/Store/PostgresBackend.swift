@@ -136,6 +136,7 @@ final class PostgresBackend: @unchecked Sendable {
             let session = PostgresSession(connection: try connection ?? connect(), backend: self)
             do {
                 let result = try body(session)
+                try session.flush()
                 release(session)
                 return result
             } catch {
@@ -168,12 +169,15 @@ final class PostgresBackend: @unchecked Sendable {
 
     private func session<T>(write: Bool, claiming key: String? = nil, _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T {
         try withSession { s in
-            try s.executeLater(write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
+            // READ COMMITTED whatever the database's default: each statement after the lock sees every commit before it.
+            try s.executeLater(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
             do {
                 let begun = write ? try s.all("SELECT entry, label, amount FROM referee_write_begin(?, ?)", [Self.writeLock, key]) {
                     ($0.text(0), $0.text(1), $0.integer(2))
                 } : []
                 let result = try body(s, begun)
+                // COMMIT of a transaction a statement failed in rolls back without an error: the failure is the answer.
+                if let failure = s.failure { throw failure }
                 s.committing = true
                 try s.execute("COMMIT", [])
                 return result
@@ -209,7 +213,6 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     unowned let backend: PostgresBackend
     /// The connection failed or timed out: it is closed, not reused.
     private(set) var broken = false
-    private(set) var statements = 0
     /// Statements that were answered without error: a pooled connection that fails before any was is replaced.
     private(set) var answered = 0
     /// Statements of `executeLater` not sent yet, oldest first: they go out just before the next statement waited for.
@@ -244,8 +247,18 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     /// each a round trip; held writes go out as few statements as they can (`groups`), one after another on the event
     /// loop, without this thread waiting for each.
     func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
-        statements += 1
         held.append((sql, arguments))
+        // A large ingest holds thousands: they are sent and waited for in batches, so memory and waits stay bounded.
+        if held.count >= Self.heldAtMost { try flush() }
+    }
+
+    static let heldAtMost = 256
+
+    /// Sends what is held and waits for everything sent: a session ends with nothing unsent (a write outside a
+    /// transaction, `withSession`, is not dropped).
+    func flush() throws {
+        sendHeld()
+        try settle()
     }
 
     /// Forgets the held statements (the transaction is rolled back: they must not be sent).
@@ -296,7 +309,10 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         case ("update", _): name = Substring(words[1])
         default: return nil
         }
-        return String(name.prefix { $0 != "(" })
+        let table = name.prefix { $0 != "(" }
+        // Only a plain name is known to be one table (not `ONLY t`, `schema.t` or a quoted name).
+        guard !table.isEmpty, table != "only", table.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
+        return String(table)
     }
 
     private static func binds(_ arguments: [any SQLBindable]) -> [PostgresData] {
@@ -310,35 +326,19 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     }
 
     private func run(_ sql: String, _ arguments: [any SQLBindable], translate: Bool = true) throws -> (rows: [PostgresValues], changed: Int) {
-        statements += 1
         sendHeld()
         let answer = Answer()
-        let done = connection.query(translate ? Self.numberedPlaceholders(sql) : sql, Self.binds(arguments),
-                                    onMetadata: { answer.changed($0.rows ?? 0) }, onRow: { answer.add($0) })
-        // The statements sent before this one are answered before it: waiting for it waits for them too.
-        let outcome: Result<Void, any Error>
-        do {
-            guard try PostgresWire.bounded(done, seconds: backend.statementSeconds + 2) != nil else {
-                unsettled.removeAll()
-                PostgresWire.close(connection)
-                throw classify(StoreError(message: "no answer"), timedOut: true)
-            }
-            outcome = .success(())
-        } catch let e as StoreUnavailable {
-            throw e
-        } catch {
-            outcome = .failure(error)
-        }
-        // An earlier statement's failure is the cause of any later one's (a failed statement aborts the transaction).
+        unsettled.append(connection.query(translate ? Self.numberedPlaceholders(sql) : sql, Self.binds(arguments),
+                                          onMetadata: { answer.changed($0.rows ?? 0) }, onRow: { answer.add($0) }))
+        // In order, each within its own deadline: an earlier statement's failure is the cause of any later one's (a
+        // failed statement aborts the transaction).
         try settle()
-        do { try outcome.get() } catch { throw classify(error, timedOut: false) }
-        answered += 1
         return answer.result()
     }
 
-    /// Waits for the statements sent ahead (already answered when a later one was) and throws the first failure.
+    /// Waits for the statements sent, in the order they run, each at most the statement time, and throws the first
+    /// failure (kept: a transaction that met one cannot commit, whoever caught the error).
     private func settle() throws {
-        guard !unsettled.isEmpty else { return }
         let sent = unsettled
         unsettled.removeAll()
         for done in sent {
@@ -347,14 +347,17 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
                     PostgresWire.close(connection)
                     throw classify(StoreError(message: "no answer"), timedOut: true)
                 }
-            } catch let e as StoreUnavailable {
-                throw e
             } catch {
-                throw classify(error, timedOut: false)
+                let failure = error is StoreUnavailable ? error : classify(error, timedOut: false)
+                if self.failure == nil { self.failure = failure }
+                throw failure
             }
             answered += 1
         }
     }
+
+    /// The first failure of a statement in this session.
+    private(set) var failure: (any Error)?
 
     private func classify(_ error: any Error, timedOut: Bool) -> any Error {
         let place = backend.location.place

@@ -141,7 +141,7 @@ enum PostgresSchema {
         ("v2-commit-count", [
             "INSERT INTO meta (name, value) VALUES ('commits', 0) ON CONFLICT (name) DO NOTHING",
         ]),
-        // A write transaction's first statement (`PostgresBackend.writeBegin`): the write lock, then what the transaction
+        // A write transaction's first statement (`PostgresBackend.write`): the write lock, then what the transaction
         // needs of the registry's bookkeeping, in one round trip. Volatile, so the query after the lock takes a snapshot of
         // its own and sees every commit made before the lock was granted.
         ("v3-write-begin", [

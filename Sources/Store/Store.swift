@@ -224,9 +224,11 @@ public final class Store: @unchecked Sendable {
     public func write<T>(claiming key: String? = nil, _ body: (StoreTransaction) throws -> T) throws -> T {
         switch backend {
         case .postgres(let pg):
-            // Even when the outcome of COMMIT is unknown, the next read asks the database again.
-            var committed: (commits: Int, coversThrough: UInt64, grantsChanged: Bool)?
-            defer { commitClock?.committedHere(now: committed.map { ($0.commits, $0.coversThrough) }) }
+            // Once COMMIT is sent, the clock hears of the write whatever its outcome (unknown: the next read asks the
+            // database again); a write that failed before it rolled back, and changed nothing the clock knows.
+            var committed: (commits: Int, coversThrough: UInt64)?
+            var sendingCommit = false
+            defer { if sendingCommit { commitClock?.committedHere(now: committed) } }
             var facts: (commitsBefore: Int?, grantsChanged: Bool, stamp: UInt64?) = (nil, true, nil)
             // Recorded only once committed: a write that failed left the generation as it was, or (its COMMIT's outcome
             // unknown) moved it past what is recorded, so the recorded rows are never taken for another's.
@@ -239,11 +241,12 @@ public final class Store: @unchecked Sendable {
                 // write lock, so every other commit acknowledged before it was sent is in the count this transaction read.
                 facts = (tx.commitFacts.commitsBefore, tx.commitFacts.grantsChanged, commitClock?.arrivalStamp())
                 outcome = tx.outcome
+                sendingCommit = true
                 return result
             }
             writtenHere.committed(outcome)
             if let before = facts.commitsBefore, let stamp = facts.stamp {
-                committed = (before + 1, stamp, facts.grantsChanged)
+                committed = (before + 1, stamp)
                 // Nothing an authorization reads changed: what was known of roles before this commit holds after it.
                 if !facts.grantsChanged { accessCache?.carry(from: before, to: before + 1) }
             }
@@ -348,12 +351,18 @@ final class WrittenHere: @unchecked Sendable {
 
     var stampedRows: StoreTransaction.StampedRows? { lock.reading { rows } }
 
-    func storedProtocol(_ hash: String) -> Bool { lock.reading { protocols.contains(hash) } }
+    /// Whether this process stored the protocol text `hash`, in a store whose generation is still at least what it
+    /// was then (a store restored from an older copy under the daemon may lack it).
+    func storedProtocol(_ hash: String, generation: Int) -> Bool {
+        lock.reading { generation >= protocolsGeneration && protocols.contains(hash) }
+    }
+    private var protocolsGeneration = 0
 
     func committed(_ outcome: StoreTransaction.Outcome) {
         guard outcome.generationChanged || !outcome.protocols.isEmpty else { return }
         lock.writing {
             if protocols.count < 10_000 { protocols.formUnion(outcome.protocols) }
+            protocolsGeneration = max(protocolsGeneration, outcome.generation)
             // A write that left the generation alone leaves the rows known valid. Writes of this process may report out
             // of order: the later generation wins.
             guard outcome.generationChanged else { return }

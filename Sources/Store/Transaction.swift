@@ -28,6 +28,15 @@ public struct StoreTransaction {
         var claimed: (key: String, taken: Bool)?
         /// Hashes of the protocol texts it stored.
         var protocols: [String] = []
+        /// Rows were written around the bookkeeping (`wroteDirectly`): what it knows says nothing of the store now.
+        var direct = false
+    }
+
+    /// Says that this transaction writes tables directly, through `sql` (`store copy`): no count or row it would
+    /// otherwise tell the process's later transactions, or its commit clock, is known.
+    func wroteDirectly() {
+        known.direct = true
+        known.grantsChanged = true
     }
 
     /// What this process's earlier writes left in the store (`experiments(changedSince:)`, `rememberProtocol`).
@@ -81,12 +90,15 @@ public struct StoreTransaction {
         /// Whether it moved the generation, and to rows it holds (nil: it stamped rows it does not hold).
         var generationChanged = false
         var stamped: StampedRows?
+        /// The generation it left.
+        var generation = 0
         /// The hashes of the protocol texts it stored.
         var protocols: [String] = []
     }
 
     var outcome: Outcome {
-        var out = Outcome(protocols: known.protocols)
+        var out = Outcome(generation: known.counters["generation"] ?? 0, protocols: known.protocols)
+        if known.direct { out.generationChanged = true; out.protocols = []; return out }
         guard known.loaded, let to = known.counters["generation"], to != known.generationBegun else { return out }
         out.generationChanged = true
         guard let stamped = known.stamped else { return out }
@@ -106,7 +118,7 @@ public struct StoreTransaction {
     /// The store's commit count when this transaction began (PostgreSQL; nil when it was not read), and whether the
     /// transaction changed any grant: what a commit through this process lets it know without asking.
     var commitFacts: (commitsBefore: Int?, grantsChanged: Bool) {
-        (known.loaded ? known.counters["commits"] : nil, known.grantsChanged)
+        (known.loaded && !known.direct ? known.counters["commits"] : nil, known.grantsChanged)
     }
 
     /// Whether an experiment or a holdout has `key` (keys are unique across both), in one statement.
@@ -296,7 +308,7 @@ public struct StoreTransaction {
     /// Remembers the exact text of a protocol an experiment was validated against.
     public func rememberProtocol(name: String, hash: String, source: String, at: String) throws {
         // Rows of protocol_versions are never removed: one this process committed is there still.
-        if writtenHere?.storedProtocol(hash) == true || known.protocols.contains(hash) { return }
+        if try writtenHere?.storedProtocol(hash, generation: generation()) == true || known.protocols.contains(hash) { return }
         known.protocols.append(hash)
         try sql.executeLater("INSERT INTO protocol_versions (hash, name, source, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [hash, name, source, at])
