@@ -427,6 +427,10 @@ if only == nil || only == "stores" {
     if let pg = ProcessInfo.processInfo.environment["REFEREE_BENCH_POSTGRES"] {
         stores.append(("postgresql", { pg.replacingOccurrences(of: "/DB?", with: "/store_\($0)?") }))
     }
+    // The same server through its Unix socket (`?host=DIR`), databases socket_get, socket_reg1 and socket_reg4.
+    if let pg = ProcessInfo.processInfo.environment["REFEREE_BENCH_POSTGRES_SOCKET"] {
+        stores.append(("postgresql-socket", { pg.replacingOccurrences(of: "/DB?", with: "/socket_\($0)?") }))
+    }
     var figures: [String: Double] = [:]
     for (name, url) in stores {
         // Registrations: 500 from one daemon; 4 × 250 from four daemons at once (each a durable commit).
@@ -496,9 +500,9 @@ if only == nil || only == "stores" {
         server.terminate()
         server.waitUntilExit()
     }
-    if stores.count == 2 {
-        for what in ["register 1", "register 4", "get", "socket", "socket pipelined"] where figures["postgresql \(what)"] != nil && figures["sqlite \(what)"] != nil {
-            report("postgresql / sqlite: \(what)", figures["postgresql \(what)"]! / figures["sqlite \(what)"]!, "ratio")
+    for pg in ["postgresql", "postgresql-socket"] {
+        for what in ["register 1", "register 4", "get", "socket", "socket pipelined"] where figures["\(pg) \(what)"] != nil && figures["sqlite \(what)"] != nil {
+            report("\(pg) / sqlite: \(what)", figures["\(pg) \(what)"]! / figures["sqlite \(what)"]!, "ratio")
         }
     }
 }

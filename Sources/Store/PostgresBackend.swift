@@ -65,7 +65,8 @@ final class PostgresBackend: @unchecked Sendable {
     private func connect() throws(StoreUnavailable) -> PostgresConnection {
         let tls: PostgresConnection.Configuration.TLS
         do {
-            switch location.sslMode {
+            // As libpq: no TLS on a Unix socket, whatever sslmode says (the kernel carries the bytes).
+            switch location.socketPath == nil ? location.sslMode : .disable {
             case .disable: tls = .disable
             case .prefer, .require:
                 var config = TLSConfiguration.makeClientConfiguration()
@@ -89,8 +90,10 @@ final class PostgresBackend: @unchecked Sendable {
         } catch {
             throw StoreUnavailable(message: "cannot set up TLS for the store \(location.place): \(error)")
         }
-        var configuration = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
-                                                             password: location.password, database: location.database, tls: tls)
+        var configuration = location.socketPath.map {
+            PostgresConnection.Configuration(unixSocketPath: $0, username: location.user, password: location.password, database: location.database)
+        } ?? PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
+                                              password: location.password, database: location.database, tls: tls)
         configuration.options.connectTimeout = .milliseconds(Int64(connectSeconds * 1000))
         var parameters = [
             ("application_name", "referee"), ("TimeZone", "UTC"),

@@ -1,8 +1,10 @@
 import Foundation
 
 /// Where a PostgreSQL registry is and how to reach it: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DB?sslmode=…`
-/// (also `postgres://`). The password comes from the URL, else `PGPASSWORD`, else the password file
-/// (`PGPASSFILE`, default `~/.pgpass`), as libpq finds it; it is kept for the handshake and appears nowhere else.
+/// (also `postgres://`). As in libpq, a host that is an absolute path (`?host=/run/postgresql`, or `%2Frun%2Fpostgresql`
+/// in the URL) is the directory of the server's Unix socket, `.s.PGSQL.PORT`; TLS is not used there. The password comes
+/// from the URL, else `PGPASSWORD`, else the password file (`PGPASSFILE`, default `~/.pgpass`), as libpq finds it; it is
+/// kept for the handshake and appears nowhere else.
 public struct PostgresLocation: Sendable, Equatable {
     public var user: String
     public var host: String
@@ -21,11 +23,19 @@ public struct PostgresLocation: Sendable, Equatable {
         text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
     }
 
+    /// The server's Unix socket, when the host is a directory.
+    public var socketPath: String? { host.hasPrefix("/") ? "\(host)/.s.PGSQL.\(port)" : nil }
+
     /// Host, port and database: what errors name (never the user or a secret).
-    public var place: String { "postgresql://\(host):\(port)/\(database)" }
+    public var place: String {
+        socketPath == nil ? "postgresql://\(host):\(port)/\(database)" : "postgresql://:\(port)/\(database)?host=\(host)"
+    }
 
     /// The location as `server.info` and the logs show it: no password.
-    public var display: String { "postgresql://\(user)@\(host):\(port)/\(database)?sslmode=\(sslMode.rawValue)" }
+    public var display: String {
+        socketPath == nil ? "postgresql://\(user)@\(host):\(port)/\(database)?sslmode=\(sslMode.rawValue)"
+                          : "postgresql://\(user)@:\(port)/\(database)?host=\(host)"
+    }
 
     /// Parses `text`; `environment` supplies PGPASSWORD, PGPASSFILE and HOME.
     public static func parse(_ text: String, environment given: [String: String]? = nil) throws(StoreError) -> PostgresLocation {
@@ -56,7 +66,7 @@ public struct PostgresLocation: Sendable, Equatable {
             }
             authority = authority[authority.index(after: at)...]
         }
-        var host = String(authority), port = 5432
+        var host = String(authority).removingPercentEncoding ?? String(authority), port = 5432
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { throw fail("has an IPv6 host without its closing ]") }
             host = String(authority[authority.index(after: authority.startIndex)..<close])
@@ -68,14 +78,18 @@ public struct PostgresLocation: Sendable, Equatable {
         } else if let colon = authority.lastIndex(of: ":") {
             guard let p = Int(authority[authority.index(after: colon)...]), (1...65_535).contains(p) else { throw fail("has a port that is not a number from 1 to 65535") }
             port = p
-            host = String(authority[..<colon])
+            host = String(authority[..<colon]).removingPercentEncoding ?? String(authority[..<colon])
         }
-        guard !host.isEmpty, !user.isEmpty else { throw fail("must name a user, a host and a database: postgresql://USER@HOST:PORT/DB") }
         var mode = SSLMode.prefer
         var rootCertificate: String?
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
             switch (kv.first, kv.count) {
+            case ("host", 2):
+                guard kv[1].hasPrefix("/") else {
+                    throw fail("has host=\(kv[1].prefix(60)); the host parameter names the directory of the server's Unix socket (an absolute path); put a host name in the URL: postgresql://USER@HOST:PORT/DB")
+                }
+                host = kv[1]
             case ("sslmode", 2):
                 guard let m = SSLMode(rawValue: kv[1]) else {
                     throw fail("has sslmode=\(kv[1].prefix(40)); use one of disable, prefer, require, verify-full")
@@ -84,9 +98,10 @@ public struct PostgresLocation: Sendable, Equatable {
             case ("sslrootcert", 2):
                 rootCertificate = kv[1]
             default:
-                throw fail("takes only the parameters sslmode and sslrootcert, got \"\(pair.prefix(60))\"")
+                throw fail("takes only the parameters sslmode, sslrootcert and host, got \"\(pair.prefix(60))\"")
             }
         }
+        guard !host.isEmpty, !user.isEmpty else { throw fail("must name a user, a host and a database: postgresql://USER@HOST:PORT/DB") }
         if mode == .verifyFull && rootCertificate == nil, let home = environment["HOME"] {
             rootCertificate = home + "/.postgresql/root.crt"
         }

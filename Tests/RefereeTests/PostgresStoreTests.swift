@@ -74,6 +74,23 @@ struct PostgresStoreTests {
         #expect(migrations == "v1-registry,v2-commit-count,v3-write-begin")
     }
 
+    /// A daemon on the same host as the server reaches it through its Unix socket (`?host=DIRECTORY`, as libpq), and its
+    /// writes are seen by a daemon connected over TCP.
+    @Test func aDaemonReachesTheServerThroughItsUnixSocket() throws {
+        let tcp = try TestStores.freshDatabase()
+        let data = try #require(ProcessInfo.processInfo.environment["REFEREE_TEST_PGDATA"], "Scripts/dev/postgres exports REFEREE_TEST_PGDATA")
+        let directory = (data as NSString).deletingLastPathComponent
+        let port = try #require(PostgresPort.of(tcp))
+        // The test cluster trusts local connections: no password on the socket.
+        let local = "postgresql://referee@:\(port)/\(database(of: tcp))?host=\(directory)"
+        let socketDaemon = try PipeClient(store: local, actor: "pm.local"), tcpDaemon = try PipeClient(store: tcp, actor: "pm.remote")
+        try socketDaemon.result("experiment.register", ["experiment": experiment("by-socket")])
+        #expect(try tcpDaemon.result("experiment.get", ["key": "by-socket"])["version"] == 1)
+        let info = try socketDaemon.result("server.info")
+        #expect(info["store"]?.stringValue == "postgresql://referee@:\(port)/\(database(of: tcp))?host=\(directory)")
+        try verified(socketDaemon)
+    }
+
     /// After each write daemon A acknowledges, daemon B's next read sees it.
     @Test func readsAfterWritesAcrossDaemons() throws {
         let store = try TestStores.freshDatabase()
@@ -422,5 +439,14 @@ struct PostgresStoreTests {
         try p.run()
         p.waitUntilExit()
         return p.terminationStatus
+    }
+}
+
+/// The port of a `postgresql://` URL the test cluster gave.
+enum PostgresPort {
+    static func of(_ url: String) -> Int? {
+        guard let at = url.firstIndex(of: "@") else { return nil }
+        let authority = url[url.index(after: at)...].prefix { $0 != "/" }
+        return authority.split(separator: ":").last.flatMap { Int($0) }
     }
 }
