@@ -229,7 +229,7 @@ public final class Store: @unchecked Sendable {
             var committed: (commits: Int, coversThrough: UInt64)?
             var sendingCommit = false
             defer { if sendingCommit { commitClock?.committedHere(now: committed) } }
-            var facts: (commitsBefore: Int?, grantsChanged: Bool, stamp: UInt64?) = (nil, true, nil)
+            var stamp: UInt64?
             // Recorded only once committed: a write that failed left the generation as it was, or (its COMMIT's outcome
             // unknown) moved it past what is recorded, so the recorded rows are never taken for another's.
             var outcome = StoreTransaction.Outcome()
@@ -239,16 +239,16 @@ public final class Store: @unchecked Sendable {
                 try tx.finish(countingCommit: true)
                 // Taken before COMMIT is sent: a request that had arrived by now arrived before this commit released the
                 // write lock, so every other commit acknowledged before it was sent is in the count this transaction read.
-                facts = (tx.commitFacts.commitsBefore, tx.commitFacts.grantsChanged, commitClock?.arrivalStamp())
+                stamp = commitClock?.arrivalStamp()
                 outcome = tx.outcome
                 sendingCommit = true
                 return result
             }
             writtenHere.committed(outcome)
-            if let before = facts.commitsBefore, let stamp = facts.stamp {
+            if let before = outcome.commitsBefore, let stamp {
                 committed = (before + 1, stamp)
                 // Nothing an authorization reads changed: what was known of roles before this commit holds after it.
-                if !facts.grantsChanged { accessCache?.carry(from: before, to: before + 1) }
+                if !outcome.grantsChanged { accessCache?.carry(from: before, to: before + 1) }
             }
             return result
         case .sqlite(let writer):

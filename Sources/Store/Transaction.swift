@@ -94,10 +94,16 @@ public struct StoreTransaction {
         var generation = 0
         /// The hashes of the protocol texts it stored.
         var protocols: [String] = []
+        /// The store's commit count when it began (PostgreSQL; nil when not known), and whether it changed any grant:
+        /// what its commit lets the process's commit clock and role cache know without asking.
+        var commitsBefore: Int?
+        var grantsChanged = true
     }
 
     var outcome: Outcome {
-        var out = Outcome(generation: known.counters["generation"] ?? 0, protocols: known.protocols)
+        var out = Outcome(generation: known.counters["generation"] ?? 0, protocols: known.protocols,
+                          commitsBefore: known.loaded && !known.direct ? known.counters["commits"] : nil,
+                          grantsChanged: known.grantsChanged)
         if known.direct { out.generationChanged = true; out.protocols = []; return out }
         guard known.loaded, let to = known.counters["generation"], to != known.generationBegun else { return out }
         out.generationChanged = true
@@ -113,12 +119,6 @@ public struct StoreTransaction {
     private func bookkeeping() throws -> Bookkeeping {
         if !known.loaded { absorb(try sql.all(Self.bookkeepingQuery, []) { ($0.text(0), $0.text(1), $0.integer(2)) }) }
         return known
-    }
-
-    /// The store's commit count when this transaction began (PostgreSQL; nil when it was not read), and whether the
-    /// transaction changed any grant: what a commit through this process lets it know without asking.
-    var commitFacts: (commitsBefore: Int?, grantsChanged: Bool) {
-        (known.loaded && !known.direct ? known.counters["commits"] : nil, known.grantsChanged)
     }
 
     /// Whether an experiment or a holdout has `key` (keys are unique across both), in one statement.

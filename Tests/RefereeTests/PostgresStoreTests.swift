@@ -4,6 +4,7 @@ import Testing
 import TestSupport
 import JSONCore
 import RPC
+import Store
 
 /// The registry on PostgreSQL, through the real binary: racing daemons, reads after writes across daemons, a crash
 /// restart of the server and SIGKILLed daemons mid-write, the audit log append-only in the database, TLS.
@@ -80,7 +81,7 @@ struct PostgresStoreTests {
         let tcp = try TestStores.freshDatabase()
         let data = try #require(ProcessInfo.processInfo.environment["REFEREE_TEST_PGDATA"], "Scripts/dev/postgres exports REFEREE_TEST_PGDATA")
         let directory = (data as NSString).deletingLastPathComponent
-        let port = try #require(PostgresPort.of(tcp))
+        let port = try PostgresLocation.parse(tcp).port
         // The test cluster trusts local connections: no password on the socket.
         let local = "postgresql://referee@:\(port)/\(database(of: tcp))?host=\(directory)"
         let socketDaemon = try PipeClient(store: local, actor: "pm.local"), tcpDaemon = try PipeClient(store: tcp, actor: "pm.remote")
@@ -439,14 +440,5 @@ struct PostgresStoreTests {
         try p.run()
         p.waitUntilExit()
         return p.terminationStatus
-    }
-}
-
-/// The port of a `postgresql://` URL the test cluster gave.
-enum PostgresPort {
-    static func of(_ url: String) -> Int? {
-        guard let at = url.firstIndex(of: "@") else { return nil }
-        let authority = url[url.index(after: at)...].prefix { $0 != "/" }
-        return authority.split(separator: ":").last.flatMap { Int($0) }
     }
 }
