@@ -100,6 +100,8 @@ final class PostgresBackend: @unchecked Sendable {
             // The server gives up too (a lock wait included), and frees what a vanished client held.
             ("statement_timeout", String(Int64(statementSeconds * 1000))),
             ("idle_in_transaction_session_timeout", "60000"),
+            // A write sent as one statement is a transaction of its own: READ COMMITTED whatever the database's default.
+            ("default_transaction_isolation", "read committed"),
         ]
         if readOnly { parameters.append(("default_transaction_read_only", "on")) }
         configuration.options.additionalStartupParameters = parameters
@@ -144,7 +146,8 @@ final class PostgresBackend: @unchecked Sendable {
                 return result
             } catch {
                 release(session)
-                if session.broken && pooled && session.answered == 0 && attempts < 3 { continue }
+                // Not once a commit was sent: it may have been applied.
+                if session.broken && pooled && session.answered == 0 && !session.committing && attempts < 3 { continue }
                 throw error
             }
         }
@@ -166,9 +169,54 @@ final class PostgresBackend: @unchecked Sendable {
     /// A write transaction: it first takes the registry's write lock and reads, under it, the registry's bookkeeping
     /// (`referee_write_begin`: the counters, the audit head, whether grants exist, whether `claiming` is a taken key),
     /// which `body` gets as rows of (entry, label, amount).
-    func write<T>(claiming key: String?, _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T {
-        try writeTurns.take(place: location.place) { try session(write: true, claiming: key, body) }
+    ///
+    /// `bookkept`: the bookkeeping this process's last commit left. While the store's commit count is still the one it
+    /// records, nobody else has written since, and `body` can run on it before anything is sent: its writes then go as
+    /// one statement that takes the lock, checks the count (and that `claiming` is free) and writes only if both hold,
+    /// committed on its own (`PostgresSession.sendAsOneStatement`). A write that needs the database's answer to go on
+    /// (a read, a row count), that `body` refuses, or that finds the store moved on, runs again as a transaction.
+    func write<T>(claiming key: String?, bookkept: StoreTransaction.Bookkept? = nil,
+                  _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T {
+        try writeTurns.take(place: location.place) {
+            if let bookkept, oneStatementWrites.worthTrying() {
+                let written = try oneStatement(claiming: key, bookkept: bookkept, body)
+                oneStatementWrites.record(applied: written != nil)
+                if let written { return written }
+            }
+            return try session(write: true, claiming: key, body)
+        }
     }
+
+    /// How often writes went as one statement (read and written under the write turn only).
+    let oneStatementWrites = OneStatementWrites()
+
+    /// `body`'s value when its writes were applied as one statement; nil when nothing was applied and the write must run
+    /// as a transaction. A statement whose outcome is unknown (the connection lost once it was sent) throws.
+    private func oneStatement<T>(claiming key: String?, bookkept: StoreTransaction.Bookkept,
+                                 _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T? {
+        try withSession { s in
+            s.optimistic = true
+            let result: T
+            do {
+                result = try body(s, bookkept.rows)
+            } catch {
+                // Refused on what this process knew, or it needed an answer: the transaction decides, under the lock.
+                s.discardHeld()
+                s.optimistic = false
+                return nil
+            }
+            return try s.sendAsOneStatement(guard: Self.currentGuard, [bookkept.commits, Self.writeLock, key]) ? result : nil
+        }
+    }
+
+    /// True under the write lock when the store's commit count is the one given, the claimed key (if any) is free, and
+    /// the statement runs READ COMMITTED (so the function's queries see every commit made before the lock).
+    static let currentGuard = """
+        SELECT COUNT(*) FILTER (WHERE entry = 'meta' AND label = 'commits' AND amount = ?) = 1
+            AND COUNT(*) FILTER (WHERE entry = 'claimed') = 0
+            AND current_setting('transaction_isolation') = 'read committed' AS ok
+        FROM referee_write_begin(?, ?)
+        """
 
     private func session<T>(write: Bool, claiming key: String? = nil, _ body: (PostgresSession, [(String, String, Int)]) throws -> T) throws -> T {
         try withSession { s in
@@ -226,6 +274,11 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     var settled: Bool { held.isEmpty && unsettled.isEmpty }
     /// The COMMIT was sent: a failure now leaves the outcome unknown to this daemon.
     var committing = false
+    /// A write to be sent as one statement (`sendAsOneStatement`): nothing can be waited for before it.
+    var optimistic = false
+
+    /// What a write to be sent as one statement cannot do: wait for an answer, or hold more than one statement carries.
+    struct NeedsTransaction: Error {}
     var dialect: SQLDialect { .postgresql }
 
     init(connection: PostgresConnection, backend: PostgresBackend) {
@@ -250,6 +303,7 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     /// each a round trip; held writes go out as few statements as they can (`groups`), one after another on the event
     /// loop, without this thread waiting for each.
     func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
+        if optimistic && held.count >= Self.heldAtMost { throw NeedsTransaction() }
         held.append((sql, arguments))
         // A large ingest holds thousands: they are sent and waited for in batches, so memory and waits stay bounded.
         if held.count >= Self.heldAtMost { try flush() }
@@ -302,20 +356,131 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         return out
     }
 
-    /// The table an INSERT, UPDATE or DELETE writes (nil for any other statement).
+    /// The table an INSERT, UPDATE or DELETE writes (nil for any other statement). Read as bytes, only its first words:
+    /// every held write of every transaction passes here.
     static func writtenTable(_ sql: String) -> String? {
-        let words = sql.split(whereSeparator: \.isWhitespace).prefix(3).map { $0.lowercased() }
-        guard words.count == 3 else { return nil }
-        let name: Substring
-        switch (words[0], words[1]) {
-        case ("insert", "into"), ("delete", "from"): name = Substring(words[2])
-        case ("update", _): name = Substring(words[1])
-        default: return nil
+        var words: [Substring.UTF8View] = []
+        var rest = Substring(sql).utf8
+        while words.count < 3 {
+            rest = rest.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+            guard !rest.isEmpty else { return nil }
+            let word = rest.prefix { $0 != 0x20 && $0 != 0x0A && $0 != 0x09 && $0 != 0x0D }
+            words.append(word)
+            rest = rest[word.endIndex...]
         }
-        let table = name.prefix { $0 != "(" }
+        func isWord(_ w: Substring.UTF8View, _ upper: String) -> Bool {
+            w.count == upper.utf8.count && zip(w, upper.utf8).allSatisfy { ($0 & 0xDF) == $1 }
+        }
+        let name: Substring.UTF8View
+        if (isWord(words[0], "INSERT") && isWord(words[1], "INTO")) || (isWord(words[0], "DELETE") && isWord(words[1], "FROM")) {
+            name = words[2]
+        } else if isWord(words[0], "UPDATE") {
+            name = words[1]
+        } else {
+            return nil
+        }
+        let table = name.prefix { $0 != UInt8(ascii: "(") }
         // Only a plain name is known to be one table (not `ONLY t`, `schema.t` or a quoted name).
-        guard !table.isEmpty, table != "only", table.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
-        return String(table)
+        guard !table.isEmpty, !isWord(table, "ONLY"),
+              table.allSatisfy({ $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x61...0x7A).contains($0 | 0x20) }) else { return nil }
+        return String(decoding: table, as: UTF8.self).lowercased()
+    }
+
+    /// Sends the held writes as one statement, a transaction of its own, that applies them only when `guardSQL` (one
+    /// row, one boolean `ok`, taking the write lock) is true: every write reads the guard first, so none runs, or takes a
+    /// row lock, before the lock is held. True when they were applied. False when nothing was: the guard was false, the
+    /// writes cannot be one statement, or the server refused them (the transaction that runs instead meets the refusal
+    /// itself). Throws when the outcome is unknown.
+    ///
+    /// postgres-nio reports a statement done at its CommandComplete, which PostgreSQL sends before the Sync that commits
+    /// a statement outside a transaction; it sends the next statement only after that Sync's ReadyForQuery, so a
+    /// `SELECT 1` answered after it means the commit succeeded.
+    func sendAsOneStatement(guard guardSQL: String, _ guardArguments: [any SQLBindable]) throws -> Bool {
+        optimistic = false
+        let statement = Self.oneStatement(held, guard: (guardSQL, guardArguments))
+        held.removeAll()
+        guard let statement else { return false }
+        let answer = Answer()
+        committing = true
+        unsettled.append(connection.query(Self.numberedPlaceholders(statement.sql), Self.binds(statement.arguments), onRow: { answer.add($0) }))
+        unsettled.append(connection.query("SELECT 1", [], onRow: { _ in }))
+        do {
+            try settle()
+        } catch is StoreError {
+            return false
+        }
+        return answer.result().0.first?.optionalInteger(0) == 1
+    }
+
+    /// The held writes as one statement under a guard, or nil when they cannot be: each must write a table none of the
+    /// others writes, and be an INSERT of one VALUES row (made `SELECT … FROM g WHERE g.ok`) or an UPDATE or DELETE
+    /// ending in its WHERE (made `WHERE (SELECT ok FROM g) AND (…)`).
+    static func oneStatement(_ statements: [(sql: String, arguments: [any SQLBindable])],
+                             guard check: (sql: String, arguments: [any SQLBindable])) -> (sql: String, arguments: [any SQLBindable])? {
+        guard !statements.isEmpty else { return nil }
+        var tables: Set<String> = []
+        var parts: [String] = []
+        for statement in statements {
+            guard let table = writtenTable(statement.sql), tables.insert(table).inserted,
+                  let guarded = guardedWrite(statement.sql) else { return nil }
+            parts.append("w\(parts.count) AS (\(guarded))")
+        }
+        let sql = "WITH g AS MATERIALIZED (\(check.sql)), " + parts.joined(separator: ", ") + " SELECT ok FROM g"
+        return (sql, check.arguments + statements.flatMap(\.arguments))
+    }
+
+    /// One write made to read the guard `g` before it writes anything (see `oneStatement`); nil for another shape.
+    static func guardedWrite(_ sql: String) -> String? {
+        let text = Array(sql.utf8)
+        func isWordByte(_ c: UInt8) -> Bool { c == UInt8(ascii: "_") || (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 122) }
+        /// Where `word` (upper case) stands as a whole word outside quotes and parentheses.
+        func topLevel(_ word: String) -> [Int] {
+            let w = Array(word.utf8)
+            var out: [Int] = [], depth = 0, quoted = false
+            for i in text.indices {
+                let c = text[i]
+                if c == UInt8(ascii: "'") { quoted.toggle() }
+                guard !quoted else { continue }
+                if c == UInt8(ascii: "(") { depth += 1 } else if c == UInt8(ascii: ")") { depth -= 1 }
+                if depth == 0, i + w.count <= text.count, zip(text[i..<i + w.count], w).allSatisfy({ ($0 & 0xDF) == $1 }),
+                   i == 0 || !isWordByte(text[i - 1]), i + w.count == text.count || !isWordByte(text[i + w.count]) {
+                    out.append(i)
+                }
+            }
+            return out
+        }
+        /// The offset of the parenthesis that closes the one at `open`.
+        func closing(_ open: Int) -> Int? {
+            var depth = 0, quoted = false
+            for i in open..<text.count {
+                if text[i] == UInt8(ascii: "'") { quoted.toggle() }
+                guard !quoted else { continue }
+                if text[i] == UInt8(ascii: "(") { depth += 1 }
+                if text[i] == UInt8(ascii: ")") { depth -= 1; if depth == 0 { return i } }
+            }
+            return nil
+        }
+        func string(_ bytes: ArraySlice<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
+        guard topLevel("RETURNING").isEmpty, topLevel("WITH").isEmpty else { return nil }
+        let verb = topLevel("INSERT").first == 0 ? "INSERT" : topLevel("UPDATE").first == 0 ? "UPDATE" : topLevel("DELETE").first == 0 ? "DELETE" : nil
+        switch verb {
+        case "INSERT":
+            // One VALUES row, followed by nothing or an ON CONFLICT clause.
+            let values = topLevel("VALUES")
+            guard values.count == 1 else { return nil }
+            guard let open = text[(values[0] + 6)...].firstIndex(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") }),
+                  text[open] == UInt8(ascii: "("), let close = closing(open) else { return nil }
+            let tail = string(text[(close + 1)...]).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard tail.isEmpty || tail.uppercased().hasPrefix("ON CONFLICT") else { return nil }
+            return string(text[..<values[0]]) + "SELECT " + string(text[(open + 1)..<close]) + " FROM g WHERE g.ok" + (tail.isEmpty ? "" : " " + tail)
+        case "UPDATE", "DELETE":
+            let wheres = topLevel("WHERE")
+            guard wheres.count <= 1 else { return nil }
+            guard let at = wheres.first else { return sql + " WHERE (SELECT ok FROM g)" }
+            return string(text[..<at]) + "WHERE (SELECT ok FROM g) AND (" + string(text[(at + 5)...]) + ")"
+        default:
+            return nil
+        }
     }
 
     private static func binds(_ arguments: [any SQLBindable]) -> [PostgresData] {
@@ -329,6 +494,7 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     }
 
     private func run(_ sql: String, _ arguments: [any SQLBindable], translate: Bool = true) throws -> (rows: [PostgresValues], changed: Int) {
+        if optimistic { throw NeedsTransaction() }
         sendHeld()
         let answer = Answer()
         unsettled.append(connection.query(translate ? Self.numberedPlaceholders(sql) : sql, Self.binds(arguments),
@@ -385,16 +551,16 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         return StoreUnavailable(message: "the store \(place) is unavailable: the connection was lost (\(PostgresWire.describe(error))); \(outcome); Referee reconnects on the next request")
     }
 
-    /// `?` placeholders as PostgreSQL's `$1`, `$2`…, outside quoted text.
+    /// `?` placeholders as PostgreSQL's `$1`, `$2`…, outside quoted text (as bytes: every statement passes here).
     static func numberedPlaceholders(_ sql: String) -> String {
-        guard sql.contains("?") else { return sql }
-        var out = "", n = 0, quoted = false
+        guard sql.utf8.contains(UInt8(ascii: "?")) else { return sql }
+        var out: [UInt8] = [], n = 0, quoted = false
         out.reserveCapacity(sql.utf8.count + 16)
-        for c in sql {
-            if c == "'" { quoted.toggle() }
-            if c == "?" && !quoted { n += 1; out += "$\(n)" } else { out.append(c) }
+        for c in sql.utf8 {
+            if c == UInt8(ascii: "'") { quoted.toggle() }
+            if c == UInt8(ascii: "?") && !quoted { n += 1; out.append(UInt8(ascii: "$")); out += String(n).utf8 } else { out.append(c) }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -442,6 +608,28 @@ private final class Answer: @unchecked Sendable {
 
     func changed(_ n: Int) { lock.lock(); count = n; lock.unlock() }
     func result() -> ([PostgresValues], Int) { lock.lock(); defer { lock.unlock() }; return (rows, count) }
+}
+
+/// Whether a write is worth sending as one statement: it is while they are applied; each time one finds the store moved
+/// on (another daemon wrote in between: the statement was a round trip spent for nothing), the next attempt waits for
+/// twice as many writes, up to 63. Used under the write turn only.
+final class OneStatementWrites: @unchecked Sendable {
+    private var misses = 0
+    private var sinceMiss = 0
+    /// Writes applied as one statement, and attempts that were not (for tests).
+    private(set) var applied = 0
+    private(set) var missed = 0
+
+    func worthTrying() -> Bool {
+        if sinceMiss >= (1 << min(misses, 6)) - 1 { return true }
+        sinceMiss += 1
+        return false
+    }
+
+    func record(applied wasApplied: Bool) {
+        if wasApplied { misses = 0; applied += 1 } else { misses += 1; missed += 1 }
+        sinceMiss = 0
+    }
 }
 
 /// A daemon's writes, one at a time. A write waits while the writes ahead of it finish, however many there are, but

@@ -233,7 +233,10 @@ public final class Store: @unchecked Sendable {
             // Recorded only once committed: a write that failed left the generation as it was, or (its COMMIT's outcome
             // unknown) moved it past what is recorded, so the recorded rows are never taken for another's.
             var outcome = StoreTransaction.Outcome()
-            let result = try pg.write(claiming: key) { s, begun in
+            // Taken as read by a write sent as one statement, which falls back to a transaction when the store has moved on
+            // (the body then runs again, from the start).
+            let result = try pg.write(claiming: key, bookkept: writtenHere.bookkept) { s, begun in
+                sendingCommit = false
                 let tx = StoreTransaction(sql: s, writtenHere: writtenHere, claimed: key, begun: begun)
                 let result = try body(tx)
                 try tx.finish(countingCommit: true)
@@ -268,6 +271,12 @@ public final class Store: @unchecked Sendable {
             writtenHere.committed(outcome)
             return result!
         }
+    }
+
+    /// Writes applied as one statement, and attempts that found the store moved on (PostgreSQL only).
+    var oneStatementWrites: (applied: Int, missed: Int)? {
+        guard case .postgres(let pg) = backend else { return nil }
+        return (pg.oneStatementWrites.applied, pg.oneStatementWrites.missed)
     }
 
     /// Runs one statement outside a transaction (a single SELECT is its own consistent snapshot): the hot
@@ -358,7 +367,15 @@ final class WrittenHere: @unchecked Sendable {
     }
     private var protocolsGeneration = 0
 
+    /// The bookkeeping this process's latest commit left (PostgreSQL): true of the store while its commit count is
+    /// still the one recorded, which the write that takes it as read checks under the write lock.
+    var bookkept: StoreTransaction.Bookkept? { lock.reading { after } }
+    private var after: StoreTransaction.Bookkept?
+
     func committed(_ outcome: StoreTransaction.Outcome) {
+        if let bookkept = outcome.after {
+            lock.writing { if (after?.commits ?? Int.min) < bookkept.commits { after = bookkept } }
+        }
         guard outcome.generationChanged || !outcome.protocols.isEmpty else { return }
         lock.writing {
             if protocols.count < 10_000 { protocols.formUnion(outcome.protocols) }

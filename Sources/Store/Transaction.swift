@@ -98,6 +98,15 @@ public struct StoreTransaction {
         /// what its commit lets the process's commit clock and role cache know without asking.
         var commitsBefore: Int?
         var grantsChanged = true
+        /// The bookkeeping as it stands after the commit (PostgreSQL, when all of it is known): the next write of this
+        /// process can take it as read while the store's commit count is still `commits` (`PostgresBackend.write`).
+        var after: Bookkept?
+    }
+
+    /// The registry's bookkeeping as of one commit count, as rows of `bookkeepingQuery`.
+    struct Bookkept: Sendable {
+        let commits: Int
+        let rows: [(String, String, Int)]
     }
 
     var outcome: Outcome {
@@ -105,6 +114,12 @@ public struct StoreTransaction {
                           commitsBefore: known.loaded && !known.direct ? known.counters["commits"] : nil,
                           grantsChanged: known.grantsChanged)
         if known.direct { out.generationChanged = true; out.protocols = []; return out }
+        if let before = out.commitsBefore, let hasGrants = known.hasGrants {
+            var rows = known.counters.map { ("meta", $0.key, $0.key == "commits" ? before + 1 : $0.value) }
+            rows.append(("audit", known.auditHead.hash, known.auditHead.seq))
+            if hasGrants { rows.append(("grants", "", 1)) }
+            out.after = Bookkept(commits: before + 1, rows: rows)
+        }
         guard known.loaded, let to = known.counters["generation"], to != known.generationBegun else { return out }
         out.generationChanged = true
         guard let stamped = known.stamped else { return out }

@@ -40,6 +40,68 @@ import Registry
         #expect(PostgresSession.writtenTable("COMMIT") == nil)
     }
 
+    /// A write sent as one statement reads the guard before it writes anything: each INSERT's row comes from it, each
+    /// UPDATE and DELETE asks it in its WHERE; any other shape, or two writes to one table, stays a transaction.
+    @Test func aWriteAsOneStatementReadsTheGuardFirst() {
+        #expect(PostgresSession.guardedWrite("INSERT INTO audit (seq, at) VALUES (?, ?)") == "INSERT INTO audit (seq, at) SELECT ?, ? FROM g WHERE g.ok")
+        #expect(PostgresSession.guardedWrite("INSERT INTO holdouts (key, buckets)\n    VALUES (?, '')") == "INSERT INTO holdouts (key, buckets)\n    SELECT ?, '' FROM g WHERE g.ok")
+        #expect(PostgresSession.guardedWrite("INSERT INTO p (hash) VALUES (?) ON CONFLICT DO NOTHING") == "INSERT INTO p (hash) SELECT ? FROM g WHERE g.ok ON CONFLICT DO NOTHING")
+        #expect(PostgresSession.guardedWrite("UPDATE meta SET value = value + CASE name WHEN ? THEN ? ELSE 0 END WHERE name IN (?)")
+                == "UPDATE meta SET value = value + CASE name WHEN ? THEN ? ELSE 0 END WHERE (SELECT ok FROM g) AND ( name IN (?))")
+        #expect(PostgresSession.guardedWrite("DELETE FROM result_totals WHERE key = ? AND note = 'a where b'")
+                == "DELETE FROM result_totals WHERE (SELECT ok FROM g) AND ( key = ? AND note = 'a where b')")
+        #expect(PostgresSession.guardedWrite("UPDATE meta SET value = 0") == "UPDATE meta SET value = 0 WHERE (SELECT ok FROM g)")
+        #expect(PostgresSession.guardedWrite("INSERT INTO t (a) VALUES (?), (?)") == nil)
+        #expect(PostgresSession.guardedWrite("INSERT INTO t (a) SELECT a FROM u") == nil)
+        #expect(PostgresSession.guardedWrite("DELETE FROM t WHERE a = ? RETURNING a") == nil)
+        #expect(PostgresSession.guardedWrite("SELECT pg_advisory_xact_lock(?)") == nil)
+        let check = (sql: "SELECT ? AS ok", arguments: [7] as [any SQLBindable])
+        let one = PostgresSession.oneStatement([("INSERT INTO audit (seq) VALUES (?)", [1]), ("UPDATE meta SET value = ? WHERE name = ?", [2, "n"])], guard: check)
+        #expect(one?.sql == "WITH g AS MATERIALIZED (SELECT ? AS ok), w0 AS (INSERT INTO audit (seq) SELECT ? FROM g WHERE g.ok), w1 AS (UPDATE meta SET value = ? WHERE (SELECT ok FROM g) AND ( name = ?)) SELECT ok FROM g")
+        #expect(one?.arguments.map(\.sqlValue) == [.integer(7), .integer(1), .integer(2), .text("n")])
+        #expect(PostgresSession.oneStatement([("INSERT INTO audit (seq) VALUES (?)", [1]), ("INSERT INTO audit (seq) VALUES (?)", [2])], guard: check) == nil)
+        #expect(PostgresSession.oneStatement([], guard: check) == nil)
+    }
+
+    /// A process whose last commit is still the store's latest sends its next write as one statement; one that another
+    /// process wrote after applies nothing that way and runs as a transaction on what the store holds now (here: a key
+    /// taken in between is refused). The chain, the counters and the rows come out as if every write had been a transaction.
+    @Test(.enabled(if: TestStores.clusterURL != nil)) func aWriteIsOneStatementOnlyWhileNobodyElseWrote() throws {
+        let path = try TestStores.freshDatabase()
+        let here = try Store(path: path), elsewhere = try Store(path: path)
+        func register(_ store: Store, _ key: String) throws {
+            try store.write(claiming: key) { tx in
+                if try tx.keyTaken(key) { throw StoreError(message: "\(key) is taken") }
+                try tx.insert(Self.record(key))
+                try tx.appendAudit(at: "t", principal: "o", onBehalfOf: nil, method: "experiment.register", key: key, before: .null, after: ["k": .string(key)], reason: nil)
+            }
+        }
+        try register(here, "a")                                     // nothing known yet: a transaction
+        #expect(here.oneStatementWrites! == (0, 0))
+        try register(here, "b")
+        try register(here, "c")
+        #expect(here.oneStatementWrites! == (2, 0))
+        try register(elsewhere, "d")
+        try register(here, "e")                                     // elsewhere committed since: a transaction
+        #expect(here.oneStatementWrites! == (2, 1))
+        try register(here, "f")                                     // after a miss one write waits its turn
+        try register(here, "g")
+        #expect(here.oneStatementWrites! == (3, 1))
+        try register(elsewhere, "h")
+        #expect(throws: StoreError.self) { try register(here, "h") }
+        #expect(here.oneStatementWrites! == (3, 2))
+        try register(here, "i")                                     // again one write waits
+        try register(here, "j")
+        #expect(here.oneStatementWrites! == (4, 2))
+        let (keys, generation, audit) = try here.read { tx in
+            (try tx.experiments(changedSince: 0).map(\.key), try tx.generation(), try tx.verifyAudit())
+        }
+        #expect(keys == ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"])
+        #expect(generation == 10)
+        #expect(audit.entries == 10 && audit.firstBroken == nil)
+        #expect(try here.read { tx in try tx.auditEntries().map(\.key) } == keys)
+    }
+
     /// A held insert that the database refuses (the second of one key) fails the whole write, at the statement that
     /// sends it; nothing of it is applied, not the first insert, not its audit entry, not a counter.
     @Test(arguments: try stores()) func aRefusedHeldWriteFailsTheWholeWrite(_ path: String) throws {
