@@ -430,6 +430,7 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     }
 
     /// One write made to read the guard `g` before it writes anything (see `oneStatement`); nil for another shape.
+    /// `sql` is a write `writtenTable` names a table of: an INSERT INTO, UPDATE or DELETE FROM.
     static func guardedWrite(_ sql: String) -> String? {
         let text = Array(sql.utf8)
         func isWordByte(_ c: UInt8) -> Bool { c == UInt8(ascii: "_") || (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 122) }
@@ -462,9 +463,9 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
         }
         func string(_ bytes: ArraySlice<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
         guard topLevel("RETURNING").isEmpty, topLevel("WITH").isEmpty else { return nil }
-        let verb = topLevel("INSERT").first == 0 ? "INSERT" : topLevel("UPDATE").first == 0 ? "UPDATE" : topLevel("DELETE").first == 0 ? "DELETE" : nil
-        switch verb {
-        case "INSERT":
+        // The verb is the first word (`writtenTable` has read it; this is its first letter, upper-cased).
+        switch text.first.map({ $0 & 0xDF }) {
+        case UInt8(ascii: "I"):
             // One VALUES row, followed by nothing or an ON CONFLICT clause.
             let values = topLevel("VALUES")
             guard values.count == 1 else { return nil }
@@ -473,7 +474,7 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
             let tail = string(text[(close + 1)...]).trimmingCharacters(in: .whitespacesAndNewlines)
             guard tail.isEmpty || tail.uppercased().hasPrefix("ON CONFLICT") else { return nil }
             return string(text[..<values[0]]) + "SELECT " + string(text[(open + 1)..<close]) + " FROM g WHERE g.ok" + (tail.isEmpty ? "" : " " + tail)
-        case "UPDATE", "DELETE":
+        case UInt8(ascii: "U"), UInt8(ascii: "D"):
             let wheres = topLevel("WHERE")
             guard wheres.count <= 1 else { return nil }
             guard let at = wheres.first else { return sql + " WHERE (SELECT ok FROM g)" }
