@@ -251,6 +251,10 @@ public struct ConflictIndex: Sendable {
     }
     private var slots: [Box?] = []
     private var slotEnd: [Double] = []
+    /// What a check compares before it touches a candidate's subject, by slot.
+    private var slotFacts: [Facts] = []
+    /// Layers, units, seeds, metrics and parameters as small integers, so a pair compares integers, not strings.
+    private var nameIDs: [String: Int32] = [:]
     private var slotOf: [String: Int] = [:]
     private var freeSlots: [Int] = []
     private var groups: [GroupKey: Group] = [:]
@@ -260,6 +264,45 @@ public struct ConflictIndex: Sendable {
     /// Conditions interned and compiled once for every check, shared by the copies of this index: what it holds
     /// depends only on the conditions, so any copy may use it.
     private let solver = AudienceSolver()
+
+    /// A subject's schedule, traffic and shared names as integers: enough to rule out most pairs without a finding.
+    struct Facts: Sendable {
+        var start: Double = 0, end: Double = 0, traffic: Double = 0
+        var layer: Int32 = -1, unit: Int32 = -1, seed: Int32 = -1, metric: Int32 = -1
+        var parameters: [Int32] = []
+        var hasBuckets = false
+
+        /// Whether ``ConflictRules/appendFindings`` can find anything for this pair, and whether it would ask for the
+        /// audiences' overlap first (every finding but a unit mismatch needs a common unit).
+        func mayFind(against b: Facts) -> (any: Bool, needsAudience: Bool) {
+            guard max(start, b.start) < min(end, b.end) else { return (false, false) }
+            let sameLayer = layer >= 0 && layer == b.layer
+            let sameUnit = unit == b.unit && unit >= 0
+            if sameLayer && !sameUnit { return (true, false) }
+            if sameLayer && (!hasBuckets || !b.hasBuckets) { return (false, false) }
+            if !sameLayer && !(traffic * b.traffic > 0) { return (false, false) }
+            let shares = (seed >= 0 && seed == b.seed) || (!sameLayer && metric >= 0 && metric == b.metric) || sharesParameter(b)
+            // Within one layer the bucket overlap is known only from the subjects: the rules decide it.
+            return shares ? (true, !sameLayer) : (false, false)
+        }
+
+        func sharesParameter(_ b: Facts) -> Bool {
+            var i = 0, j = 0
+            while i < parameters.count && j < b.parameters.count {
+                if parameters[i] == b.parameters[j] { return true }
+                if parameters[i] < b.parameters[j] { i += 1 } else { j += 1 }
+            }
+            return false
+        }
+    }
+
+    /// The facts of `s` with names this index has interned (`intern`), or -1 for one it never saw (which no indexed
+    /// subject shares).
+    func facts(_ s: ConflictSubject, intern: (String) -> Int32) -> Facts {
+        Facts(start: s.start.seconds, end: s.end.seconds, traffic: s.traffic,
+              layer: intern(s.layer), unit: intern(s.unit), seed: intern(s.seed), metric: s.primaryMetric.map(intern) ?? -1,
+              parameters: s.parameters.map(intern).filter { $0 >= 0 }.sorted(), hasBuckets: !s.buckets.isEmpty)
+    }
 
     enum GroupKey: Hashable, Sendable {
         case layer(String), parameter(String), metric(String), seed(String)
@@ -328,6 +371,13 @@ public struct ConflictIndex: Sendable {
             slots.append(Box(s))
             slotEnd.append(s.end.seconds)
             slotCondition.append(0)
+            slotFacts.append(Facts())
+        }
+        slotFacts[slot] = facts(s) { name in
+            if let id = nameIDs[name] { return id }
+            let id = Int32(nameIDs.count)
+            nameIDs[name] = id
+            return id
         }
         slotOf[s.key] = slot
         slotCondition[slot] = solver.id(of: s.targeting)
@@ -343,44 +393,68 @@ public struct ConflictIndex: Sendable {
         freeSlots.append(slot)
     }
 
-    /// Subjects sharing a key with `s` whose schedules overlap it.
+    /// Subjects sharing a key with `s` whose schedules overlap it, in the order of their keys.
     public func candidates(for s: ConflictSubject) -> [ConflictSubject] {
-        candidateSlots(for: s).map { slots[$0]!.subject }
+        candidateSlots(for: s).map { slots[$0]!.subject }.sorted { $0.key < $1.key }
     }
 
-    /// The slots of ``candidates(for:)``, in the order of their keys.
+    /// The slots of ``candidates(for:)``, in no order.
     func candidateSlots(for s: ConflictSubject) -> [Int] {
         var seen = Set<Int>()
         var out: [Int] = []
+        let own = slotOf[s.key] ?? -1, start = s.start.seconds
         for k in Self.keys(s) {
-            groups[k]?.overlapping(from: s.start.seconds, to: s.end.seconds) { slot in
-                guard let other = slots[slot], other.subject.key != s.key, other.subject.end > s.start, seen.insert(slot).inserted else { return }
+            groups[k]?.overlapping(from: start, to: s.end.seconds) { slot in
+                guard slot != own, slots[slot] != nil, slotFacts[slot].end > start, seen.insert(slot).inserted else { return }
                 out.append(slot)
             }
         }
-        return out.sorted { slots[$0]!.subject.key < slots[$1]!.subject.key }
+        return out
     }
 
     /// Every finding of `s` against the indexed experiments (which it may or may not be part of).
     public func check(_ s: ConflictSubject, includeCapacity: Bool = true) -> [Finding] {
         var out: [Finding] = []
+        // Findings come per candidate, in the order of the candidates' keys: each candidate's run is noted and the
+        // (few) runs are put in order at the end, rather than every candidate sorted by key first.
+        var runs: [(key: String, findings: Range<Int>)] = []
+        let probe = facts(s) { nameIDs[$0] ?? -1 }
         // Audiences solved as a scan solves them: conditions compiled once (and kept for the next check), each path's
         // solution shared by the candidates whose tests on it are the same (a registry targets a few attributes alike).
+        // A pair is first ruled out on its facts, then on its audiences, before its subject is read.
         solver.use { cache, compiledByID in
             let compiled = cache.compile(s.targeting)
-            for slot in candidateSlots(for: s) {
-                let other = slots[slot]!
-                ConflictRules.appendFindings(s, other.subject, symmetric: false, into: &out) { p, q in
-                    let id = slotCondition[slot]
-                    let theirs: Satisfiability.Compiled?
-                    if let known = compiledByID[id] { theirs = known } else {
-                        theirs = cache.compile(q.targeting)
-                        compiledByID[id] = .some(theirs)
-                    }
-                    if let compiled, let theirs, let fast = Satisfiability.witness(compiled, theirs, cache: cache) { return fast }
-                    return Satisfiability.witness([p.targeting, q.targeting], cache: cache)
+            func audience(_ slot: Int, _ theirTargeting: () -> Condition) -> Witness? {
+                let id = slotCondition[slot]
+                let theirs: Satisfiability.Compiled?
+                if let known = compiledByID[id] { theirs = known } else {
+                    theirs = cache.compile(theirTargeting())
+                    compiledByID[id] = .some(theirs)
                 }
+                if let compiled, let theirs, let fast = Satisfiability.witness(compiled, theirs, cache: cache) { return fast }
+                return Satisfiability.witness([s.targeting, theirTargeting()], cache: cache)
             }
+            for slot in candidateSlots(for: s) {
+                let (any, needsAudience) = probe.mayFind(against: slotFacts[slot])
+                guard any else { continue }
+                let other = slots[slot]!
+                let witness: Witness??
+                if needsAudience {
+                    guard let w = audience(slot, { other.subject.targeting }) else { continue }
+                    witness = w
+                } else {
+                    witness = .none
+                }
+                let before = out.count
+                ConflictRules.appendFindings(s, other.subject, symmetric: false, into: &out) { _, q in
+                    witness ?? audience(slot) { q.targeting }
+                }
+                if out.count > before { runs.append((other.subject.key, before..<out.count)) }
+            }
+        }
+        if runs.count > 1 {
+            let found = out
+            out = runs.sorted { $0.key < $1.key }.flatMap { found[$0.findings] }
         }
         if includeCapacity, s.buckets.isEmpty, let f = capacityFinding(s) { out.append(f) }
         return out

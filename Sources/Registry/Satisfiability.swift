@@ -95,9 +95,18 @@ public enum Satisfiability {
         }
         for p in a.paths { for q in cache.pathPrefixes[Int(p)] where contains(b, q) { return .none } }
         for p in b.paths { for q in cache.pathPrefixes[Int(p)] where contains(a, q) { return .none } }
+        // Kept apart by two constants on a path both test: answered before any path's solution is looked up or any
+        // attribute built, and without filling the cache with such pairs (the commonest disjoint pair).
+        var i = 0, j = 0
+        while i < a.paths.count && j < b.paths.count {
+            if a.paths[i] < b.paths[j] { i += 1 } else if b.paths[j] < a.paths[i] { j += 1 } else {
+                if a.tests[i] != b.tests[j] && refutedByConstants(cache.testLists[Int(a.tests[i])], cache.testLists[Int(b.tests[j])]) { return .some(nil) }
+                i += 1; j += 1
+            }
+        }
         var values: [(String, JSValue)] = []
         var inexact: [String] = []
-        var i = 0, j = 0
+        i = 0; j = 0
         while i < a.paths.count || j < b.paths.count {
             let path: Int32, t1: Int32, t2: Int32
             if j >= b.paths.count || (i < a.paths.count && a.paths[i] < b.paths[j]) {
@@ -109,8 +118,6 @@ public enum Satisfiability {
             }
             let key = UInt64(UInt32(t1)) << 32 | UInt64(UInt32(t2))
             let solution: PathSolution
-            // Kept apart by two constants: answered without a lookup, and without filling the cache with such pairs.
-            if t1 != t2 && refutedByConstants(cache.testLists[Int(t1)], cache.testLists[Int(t2)]) { return .some(nil) }
             if let known = cache.pairSolutions[key] {
                 solution = known
             } else {
