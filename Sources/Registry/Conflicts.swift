@@ -250,7 +250,6 @@ public struct ConflictIndex: Sendable {
         init(_ subject: ConflictSubject) { self.subject = subject }
     }
     private var slots: [Box?] = []
-    private var slotEnd: [Double] = []
     /// What a check compares before it touches a candidate's subject, by slot.
     private var slotFacts: [Facts] = []
     /// Layers, units, seeds, metrics and parameters as small integers, so a pair compares integers, not strings.
@@ -273,7 +272,7 @@ public struct ConflictIndex: Sendable {
         var hasBuckets = false
 
         /// Whether ``ConflictRules/appendFindings`` can find anything for this pair, and whether it would ask for the
-        /// audiences' overlap first (every finding but a unit mismatch needs a common unit).
+        /// audiences' overlap first (every finding but a unit mismatch needs a unit both audiences hold).
         func mayFind(against b: Facts) -> (any: Bool, needsAudience: Bool) {
             guard max(start, b.start) < min(end, b.end) else { return (false, false) }
             let sameLayer = layer >= 0 && layer == b.layer
@@ -365,11 +364,9 @@ public struct ConflictIndex: Sendable {
         if let reused = freeSlots.popLast() {
             slot = reused
             slots[slot] = Box(s)
-            slotEnd[slot] = s.end.seconds
         } else {
             slot = slots.count
             slots.append(Box(s))
-            slotEnd.append(s.end.seconds)
             slotCondition.append(0)
             slotFacts.append(Facts())
         }
@@ -471,7 +468,7 @@ public struct ConflictIndex: Sendable {
             for slot in group.members {
                 guard let box = slots[slot] else { continue }
                 let start = box.subject.start.seconds
-                active.removeAll { slotEnd[$0] <= start }
+                active.removeAll { slotFacts[$0].end <= start }
                 for otherSlot in active {
                     let pair = UInt64(min(slot, otherSlot)) << 32 | UInt64(max(slot, otherSlot))
                     if seen.insert(pair).inserted { pairs.append(pair) }
