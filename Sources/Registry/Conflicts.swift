@@ -421,15 +421,15 @@ public struct ConflictIndex: Sendable {
         // A pair is first ruled out on its facts, then on its audiences, before its subject is read.
         solver.use { cache, compiledByID in
             let compiled = cache.compile(s.targeting)
-            func audience(_ slot: Int, _ theirTargeting: () -> Condition) -> Witness? {
+            func audience(_ slot: Int, _ other: Box) -> Witness? {
                 let id = slotCondition[slot]
                 let theirs: Satisfiability.Compiled?
                 if let known = compiledByID[id] { theirs = known } else {
-                    theirs = cache.compile(theirTargeting())
+                    theirs = cache.compile(other.subject.targeting)
                     compiledByID[id] = .some(theirs)
                 }
                 if let compiled, let theirs, let fast = Satisfiability.witness(compiled, theirs, cache: cache) { return fast }
-                return Satisfiability.witness([s.targeting, theirTargeting()], cache: cache)
+                return Satisfiability.witness([s.targeting, other.subject.targeting], cache: cache)
             }
             for slot in candidateSlots(for: s) {
                 let (any, needsAudience) = probe.mayFind(against: slotFacts[slot])
@@ -437,14 +437,14 @@ public struct ConflictIndex: Sendable {
                 let other = slots[slot]!
                 let witness: Witness??
                 if needsAudience {
-                    guard let w = audience(slot, { other.subject.targeting }) else { continue }
+                    guard let w = audience(slot, other) else { continue }
                     witness = w
                 } else {
                     witness = .none
                 }
                 let before = out.count
-                ConflictRules.appendFindings(s, other.subject, symmetric: false, into: &out) { _, q in
-                    witness ?? audience(slot) { q.targeting }
+                ConflictRules.appendFindings(s, other.subject, symmetric: false, into: &out) { _, _ in
+                    witness ?? audience(slot, other)
                 }
                 if out.count > before { runs.append((other.subject.key, before..<out.count)) }
             }
