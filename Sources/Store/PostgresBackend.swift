@@ -392,18 +392,18 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     /// writes cannot be one statement, or the server refused them (the transaction that runs instead meets the refusal
     /// itself). Throws when the outcome is unknown.
     ///
-    /// postgres-nio reports a statement done at its CommandComplete, which PostgreSQL sends before the Sync that commits
-    /// a statement outside a transaction; it sends the next statement only after that Sync's ReadyForQuery, so a
-    /// `SELECT 1` answered after it means the commit succeeded.
+    /// It runs through `referee_write_once`, which commits before CALL's CommandComplete, so the answer means committed:
+    /// postgres-nio reports a statement done at its CommandComplete, and PostgreSQL commits a statement sent outside a
+    /// transaction only at the Sync after it. The procedure does nothing after its COMMIT but return; what can fail
+    /// after it (the connection's end, a cancel, a timeout) is an unknown outcome, never taken for a refusal.
     func sendAsOneStatement(guard guardSQL: String, _ guardArguments: [any SQLBindable]) throws -> Bool {
         optimistic = false
         let statement = Self.oneStatement(held, guard: (guardSQL, guardArguments))
         held.removeAll()
-        guard let statement else { return false }
+        guard let statement, let text = Self.inlined(statement.sql, statement.arguments) else { return false }
         let answer = Answer()
         committing = true
-        unsettled.append(connection.query(Self.numberedPlaceholders(statement.sql), Self.binds(statement.arguments), onRow: { answer.add($0) }))
-        unsettled.append(connection.query("SELECT 1", [], onRow: { _ in }))
+        unsettled.append(connection.query("CALL referee_write_once($1, NULL)", [PostgresData(string: text)], onRow: { answer.add($0) }))
         do {
             try settle()
         } catch is StoreError {
@@ -562,6 +562,36 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
             if c == UInt8(ascii: "?") && !quoted { n += 1; out.append(UInt8(ascii: "$")); out += String(n).utf8 } else { out.append(c) }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension PostgresSession {
+    /// `sql` with each `?` outside quoted text replaced by its argument as a typed literal, as the argument would have
+    /// been bound (`'…'::int8`, `E'…'::text`, `NULL`), for a statement that travels as text (`referee_write_once`).
+    /// Nil when the arguments do not match the placeholders or a text holds U+0000, which no PostgreSQL text can.
+    static func inlined(_ sql: String, _ arguments: [any SQLBindable]) -> String? {
+        var out: [UInt8] = [], next = 0, quoted = false
+        out.reserveCapacity(sql.utf8.count + 64)
+        for c in sql.utf8 {
+            if c == UInt8(ascii: "'") { quoted.toggle() }
+            guard c == UInt8(ascii: "?") && !quoted else { out.append(c); continue }
+            guard next < arguments.count else { return nil }
+            switch arguments[next].sqlValue {
+            case .null: out += "NULL".utf8
+            case .integer(let i): out += "'\(i)'::int8".utf8
+            case .text(let s):
+                // An E'' literal reads backslashes as escapes whatever standard_conforming_strings says: both are doubled.
+                out += "E'".utf8
+                for b in s.utf8 {
+                    if b == 0 { return nil }
+                    if b == UInt8(ascii: "'") || b == UInt8(ascii: "\\") { out.append(b) }
+                    out.append(b)
+                }
+                out += "'::text".utf8
+            }
+            next += 1
+        }
+        return next == arguments.count ? String(decoding: out, as: UTF8.self) : nil
     }
 }
 

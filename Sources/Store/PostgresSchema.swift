@@ -160,6 +160,21 @@ enum PostgresSchema {
             $$
             """,
         ]),
+        // A write sent as one statement (`PostgresSession.sendAsOneStatement`) runs through this procedure, which
+        // commits before CALL's CommandComplete: outside a transaction, a statement's own commit waits for the Sync after
+        // it, so its CommandComplete does not mean committed, and confirming that took a second round trip. The statement
+        // comes with its values written in; it runs with the caller's privileges (SECURITY INVOKER).
+        ("v4-write-once", [
+            """
+            CREATE PROCEDURE referee_write_once(statement TEXT, INOUT ok BOOLEAN)
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                EXECUTE statement INTO ok;
+                COMMIT;
+            END
+            $$
+            """,
+        ]),
     ]
 
     static let tables = ["experiments", "protocol_versions", "audit", "meta", "results", "grants", "saved_groups",

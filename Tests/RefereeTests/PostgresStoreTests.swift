@@ -72,7 +72,7 @@ struct PostgresStoreTests {
         #expect(try registrar.result("experiment.get", ["key": "contended"])["version"] == 21)
         try verified(registrar)
         let migrations = try TestStores.psql(database(of: store), "SELECT string_agg(name, ',' ORDER BY name) FROM referee_migrations")
-        #expect(migrations == "v1-registry,v2-commit-count,v3-write-begin")
+        #expect(migrations == "v1-registry,v2-commit-count,v3-write-begin,v4-write-once")
     }
 
     /// A daemon on the same host as the server reaches it through its Unix socket (`?host=DIRECTORY`, as libpq), and its

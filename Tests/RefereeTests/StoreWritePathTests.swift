@@ -63,6 +63,34 @@ import Registry
         #expect(PostgresSession.oneStatement([], guard: check) == nil)
     }
 
+    /// A write sent as one statement travels as text with its values written in, each typed as it would have been bound;
+    /// text is an E'' literal with quotes and backslashes doubled; `?` inside quoted text is not a placeholder.
+    @Test func aStatementSentAsTextCarriesItsValuesAsTheyWouldBeBound() {
+        #expect(PostgresSession.inlined("UPDATE t SET a = ?, b = '?' WHERE c = ? AND d = ?", [Int.min, "it's a \\ \n", SQLValue.null])
+                == "UPDATE t SET a = '-9223372036854775808'::int8, b = '?' WHERE c = E'it''s a \\\\ \n'::text AND d = NULL")
+        #expect(PostgresSession.inlined("SELECT ?", []) == nil)
+        #expect(PostgresSession.inlined("SELECT 1", [1]) == nil)
+        #expect(PostgresSession.inlined("SELECT ?", ["a\u{0}b"]) == nil)
+    }
+
+    /// Awkward text (quotes, backslashes, a `?`, new lines, characters beyond ASCII) written as one statement comes back
+    /// from the database as it was given.
+    @Test(.enabled(if: TestStores.clusterURL != nil)) func textWrittenAsOneStatementComesBackExactly() throws {
+        let store = try Store(path: try TestStores.freshDatabase())
+        let keys = ["plain", "it's", "back\\slash\\'", "E'x'", "what?", "two\nlines\t", "ключ-🚀", "'; DROP TABLE audit; --"]
+        for key in keys {
+            try store.write(claiming: key) { tx in
+                try tx.insert(Self.record(key))
+                try tx.appendAudit(at: "t", principal: "o", onBehalfOf: nil, method: "experiment.register", key: key, before: .null, after: ["k": .string(key)], reason: nil)
+            }
+        }
+        #expect(store.oneStatementWrites!.applied == keys.count - 1)
+        let (stored, audit) = try store.read { tx in (try tx.experiments(changedSince: 0).map(\.key), try tx.verifyAudit()) }
+        #expect(stored == keys)
+        #expect(audit.entries == keys.count && audit.firstBroken == nil)
+        for key in keys { #expect(try store.read { tx in try tx.experiment(key)?.document } == ["key": .string(key)]) }
+    }
+
     /// A process whose last commit is still the store's latest sends its next write as one statement; one that another
     /// process wrote after applies nothing that way and runs as a transaction on what the store holds now (here: a key
     /// taken in between is refused). The chain, the counters and the rows come out as if every write had been a transaction.
