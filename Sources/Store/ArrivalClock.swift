@@ -16,13 +16,13 @@ final class PostgresCommitClock: CommitClock, @unchecked Sendable {
     /// One question to the database, which requests that had arrived before it was asked may wait for instead of
     /// asking their own (concurrent clients one request at a time each would otherwise ask once per request).
     private final class Ask: @unchecked Sendable {
-        /// The arrival count read just before asking, and this process's writes then.
-        let covers: UInt64
-        let writes: UInt64
+        /// The arrival count read just before asking, and this process's writes then (set when it is sent).
+        var covers: UInt64 = 0
+        var writes: UInt64 = 0
         let finished = DispatchGroup()
         /// The answer, for waiters: nil when the ask failed or a local commit overtook it.
         var shared: Int?
-        init(covers: UInt64, writes: UInt64) { self.covers = covers; self.writes = writes; finished.enter() }
+        init() { finished.enter() }
     }
     private struct State {
         /// The last count asked and the arrival stamp read just before asking.
@@ -30,9 +30,13 @@ final class PostgresCommitClock: CommitClock, @unchecked Sendable {
         /// Writes through this process: an ask that a local commit overtook must not be kept, or a read pipelined
         /// after this daemon's own write could be answered from before it.
         var localWrites: UInt64 = 0
+        /// The ask sent and not yet answered, and the one to be sent once it is, for the requests that arrived after it
+        /// was sent: every request arriving meanwhile waits for that one ask (sending one each, they were as many
+        /// round trips and as many connections as socket workers).
         var asking: Ask?
+        var next: Ask?
     }
-    private enum Step { case known(Int), wait(Ask), ask(Ask) }
+    private enum Step { case known(Int), wait(Ask, seconds: Double), ask(Ask), askAfter(Ask, Ask) }
     private let backend: PostgresBackend
     /// Both read by every request, under `lock` shared; changed under it exclusive.
     private var arrivals: (any ArrivalClock)?
@@ -73,38 +77,63 @@ final class PostgresCommitClock: CommitClock, @unchecked Sendable {
         }
         guard let clock = fast.clock else { return nil }
         if let commits = fast.commits { return commits }
+        let answerSeconds = backend.statementSeconds + 1
         let step = lock.writing { () -> Step in
-            let s = state
-            if let known = s.known, stamp <= known.coversThrough { return .known(known.commits) }
-            if let ask = s.asking, stamp <= ask.covers { return .wait(ask) }
-            let ask = Ask(covers: clock.now, writes: s.localWrites)
-            state.asking = ask
+            if let known = state.known, stamp <= known.coversThrough { return .known(known.commits) }
+            // An ask sent after this request arrived holds for it; one not sent yet will be, after this request arrived.
+            if let ask = state.asking, stamp <= ask.covers { return .wait(ask, seconds: answerSeconds) }
+            if let next = state.next { return .wait(next, seconds: 2 * answerSeconds) }
+            if let ask = state.asking {
+                let next = Ask()
+                state.next = next
+                return .askAfter(ask, next)
+            }
+            let ask = Ask()
+            send(ask, clock)
             return .ask(ask)
         }
         switch step {
         case .known(let commits):
             return commits
-        case .wait(let ask):
-            // The ask began after this request arrived; its answer holds for it unless a local commit overtook it.
-            if ask.finished.wait(timeout: .now() + backend.statementSeconds + 1) == .success, let commits = ask.shared { return commits }
+        case .wait(let ask, let seconds):
+            if ask.finished.wait(timeout: .now() + seconds) == .success, let commits = ask.shared { return commits }
             return try commitCount()
         case .ask(let ask):
-            defer { ask.finished.leave() }
-            let commits: Int
-            do {
-                commits = try commitCount()
-            } catch {
-                lock.writing { if state.asking === ask { state.asking = nil } }
-                throw error
-            }
+            return try answer(ask)
+        case .askAfter(let current, let next):
+            _ = current.finished.wait(timeout: .now() + answerSeconds)
             lock.writing {
-                if state.asking === ask { state.asking = nil }
-                guard state.localWrites == ask.writes else { return }
-                ask.shared = commits
-                if (state.known?.coversThrough ?? 0) < ask.covers { state.known = (commits, ask.covers) }
+                if state.next === next { state.next = nil }
+                send(next, clock)
             }
-            return commits
+            return try answer(next)
         }
+    }
+
+    /// Marks `ask` sent now (under `lock`, exclusive): it covers every request that has arrived.
+    private func send(_ ask: Ask, _ clock: any ArrivalClock) {
+        ask.covers = clock.now
+        ask.writes = state.localWrites
+        state.asking = ask
+    }
+
+    /// Asks the database for `ask`, and tells its waiters.
+    private func answer(_ ask: Ask) throws -> Int {
+        defer { ask.finished.leave() }
+        let commits: Int
+        do {
+            commits = try commitCount()
+        } catch {
+            lock.writing { if state.asking === ask { state.asking = nil } }
+            throw error
+        }
+        lock.writing {
+            if state.asking === ask { state.asking = nil }
+            guard state.localWrites == ask.writes else { return }
+            ask.shared = commits
+            if (state.known?.coversThrough ?? 0) < ask.covers { state.known = (commits, ask.covers) }
+        }
+        return commits
     }
 
     private func commitCount() throws -> Int {
