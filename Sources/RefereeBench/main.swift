@@ -224,8 +224,9 @@ if only == nil || only == "stats" {
 let refereeBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("referee").path
 
 /// Pipes `lines` into a fresh daemon on `store` from a writer thread and reads every response: seconds until the last,
-/// seconds until the first (the daemon's start-up and first request), responses, and how many were errors. The client must cost far less than the daemon: raw writes from one thread, raw
-/// reads and memchr here (replies have sorted keys, so an error reply is a line that starts `{"error"`).
+/// seconds until the first (the daemon's start-up and first request), responses, and how many were errors. The client
+/// must cost far less than the daemon: raw writes from one thread, raw reads and memchr here (replies have sorted keys,
+/// so an error reply is a line that starts `{"error"`).
 @Sendable func pump(_ lines: [String], store: String) -> (seconds: Double, first: Double, responses: Int, errors: Int) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: refereeBinary)

@@ -555,43 +555,50 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
     /// `?` placeholders as PostgreSQL's `$1`, `$2`…, outside quoted text (as bytes: every statement passes here).
     static func numberedPlaceholders(_ sql: String) -> String {
         guard sql.utf8.contains(UInt8(ascii: "?")) else { return sql }
-        var out: [UInt8] = [], n = 0, quoted = false
-        out.reserveCapacity(sql.utf8.count + 16)
-        for c in sql.utf8 {
-            if c == UInt8(ascii: "'") { quoted.toggle() }
-            if c == UInt8(ascii: "?") && !quoted { n += 1; out.append(UInt8(ascii: "$")); out += String(n).utf8 } else { out.append(c) }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return replacingPlaceholders(sql) { n, out in
+            out.append(UInt8(ascii: "$"))
+            out += String(n + 1).utf8
+            return true
+        }!
     }
-}
 
-extension PostgresSession {
     /// `sql` with each `?` outside quoted text replaced by its argument as a typed literal, as the argument would have
     /// been bound (`'…'::int8`, `E'…'::text`, `NULL`), for a statement that travels as text (`referee_write_once`).
     /// Nil when the arguments do not match the placeholders or a text holds U+0000, which no PostgreSQL text can.
     static func inlined(_ sql: String, _ arguments: [any SQLBindable]) -> String? {
-        var out: [UInt8] = [], next = 0, quoted = false
-        out.reserveCapacity(sql.utf8.count + 64)
-        for c in sql.utf8 {
-            if c == UInt8(ascii: "'") { quoted.toggle() }
-            guard c == UInt8(ascii: "?") && !quoted else { out.append(c); continue }
-            guard next < arguments.count else { return nil }
-            switch arguments[next].sqlValue {
+        var used = 0
+        let text = replacingPlaceholders(sql) { n, out in
+            guard n < arguments.count else { return false }
+            used = n + 1
+            switch arguments[n].sqlValue {
             case .null: out += "NULL".utf8
             case .integer(let i): out += "'\(i)'::int8".utf8
             case .text(let s):
                 // An E'' literal reads backslashes as escapes whatever standard_conforming_strings says: both are doubled.
                 out += "E'".utf8
                 for b in s.utf8 {
-                    if b == 0 { return nil }
+                    if b == 0 { return false }
                     if b == UInt8(ascii: "'") || b == UInt8(ascii: "\\") { out.append(b) }
                     out.append(b)
                 }
                 out += "'::text".utf8
             }
-            next += 1
+            return true
         }
-        return next == arguments.count ? String(decoding: out, as: UTF8.self) : nil
+        return used == arguments.count ? text : nil
+    }
+
+    /// `sql` with the `n`th `?` outside quoted text (from 0) replaced by what `write` appends; nil when it refuses one.
+    private static func replacingPlaceholders(_ sql: String, _ write: (_ n: Int, _ out: inout [UInt8]) -> Bool) -> String? {
+        var out: [UInt8] = [], n = 0, quoted = false
+        out.reserveCapacity(sql.utf8.count + 64)
+        for c in sql.utf8 {
+            if c == UInt8(ascii: "'") { quoted.toggle() }
+            guard c == UInt8(ascii: "?") && !quoted else { out.append(c); continue }
+            guard write(n, &out) else { return nil }
+            n += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
