@@ -573,14 +573,24 @@ final class PostgresSession: SQLSession, @unchecked Sendable {
             switch arguments[n].sqlValue {
             case .null: out += "NULL".utf8
             case .integer(let i): out += "'\(i)'::int8".utf8
-            case .text(let s):
+            case .text(var s):
                 // An E'' literal reads backslashes as escapes whatever standard_conforming_strings says: both are doubled.
+                // Copied in runs between them (a registration's document is kilobytes of text).
                 out += "E'".utf8
-                for b in s.utf8 {
-                    if b == 0 { return false }
-                    if b == UInt8(ascii: "'") || b == UInt8(ascii: "\\") { out.append(b) }
-                    out.append(b)
+                s.makeContiguousUTF8()
+                let clean = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+                    var from = 0
+                    for i in bytes.indices {
+                        let b = bytes[i]
+                        if b == 0 { return false }
+                        guard b == UInt8(ascii: "'") || b == UInt8(ascii: "\\") else { continue }
+                        out += bytes[from...i]
+                        from = i
+                    }
+                    out += bytes[from...]
+                    return true
                 }
+                guard clean == true else { return false }
                 out += "'::text".utf8
             }
             return true
