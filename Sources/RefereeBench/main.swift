@@ -418,11 +418,11 @@ if only == nil || only == "stores" {
     }
     let get = #"{"jsonrpc":"2.0","id":1,"method":"experiment.get","params":{"key":"checkout-green-button"}}"#
 
-    /// Seconds for a fresh daemon on `store` to answer `lines`; errors are reported (the figures assume none).
-    @Sendable func pumped(_ lines: [String], store: String) -> Double {
+    /// `pump`'s run of `lines` on a fresh daemon; errors are reported (the figures assume none).
+    @Sendable func pumped(_ lines: [String], store: String) -> (seconds: Double, first: Double, responses: Int, errors: Int) {
         let run = pump(lines, store: store)
         if run.errors > 0 { FileHandle.standardError.write(Data("stores: \(run.errors) requests answered with an error on \(store.prefix(12))…\n".utf8)) }
-        return run.seconds
+        return run
     }
 
     var stores: [(name: String, url: (String) -> String)] = [("sqlite", { dir.appendingPathComponent("\($0).sqlite").path })]
@@ -436,8 +436,7 @@ if only == nil || only == "stores" {
     var figures: [String: Double] = [:]
     for (name, url) in stores {
         // Registrations: 500 from one daemon; 4 × 250 from four daemons at once (each a durable commit).
-        let one = pump((0..<500).map { registration($0, "one-\($0)") }, store: url("reg1"))
-        if one.errors > 0 { FileHandle.standardError.write(Data("stores: \(one.errors) registrations answered with an error\n".utf8)) }
+        let one = pumped((0..<500).map { registration($0, "one-\($0)") }, store: url("reg1"))
         figures["\(name) register 1"] = 500 / one.seconds
         let group = DispatchGroup()
         let t = now()
@@ -455,7 +454,7 @@ if only == nil || only == "stores" {
         report("\(name): experiment.register, 4 daemons at once", figures["\(name) register 4"]!, "requests/s", ["requests": 1000])
         // Gets: 100,000 pipelined, best of three; then one at a time for latency.
         _ = pumped([registration(0, "checkout-green-button")], store: url("get"))
-        let runs = (0..<3).map { _ in 100_000 / pumped(Array(repeating: get, count: 100_000), store: url("get")) }
+        let runs = (0..<3).map { _ in 100_000 / pumped(Array(repeating: get, count: 100_000), store: url("get")).seconds }
         figures["\(name) get"] = runs.max()!
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)

@@ -103,7 +103,7 @@ final class PostgresCommitClock: CommitClock, @unchecked Sendable {
         case .askAfter(let current, let next):
             _ = current.finished.wait(timeout: .now() + answerSeconds)
             lock.writing {
-                if state.next === next { state.next = nil }
+                state.next = nil
                 send(next, clock)
             }
             return try answer(next)
